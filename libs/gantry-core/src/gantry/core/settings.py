@@ -1,0 +1,149 @@
+"""Typed service settings: defaults < YAML file < environment variables.
+
+Every service subclasses `ServiceSettings` and binds it to its name with
+`settings_config("rollout")`, which makes each field `GANTRY_ROLLOUT_<FIELD>` in the
+environment. The optional YAML file is named by `GANTRY_<SERVICE>_CONFIG_FILE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+MiB = 1024 * 1024
+
+
+def env_prefix(service: str) -> str:
+    return f"GANTRY_{service.upper()}_"
+
+
+def settings_config(service: str) -> SettingsConfigDict:
+    """The pydantic-settings config that binds a settings class to one service."""
+    return SettingsConfigDict(
+        env_prefix=env_prefix(service),
+        extra="forbid",
+        validate_default=True,
+    )
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by `GANTRY_<SERVICE>_CONFIG_FILE`, if any."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        prefix = str(settings_cls.model_config.get("env_prefix", ""))
+        path = os.environ.get(f"{prefix}CONFIG_FILE")
+        self._data: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the settings file must hold a mapping")
+            self._data = loaded
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class ServiceSettings(BaseSettings):
+    """What every Gantry server understands. Services add their own fields."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    config_file: Path | None = Field(
+        default=None, description="YAML file with settings (lower priority than env vars)"
+    )
+    host: str = Field(default="0.0.0.0", description="Address the gRPC server binds")
+    port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0 picks a free one)")
+    metrics_port: int = Field(
+        default=9090, ge=0, le=65535, description="Prometheus /metrics port (0 disables it)"
+    )
+    port_file: Path | None = Field(
+        default=None, description="Write the bound gRPC port here once serving (for port 0)"
+    )
+    max_message_bytes: int = Field(
+        default=64 * MiB, ge=4 * MiB, description="Largest request/response message"
+    )
+    max_concurrent_rpcs: int | None = Field(
+        default=None, ge=1, description="Back-pressure: RPCs beyond this get RESOURCE_EXHAUSTED"
+    )
+    max_connection_age_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Close connections after this age so new replicas receive traffic",
+    )
+    grace_period_s: float = Field(
+        default=20.0, ge=0, description="SIGTERM drain time; keep below the pod's grace period"
+    )
+    executor_workers: int = Field(
+        default=4, ge=1, description="Threads for model/tensor work kept off the event loop"
+    )
+    auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token callers must present"
+    )
+    auth_token_file: Path | None = Field(
+        default=None, description="File holding the bearer token (a mounted Kubernetes Secret)"
+    )
+    auth_disabled: bool = Field(
+        default=False, description="Accept unauthenticated calls: local development only"
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Where the service keeps state (default ~/.local/share/gantry/<service>)",
+    )
+    log_level: str = Field(default="INFO", description="Python logging level")
+    log_json: bool = Field(default=True, description="Structured JSON logs (one object a line)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: explicit arguments, then env vars, then the YAML file, then defaults.
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _auth_is_configured(self) -> ServiceSettings:
+        if not self.auth_disabled and self.auth_token is None and self.auth_token_file is None:
+            prefix = str(self.model_config.get("env_prefix", "GANTRY_<SERVICE>_"))
+            raise ValueError(
+                f"no bearer token configured: set {prefix}AUTH_TOKEN or {prefix}AUTH_TOKEN_FILE, "
+                f"or {prefix}AUTH_DISABLED=true for local development"
+            )
+        return self
+
+    def resolved_data_dir(self) -> Path:
+        """The state directory, created on first use."""
+        prefix = str(self.model_config.get("env_prefix", "GANTRY_"))
+        service = prefix.removeprefix("GANTRY_").strip("_").lower() or "gantry"
+        path = self.data_dir or Path.home() / ".local" / "share" / "gantry" / service
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolved_token(self) -> str | None:
+        """The token callers must send, or None when auth is explicitly disabled."""
+        if self.auth_disabled:
+            return None
+        if self.auth_token is not None:
+            return self.auth_token.get_secret_value()
+        assert self.auth_token_file is not None
+        token = self.auth_token_file.read_text().strip()
+        if not token:
+            raise ValueError(f"{self.auth_token_file}: the token file is empty")
+        return token

@@ -1,0 +1,270 @@
+"""The local stack: every installed service as its own process on its own port.
+
+`up()` starts the processes (each in its own session, logging to a file), waits until
+each reports SERVING, and records them in `stack.json`; `down()` sends SIGTERM to each
+process group, waits for the drain, and SIGKILLs what is left, so no process survives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gantry.core.registry import DEFAULT_PORTS, installed_services
+from gantry.core.settings import env_prefix
+
+STACK_FILE = "stack.json"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def default_state_dir() -> Path:
+    explicit = os.environ.get("GANTRY_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "gantry"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    pid: int
+    port: int
+    metrics_port: int
+    log: str
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    state_dir: str
+    token: str | None
+    services: list[ServiceProcess]
+
+    def service(self, name: str) -> ServiceProcess:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pick_port(preferred: int | None, taken: set[int]) -> int:
+    if preferred and preferred not in taken and _port_free(preferred):
+        return preferred
+    port = _free_port()
+    while port in taken:
+        port = _free_port()
+    return port
+
+
+def load_stack(state_dir: Path) -> Stack | None:
+    path = state_dir / STACK_FILE
+    if not path.exists():
+        return None
+    raw = json.loads(path.read_text())
+    return Stack(
+        state_dir=raw["state_dir"],
+        token=raw.get("token"),
+        services=[ServiceProcess(**s) for s in raw["services"]],
+    )
+
+
+def _save_stack(stack: Stack) -> None:
+    path = Path(stack.state_dir) / STACK_FILE
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the token
+    with os.fdopen(fd, "w") as fh:
+        json.dump(asdict(stack), fh, indent=2)
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited; only its parent has not reaped it yet.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def health_status(target: str, token: str | None = None, timeout_s: float = 1.0) -> str:
+    """The overall health of a server: SERVING, NOT_SERVING, or UNREACHABLE."""
+    del token  # health is public so kubelet probes work without a token
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        except grpc.RpcError:
+            return "UNREACHABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def up(
+    state_dir: Path,
+    services: Sequence[str] | None = None,
+    *,
+    auth: bool = True,
+    timeout_s: float = 180.0,
+    extra_env: dict[str, str] | None = None,
+    on_ready: Callable[[ServiceProcess], None] | None = None,
+) -> Stack:
+    """Start the stack and return once every service is SERVING (or raise, leaving none)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    existing = load_stack(state_dir)
+    if existing is not None:
+        if any(pid_alive(s.pid) for s in existing.services):
+            raise StackError(f"a stack is already running from {state_dir}; run `gantry down`")
+        (state_dir / STACK_FILE).unlink()
+    names = list(services) if services is not None else installed_services()
+    unknown = sorted(set(names) - set(installed_services()))
+    if unknown:
+        raise StackError(f"not installed: {', '.join(unknown)}")
+    token = secrets.token_urlsafe(24) if auth else None
+    stack = Stack(state_dir=str(state_dir), token=token, services=[])
+    taken: set[int] = set()
+    try:
+        for name in names:
+            port = _pick_port(DEFAULT_PORTS.get(name), taken)
+            taken.add(port)
+            preferred = DEFAULT_PORTS.get(name)
+            metrics_port = _pick_port(preferred - 50051 + 9091 if preferred else None, taken)
+            taken.add(metrics_port)
+            stack.services.append(_launch(state_dir, name, port, metrics_port, token, extra_env))
+            _save_stack(stack)
+        deadline = time.monotonic() + timeout_s
+        for svc in stack.services:
+            _wait_serving(svc, deadline)
+            if on_ready is not None:
+                on_ready(svc)
+    except BaseException:
+        down(state_dir)
+        raise
+    return stack
+
+
+def _launch(
+    state_dir: Path,
+    name: str,
+    port: int,
+    metrics_port: int,
+    token: str | None,
+    extra_env: dict[str, str] | None,
+) -> ServiceProcess:
+    prefix = env_prefix(name)
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    env.update(
+        {
+            f"{prefix}HOST": "127.0.0.1",
+            f"{prefix}PORT": str(port),
+            f"{prefix}METRICS_PORT": str(metrics_port),
+            f"{prefix}DATA_DIR": str(state_dir / "data" / name),
+        }
+    )
+    if token is not None:
+        env[f"{prefix}AUTH_TOKEN"] = token
+        env.pop(f"{prefix}AUTH_DISABLED", None)
+    else:
+        env[f"{prefix}AUTH_DISABLED"] = "true"
+    log_path = state_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gantry.core.cli", "serve", name],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: `down` can signal all of it
+        )
+    return ServiceProcess(name, proc.pid, port, metrics_port, str(log_path))
+
+
+def _wait_serving(svc: ServiceProcess, deadline: float) -> None:
+    while True:
+        if not pid_alive(svc.pid):
+            raise StackError(f"{svc.name} exited during start; last log lines:\n{_tail(svc.log)}")
+        if health_status(svc.target, timeout_s=0.5) == "SERVING":
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"{svc.name} did not become SERVING in time:\n{_tail(svc.log)}")
+        time.sleep(0.2)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def down(state_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
+    """Stop every process of the stack; return the names stopped. Safe to repeat."""
+    stack = load_stack(state_dir)
+    if stack is None:
+        return []
+    for svc in stack.services:
+        _signal_group(svc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for svc in stack.services:
+        while pid_alive(svc.pid) and time.monotonic() < deadline:
+            _reap(svc.pid)
+            time.sleep(0.05)
+        _signal_group(svc.pid, signal.SIGKILL)  # the group: children too
+        _reap(svc.pid)
+    (state_dir / STACK_FILE).unlink(missing_ok=True)
+    return [s.name for s in stack.services]
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when this process started the child (no zombies)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

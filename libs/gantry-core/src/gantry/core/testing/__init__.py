@@ -1,0 +1,1 @@
+"""Helpers for testing Gantry services: a probe service and in-process servers."""
