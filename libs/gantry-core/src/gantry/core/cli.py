@@ -169,8 +169,12 @@ def call(
             if method is None:
                 for name in client.services():
                     console.print(name)
-                    for m in client.service(name).methods:
-                        console.print(f"  {m.name}", style="dim")
+                    try:
+                        methods = [m.name for m in client.service(name).methods]
+                    except KeyError:
+                        methods = ["(no descriptor published)"]
+                    for m in methods:
+                        console.print(f"  {m}", style="dim")
                 return
             descriptor = client.find_method(method)
             for reply in client.call(descriptor, data, timeout_s=timeout):

@@ -287,10 +287,12 @@ def error_from_status(status: status_pb2.Status) -> GantryError:
 
 def from_rpc_error(error: grpc.RpcError) -> GantryError:
     """Client side: turn a failed call into the typed error the server raised."""
-    call = error if isinstance(error, grpc.Call) else None
     status: status_pb2.Status | None = None
-    if call is not None:
-        status = rpc_status.from_call(call)
+    if hasattr(error, "trailing_metadata"):  # grpc.Call and grpc.aio.AioRpcError alike
+        try:
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+        except ValueError:  # details disagree with the status line: trust the line
+            status = None
     if status is None:
         code_fn = getattr(error, "code", None)
         details_fn = getattr(error, "details", None)

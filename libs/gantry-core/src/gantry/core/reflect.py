@@ -31,7 +31,10 @@ class ReflectionClient:
         wanted = name.replace("/", ".").lstrip(".")
         candidates: list[MethodDescriptor] = []
         for service_name in self.services():
-            service = self.service(service_name)
+            try:
+                service = self.service(service_name)
+            except KeyError:  # listed but published without a descriptor
+                continue
             for method in service.methods:
                 full = method.full_name
                 if full == wanted or full.endswith("." + wanted):

@@ -126,6 +126,22 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def health_status(target: str, token: str | None = None, timeout_s: float = 1.0) -> str:
     """The overall health of a server: SERVING, NOT_SERVING, or UNREACHABLE."""
     del token  # health is public so kubelet probes work without a token
@@ -253,10 +269,11 @@ def down(state_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
         _signal_group(svc.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     for svc in stack.services:
-        while pid_alive(svc.pid) and time.monotonic() < deadline:
+        while group_members(svc.pid) and time.monotonic() < deadline:
             _reap(svc.pid)
             time.sleep(0.05)
-        _signal_group(svc.pid, signal.SIGKILL)  # the group: children too
+        if group_members(svc.pid):
+            _signal_group(svc.pid, signal.SIGKILL)  # whatever ignored SIGTERM, children too
         _reap(svc.pid)
     (state_dir / STACK_FILE).unlink(missing_ok=True)
     return [s.name for s in stack.services]

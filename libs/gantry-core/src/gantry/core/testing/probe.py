@@ -37,6 +37,7 @@ class ProbeService(Service[ProbeSettings]):
         super().__init__(settings)
         self.started = False
         self.stopped = False
+        self.flaky_calls = 0
 
     async def start(self) -> None:
         await asyncio.sleep(self.settings.start_delay_s)
@@ -59,6 +60,13 @@ class ProbeService(Service[ProbeSettings]):
         if kind == "crash":
             raise RuntimeError("secret internal detail")
         return _string("ok")
+
+    async def flaky(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
+        """Fails with UNAVAILABLE until called `request.value` times."""
+        self.flaky_calls += 1
+        if self.flaky_calls < int(request.value):
+            raise errors.Unavailable("warming up", retry_after_s=0.01)
+        return _string(f"ok after {self.flaky_calls}")
 
     async def sleep(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
         await asyncio.sleep(float(request.value))
@@ -113,6 +121,7 @@ class ProbeService(Service[ProbeSettings]):
             "Echo": unary(self.echo),
             "Fail": unary(self.fail),
             "Sleep": unary(self.sleep),
+            "Flaky": unary(self.flaky),
             "StartJob": unary(self.start_job, ops.Operation),
             "Count": grpc.unary_stream_rpc_method_handler(
                 self.count,

@@ -1,0 +1,42 @@
+# The two commands: `make demo` runs Gantry's main job, `make test` runs every check.
+# Both create/update the virtualenv themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DISTS := libs/gantry-proto libs/gantry-core libs/gantry-models kernels $(sort $(dir $(wildcard services/*/pyproject.toml)))
+STAMP := $(VENV)/.gantry-installed
+
+.PHONY: demo test venv lint typecheck protos lint-protos pytest clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(patsubst %/,%,$(DISTS)))
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-build-isolation $(addprefix -e ,$(DISTS))
+	@touch $@
+
+demo: venv
+	$(BIN)/gantry demo
+
+test: venv lint-protos lint typecheck pytest
+
+lint-protos:
+	bash scripts/lint_protos.sh
+
+protos: venv
+	$(BIN)/python scripts/gen_protos.py
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy libs/gantry-core/src libs/gantry-core/tests libs/gantry-models/src libs/gantry-models/tests libs/gantry-proto/tests kernels/src scripts tests $(wildcard services/*/src services/*/tests)
+
+pytest: venv
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache
