@@ -1,0 +1,1 @@
+"""envfarm: VisGym environments, their solvers, and the gRPC farm that serves sessions."""
