@@ -102,7 +102,8 @@ async def main(calls: int) -> None:
     print(f"{'server':<34}{'median ms':>10}{'p99 ms':>10}")
     print(f"{'grpc.aio, no interceptor':<34}{baseline[0]:>10.3f}{baseline[1]:>10.3f}")
     print(f"{'gantry runtime (auth+metrics+logs)':<34}{runtime[0]:>10.3f}{runtime[1]:>10.3f}")
-    print(f"ratio gantry/bare: median {runtime[0] / baseline[0]:.2f}x, p99 {runtime[1] / baseline[1]:.2f}x")
+    median_ratio, p99_ratio = runtime[0] / baseline[0], runtime[1] / baseline[1]
+    print(f"ratio gantry/bare: median {median_ratio:.2f}x, p99 {p99_ratio:.2f}x")
 
 
 if __name__ == "__main__":

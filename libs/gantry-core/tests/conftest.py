@@ -7,9 +7,8 @@ import pytest
 
 from gantry.core.client import aio_channel
 from gantry.core.server import RunningServer, start_server
+from gantry.core.testing.probe import TEST_TOKEN as TOKEN
 from gantry.core.testing.probe import ProbeService, ProbeSettings
-
-TOKEN = "test-token-123"
 
 
 @pytest.fixture

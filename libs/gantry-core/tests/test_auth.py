@@ -10,9 +10,8 @@ from pydantic import ValidationError
 
 from gantry.core.client import aio_channel
 from gantry.core.server import RunningServer, start_server
+from gantry.core.testing.probe import TEST_TOKEN as TOKEN
 from gantry.core.testing.probe import ProbeService, ProbeSettings, probe_method
-
-from .conftest import TOKEN
 
 PING = wrappers_pb2.StringValue(value="ping")
 

@@ -15,7 +15,9 @@ from gantry.core.stack import group_members, load_stack, pid_alive
 PROBE = "probe=gantry.core.testing.probe:ProbeService"
 
 
-def gantry(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def gantry(
+    state_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "GANTRY_EXTRA_SERVICES": PROBE, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "gantry.core.cli", *args, "--state-dir", str(state_dir)],
@@ -79,7 +81,7 @@ def test_up_fails_cleanly_when_a_service_cannot_start(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_calls_each_service_and_stops_the_stack(tmp_path: Path) -> None:
-    result = gantry(tmp_path, "demo")
+    result = gantry(tmp_path, "demo", "probe")
     assert result.returncode == 0, result.stderr
     assert "echo -> ping" in result.stdout
     assert "stack down: stopped probe" in result.stdout

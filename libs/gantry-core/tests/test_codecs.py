@@ -15,7 +15,11 @@ from gantry.proto.common.v1 import media_pb2, tensor_pb2
     "dtype", ["float32", "float16", "float64", "int8", "uint8", "int16", "int32", "int64", "bool"]
 )
 def test_numpy_round_trip(dtype: str) -> None:
-    array = (np.arange(24).reshape(2, 3, 4) % 2 == 0) if dtype == "bool" else np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    array = (
+        (np.arange(24).reshape(2, 3, 4) % 2 == 0)
+        if dtype == "bool"
+        else np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    )
     wire = codecs.tensor_from_numpy(array)
     assert list(wire.shape) == [2, 3, 4]
     back = codecs.tensor_to_numpy(tensor_pb2.Tensor.FromString(wire.SerializeToString()))
@@ -56,8 +60,14 @@ def test_empty_and_scalar_tensors() -> None:
     ("tensor", "field"),
     [
         (tensor_pb2.Tensor(shape=[1], data=b"\0\0\0\0"), "obs.state.dtype"),
-        (tensor_pb2.Tensor(dtype=tensor_pb2.DTYPE_FLOAT32, shape=[-1], data=b""), "obs.state.shape"),
-        (tensor_pb2.Tensor(dtype=tensor_pb2.DTYPE_FLOAT32, shape=[2], data=b"\0" * 7), "obs.state.data"),
+        (
+            tensor_pb2.Tensor(dtype=tensor_pb2.DTYPE_FLOAT32, shape=[-1], data=b""),
+            "obs.state.shape",
+        ),
+        (
+            tensor_pb2.Tensor(dtype=tensor_pb2.DTYPE_FLOAT32, shape=[2], data=b"\0" * 7),
+            "obs.state.data",
+        ),
     ],
 )
 def test_malformed_tensor_names_the_field(tensor: tensor_pb2.Tensor, field: str) -> None:

@@ -21,7 +21,7 @@ async def _fail(channel: grpc.aio.Channel, kind: str) -> grpc.aio.AioRpcError:
 async def test_invalid_argument_names_the_field(channel: grpc.aio.Channel) -> None:
     error = await _fail(channel, "invalid")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith("value:")
+    assert (error.details() or "").startswith("value:")
     status = rpc_status.from_call(error)
     assert status is not None
     bad = error_details_pb2.BadRequest()
@@ -56,9 +56,13 @@ async def test_unexpected_exception_is_internal_without_leaking(channel: grpc.ai
 async def test_stream_error_after_items(channel: grpc.aio.Channel) -> None:
     call = probe_method(channel, "Count", stream=True)(wrappers_pb2.StringValue(value="3"))
     received = []
-    with pytest.raises(grpc.aio.AioRpcError) as info:
+
+    async def drain() -> None:
         async for item in call:
             received.append(item.value)
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await drain()
     assert received == ["0", "1", "2"]
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -19,9 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gantry.core.client import aio_channel, sync_channel
 from gantry.core.server import RunningServer, start_server
+from gantry.core.testing.probe import TEST_TOKEN as TOKEN
 from gantry.core.testing.probe import ProbeService, ProbeSettings, probe_method
-
-from .conftest import TOKEN
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -51,10 +52,8 @@ async def test_health_serving_only_after_start_then_not_serving_on_stop() -> Non
     target = f"127.0.0.1:{port}"
     seen: list[int] = []
     while not starting.done():
-        try:
+        with contextlib.suppress(grpc.aio.AioRpcError):  # not bound yet
             seen.append(await _health(target))
-        except grpc.aio.AioRpcError:
-            pass  # not bound yet
         await asyncio.sleep(0.05)
     running = await starting
     assert NOT_SERVING in seen, "health must not report SERVING while the service loads"
@@ -148,7 +147,7 @@ async def test_message_size_limit_is_enforced() -> None:
 
 
 @pytest.fixture
-def probe_process(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+def probe_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
     port_file = tmp_path / "port"
     metrics_port = _free_port()
     env = {

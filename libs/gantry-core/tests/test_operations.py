@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -15,14 +16,18 @@ from gantry.core.operations import OperationStore
 from gantry.core.testing.probe import probe_method
 
 
-def _start(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[
-    wrappers_pb2.StringValue, ops.Operation
-]:
+def _start(
+    channel: grpc.aio.Channel,
+) -> grpc.aio.UnaryUnaryMultiCallable[wrappers_pb2.StringValue, ops.Operation]:
     return channel.unary_unary(
         "/gantry.testing.v1.ProbeService/StartJob",
         request_serializer=wrappers_pb2.StringValue.SerializeToString,
         response_deserializer=ops.Operation.FromString,
     )
+
+
+def _stub(channel: grpc.aio.Channel) -> Any:
+    return operations_pb2_grpc.OperationsStub(channel)  # type: ignore[no-untyped-call]
 
 
 def _unpack_string(op: ops.Operation) -> str:
@@ -34,7 +39,7 @@ def _unpack_string(op: ops.Operation) -> str:
 async def test_job_runs_and_wait_returns_its_response(channel: grpc.aio.Channel) -> None:
     op = await _start(channel)(wrappers_pb2.StringValue(value="0.2"))
     assert not op.done and op.name.startswith("probe/operations/")
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     meta = wrappers_pb2.StringValue()
     polled = await stub.GetOperation(ops.GetOperationRequest(name=op.name))
     assert polled.metadata.Unpack(meta) and meta.value in ("queued", "running")
@@ -46,7 +51,7 @@ async def test_job_runs_and_wait_returns_its_response(channel: grpc.aio.Channel)
 
 async def test_failed_job_reports_error_in_operation(channel: grpc.aio.Channel) -> None:
     op = await _start(channel)(wrappers_pb2.StringValue(value="-1"))
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     done = await stub.WaitOperation(ops.WaitOperationRequest(name=op.name))
     assert done.done and done.HasField("error")
     assert done.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
@@ -61,7 +66,7 @@ async def test_error_before_start_is_the_rpc_status(channel: grpc.aio.Channel) -
 
 async def test_cancel_marks_operation_cancelled(channel: grpc.aio.Channel) -> None:
     op = await _start(channel)(wrappers_pb2.StringValue(value="30"))
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     await stub.CancelOperation(ops.CancelOperationRequest(name=op.name))
     done = await stub.WaitOperation(
         ops.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(seconds=5))
@@ -71,7 +76,7 @@ async def test_cancel_marks_operation_cancelled(channel: grpc.aio.Channel) -> No
 
 async def test_wait_times_out_with_operation_not_done(channel: grpc.aio.Channel) -> None:
     op = await _start(channel)(wrappers_pb2.StringValue(value="30"))
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     state = await stub.WaitOperation(
         ops.WaitOperationRequest(name=op.name, timeout=duration_pb2.Duration(nanos=100_000_000))
     )
@@ -79,7 +84,7 @@ async def test_wait_times_out_with_operation_not_done(channel: grpc.aio.Channel)
 
 
 async def test_unknown_operation_is_not_found(channel: grpc.aio.Channel) -> None:
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GetOperation(ops.GetOperationRequest(name="probe/operations/nope"))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
@@ -88,7 +93,7 @@ async def test_unknown_operation_is_not_found(channel: grpc.aio.Channel) -> None
 async def test_list_filters_and_pages(channel: grpc.aio.Channel) -> None:
     names = [(await _start(channel)(wrappers_pb2.StringValue(value="0"))).name for _ in range(5)]
     running = await _start(channel)(wrappers_pb2.StringValue(value="30"))
-    stub = operations_pb2_grpc.OperationsStub(channel)
+    stub = _stub(channel)
     for name in names:
         await stub.WaitOperation(ops.WaitOperationRequest(name=name))
     page1 = await stub.ListOperations(ops.ListOperationsRequest(filter="done=true", page_size=3))

@@ -88,9 +88,7 @@ def _print_stack(running: stack.Stack) -> None:
     for column in ("service", "pid", "endpoint", "metrics", "health", "log"):
         table.add_column(column)
     for svc in running.services:
-        health = (
-            stack.health_status(svc.target) if stack.pid_alive(svc.pid) else "EXITED"
-        )
+        health = stack.health_status(svc.target) if stack.pid_alive(svc.pid) else "EXITED"
         table.add_row(
             svc.name,
             str(svc.pid),
@@ -149,12 +147,8 @@ def call(
         str | None,
         typer.Argument(help="Service/Method (or just Method); omit to list services"),
     ] = None,
-    data: Annotated[
-        str, typer.Argument(help="Request as JSON, @file, or - for stdin")
-    ] = "{}",
-    token: Annotated[
-        str | None, typer.Option(envvar="GANTRY_TOKEN", help="Bearer token")
-    ] = None,
+    data: Annotated[str, typer.Argument(help="Request as JSON, @file, or - for stdin")] = "{}",
+    token: Annotated[str | None, typer.Option(envvar="GANTRY_TOKEN", help="Bearer token")] = None,
     timeout: Annotated[float, typer.Option(help="Deadline in seconds")] = 60.0,
     state_dir: StateDir = None,
 ) -> None:
@@ -190,11 +184,14 @@ def call(
 
 @app.command()
 def demo(
+    services: Annotated[
+        list[str] | None, typer.Argument(help="Services to include (default: all installed)")
+    ] = None,
     state_dir: StateDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for SERVING")] = 180.0,
 ) -> None:
     """Bring up every installed service, make one real call to each, bring it all down."""
-    names = installed_services()
+    names = services or installed_services()
     if not names:
         raise _fail("no Gantry service is installed")
     directory = _state_dir(state_dir) / "demo"

@@ -106,7 +106,7 @@ class _AioStreamStream(_AioMetadata, grpc.aio.StreamStreamClientInterceptor):
 class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
     method: str
     timeout: float | None
-    metadata: Metadata | None
+    metadata: Any
     credentials: grpc.CallCredentials | None
     wait_for_ready: bool | None
     compression: grpc.Compression | None

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 DType = tensor_pb2.DType
 CHUNK_BYTES = 1 << 20
 
-_NUMPY: dict[int, str] = {
+_NUMPY: dict[Any, str] = {
     tensor_pb2.DTYPE_FLOAT32: "<f4",
     tensor_pb2.DTYPE_FLOAT16: "<f2",
     tensor_pb2.DTYPE_FLOAT64: "<f8",
@@ -36,13 +36,15 @@ _NUMPY: dict[int, str] = {
     tensor_pb2.DTYPE_INT64: "<i8",
     tensor_pb2.DTYPE_BOOL: "?",
 }
-_TORCH_ONLY = {
+_TORCH_ONLY: dict[Any, tuple[str, int]] = {
     tensor_pb2.DTYPE_BFLOAT16: ("bfloat16", 2),
     tensor_pb2.DTYPE_FLOAT8_E4M3FN: ("float8_e4m3fn", 1),
     tensor_pb2.DTYPE_FLOAT8_E5M2: ("float8_e5m2", 1),
 }
 # Keyed by (kind, itemsize) so either byte order maps to the little-endian wire type.
-_FROM_NUMPY = {(np.dtype(v).kind, np.dtype(v).itemsize): k for k, v in _NUMPY.items()}
+_FROM_NUMPY: dict[tuple[str, int], Any] = {
+    (np.dtype(v).kind, np.dtype(v).itemsize): k for k, v in _NUMPY.items()
+}
 
 
 def itemsize(dtype: int) -> int:
@@ -93,18 +95,11 @@ def _torch_dtype(dtype: int) -> torch.dtype:
     import torch
 
     if dtype in _TORCH_ONLY:
-        return getattr(torch, _TORCH_ONLY[dtype][0])  # type: ignore[no-any-return]
-    return {
-        tensor_pb2.DTYPE_FLOAT32: torch.float32,
-        tensor_pb2.DTYPE_FLOAT16: torch.float16,
-        tensor_pb2.DTYPE_FLOAT64: torch.float64,
-        tensor_pb2.DTYPE_INT8: torch.int8,
-        tensor_pb2.DTYPE_UINT8: torch.uint8,
-        tensor_pb2.DTYPE_INT16: torch.int16,
-        tensor_pb2.DTYPE_INT32: torch.int32,
-        tensor_pb2.DTYPE_INT64: torch.int64,
-        tensor_pb2.DTYPE_BOOL: torch.bool,
-    }[dtype]
+        name = _TORCH_ONLY[dtype][0]
+    else:  # numpy's names match torch's for the rest ("float32", "int8", "bool", ...)
+        name = np.dtype(_NUMPY[dtype]).name
+    result: torch.dtype = getattr(torch, name)
+    return result
 
 
 def tensor_to_torch(tensor: tensor_pb2.Tensor, *, field: str = "tensor") -> torch.Tensor:
@@ -121,7 +116,7 @@ def tensor_to_torch(tensor: tensor_pb2.Tensor, *, field: str = "tensor") -> torc
 def tensor_from_torch(value: torch.Tensor) -> tensor_pb2.Tensor:
     import torch
 
-    by_torch = {_torch_dtype(d): d for d in (*_NUMPY, *_TORCH_ONLY)}
+    by_torch: dict[Any, Any] = {_torch_dtype(d): d for d in (*_NUMPY, *_TORCH_ONLY)}
     dtype = by_torch.get(value.dtype)
     if dtype is None:
         raise TypeError(f"no wire dtype for torch {value.dtype}")
@@ -170,9 +165,7 @@ def assemble_chunks(
             )
         buffer.extend(chunk.data)
         if chunk.last:
-            tensor = tensor_pb2.Tensor(
-                dtype=current.dtype, shape=current.shape, data=bytes(buffer)
-            )
+            tensor = tensor_pb2.Tensor(dtype=current.dtype, shape=current.shape, data=bytes(buffer))
             _check(tensor, f"{field}[{current.name}]")
             yield tensor_pb2.NamedTensor(name=current.name, tensor=tensor)
             current = None
@@ -194,9 +187,7 @@ def image_from_array(pixels: NDArray[np.uint8], *, mime_type: str = "image/png")
     buffer = io.BytesIO()
     PILImage.fromarray(pixels).save(buffer, format=fmt)
     height, width = pixels.shape[:2]
-    return media_pb2.Image(
-        data=buffer.getvalue(), mime_type=mime_type, width=width, height=height
-    )
+    return media_pb2.Image(data=buffer.getvalue(), mime_type=mime_type, width=width, height=height)
 
 
 def image_to_array(image: media_pb2.Image, *, field: str = "image") -> NDArray[np.uint8]:

@@ -58,12 +58,14 @@ class GantryError(Exception):
         return []
 
     def to_status(self) -> status_pb2.Status:
-        return status_pb2.Status(
+        status: status_pb2.Status = status_pb2.Status(
             code=self.code.value[0], message=self.message, details=self.details()
         )
+        return status
 
     def to_grpc_status(self) -> grpc.Status:
-        return rpc_status.to_status(self.to_status())
+        status: grpc.Status = rpc_status.to_status(self.to_status())
+        return status
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, reason={self.reason!r})"
@@ -102,7 +104,9 @@ class InvalidArgument(GantryError):
             return []
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
                 for v in self.violations
             ]
         )
@@ -253,20 +257,18 @@ def error_from_status(status: status_pb2.Status) -> GantryError:
     resource: error_details_pb2.ResourceInfo | None = None
     retry_after: float | None = None
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
+        # Unpack() returns False when the Any holds another type.
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        found = error_details_pb2.ResourceInfo()
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
             reason, metadata = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
+        elif detail.Unpack(bad):
             violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
-        elif detail.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
-            resource = error_details_pb2.ResourceInfo()
-            detail.Unpack(resource)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            retry = error_details_pb2.RetryInfo()
-            detail.Unpack(retry)
+        elif detail.Unpack(found):
+            resource = found
+        elif detail.Unpack(retry):
             retry_after = retry.retry_delay.ToNanoseconds() / 1e9
     if cls is InvalidArgument:
         return InvalidArgument(

@@ -9,6 +9,7 @@ counted and timed whatever its outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -68,7 +69,7 @@ class _CallScope:
         self.auth = auth
         metadata = context.invocation_metadata()
         self.request_id = _metadata_value(metadata, REQUEST_ID) or uuid.uuid4().hex[:16]
-        self.metadata = metadata
+        self.metadata: Any = metadata
 
     def _enter(self) -> None:
         self._token = request_id_var.set(self.request_id)
@@ -92,10 +93,9 @@ class _CallScope:
                 elapsed * 1e3,
                 extra={"method": self.method, "code": code.name, "ms": round(elapsed * 1e3, 3)},
             )
-        try:
+        # A stream may finish in another context: then there is nothing to restore.
+        with contextlib.suppress(ValueError):
             request_id_var.reset(self._token)
-        except ValueError:  # a stream finished in another context: nothing to restore
-            pass
 
     async def _fail(self, exc: BaseException) -> grpc.StatusCode:
         """Send the status for `exc`; return its code. Raises AbortError (by design)."""
@@ -161,15 +161,19 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
         return self._wrap(handler, handler_call_details.method)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         metrics, auth = self.metrics, self.auth
 
         def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:

@@ -55,7 +55,9 @@ def configure_logging(service: str, *, level: str = "INFO", json_format: bool = 
     if json_format:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(_TextFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+        handler.setFormatter(
+            _TextFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -43,7 +43,7 @@ class OperationHandle:
 
     @property
     def name(self) -> str:
-        return self._record.operation.name
+        return str(self._record.operation.name)
 
     def set_metadata(self, metadata: Message) -> None:
         """Publish progress; clients see it on their next GetOperation."""
@@ -228,7 +228,9 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         return empty_pb2.Empty()
 
     async def WaitOperation(
-        self, request: operations_pb2.WaitOperationRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        request: operations_pb2.WaitOperationRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> operations_pb2.Operation:
         timeout: float | None = None
         if request.HasField("timeout"):
@@ -244,5 +246,6 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
 
 
 def add_operations_service(server: grpc.aio.Server, store: OperationStore) -> str:
-    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(store), server)
+    servicer = OperationsServicer(store)
+    operations_pb2_grpc.add_OperationsServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     return OPERATIONS_SERVICE

@@ -69,8 +69,10 @@ class ReflectionClient:
             "request_serializer": request_type.SerializeToString,
             "response_deserializer": response_type.FromString,
         }
-        kind = ("stream" if method.client_streaming else "unary") + "_" + (
-            "stream" if method.server_streaming else "unary"
+        kind = (
+            ("stream" if method.client_streaming else "unary")
+            + "_"
+            + ("stream" if method.server_streaming else "unary")
         )
         callable_ = getattr(self.channel, kind)(path, **kwargs)
         if method.server_streaming:

@@ -64,10 +64,10 @@ class Service(ABC, Generic[SettingsT]):
         `gantry demo` and `gantry status --probe` use it to show the service is live.
         """
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Load models/backends. Health reports SERVING only after this returns."""
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook
+    async def stop(self) -> None:
         """Release what `start()` acquired, after in-flight calls have drained."""
 
     async def run_blocking(self, fn: Callable[..., R], *args: Any) -> R:
@@ -158,9 +158,7 @@ async def start_server(service: Service[Any]) -> RunningServer:
     names.append(add_operations_service(server, service.operations))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        [*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection([*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server)
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")

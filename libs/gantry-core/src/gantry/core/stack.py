@@ -7,6 +7,7 @@ process group, waits for the drain, and SIGKILLs what is left, so no process sur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -254,10 +255,8 @@ def _wait_serving(svc: ServiceProcess, deadline: float) -> None:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def down(state_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
@@ -281,7 +280,5 @@ def down(state_dir: Path, *, timeout_s: float = 30.0) -> list[str]:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when this process started the child (no zombies)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

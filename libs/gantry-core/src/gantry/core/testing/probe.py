@@ -18,6 +18,7 @@ from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings, settings_config
 
 PROBE_SERVICE = "gantry.testing.v1.ProbeService"
+TEST_TOKEN = "test-token-123"
 
 
 class ProbeSettings(ServiceSettings):
@@ -46,10 +47,14 @@ class ProbeService(Service[ProbeSettings]):
     async def stop(self) -> None:
         self.stopped = True
 
-    async def echo(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
+    async def echo(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> wrappers_pb2.StringValue:
         return _string(request.value)
 
-    async def fail(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
+    async def fail(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> wrappers_pb2.StringValue:
         kind = request.value
         if kind == "invalid":
             raise errors.InvalidArgument.for_field("value", "must be a known failure kind")
@@ -61,14 +66,18 @@ class ProbeService(Service[ProbeSettings]):
             raise RuntimeError("secret internal detail")
         return _string("ok")
 
-    async def flaky(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
+    async def flaky(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> wrappers_pb2.StringValue:
         """Fails with UNAVAILABLE until called `request.value` times."""
         self.flaky_calls += 1
         if self.flaky_calls < int(request.value):
             raise errors.Unavailable("warming up", retry_after_s=0.01)
         return _string(f"ok after {self.flaky_calls}")
 
-    async def sleep(self, request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
+    async def sleep(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> wrappers_pb2.StringValue:
         await asyncio.sleep(float(request.value))
         return _string(f"slept {request.value}")
 
@@ -82,9 +91,7 @@ class ProbeService(Service[ProbeSettings]):
         if n == 3:
             raise errors.FailedPrecondition("stream broke after 3 items")
 
-    async def start_job(
-        self, request: wrappers_pb2.StringValue, context: Any
-    ) -> Any:
+    async def start_job(self, request: wrappers_pb2.StringValue, context: Any) -> Any:
         seconds = float(request.value)
 
         async def job(handle: Any) -> wrappers_pb2.StringValue:
@@ -110,7 +117,9 @@ class ProbeService(Service[ProbeSettings]):
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
         from google.longrunning import operations_proto_pb2 as ops
 
-        def unary(fn: Any, response: Any = wrappers_pb2.StringValue) -> grpc.RpcMethodHandler:
+        def unary(
+            fn: Any, response: Any = wrappers_pb2.StringValue
+        ) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_unary_rpc_method_handler(
                 fn,
                 request_deserializer=wrappers_pb2.StringValue.FromString,
@@ -129,7 +138,9 @@ class ProbeService(Service[ProbeSettings]):
                 response_serializer=wrappers_pb2.StringValue.SerializeToString,
             ),
         }
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(PROBE_SERVICE, handlers),))
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(PROBE_SERVICE, handlers),)
+        )
         return [PROBE_SERVICE]
 
 
