@@ -1,0 +1,435 @@
+import datetime
+
+from gantry.proto.common.v1 import chat_pb2 as _chat_pb2
+from gantry.proto.common.v1 import episode_pb2 as _episode_pb2
+from gantry.proto.common.v1 import media_pb2 as _media_pb2
+from gantry.proto.common.v1 import sampling_pb2 as _sampling_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EnvironmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENVIRONMENT_KIND_UNSPECIFIED: _ClassVar[EnvironmentKind]
+    ENVIRONMENT_KIND_VISUAL: _ClassVar[EnvironmentKind]
+    ENVIRONMENT_KIND_TERMINAL: _ClassVar[EnvironmentKind]
+    ENVIRONMENT_KIND_NOTEBOOK: _ClassVar[EnvironmentKind]
+
+class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
+    SESSION_STATE_ACTIVE: _ClassVar[SessionState]
+    SESSION_STATE_DONE: _ClassVar[SessionState]
+    SESSION_STATE_CLOSED: _ClassVar[SessionState]
+
+class TaskPipelineStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_PIPELINE_STAGE_UNSPECIFIED: _ClassVar[TaskPipelineStage]
+    TASK_PIPELINE_STAGE_PROPOSING: _ClassVar[TaskPipelineStage]
+    TASK_PIPELINE_STAGE_BUILDING: _ClassVar[TaskPipelineStage]
+    TASK_PIPELINE_STAGE_TESTING: _ClassVar[TaskPipelineStage]
+    TASK_PIPELINE_STAGE_FILTERING: _ClassVar[TaskPipelineStage]
+    TASK_PIPELINE_STAGE_DONE: _ClassVar[TaskPipelineStage]
+ENVIRONMENT_KIND_UNSPECIFIED: EnvironmentKind
+ENVIRONMENT_KIND_VISUAL: EnvironmentKind
+ENVIRONMENT_KIND_TERMINAL: EnvironmentKind
+ENVIRONMENT_KIND_NOTEBOOK: EnvironmentKind
+SESSION_STATE_UNSPECIFIED: SessionState
+SESSION_STATE_ACTIVE: SessionState
+SESSION_STATE_DONE: SessionState
+SESSION_STATE_CLOSED: SessionState
+TASK_PIPELINE_STAGE_UNSPECIFIED: TaskPipelineStage
+TASK_PIPELINE_STAGE_PROPOSING: TaskPipelineStage
+TASK_PIPELINE_STAGE_BUILDING: TaskPipelineStage
+TASK_PIPELINE_STAGE_TESTING: TaskPipelineStage
+TASK_PIPELINE_STAGE_FILTERING: TaskPipelineStage
+TASK_PIPELINE_STAGE_DONE: TaskPipelineStage
+
+class ResourceLimits(_message.Message):
+    __slots__ = ("cpus", "memory_bytes", "storage_bytes", "step_timeout", "episode_timeout", "test_timeout", "network")
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STEP_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    TEST_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    cpus: float
+    memory_bytes: int
+    storage_bytes: int
+    step_timeout: _duration_pb2.Duration
+    episode_timeout: _duration_pb2.Duration
+    test_timeout: _duration_pb2.Duration
+    network: bool
+    def __init__(self, cpus: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., step_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., episode_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., test_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., network: _Optional[bool] = ...) -> None: ...
+
+class DifficultyLevel(_message.Message):
+    __slots__ = ("difficulty", "max_steps", "description")
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    difficulty: _episode_pb2.Difficulty
+    max_steps: int
+    description: str
+    def __init__(self, difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., max_steps: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Environment(_message.Message):
+    __slots__ = ("id", "kind", "description", "instructions", "action_grammar", "action_examples", "difficulties", "observation_modes", "supports_text_feedback", "supports_goal_image", "has_solver", "solver_strategies", "limits", "requires_dataset")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_GRAMMAR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTIES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_MODES_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTS_TEXT_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTS_GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    HAS_SOLVER_FIELD_NUMBER: _ClassVar[int]
+    SOLVER_STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_DATASET_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: EnvironmentKind
+    description: str
+    instructions: str
+    action_grammar: str
+    action_examples: _containers.RepeatedScalarFieldContainer[str]
+    difficulties: _containers.RepeatedCompositeFieldContainer[DifficultyLevel]
+    observation_modes: _containers.RepeatedScalarFieldContainer[_episode_pb2.ObservationMode]
+    supports_text_feedback: bool
+    supports_goal_image: bool
+    has_solver: bool
+    solver_strategies: _containers.RepeatedScalarFieldContainer[str]
+    limits: ResourceLimits
+    requires_dataset: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EnvironmentKind, str]] = ..., description: _Optional[str] = ..., instructions: _Optional[str] = ..., action_grammar: _Optional[str] = ..., action_examples: _Optional[_Iterable[str]] = ..., difficulties: _Optional[_Iterable[_Union[DifficultyLevel, _Mapping]]] = ..., observation_modes: _Optional[_Iterable[_Union[_episode_pb2.ObservationMode, str]]] = ..., supports_text_feedback: _Optional[bool] = ..., supports_goal_image: _Optional[bool] = ..., has_solver: _Optional[bool] = ..., solver_strategies: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., requires_dataset: _Optional[bool] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("id", "env_id", "difficulty", "seed", "settings", "state", "step_index", "max_steps", "total_reward", "limits", "create_time", "expire_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ENV_ID_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    env_id: str
+    difficulty: _episode_pb2.Difficulty
+    seed: int
+    settings: _episode_pb2.EpisodeSettings
+    state: SessionState
+    step_index: int
+    max_steps: int
+    total_reward: float
+    limits: ResourceLimits
+    create_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., state: _Optional[_Union[SessionState, str]] = ..., step_index: _Optional[int] = ..., max_steps: _Optional[int] = ..., total_reward: _Optional[float] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListEnvironmentsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "id_prefix", "kind")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    id_prefix: str
+    kind: EnvironmentKind
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., id_prefix: _Optional[str] = ..., kind: _Optional[_Union[EnvironmentKind, str]] = ...) -> None: ...
+
+class ListEnvironmentsResponse(_message.Message):
+    __slots__ = ("environments", "next_page_token")
+    ENVIRONMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    environments: _containers.RepeatedCompositeFieldContainer[Environment]
+    next_page_token: str
+    def __init__(self, environments: _Optional[_Iterable[_Union[Environment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("env_id", "difficulty", "seed", "settings", "initial_state_json", "limits", "ttl")
+    ENV_ID_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    env_id: str
+    difficulty: _episode_pb2.Difficulty
+    seed: int
+    settings: _episode_pb2.EpisodeSettings
+    initial_state_json: str
+    limits: ResourceLimits
+    ttl: _duration_pb2.Duration
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., initial_state_json: _Optional[str] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class CreateSessionResponse(_message.Message):
+    __slots__ = ("session", "observation", "goal_image")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    observation: _episode_pb2.Observation
+    goal_image: _media_pb2.Image
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class ResetRequest(_message.Message):
+    __slots__ = ("session_id", "seed", "initial_state_json")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    seed: int
+    initial_state_json: str
+    def __init__(self, session_id: _Optional[str] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ...) -> None: ...
+
+class ResetResponse(_message.Message):
+    __slots__ = ("session", "observation", "goal_image")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    observation: _episode_pb2.Observation
+    goal_image: _media_pb2.Image
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid")
+    OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    TERMINATED_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ACTION_VALID_FIELD_NUMBER: _ClassVar[int]
+    observation: _episode_pb2.Observation
+    reward: float
+    terminated: bool
+    truncated: bool
+    feedback: str
+    info: _struct_pb2.Struct
+    step_index: int
+    action_valid: bool
+    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ...) -> None: ...
+
+class StepRequest(_message.Message):
+    __slots__ = ("session_id", "action")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    action: str
+    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class StepResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: StepResult
+    def __init__(self, result: _Optional[_Union[StepResult, _Mapping]] = ...) -> None: ...
+
+class StepBatchItem(_message.Message):
+    __slots__ = ("session_id", "action")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    action: str
+    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+
+class StepBatchRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[StepBatchItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[StepBatchItem, _Mapping]]] = ...) -> None: ...
+
+class StepBatchResult(_message.Message):
+    __slots__ = ("session_id", "result", "error")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    result: StepResult
+    error: _status_pb2.Status
+    def __init__(self, session_id: _Optional[str] = ..., result: _Optional[_Union[StepResult, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class StepBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[StepBatchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[StepBatchResult, _Mapping]]] = ...) -> None: ...
+
+class SolveRequest(_message.Message):
+    __slots__ = ("session_id", "strategy", "detour_count", "include_goal_image")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    DETOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    strategy: str
+    detour_count: int
+    include_goal_image: bool
+    def __init__(self, session_id: _Optional[str] = ..., strategy: _Optional[str] = ..., detour_count: _Optional[int] = ..., include_goal_image: _Optional[bool] = ...) -> None: ...
+
+class SolveResponse(_message.Message):
+    __slots__ = ("actions", "strategy", "detour_count", "goal_image")
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    DETOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    actions: _containers.RepeatedScalarFieldContainer[str]
+    strategy: str
+    detour_count: int
+    goal_image: _media_pb2.Image
+    def __init__(self, actions: _Optional[_Iterable[str]] = ..., strategy: _Optional[str] = ..., detour_count: _Optional[int] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class ExportStateRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ExportStateResponse(_message.Message):
+    __slots__ = ("env_id", "difficulty", "seed", "state_json")
+    ENV_ID_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    env_id: str
+    difficulty: _episode_pb2.Difficulty
+    seed: int
+    state_json: str
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., state_json: _Optional[str] = ...) -> None: ...
+
+class ExportDemonstrationsRequest(_message.Message):
+    __slots__ = ("env_id", "difficulty", "seeds", "strategies", "detour_count", "settings")
+    ENV_ID_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    DETOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    env_id: str
+    difficulty: _episode_pb2.Difficulty
+    seeds: _containers.RepeatedScalarFieldContainer[int]
+    strategies: _containers.RepeatedScalarFieldContainer[str]
+    detour_count: int
+    settings: _episode_pb2.EpisodeSettings
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seeds: _Optional[_Iterable[int]] = ..., strategies: _Optional[_Iterable[str]] = ..., detour_count: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ...) -> None: ...
+
+class ExportDemonstrationsResponse(_message.Message):
+    __slots__ = ("seed", "strategy", "conversation", "final_reward")
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_FIELD_NUMBER: _ClassVar[int]
+    FINAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    seed: int
+    strategy: str
+    conversation: _chat_pb2.Conversation
+    final_reward: float
+    def __init__(self, seed: _Optional[int] = ..., strategy: _Optional[str] = ..., conversation: _Optional[_Union[_chat_pb2.Conversation, _Mapping]] = ..., final_reward: _Optional[float] = ...) -> None: ...
+
+class GenerateTasksRequest(_message.Message):
+    __slots__ = ("suite_name", "num_tasks", "categories", "generator_target", "generator_sampling", "solver_target", "solve_attempts", "min_solved", "max_build_iterations", "limits", "seed")
+    SUITE_NAME_FIELD_NUMBER: _ClassVar[int]
+    NUM_TASKS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_TARGET_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    SOLVER_TARGET_FIELD_NUMBER: _ClassVar[int]
+    SOLVE_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SOLVED_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUILD_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    suite_name: str
+    num_tasks: int
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    generator_target: str
+    generator_sampling: _sampling_pb2.SamplingParams
+    solver_target: str
+    solve_attempts: int
+    min_solved: int
+    max_build_iterations: int
+    limits: ResourceLimits
+    seed: int
+    def __init__(self, suite_name: _Optional[str] = ..., num_tasks: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., generator_target: _Optional[str] = ..., generator_sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., solver_target: _Optional[str] = ..., solve_attempts: _Optional[int] = ..., min_solved: _Optional[int] = ..., max_build_iterations: _Optional[int] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class GenerateTasksMetadata(_message.Message):
+    __slots__ = ("stage", "proposed_count", "built_count", "tested_count", "kept_count", "rejected_count", "progress", "start_time")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BUILT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TESTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    KEPT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    stage: TaskPipelineStage
+    proposed_count: int
+    built_count: int
+    tested_count: int
+    kept_count: int
+    rejected_count: int
+    progress: float
+    start_time: _timestamp_pb2.Timestamp
+    def __init__(self, stage: _Optional[_Union[TaskPipelineStage, str]] = ..., proposed_count: _Optional[int] = ..., built_count: _Optional[int] = ..., tested_count: _Optional[int] = ..., kept_count: _Optional[int] = ..., rejected_count: _Optional[int] = ..., progress: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GenerateTasksResponse(_message.Message):
+    __slots__ = ("suite_name", "env_ids", "rejected_count", "rejected_by_reason")
+    class RejectedByReasonEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SUITE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENV_IDS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_BY_REASON_FIELD_NUMBER: _ClassVar[int]
+    suite_name: str
+    env_ids: _containers.RepeatedScalarFieldContainer[str]
+    rejected_count: int
+    rejected_by_reason: _containers.ScalarMap[str, int]
+    def __init__(self, suite_name: _Optional[str] = ..., env_ids: _Optional[_Iterable[str]] = ..., rejected_count: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ...) -> None: ...
