@@ -43,6 +43,8 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
     # Human/LLM-readable action grammar and examples, shown in prompts and ListEnvironments.
     action_grammar: ClassVar[str]
     action_examples: ClassVar[tuple[str, ...]]
+    # What each difficulty means for this environment, e.g. {"easy": "9x9 maze"}.
+    levels: ClassVar[dict[str, str]] = {}
     # Size of the RGB observation (height, width); the long side is 336.
     image_shape: ClassVar[tuple[int, int]] = (IMAGE_LONG_SIDE, IMAGE_LONG_SIDE)
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}

@@ -1,0 +1,347 @@
+"""The EnvFarmService RPCs: validate, then run environment work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gantry.core.errors import GantryError, InvalidArgument, Unimplemented
+from gantry.envfarm import convert
+from gantry.envfarm.demonstrations import demonstrate
+from gantry.envfarm.envs.actions import parse_action
+from gantry.envfarm.envs.base import Difficulty, VisGymEnv
+from gantry.envfarm.envs.registry import ENVIRONMENTS, make, solver_for
+from gantry.envfarm.sessions import Session, ensure_active
+from gantry.proto.common.v1 import chat_pb2, episode_pb2
+from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+
+if TYPE_CHECKING:
+    from gantry.envfarm.service import EnvFarmService
+
+MAX_ACTION_CHARS = 65536
+MAX_DETOURS = 100
+MAX_DEMO_SEEDS = 10000
+MAX_STEPS_OVERRIDE = 1000
+
+
+def _page(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("e:"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidArgument.for_field("page_token", "not a token this server issued") from exc
+    if offset < 0:
+        raise InvalidArgument.for_field("page_token", "not a token this server issued")
+    return offset
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"e:{offset}".encode()).decode()
+
+
+def _check_settings(settings: episode_pb2.EpisodeSettings) -> None:
+    if settings.history_window < 0:
+        raise InvalidArgument.for_field("settings.history_window", "must be >= 0 (0 = unbounded)")
+    if settings.HasField("max_steps") and not 1 <= settings.max_steps <= MAX_STEPS_OVERRIDE:
+        raise InvalidArgument.for_field(
+            "settings.max_steps", f"must be between 1 and {MAX_STEPS_OVERRIDE}"
+        )
+    if settings.observation_mode not in episode_pb2.ObservationMode.values():
+        raise InvalidArgument.for_field("settings.observation_mode", "unknown observation mode")
+
+
+def _session_id(value: str, field: str = "session_id") -> str:
+    if not value:
+        raise InvalidArgument.for_field(field, "is required")
+    return value
+
+
+class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
+    def __init__(self, service: EnvFarmService) -> None:
+        self.service = service
+        self.sessions = service.sessions
+
+    # ----- catalogue -----
+    async def ListEnvironments(
+        self, request: envfarm_pb2.ListEnvironmentsRequest, context: Any
+    ) -> envfarm_pb2.ListEnvironmentsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument.for_field("page_size", "must not be negative")
+        if request.kind not in (
+            envfarm_pb2.ENVIRONMENT_KIND_UNSPECIFIED,
+            envfarm_pb2.ENVIRONMENT_KIND_VISUAL,
+        ):
+            return envfarm_pb2.ListEnvironmentsResponse()  # no terminal/notebook envs here yet
+        ids = [
+            env_id
+            for env_id in sorted(ENVIRONMENTS)
+            if convert.wire_id(env_id).startswith(request.id_prefix)
+        ]
+        offset, size = _page(request.page_token), request.page_size or 100
+        page = ids[offset : offset + size]
+        return envfarm_pb2.ListEnvironmentsResponse(
+            environments=[
+                convert.environment(ENVIRONMENTS[i][0], ENVIRONMENTS[i][1].strategies) for i in page
+            ],
+            next_page_token=_token(offset + size) if offset + size < len(ids) else "",
+        )
+
+    # ----- sessions -----
+    async def CreateSession(
+        self, request: envfarm_pb2.CreateSessionRequest, context: Any
+    ) -> envfarm_pb2.CreateSessionResponse:
+        env_id = convert.resolve_env_id(request.env_id)
+        difficulty = convert.difficulty_in(request.difficulty)
+        _check_settings(request.settings)
+        ttl: float | None = None
+        if request.HasField("ttl"):
+            ttl = request.ttl.ToNanoseconds() / 1e9
+            if not 0 < ttl <= self.service.settings.session_max_lifetime_s:
+                raise InvalidArgument.for_field(
+                    "ttl", f"must be in (0, {self.service.settings.session_max_lifetime_s}] s"
+                )
+        self.sessions.reserve()
+        seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+        max_steps = request.settings.max_steps if request.settings.HasField("max_steps") else None
+        env = make(env_id, difficulty, max_steps=max_steps, dataset_path=self._dataset(env_id))
+        await self._reset(env, seed, request.initial_state_json, "initial_state_json")
+        session = self.sessions.add(env_id, env, seed, request.settings, ttl)
+        obs, goal = await self.service.run_blocking(self._observe, session, True)
+        return envfarm_pb2.CreateSessionResponse(
+            session=self._session(session), observation=obs, goal_image=goal
+        )
+
+    def _dataset(self, env_id: str) -> str | None:
+        root = self.service.settings.dataset_dir
+        path = root / env_id if root is not None else None
+        return str(path) if path is not None and path.is_dir() else None
+
+    async def _reset(self, env: VisGymEnv, seed: int, state_json: str, field: str) -> None:
+        options: dict[str, Any] = {}
+        if state_json:
+            try:
+                options["state"] = json.loads(state_json)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument.for_field(field, f"is not valid JSON: {exc}") from exc
+        try:
+            await self.service.run_blocking(lambda: env.reset(seed=seed, options=options))
+        except ValueError as exc:
+            raise InvalidArgument.for_field(field, str(exc)) from exc
+
+    def _observe(self, session: Session, with_goal: bool) -> tuple[episode_pb2.Observation, Any]:
+        obs = session.env._observation()
+        wire = convert.observation(obs, session.settings.observation_mode)
+        goal = None
+        if with_goal and session.settings.goal_image:
+            goal = convert.image(self._goal_pixels(session.env, ""))
+        return wire, goal
+
+    def _goal_pixels(self, env: VisGymEnv, strategy: str) -> np.ndarray[Any, Any]:
+        solver = solver_for(env.env_id)
+        plan = solver.solve(env, strategy or None)
+        work = env.clone()
+        for action in plan[:-1]:
+            work._apply(parse_action(action))
+        return work.render_image()
+
+    def _session(self, session: Session) -> envfarm_pb2.Session:
+        return convert.session(session, self.sessions.lifetime_s)
+
+    async def Reset(
+        self, request: envfarm_pb2.ResetRequest, context: Any
+    ) -> envfarm_pb2.ResetResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        async with session.lock:
+            if request.HasField("seed"):
+                seed, state = request.seed, request.initial_state_json
+            elif request.initial_state_json:
+                seed, state = session.seed, request.initial_state_json
+            else:  # replay the current initial state
+                seed, state = session.seed, json.dumps(session.env.initial_state())
+            await self._reset(session.env, seed, state, "initial_state_json")
+            session.seed, session.total_reward = seed, 0.0
+            obs, goal = await self.service.run_blocking(self._observe, session, True)
+        return envfarm_pb2.ResetResponse(
+            session=self._session(session), observation=obs, goal_image=goal
+        )
+
+    async def Step(
+        self, request: envfarm_pb2.StepRequest, context: Any
+    ) -> envfarm_pb2.StepResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        result = await self._step(session, request.action, "action")
+        return envfarm_pb2.StepResponse(result=result)
+
+    async def _step(self, session: Session, action: str, field: str) -> envfarm_pb2.StepResult:
+        if len(action) > MAX_ACTION_CHARS:
+            raise InvalidArgument.for_field(field, f"longer than {MAX_ACTION_CHARS} characters")
+        async with session.lock:
+            ensure_active(session)
+            result = await self.service.run_blocking(self._step_blocking, session, action)
+            session.total_reward += result.reward
+            session.touch()
+            return result
+
+    def _step_blocking(self, session: Session, action: str) -> envfarm_pb2.StepResult:
+        obs, reward, terminated, truncated, info = session.env.step(action)
+        extra = {k: v for k, v in info.items() if k not in ("env_feedback", "valid_action", "step")}
+        return envfarm_pb2.StepResult(
+            observation=convert.observation(obs, session.settings.observation_mode),
+            reward=float(reward),
+            terminated=terminated,
+            truncated=truncated,
+            feedback=info["env_feedback"],
+            info=convert.struct(extra),
+            step_index=info["step"],
+            action_valid=info["valid_action"],
+        )
+
+    async def StepBatch(
+        self, request: envfarm_pb2.StepBatchRequest, context: Any
+    ) -> envfarm_pb2.StepBatchResponse:
+        items = request.items
+        if not items:
+            raise InvalidArgument.for_field("items", "must hold at least one (session, action)")
+        if len(items) > self.service.settings.max_batch_items:
+            raise InvalidArgument.for_field(
+                "items", f"at most {self.service.settings.max_batch_items} per batch"
+            )
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            _session_id(item.session_id, f"items[{i}].session_id")
+            if item.session_id in seen:
+                raise InvalidArgument.for_field(
+                    f"items[{i}].session_id", "each session may appear once per batch"
+                )
+            seen.add(item.session_id)
+
+        async def one(i: int, item: envfarm_pb2.StepBatchItem) -> envfarm_pb2.StepBatchResult:
+            try:
+                session = self.sessions.get(item.session_id)
+                result = await self._step(session, item.action, f"items[{i}].action")
+            except GantryError as exc:  # one bad item does not fail the others
+                return envfarm_pb2.StepBatchResult(
+                    session_id=item.session_id, error=exc.to_status()
+                )
+            return envfarm_pb2.StepBatchResult(session_id=item.session_id, result=result)
+
+        results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+        return envfarm_pb2.StepBatchResponse(results=results)
+
+    async def Solve(
+        self, request: envfarm_pb2.SolveRequest, context: Any
+    ) -> envfarm_pb2.SolveResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        solver = solver_for(session.env_id)
+        if request.strategy and request.strategy not in solver.strategies:
+            raise InvalidArgument.for_field(
+                "strategy", f"unknown strategy; choose from {', '.join(solver.strategies)}"
+            )
+        if not 0 <= request.detour_count <= MAX_DETOURS:
+            raise InvalidArgument.for_field("detour_count", f"must be between 0 and {MAX_DETOURS}")
+        strategy = request.strategy or solver.strategies[0]
+        async with session.lock:
+            ensure_active(session)
+            actions = await self.service.run_blocking(
+                lambda: solver.solve(
+                    session.env, strategy, detours=request.detour_count, seed=session.seed
+                )
+            )
+            goal = None
+            if request.include_goal_image:
+                pixels = await self.service.run_blocking(self._goal_pixels, session.env, strategy)
+                goal = convert.image(pixels)
+        return envfarm_pb2.SolveResponse(
+            actions=actions, strategy=strategy, detour_count=request.detour_count, goal_image=goal
+        )
+
+    async def GetSession(
+        self, request: envfarm_pb2.GetSessionRequest, context: Any
+    ) -> envfarm_pb2.GetSessionResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        return envfarm_pb2.GetSessionResponse(session=self._session(session))
+
+    async def CloseSession(
+        self, request: envfarm_pb2.CloseSessionRequest, context: Any
+    ) -> envfarm_pb2.CloseSessionResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        async with session.lock:  # let an in-flight step finish first
+            self.sessions.close(session.id)
+        return envfarm_pb2.CloseSessionResponse(session=self._session(session))
+
+    async def ExportState(
+        self, request: envfarm_pb2.ExportStateRequest, context: Any
+    ) -> envfarm_pb2.ExportStateResponse:
+        session = self.sessions.get(_session_id(request.session_id))
+        return envfarm_pb2.ExportStateResponse(
+            env_id=convert.wire_id(session.env_id),
+            difficulty=convert.difficulty_out(session.env.difficulty),
+            seed=session.seed,
+            state_json=json.dumps(session.env.initial_state()),
+        )
+
+    async def ExportDemonstrations(
+        self, request: envfarm_pb2.ExportDemonstrationsRequest, context: Any
+    ) -> Any:
+        env_id = convert.resolve_env_id(request.env_id)
+        difficulty: Difficulty = convert.difficulty_in(request.difficulty)
+        solver = solver_for(env_id)
+        if not request.seeds:
+            raise InvalidArgument.for_field("seeds", "must hold at least one seed")
+        if len(request.seeds) > MAX_DEMO_SEEDS:
+            raise InvalidArgument.for_field("seeds", f"at most {MAX_DEMO_SEEDS} per call")
+        for i, strategy in enumerate(request.strategies):
+            if strategy not in solver.strategies:
+                raise InvalidArgument.for_field(
+                    f"strategies[{i}]", f"unknown; choose from {', '.join(solver.strategies)}"
+                )
+        if not 0 <= request.detour_count <= MAX_DETOURS:
+            raise InvalidArgument.for_field("detour_count", f"must be between 0 and {MAX_DETOURS}")
+        _check_settings(request.settings)
+        strategies = list(request.strategies) or [solver.strategies[0]]
+        for seed in request.seeds:
+            for strategy in strategies:
+                demo = await self.service.run_blocking(
+                    lambda s=seed, st=strategy: demonstrate(  # type: ignore[misc]
+                        env_id, difficulty, s, strategy=st, detours=request.detour_count
+                    )
+                )
+                conversation = await self.service.run_blocking(
+                    self._conversation, demo, request.settings
+                )
+                yield envfarm_pb2.ExportDemonstrationsResponse(
+                    seed=seed,
+                    strategy=strategy,
+                    conversation=conversation,
+                    final_reward=demo.final_reward,
+                )
+
+    @staticmethod
+    def _conversation(demo: Any, settings: episode_pb2.EpisodeSettings) -> chat_pb2.Conversation:
+        messages = [convert.text_message(chat_pb2.ROLE_SYSTEM, demo.instructions)]
+        previous = ""
+        for turn in demo.turns:
+            obs = convert.observation(turn.observation, settings.observation_mode)
+            parts = []
+            if settings.text_feedback and previous:
+                parts.append(chat_pb2.ContentPart(text=f"Feedback: {previous}"))
+            if obs.HasField("image"):
+                parts.append(chat_pb2.ContentPart(image=obs.image))
+            if obs.text:
+                parts.append(chat_pb2.ContentPart(text=obs.text))
+            messages.append(chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=parts))
+            messages.append(convert.text_message(chat_pb2.ROLE_ASSISTANT, turn.action))
+            previous = turn.feedback
+        return chat_pb2.Conversation(messages=messages)
+
+    async def GenerateTasks(self, request: Any, context: Any) -> Any:
+        raise Unimplemented(
+            "terminal task generation (Endless Terminals) is not available in this envfarm "
+            "version; only VisGym environments are served"
+        )

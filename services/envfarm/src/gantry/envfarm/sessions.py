@@ -1,0 +1,147 @@
+"""Live environment sessions: creation under a cap, per-session locking, expiry.
+
+Each session owns one environment instance. Steps on the same session are serialised
+by its lock (a batch may touch many sessions at once, never one session twice). A
+session ends when closed, when idle past its TTL, or when older than the hard lifetime;
+the reaper closes expired sessions so abandoned clients never leak environments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted
+from gantry.envfarm.envs.base import VisGymEnv
+
+log = logging.getLogger("gantry.envfarm.sessions")
+
+
+@dataclass
+class Session:
+    id: str
+    env_id: str
+    env: VisGymEnv
+    seed: int
+    settings: Any  # gantry.common.v1.EpisodeSettings, kept as sent
+    ttl_s: float
+    created: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    total_reward: float = 0.0
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    def expires_in(self, lifetime_s: float, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        return min(self.last_used + self.ttl_s, self.started + lifetime_s) - now
+
+
+class SessionManager:
+    def __init__(
+        self,
+        *,
+        max_sessions: int,
+        idle_timeout_s: float,
+        lifetime_s: float,
+        on_close: Callable[[Session, str], None] | None = None,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+        self.lifetime_s = lifetime_s
+        self._sessions: dict[str, Session] = {}
+        self._on_close = on_close
+        self._reaper: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def reserve(self) -> None:
+        """Refuse early (before any env work) when the farm is full."""
+        if len(self._sessions) >= self.max_sessions:
+            raise ResourceExhausted(
+                f"the farm holds its maximum of {self.max_sessions} sessions; close some "
+                "or retry later",
+                retry_after_s=1.0,
+            )
+
+    def add(
+        self, env_id: str, env: VisGymEnv, seed: int, settings: Any, ttl_s: float | None
+    ) -> Session:
+        self.reserve()
+        session = Session(
+            id=uuid.uuid4().hex,
+            env_id=env_id,
+            env=env,
+            seed=seed,
+            settings=settings,
+            ttl_s=ttl_s or self.idle_timeout_s,
+        )
+        self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.closed:
+            raise NotFound(
+                f"session {session_id!r} not found (closed, expired or never created)",
+                resource_type="session",
+                resource_name=session_id,
+            )
+        session.touch()
+        return session
+
+    def close(self, session_id: str, reason: str = "closed") -> Session:
+        session = self.get(session_id)
+        self._drop(session, reason)
+        return session
+
+    def _drop(self, session: Session, reason: str) -> None:
+        session.closed = True
+        self._sessions.pop(session.id, None)
+        session.env.close()
+        if self._on_close is not None:
+            self._on_close(session, reason)
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Close every expired session; return their ids."""
+        expired = [s for s in self._sessions.values() if s.expires_in(self.lifetime_s, now) <= 0]
+        for session in expired:
+            if session.lock.locked():
+                continue  # mid-step: it is in use, not abandoned
+            idle = session.last_used + session.ttl_s <= (now or time.monotonic())
+            self._drop(session, "idle timeout" if idle else "lifetime exceeded")
+            log.info("reaped session %s (%s)", session.id, session.env_id)
+        return [s.id for s in expired if s.closed]
+
+    def start_reaper(self, interval_s: float) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                self.reap()
+
+        self._reaper = asyncio.get_running_loop().create_task(loop(), name="session-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for session in list(self._sessions.values()):
+            self._drop(session, "server stopping")
+
+
+def ensure_active(session: Session) -> None:
+    if session.env.done:
+        raise FailedPrecondition(
+            f"session {session.id!r}: the episode is over; call Reset to play again"
+        )

@@ -1,0 +1,33 @@
+"""envfarm's settings: `GANTRY_ENVFARM_<FIELD>` env vars over the shared runtime fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from gantry.core.settings import ServiceSettings, settings_config
+
+
+class EnvFarmSettings(ServiceSettings):
+    model_config = settings_config("envfarm")
+
+    port: int = Field(default=50053, ge=0, le=65535, description="gRPC port")
+    max_sessions: int = Field(
+        default=1024,
+        ge=1,
+        description="Live sessions; CreateSession past it gets RESOURCE_EXHAUSTED",
+    )
+    session_idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="Close a session nobody has touched for this long"
+    )
+    session_max_lifetime_s: float = Field(
+        default=3600.0, gt=0, description="Close any session this old, however busy"
+    )
+    reap_interval_s: float = Field(default=5.0, gt=0, description="How often expiry is checked")
+    max_batch_items: int = Field(default=4096, ge=1, description="Largest StepBatch")
+    dataset_dir: Path | None = Field(
+        default=None,
+        description="Real-image datasets, one subdirectory per environment id "
+        "(e.g. <dir>/counting); environments without one render procedural scenes",
+    )
