@@ -73,7 +73,7 @@ def test_bad_actions_are_feedback_and_count_as_steps(env_id: str) -> None:
     env = make(env_id, "easy")
     env.reset(seed=3)
     for bad in ("", "__import__('os')", "('fly', 1)", "((((1))))", "x" * 600, "('stop'"):
-        _, reward, terminated, truncated, info = env.step(bad)
+        _, reward, terminated, _truncated, info = env.step(bad)
         assert reward == 0.0 and not terminated
         assert info["valid_action"] is False
         assert info["env_feedback"].startswith("Invalid action")

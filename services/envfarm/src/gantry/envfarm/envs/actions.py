@@ -43,7 +43,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise ActionError(f"unexpected character {text[pos:pos + 1]!r} at {pos}")
+            raise ActionError(f"unexpected character {text[pos : pos + 1]!r} at {pos}")
         kind = match.lastgroup
         assert kind is not None
         tokens.append((kind, match.group(kind)))

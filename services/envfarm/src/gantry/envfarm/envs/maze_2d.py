@@ -37,7 +37,9 @@ def carve(size: int, rng: np.random.Generator) -> list[list[int]]:
         options = [
             (r + 2 * dr, c + 2 * dc, dr, dc)
             for dr, dc in DIRECTIONS.values()
-            if 0 < r + 2 * dr < size - 1 and 0 < c + 2 * dc < size - 1 and walls[r + 2 * dr][c + 2 * dc]
+            if 0 < r + 2 * dr < size - 1
+            and 0 < c + 2 * dc < size - 1
+            and walls[r + 2 * dr][c + 2 * dc]
         ]
         if not options:
             stack.pop()
@@ -57,7 +59,12 @@ def distances(walls: list[list[int]], source: Cell) -> dict[Cell, int]:
         r, c = queue.popleft()
         for dr, dc in DIRECTIONS.values():
             nxt = (r + dr, c + dc)
-            if 0 <= nxt[0] < size and 0 <= nxt[1] < size and not walls[nxt[0]][nxt[1]] and nxt not in dist:
+            if (
+                0 <= nxt[0] < size
+                and 0 <= nxt[1] < size
+                and not walls[nxt[0]][nxt[1]]
+                and nxt not in dist
+            ):
                 dist[nxt] = dist[(r, c)] + 1
                 queue.append(nxt)
     return dist
@@ -101,7 +108,11 @@ class Maze2D(VisGymEnv):
         for name, (r, c) in (("agent", agent), ("goal", goal)):
             if not (0 <= r < size and 0 <= c < size) or walls[r][c]:
                 raise ValueError(f"{name} must be on a free cell")
-        self.walls, self.agent, self.goal = walls, (int(agent[0]), int(agent[1])), (int(goal[0]), int(goal[1]))
+        self.walls, self.agent, self.goal = (
+            walls,
+            (int(agent[0]), int(agent[1])),
+            (int(goal[0]), int(goal[1])),
+        )
 
     def _state(self) -> JsonState:
         return {"walls": self.walls, "agent": list(self.agent), "goal": list(self.goal)}
@@ -146,7 +157,15 @@ class Maze2D(VisGymEnv):
         for r, row in enumerate(self.walls):
             cells = []
             for c, wall in enumerate(row):
-                cells.append("A" if (r, c) == self.agent else "G" if (r, c) == self.goal else "#" if wall else ".")
+                cells.append(
+                    "A"
+                    if (r, c) == self.agent
+                    else "G"
+                    if (r, c) == self.goal
+                    else "#"
+                    if wall
+                    else "."
+                )
             rows.append("".join(cells))
         legend = "# wall, . free, A agent, G goal; row 0 is the top"
         return f"{legend}\n" + "\n".join(rows)

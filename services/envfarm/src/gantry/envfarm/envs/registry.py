@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium as gym
-
-import importlib
 
 from gantry.envfarm.envs.base import Solver, VisGymEnv
 

@@ -19,8 +19,18 @@ GREEN: Color = (64, 160, 43)
 BLUE: Color = (38, 110, 220)
 YELLOW: Color = (240, 190, 40)
 PALETTE: tuple[Color, ...] = (
-    RED, GREEN, BLUE, YELLOW, (155, 89, 182), (230, 126, 34), (26, 188, 156), (236, 64, 122),
-    (121, 85, 72), (0, 150, 136), (63, 81, 181), (205, 220, 57),
+    RED,
+    GREEN,
+    BLUE,
+    YELLOW,
+    (155, 89, 182),
+    (230, 126, 34),
+    (26, 188, 156),
+    (236, 64, 122),
+    (121, 85, 72),
+    (0, 150, 136),
+    (63, 81, 181),
+    (205, 220, 57),
 )
 
 
@@ -39,7 +49,9 @@ def to_array(image: PILImage.Image) -> Image:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def grid_cell(size: int, cells: int, row: int, col: int, margin: int = 8) -> tuple[int, int, int, int]:
+def grid_cell(
+    size: int, cells: int, row: int, col: int, margin: int = 8
+) -> tuple[int, int, int, int]:
     """Pixel box (x0, y0, x1, y1) of a cell in a `cells`×`cells` grid drawn on `size` px."""
     step = (size - 2 * margin) / cells
     x0, y0 = margin + col * step, margin + row * step
