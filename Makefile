@@ -32,8 +32,12 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+empty :=
+space := $(empty) $(empty)
+SERVICE_SRC := $(subst $(space),:,$(wildcard services/*/src))
+
 typecheck: venv
-	$(BIN)/mypy libs/gantry-core/src libs/gantry-core/tests libs/gantry-models/src libs/gantry-models/tests libs/gantry-proto/tests kernels/src scripts tests $(wildcard services/*/src services/*/tests)
+	MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$(find libs kernels services tests scripts benchmarks -name '*.py' -not -path '*/gantry/proto/*')
 
 pytest: venv
 	$(BIN)/pytest -q

@@ -108,13 +108,17 @@ def test_list_environments_describes_every_env_and_pages(
             "initial_state_json",
         ),
         (
-            envfarm_pb2.CreateSessionRequest(env_id="visgym/maze_2d", initial_state_json='{"a": 1}'),
+            envfarm_pb2.CreateSessionRequest(
+                env_id="visgym/maze_2d", initial_state_json='{"a": 1}'
+            ),
             "initial_state_json",
         ),
     ],
 )
 def test_malformed_create_session_names_the_field(
-    stub: envfarm_pb2_grpc.EnvFarmServiceStub, request_: envfarm_pb2.CreateSessionRequest, field: str
+    stub: envfarm_pb2_grpc.EnvFarmServiceStub,
+    request_: envfarm_pb2.CreateSessionRequest,
+    field: str,
 ) -> None:
     code, error = _code(stub.CreateSession, request_)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -134,12 +138,12 @@ def test_client_plays_maze_hard_to_reward_one_with_solve(channel: grpc.Channel) 
         observation_mode=episode_pb2.OBSERVATION_MODE_IMAGE_AND_TEXT, goal_image=True
     )
     with RemoteEnv(channel, "visgym/maze_2d", "hard", settings=settings, seed=11) as env:
-        obs, info = env.reset(seed=11)
+        obs, _ = env.reset(seed=11)
         assert obs["image"].shape == (336, 336, 3) and "#" in obs["text"]
         plan = env.solve()
         reward, terminated = 0.0, False
         for action in plan:
-            obs, reward, terminated, truncated, info = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
             assert not truncated
         assert terminated and reward == 1.0 and plan[-1] == "stop"
         # The goal image is the solver's final state: the agent on the goal.
@@ -223,10 +227,14 @@ def test_export_demonstrations_streams_chat_conversations(
         messages = demo.conversation.messages
         assert demo.final_reward == 1.0
         assert messages[0].role == chat_pb2.ROLE_SYSTEM
-        assert messages[-1].role == chat_pb2.ROLE_ASSISTANT and messages[-1].content[0].text == "stop"
+        assert (
+            messages[-1].role == chat_pb2.ROLE_ASSISTANT and messages[-1].content[0].text == "stop"
+        )
         user = messages[1]
         assert image_to_array(user.content[-1].image).shape == (336, 336, 3)
-    bad = envfarm_pb2.ExportDemonstrationsRequest(env_id="visgym/maze_2d", seeds=[1], strategies=["x"])
+    bad = envfarm_pb2.ExportDemonstrationsRequest(
+        env_id="visgym/maze_2d", seeds=[1], strategies=["x"]
+    )
     with pytest.raises(grpc.RpcError) as info:
         list(stub.ExportDemonstrations(bad))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -242,9 +250,10 @@ def test_session_cap_and_idle_reaping() -> None:
     service = EnvFarmService(
         _settings(max_sessions=2, session_idle_timeout_s=0.4, reap_interval_s=0.1)
     )
-    with serve_in_thread(service) as running, sync_channel(
-        f"127.0.0.1:{running.port}", token=TOKEN, retry=None
-    ) as ch:
+    with (
+        serve_in_thread(service) as running,
+        sync_channel(f"127.0.0.1:{running.port}", token=TOKEN, retry=None) as ch,
+    ):
         stub = envfarm_pb2_grpc.EnvFarmServiceStub(ch)
         make_one = envfarm_pb2.CreateSessionRequest(env_id="visgym/maze_2d")
         first = stub.CreateSession(make_one).session.id

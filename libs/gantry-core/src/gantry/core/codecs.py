@@ -94,10 +94,8 @@ def tensor_to_numpy(tensor: tensor_pb2.Tensor, *, field: str = "tensor") -> NDAr
 def _torch_dtype(dtype: int) -> torch.dtype:
     import torch
 
-    if dtype in _TORCH_ONLY:
-        name = _TORCH_ONLY[dtype][0]
-    else:  # numpy's names match torch's for the rest ("float32", "int8", "bool", ...)
-        name = np.dtype(_NUMPY[dtype]).name
+    # numpy's names match torch's for the rest ("float32", "int8", "bool", ...)
+    name = _TORCH_ONLY[dtype][0] if dtype in _TORCH_ONLY else np.dtype(_NUMPY[dtype]).name
     result: torch.dtype = getattr(torch, name)
     return result
 

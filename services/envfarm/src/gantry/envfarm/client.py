@@ -160,17 +160,6 @@ class RemoteEnv(gym.Env[Observation, str]):
             if exc.code() != grpc.StatusCode.NOT_FOUND:  # already expired is fine
                 raise
 
-    def __enter__(self) -> RemoteEnv:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 class RemoteVectorEnv:
     """`num_envs` sessions stepped together: one StepBatch RPC per `step`.

@@ -23,7 +23,10 @@ _DIFFICULTY_IN: dict[int, Difficulty] = {
     episode_pb2.DIFFICULTY_EASY: "easy",
     episode_pb2.DIFFICULTY_HARD: "hard",
 }
-_DIFFICULTY_OUT = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
+_DIFFICULTY_OUT: dict[str, episode_pb2.Difficulty] = {
+    "easy": episode_pb2.DIFFICULTY_EASY,
+    "hard": episode_pb2.DIFFICULTY_HARD,
+}
 
 
 def wire_id(env_id: str) -> str:
@@ -47,7 +50,7 @@ def difficulty_in(value: int, field: str = "difficulty") -> Difficulty:
     return _DIFFICULTY_IN[value]
 
 
-def difficulty_out(value: Difficulty) -> int:
+def difficulty_out(value: Difficulty) -> episode_pb2.Difficulty:
     return _DIFFICULTY_OUT[value]
 
 

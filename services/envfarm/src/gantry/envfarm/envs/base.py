@@ -47,7 +47,7 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
     levels: ClassVar[dict[str, str]] = {}
     # Size of the RGB observation (height, width); the long side is 336.
     image_shape: ClassVar[tuple[int, int]] = (IMAGE_LONG_SIDE, IMAGE_LONG_SIDE)
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -177,7 +177,8 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
 
     def export_state(self) -> JsonState:
         """The current state, e.g. to clone the environment for planning."""
-        return json.loads(json.dumps(self._state()))
+        state: JsonState = json.loads(json.dumps(self._state()))
+        return state
 
     def clone(self) -> VisGymEnv:
         """An independent copy at the current state (steps restart at 0)."""

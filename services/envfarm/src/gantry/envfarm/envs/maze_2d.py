@@ -196,7 +196,8 @@ class Maze2DSolver(Solver):
     def _right_hand(self, env: Maze2D) -> list[str]:
         size = len(env.walls)
         order = list(DIRECTIONS)
-        heading, cell, actions = 0, env.agent, []
+        heading, cell = 0, env.agent
+        actions: list[str] = []
 
         def free(c: Cell) -> bool:
             return 0 <= c[0] < size and 0 <= c[1] < size and not env.walls[c[0]][c[1]]

@@ -70,4 +70,4 @@ def register_with_gymnasium() -> None:
     for env_id, (env_type, _) in ENVIRONMENTS.items():
         gym_id = f"gantry/{env_id}-v0"
         if gym_id not in gym.registry:
-            gym.register(id=gym_id, entry_point=env_type)
+            gym.register(id=gym_id, entry_point=f"{env_type.__module__}:{env_type.__name__}")

@@ -1,0 +1,106 @@
+"""A real service process, called the way users call it: stubs, reflection, grpcurl-style."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gantry.core import errors
+from gantry.core.client import sync_channel
+from gantry.core.reflect import ReflectionClient
+from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+
+TOKEN = "integration-token"
+
+
+@pytest.fixture(scope="module")
+def envfarm_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    state = tmp_path_factory.mktemp("envfarm")
+    port_file = state / "port"
+    env = {
+        **os.environ,
+        "GANTRY_ENVFARM_HOST": "127.0.0.1",
+        "GANTRY_ENVFARM_PORT": "0",
+        "GANTRY_ENVFARM_PORT_FILE": str(port_file),
+        "GANTRY_ENVFARM_METRICS_PORT": "0",
+        "GANTRY_ENVFARM_AUTH_TOKEN": TOKEN,
+        "GANTRY_ENVFARM_DATA_DIR": str(state / "data"),
+    }
+    log = state / "envfarm.log"
+    with log.open("wb") as sink:  # a file, not a pipe: a full pipe would block the server
+        proc = subprocess.Popen([sys.executable, "-m", "gantry.envfarm"], env=env, stderr=sink)
+    deadline = time.monotonic() + 60
+    while not port_file.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text())
+        assert time.monotonic() < deadline, "envfarm did not start"
+        time.sleep(0.05)
+    yield proc, f"127.0.0.1:{int(Path(port_file).read_text())}"
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_health_reports_serving_without_a_token(
+    envfarm_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, target = envfarm_process
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "gantry.envfarm.v1.EnvFarmService"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_and_describes_services(
+    envfarm_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, target = envfarm_process
+    with sync_channel(target, token=TOKEN) as channel:
+        client = ReflectionClient(channel)
+        services = client.services()
+        assert "gantry.envfarm.v1.EnvFarmService" in services
+        assert "google.longrunning.Operations" in services
+        assert "grpc.health.v1.Health" in services
+        methods = {m.name for m in client.service("gantry.envfarm.v1.EnvFarmService").methods}
+        assert {"CreateSession", "Step", "StepBatch", "Solve", "CloseSession"} <= methods
+        (reply,) = client.call(client.find_method("ListEnvironments"), '{"pageSize": 1}')
+        assert '"visgym/' in reply
+
+
+def test_stub_call_with_and_without_token(
+    envfarm_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, target = envfarm_process
+    with sync_channel(target, token=TOKEN) as channel:
+        stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+        created = stub.CreateSession(envfarm_pb2.CreateSessionRequest(env_id="visgym/maze_2d"))
+        assert created.observation.image.data[:4] == b"\x89PNG"
+        with pytest.raises(grpc.RpcError) as info:
+            stub.CreateSession(envfarm_pb2.CreateSessionRequest(env_id="visgym/unknown"))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        error = errors.from_rpc_error(info.value)
+        assert isinstance(error, errors.InvalidArgument) and error.violations[0].field == "env_id"
+    with sync_channel(target, token=None, retry=None) as anonymous:
+        with pytest.raises(grpc.RpcError) as info:
+            envfarm_pb2_grpc.EnvFarmServiceStub(anonymous).ListEnvironments(
+                envfarm_pb2.ListEnvironmentsRequest()
+            )
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_sigterm_stops_cleanly(envfarm_process: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, _ = envfarm_process
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
