@@ -14,47 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from gantry.core.client import sync_channel
+from gantry.core.testing.process import spawn_service
 from gantry.envfarm.client import RemoteEnv, RemoteVectorEnv
 from gantry.envfarm.envs import env_ids, make, solver_for
 
 TOKEN = "bench-token"
 BATCH = 64
-
-
-@contextmanager
-def envfarm_server() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        env = {
-            **os.environ,
-            "GANTRY_ENVFARM_HOST": "127.0.0.1",
-            "GANTRY_ENVFARM_PORT": "0",
-            "GANTRY_ENVFARM_PORT_FILE": str(port_file),
-            "GANTRY_ENVFARM_METRICS_PORT": "0",
-            "GANTRY_ENVFARM_AUTH_TOKEN": TOKEN,
-            "GANTRY_ENVFARM_LOG_LEVEL": "WARNING",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gantry.envfarm"], env=env, stderr=subprocess.DEVNULL
-        )
-        try:
-            while not port_file.exists():
-                if proc.poll() is not None:
-                    raise RuntimeError("envfarm exited during start")
-                time.sleep(0.05)
-            yield f"127.0.0.1:{int(port_file.read_text())}"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def in_process(env_id: str, steps: int) -> float:
@@ -117,7 +85,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     args = parser.parse_args()
     rows = []
-    with envfarm_server() as target:
+    with spawn_service(
+        "gantry.envfarm", "envfarm", token=TOKEN, env={"GANTRY_ENVFARM_LOG_LEVEL": "WARNING"}
+    ) as server:
+        target = server.target
         for env_id in args.envs:
             a = in_process(env_id, args.steps)
             b = one_rpc_per_step(target, f"visgym/{env_id}", args.steps)

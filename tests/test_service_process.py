@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,39 +13,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.reflect import ReflectionClient
+from gantry.core.testing.process import spawn_service
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
 TOKEN = "integration-token"
 
 
 @pytest.fixture(scope="module")
-def envfarm_process(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    state = tmp_path_factory.mktemp("envfarm")
-    port_file = state / "port"
-    env = {
-        **os.environ,
-        "GANTRY_ENVFARM_HOST": "127.0.0.1",
-        "GANTRY_ENVFARM_PORT": "0",
-        "GANTRY_ENVFARM_PORT_FILE": str(port_file),
-        "GANTRY_ENVFARM_METRICS_PORT": "0",
-        "GANTRY_ENVFARM_AUTH_TOKEN": TOKEN,
-        "GANTRY_ENVFARM_DATA_DIR": str(state / "data"),
-    }
-    log = state / "envfarm.log"
-    with log.open("wb") as sink:  # a file, not a pipe: a full pipe would block the server
-        proc = subprocess.Popen([sys.executable, "-m", "gantry.envfarm"], env=env, stderr=sink)
-    deadline = time.monotonic() + 60
-    while not port_file.exists():
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        assert time.monotonic() < deadline, "envfarm did not start"
-        time.sleep(0.05)
-    yield proc, f"127.0.0.1:{int(Path(port_file).read_text())}"
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+def envfarm_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with spawn_service("gantry.envfarm", "envfarm", token=TOKEN) as service:
+        yield service.process, service.target
 
 
 def test_health_reports_serving_without_a_token(

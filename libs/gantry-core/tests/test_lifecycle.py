@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -23,6 +20,7 @@ from gantry.core.client import aio_channel, sync_channel
 from gantry.core.server import RunningServer, start_server
 from gantry.core.testing.probe import TEST_TOKEN as TOKEN
 from gantry.core.testing.probe import ProbeService, ProbeSettings, probe_method
+from gantry.core.testing.process import spawn_service
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -147,33 +145,12 @@ async def test_message_size_limit_is_enforced() -> None:
 
 
 @pytest.fixture
-def probe_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    port_file = tmp_path / "port"
+def probe_process() -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
     metrics_port = _free_port()
-    env = {
-        **os.environ,
-        "GANTRY_PROBE_PORT": "0",
-        "GANTRY_PROBE_HOST": "127.0.0.1",
-        "GANTRY_PROBE_PORT_FILE": str(port_file),
-        "GANTRY_PROBE_METRICS_PORT": str(metrics_port),
-        "GANTRY_PROBE_AUTH_TOKEN": TOKEN,
-        "GANTRY_PROBE_GRACE_PERIOD_S": "10",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gantry.core.testing.probe"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        assert time.monotonic() < deadline, "probe did not start"
-        time.sleep(0.05)
-    yield proc, int(port_file.read_text()), metrics_port
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    env = {"GANTRY_PROBE_METRICS_PORT": str(metrics_port), "GANTRY_PROBE_GRACE_PERIOD_S": "10"}
+    with spawn_service("gantry.core.testing.probe", "probe", token=TOKEN, env=env) as service:
+        port = int(service.target.rsplit(":", 1)[1])
+        yield service.process, port, metrics_port
 
 
 def test_sigterm_drains_in_flight_call_then_exits_zero(
