@@ -54,7 +54,8 @@ def one_rpc_per_step(target: str, env_id: str, steps: int) -> float:
                 seed += 1
                 env.reset(seed=seed)
                 plan, t = env.solve(), 0
-        return steps / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+    return steps / elapsed
 
 
 def step_batch(target: str, env_id: str, steps: int) -> float:
