@@ -148,8 +148,17 @@ class _SyncInterceptor(
         return continuation(self._details(details, unary_response=False), requests)
 
 
-def _credentials(tls: bool, root_certificates: bytes | None) -> grpc.ChannelCredentials | None:
-    return grpc.ssl_channel_credentials(root_certificates) if tls else None
+def _credentials(
+    tls: bool,
+    root_certificates: bytes | None,
+    client_cert_chain: bytes | None,
+    client_private_key: bytes | None,
+) -> grpc.ChannelCredentials | None:
+    if not tls:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates, private_key=client_private_key, certificate_chain=client_cert_chain
+    )
 
 
 def aio_channel(
@@ -158,6 +167,8 @@ def aio_channel(
     token: str | None = None,
     tls: bool = False,
     root_certificates: bytes | None = None,
+    client_cert_chain: bytes | None = None,
+    client_private_key: bytes | None = None,
     default_timeout_s: float | None = 30.0,
     max_message_bytes: int = 64 * MiB,
     retry: RetryPolicy | None = RetryPolicy(),
@@ -170,7 +181,7 @@ def aio_channel(
         kind(token, default_timeout_s)
         for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)
     ]
-    creds = _credentials(tls, root_certificates)
+    creds = _credentials(tls, root_certificates, client_cert_chain, client_private_key)
     if creds is not None:
         return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
@@ -182,6 +193,8 @@ def sync_channel(
     token: str | None = None,
     tls: bool = False,
     root_certificates: bytes | None = None,
+    client_cert_chain: bytes | None = None,
+    client_private_key: bytes | None = None,
     default_timeout_s: float | None = 30.0,
     max_message_bytes: int = 64 * MiB,
     retry: RetryPolicy | None = RetryPolicy(),
@@ -190,7 +203,7 @@ def sync_channel(
     options = channel_options(max_message_bytes, retry)
     if target.startswith("dns:///"):
         options.append(("grpc.lb_policy_name", "round_robin"))
-    creds = _credentials(tls, root_certificates)
+    creds = _credentials(tls, root_certificates, client_cert_chain, client_private_key)
     raw = (
         grpc.secure_channel(target, creds, options=options)
         if creds is not None

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -96,6 +97,15 @@ class ServiceSettings(BaseSettings):
     auth_token_file: Path | None = Field(
         default=None, description="File holding the bearer token (a mounted Kubernetes Secret)"
     )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM server certificate; with tls_key_file, serve TLS"
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of the certificate"
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle; when set, clients must present a cert (mTLS)"
+    )
     auth_disabled: bool = Field(
         default=False, description="Accept unauthenticated calls: local development only"
     )
@@ -127,6 +137,25 @@ class ServiceSettings(BaseSettings):
                 f"or {prefix}AUTH_DISABLED=true for local development"
             )
         return self
+
+    @model_validator(mode="after")
+    def _tls_is_complete(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS (and mTLS with a client CA) credentials, or None for plaintext."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        client_ca = self.tls_client_ca_file.read_bytes() if self.tls_client_ca_file else None
+        return grpc.ssl_server_credentials(
+            [(self.tls_key_file.read_bytes(), self.tls_cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
 
     def resolved_data_dir(self) -> Path:
         """The state directory, created on first use."""
