@@ -36,8 +36,14 @@ empty :=
 space := $(empty) $(empty)
 SERVICE_SRC := $(subst $(space),:,$(wildcard services/*/src))
 
+# One mypy run per unit: test modules of different units may share names (conftest).
+UNITS := $(patsubst %/,%,$(DISTS)) tests scripts benchmarks
+
 typecheck: venv
-	MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$(find libs kernels services tests scripts benchmarks -name '*.py' -not -path '*/gantry/proto/*')
+	@set -e; for unit in $(UNITS); do \
+	  files=$$(find $$unit -name '*.py' -not -path '*/gantry/proto/*' -not -path '*/node_modules/*'); \
+	  if [ -n "$$files" ]; then echo "mypy $$unit"; MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$files; fi; \
+	done
 
 pytest: venv
 	$(BIN)/pytest -q
