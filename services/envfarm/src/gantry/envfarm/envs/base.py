@@ -182,7 +182,7 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
 
     def clone(self) -> VisGymEnv:
         """An independent copy at the current state (steps restart at 0)."""
-        twin = type(self)(self.difficulty, dataset_path=self.dataset_path)
+        twin = type(self)(self.difficulty, dataset_path=self.dataset_path, max_steps=self.max_steps)
         twin.reset(options={"state": self.export_state()})
         return twin
 
