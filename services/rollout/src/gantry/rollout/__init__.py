@@ -1,0 +1,1 @@
+"""rollout: batched generation with logprobs, agent episodes, weight updates, heavy thinking."""

@@ -1,0 +1,61 @@
+"""Choosing the next token, and the logprob reported for it.
+
+The reported logprob is log softmax of the model's raw logits (temperature 1, no top-k/p),
+i.e. log π(token | context) under the current policy: what GRPO/PPO ratios need, and what
+vLLM reports with `logprobs_mode="raw_logprobs"`. Temperature, top-k and top-p only shape
+the distribution the token is drawn from.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gantry.rollout.engine.types import SamplingParams
+
+
+def make_generator(seed: int | None, index: int) -> torch.Generator:
+    generator = torch.Generator(device="cpu")
+    if seed is None:
+        generator.seed()
+    else:
+        # Each of the n samples gets its own stream, reproducible from (seed, index).
+        generator.manual_seed((seed * 1_000_003 + index) % (2**63))
+    return generator
+
+
+def processed_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """The sampling distribution for one row of logits (float32, shape [V])."""
+    scaled = logits / params.temperature
+    if params.top_k and params.top_k < scaled.numel():
+        kth = torch.topk(scaled, params.top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if params.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        cumulative = torch.cumsum(sorted_probs, dim=-1)
+        # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+        drop = cumulative - sorted_probs >= params.top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        probs = probs / probs.sum()
+    return probs
+
+
+def sample(
+    logits: torch.Tensor,
+    params: list[SamplingParams],
+    generators: list[torch.Generator],
+) -> tuple[list[int], list[float]]:
+    """Next token and its raw logprob for each row of `logits` [B, V]."""
+    logits = logits.float()
+    raw = torch.log_softmax(logits, dim=-1)
+    tokens: list[int] = []
+    for row, (p, gen) in enumerate(zip(params, generators, strict=True)):
+        if p.temperature == 0:
+            token = int(torch.argmax(logits[row]))
+        else:
+            probs = processed_probs(logits[row], p)
+            token = int(torch.multinomial(probs, 1, generator=gen))
+        tokens.append(token)
+    index = torch.tensor(tokens).unsqueeze(1)
+    return tokens, raw.gather(1, index).squeeze(1).tolist()

@@ -1,0 +1,82 @@
+"""What a generation backend takes and gives back, independent of gRPC and of torch."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class FinishReason(enum.Enum):
+    STOP = "stop"  # an end-of-sequence token or a stop string
+    LENGTH = "length"  # max_tokens or the context window
+    CANCELLED = "cancelled"  # the caller went away or aborted
+    RESTARTED = "restarted"  # discarded by a weight update in "rerun" mode; resubmit
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 256
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k cut
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    ignore_eos: bool = False
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs; empty when valid. Field names match the wire."""
+        problems = []
+        if self.max_tokens < 1:
+            problems.append(("max_tokens", "must be >= 1"))
+        if self.temperature < 0:
+            problems.append(("temperature", "must be >= 0"))
+        if not 0 < self.top_p <= 1:
+            problems.append(("top_p", "must be in (0, 1]"))
+        if self.top_k < 0:
+            problems.append(("top_k", "must be >= 0"))
+        if not 1 <= self.n <= 64:
+            problems.append(("n", "must be between 1 and 64"))
+        if any(not s for s in self.stop):
+            problems.append(("stop", "stop strings must not be empty"))
+        return problems
+
+
+@dataclass
+class Delta:
+    """New output of one sample since its previous delta."""
+
+    request_id: str
+    index: int  # which of the request's n samples
+    token_ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish_reason: FinishReason | None = None
+    policy_version: int = 0
+
+
+@dataclass
+class Sample:
+    """One finished sample, accumulated from its deltas."""
+
+    index: int
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    policy_version: int = 0
+
+    def add(self, delta: Delta) -> None:
+        self.token_ids += delta.token_ids
+        self.logprobs += delta.logprobs
+        self.text += delta.text
+        self.policy_version = delta.policy_version
+        if delta.finish_reason is not None:
+            self.finish_reason = delta.finish_reason
+
+
+class PromptTooLong(ValueError):
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(f"the prompt has {tokens} tokens; the context window is {limit}")
+        self.tokens = tokens
+        self.limit = limit

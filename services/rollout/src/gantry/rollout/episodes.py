@@ -1,0 +1,346 @@
+"""Multi-turn agent episodes against envfarm: observation -> chat prompt -> action -> Step.
+
+Each turn records exactly what a GRPO/PPO trainer needs: the prompt as token ids, the
+completion's token ids with the logprob of every sampled token, the policy version that
+generated it, and the environment's reward and feedback. Episodes run concurrently (a
+semaphore bounds them); `stream` keeps N in flight and yields each as it finishes
+(LongCat's asynchronous rollouts), cancelling episodes that fall more than
+`max_staleness` policy versions behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from gantry.core import errors
+from gantry.core.client import aio_channel
+from gantry.core.errors import GantryError, InvalidArgument
+from gantry.proto.common.v1 import chat_pb2, episode_pb2, trajectory_pb2
+from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+from gantry.proto.rollout.v1 import rollout_pb2
+from gantry.rollout import prompts
+from gantry.rollout.context import fit_history
+from gantry.rollout.engine.types import Sample
+
+if TYPE_CHECKING:
+    from gantry.rollout.service import RolloutService
+
+DEFAULT_CONCURRENCY = 16
+
+
+def extract_action(completion: str) -> str:
+    """The action in a completion: the text after "Action:" if present, else its first line."""
+    for line in completion.splitlines():
+        if line.strip().lower().startswith("action:"):
+            return line.split(":", 1)[1].strip()
+    lines = [line.strip() for line in completion.splitlines() if line.strip()]
+    return lines[0] if lines else completion.strip()
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+class Stale(Exception):
+    """The episode fell too many policy versions behind."""
+
+
+class EpisodeRunner:
+    def __init__(self, service: RolloutService) -> None:
+        self.service = service
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._instructions: dict[tuple[str, str], str] = {}
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    def _envfarm(self, target: str) -> envfarm_pb2_grpc.EnvFarmServiceAsyncStub:
+        target = target or self.service.settings.envfarm_target
+        if target not in self._channels:
+            token = self.service.settings.resolved_envfarm_token()
+            self._channels[target] = aio_channel(target, token=token, default_timeout_s=60)
+        return envfarm_pb2_grpc.EnvFarmServiceStub(self._channels[target])
+
+    # ----- validation -----
+    def _check(self, spec: rollout_pb2.EpisodeSpec) -> None:
+        if not spec.env_id:
+            raise InvalidArgument.for_field("spec.env_id", "is required, e.g. 'visgym/maze_2d'")
+        mode = spec.settings.observation_mode
+        if mode in (
+            episode_pb2.OBSERVATION_MODE_IMAGE,
+            episode_pb2.OBSERVATION_MODE_IMAGE_AND_TEXT,
+        ):
+            raise InvalidArgument.for_field(
+                "spec.settings.observation_mode",
+                "image observations need a vision-language backend; this server serves a "
+                "text model: use OBSERVATION_MODE_TEXT",
+            )
+        if spec.settings.goal_image:
+            raise InvalidArgument.for_field(
+                "spec.settings.goal_image", "goal images need a vision-language backend"
+            )
+        for name in ("episodes_per_seed", "concurrency", "max_turns"):
+            if getattr(spec, name) < 0:
+                raise InvalidArgument.for_field(f"spec.{name}", "must be >= 0")
+        if spec.settings.history_window < 0:
+            raise InvalidArgument.for_field("spec.settings.history_window", "must be >= 0")
+        if spec.pruning.enabled:
+            raise InvalidArgument.for_field(
+                "spec.pruning.enabled",
+                "observation pruning needs the pruner service (not yet served)",
+            )
+        prompts.sampling(spec.sampling, "spec.sampling")
+
+    def _jobs(self, spec: rollout_pb2.EpisodeSpec, cycle: bool) -> Any:
+        seeds = list(spec.seeds)
+        per_seed = spec.episodes_per_seed or 1
+        source = itertools.cycle(seeds) if (cycle and seeds) else iter(seeds)
+        if not seeds:
+            source = (
+                (secrets.randbits(63) for _ in itertools.count())
+                if cycle
+                else iter([secrets.randbits(63)])
+            )
+        for seed in source:
+            group = hashlib.sha1(f"{spec.env_id}:{seed}:{uuid.uuid4().hex}".encode()).hexdigest()[
+                :16
+            ]
+            for index in range(per_seed):
+                yield seed, group, index
+
+    # ----- RunEpisodes -----
+    async def run(self, spec: rollout_pb2.EpisodeSpec) -> rollout_pb2.RunEpisodesResponse:
+        self._check(spec)
+        limit = min(
+            spec.concurrency or DEFAULT_CONCURRENCY, self.service.settings.max_episode_concurrency
+        )
+        gate = asyncio.Semaphore(limit)
+
+        async def bounded(seed: int, group: str, index: int) -> Any:
+            async with gate:
+                return await self._attempt(spec, seed, group, index, max_staleness=0)
+
+        outcomes = await asyncio.gather(*(bounded(*job) for job in self._jobs(spec, cycle=False)))
+        response = rollout_pb2.RunEpisodesResponse()
+        prompt_tokens = completion_tokens = 0
+        for outcome in outcomes:
+            if isinstance(outcome, rollout_pb2.EpisodeError):
+                response.errors.append(outcome)
+            else:
+                response.trajectories.append(outcome)
+                prompt_tokens += outcome.usage.prompt_tokens
+                completion_tokens += outcome.usage.completion_tokens
+        response.usage.CopyFrom(
+            chat_pb2.Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+        )
+        return response
+
+    # ----- StreamEpisodes -----
+    async def stream(
+        self, spec: rollout_pb2.EpisodeSpec, *, max_staleness: int, continuous: bool
+    ) -> AsyncIterator[rollout_pb2.StreamEpisodesResponse]:
+        self._check(spec)
+        if max_staleness < 0:
+            raise InvalidArgument.for_field("max_staleness", "must be >= 0 (0 = unbounded)")
+        limit = min(
+            spec.concurrency or DEFAULT_CONCURRENCY, self.service.settings.max_episode_concurrency
+        )
+        jobs = self._jobs(spec, cycle=continuous)
+        in_flight: set[asyncio.Task[Any]] = set()
+
+        def refill() -> None:
+            while len(in_flight) < limit:
+                job = next(jobs, None)
+                if job is None:
+                    return
+                in_flight.add(
+                    asyncio.ensure_future(self._attempt(spec, *job, max_staleness=max_staleness))
+                )
+
+        refill()
+        try:
+            while in_flight:
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    in_flight.discard(task)
+                    outcome = task.result()
+                    message = rollout_pb2.StreamEpisodesResponse(
+                        current_policy_version=self.service.generator.policy_version
+                    )
+                    if isinstance(outcome, rollout_pb2.EpisodeError):
+                        message.error.CopyFrom(outcome)
+                    else:
+                        message.trajectory.CopyFrom(outcome)
+                    yield message
+                refill()  # generation never waits for the slowest episode
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    # ----- one episode -----
+    async def _attempt(
+        self,
+        spec: rollout_pb2.EpisodeSpec,
+        seed: int,
+        group: str,
+        index: int,
+        *,
+        max_staleness: int,
+    ) -> Any:
+        try:
+            coro = self._play(spec, seed, group, index, max_staleness)
+            if spec.HasField("episode_timeout"):
+                timeout = spec.episode_timeout.ToNanoseconds() / 1e9
+                return await asyncio.wait_for(coro, timeout)
+            return await coro
+        except GantryError as exc:
+            return rollout_pb2.EpisodeError(seed=seed, group_index=index, status=exc.to_status())
+        except grpc.RpcError as exc:
+            status = errors.from_rpc_error(exc).to_status()
+            return rollout_pb2.EpisodeError(seed=seed, group_index=index, status=status)
+        except TimeoutError:
+            error = errors.DeadlineExceeded("the episode exceeded spec.episode_timeout")
+            return rollout_pb2.EpisodeError(seed=seed, group_index=index, status=error.to_status())
+
+    async def _instructions_for(
+        self, stub: envfarm_pb2_grpc.EnvFarmServiceAsyncStub, target: str, env_id: str
+    ) -> str:
+        key = (target, env_id)
+        if key not in self._instructions:
+            listed = await stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest())
+            for env in listed.environments:
+                self._instructions[(target, env.id)] = env.instructions
+        return self._instructions.get(key, "")
+
+    async def _play(
+        self, spec: rollout_pb2.EpisodeSpec, seed: int, group: str, index: int, max_staleness: int
+    ) -> trajectory_pb2.Trajectory:
+        generator = self.service.generator
+        stub = self._envfarm(spec.envfarm_target)
+        settings = episode_pb2.EpisodeSettings()
+        settings.CopyFrom(spec.settings)
+        settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
+        created = await stub.CreateSession(
+            envfarm_pb2.CreateSessionRequest(
+                env_id=spec.env_id, difficulty=spec.difficulty, seed=seed, settings=settings
+            )
+        )
+        session = created.session
+        started = time.time()
+        task = spec.system_prompt or await self._instructions_for(
+            stub, spec.envfarm_target, spec.env_id
+        )
+        params = prompts.sampling(spec.sampling, "spec.sampling")
+        params = type(params)(**{**params.__dict__, "n": 1})
+        trajectory = trajectory_pb2.Trajectory(
+            id=uuid.uuid4().hex,
+            group_id=group,
+            env_id=spec.env_id,
+            difficulty=session.difficulty,
+            seed=seed,
+            settings=spec.settings,
+            task=task,
+            policy_version=generator.policy_version,
+            start_time=_timestamp(started),
+        )
+        history: list[dict[str, str]] = []
+        observation, feedback = created.observation.text, ""
+        max_turns = spec.max_turns or session.max_steps
+        prompt_tokens = completion_tokens = 0
+        try:
+            for turn_index in range(max_turns):
+                if (
+                    max_staleness
+                    and generator.policy_version - trajectory.policy_version > max_staleness
+                ):
+                    raise Stale()
+                user = (
+                    observation
+                    if not (spec.settings.text_feedback and feedback)
+                    else f"Feedback: {feedback}\n{observation}"
+                )
+                history.append({"role": "user", "content": user})
+                ids = await fit_history(
+                    generator,
+                    task,
+                    history,
+                    spec.settings.history_window,
+                    spec.context_strategy,
+                    params.max_tokens,
+                )
+                sample: Sample = Sample(0)
+                async for delta in generator.generate(ids, params):
+                    sample.add(delta)
+                action = extract_action(sample.text)
+                history.append({"role": "assistant", "content": sample.text})
+                stepped = await stub.Step(
+                    envfarm_pb2.StepRequest(session_id=session.id, action=action)
+                )
+                result = stepped.result
+                assert sample.finish_reason is not None
+                trajectory.turns.append(
+                    trajectory_pb2.Turn(
+                        index=turn_index,
+                        observation=episode_pb2.Observation(text=observation),
+                        prompt_token_ids=ids,
+                        completion_text=sample.text,
+                        action=action,
+                        completion=chat_pb2.TokenSequence(
+                            token_ids=sample.token_ids, logprobs=sample.logprobs
+                        ),
+                        finish_reason=prompts.FINISH[sample.finish_reason],
+                        reward=result.reward,
+                        feedback=result.feedback,
+                        info=result.info,
+                        policy_version=sample.policy_version,
+                    )
+                )
+                prompt_tokens += len(ids)
+                completion_tokens += len(sample.token_ids)
+                trajectory.final_reward += result.reward
+                observation, feedback = result.observation.text, result.feedback
+                if result.terminated or result.truncated:
+                    trajectory.terminated, trajectory.truncated = (
+                        result.terminated,
+                        result.truncated,
+                    )
+                    break
+            else:
+                trajectory.truncated = True  # turn limit
+        except Stale:
+            trajectory.truncated = True
+            trajectory.metadata.update({"stale": True})
+        finally:
+            with contextlib.suppress(grpc.RpcError):
+                await stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=session.id))
+        trajectory.usage.CopyFrom(
+            chat_pb2.Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+        )
+        elapsed = duration_pb2.Duration()
+        elapsed.FromNanoseconds(int((time.time() - started) * 1e9))
+        trajectory.duration.CopyFrom(elapsed)
+        return trajectory

@@ -1,0 +1,109 @@
+"""The `Generator` interface every backend implements, and the transformers one.
+
+A generator streams `Delta`s for one prompt (n samples), frees the request's batch slots
+as soon as the caller stops listening, swaps weights between decode steps and reports
+the policy version. The service and the episode runner only ever see this interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from typing import Protocol
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from gantry.models.loading import CausalLM
+from gantry.rollout.engine.engine import Engine, UpdateMode
+from gantry.rollout.engine.types import Delta, Sample, SamplingParams
+
+
+class Generator(Protocol):
+    backend: str
+    model_path: str
+    context_length: int
+    tokenizer: PreTrainedTokenizerBase
+    dtype: torch.dtype
+
+    @property
+    def policy_version(self) -> int: ...
+
+    def generate(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+    ) -> AsyncGenerator[Delta, None]: ...
+
+    async def update_weights(
+        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode
+    ) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+async def complete(
+    generator: Generator, prompt_ids: list[int], params: SamplingParams
+) -> list[Sample]:
+    """Run one prompt to completion; samples in index order."""
+    samples = [Sample(i) for i in range(params.n)]
+    async for delta in generator.generate(prompt_ids, params):
+        samples[delta.index].add(delta)
+    return samples
+
+
+class TransformersGenerator:
+    """The CPU/reference backend: `Engine` on its own thread, bridged to asyncio."""
+
+    backend = "transformers"
+
+    def __init__(self, bundle: CausalLM, *, max_batch_size: int) -> None:
+        self.model_path = str(bundle.path)
+        self.context_length = bundle.context_length
+        self.tokenizer = bundle.tokenizer
+        self.dtype = bundle.dtype
+        eos = bundle.model.generation_config.eos_token_id
+        eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids = (*eos_ids, int(self.tokenizer.eos_token_id))
+        self.engine = Engine(
+            bundle.model,
+            bundle.tokenizer,
+            context_length=bundle.context_length,
+            max_batch_size=max_batch_size,
+            eos_token_ids=eos_ids,
+        )
+        self.engine.start()
+
+    @property
+    def policy_version(self) -> int:
+        return self.engine.policy_version
+
+    async def generate(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+    ) -> AsyncGenerator[Delta, None]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Delta] = asyncio.Queue()
+        request_id = request_id or uuid.uuid4().hex
+
+        def sink(delta: Delta) -> None:  # called on the engine thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, delta)
+
+        self.engine.submit(request_id, prompt_ids, params, sink)
+        remaining = params.n
+        try:
+            while remaining:
+                delta = await queue.get()
+                if delta.finish_reason is not None:
+                    remaining -= 1
+                yield delta
+        finally:
+            if remaining:  # cancelled or abandoned: free the batch slots now
+                self.engine.abort(request_id)
+
+    async def update_weights(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode) -> int:
+        return await asyncio.wrap_future(self.engine.load(tensors, mode))
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.engine.stop)

@@ -1,0 +1,114 @@
+"""From wire prompts and sampling parameters to token ids and engine parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from transformers import PreTrainedTokenizerBase
+
+from gantry.core.errors import FieldViolation, InvalidArgument
+from gantry.proto.common.v1 import chat_pb2, sampling_pb2
+from gantry.proto.rollout.v1 import rollout_pb2
+from gantry.rollout.engine.types import FinishReason, SamplingParams
+
+ROLES = {
+    chat_pb2.ROLE_SYSTEM: "system",
+    chat_pb2.ROLE_USER: "user",
+    chat_pb2.ROLE_ASSISTANT: "assistant",
+    chat_pb2.ROLE_TOOL: "tool",
+}
+FINISH = {
+    FinishReason.STOP: sampling_pb2.FINISH_REASON_STOP,
+    FinishReason.LENGTH: sampling_pb2.FINISH_REASON_LENGTH,
+    FinishReason.CANCELLED: sampling_pb2.FINISH_REASON_CANCELLED,
+    FinishReason.RESTARTED: sampling_pb2.FINISH_REASON_CANCELLED,
+}
+
+
+def sampling(
+    params: sampling_pb2.SamplingParams, field: str, *, default_max: int = 256
+) -> SamplingParams:
+    """Engine parameters from the wire (unset fields take vLLM-like defaults)."""
+    result = SamplingParams(
+        max_tokens=params.max_tokens or default_max,
+        temperature=params.temperature if params.HasField("temperature") else 1.0,
+        top_p=params.top_p if params.HasField("top_p") else 1.0,
+        top_k=params.top_k if params.HasField("top_k") else 0,
+        seed=params.seed if params.HasField("seed") else None,
+        stop=tuple(params.stop),
+        n=params.n or 1,
+    )
+    problems = result.validate()
+    if params.max_tokens < 0:
+        problems.append(("max_tokens", "must be >= 0 (0 = default)"))
+    if params.n < 0:
+        problems.append(("n", "must be >= 0 (0 = 1)"))
+    if problems:
+        violations = [FieldViolation(f"{field}.{name}", text) for name, text in problems]
+        raise InvalidArgument(
+            "; ".join(f"{v.field}: {v.description}" for v in violations), violations=violations
+        )
+    return result
+
+
+def chat_messages(conversation: chat_pb2.Conversation, field: str) -> list[dict[str, Any]]:
+    messages = []
+    for i, message in enumerate(conversation.messages):
+        if message.role not in ROLES:
+            raise InvalidArgument.for_field(f"{field}.messages[{i}].role", "must be set")
+        parts = []
+        for j, part in enumerate(message.content):
+            if part.HasField("image"):
+                raise InvalidArgument.for_field(
+                    f"{field}.messages[{i}].content[{j}].image",
+                    "image parts need a vision-language model; this server serves text only",
+                )
+            parts.append(part.text)
+        messages.append({"role": ROLES[message.role], "content": "".join(parts)})
+    if not messages:
+        raise InvalidArgument.for_field(f"{field}.messages", "must hold at least one message")
+    return messages
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: rollout_pb2.Prompt,
+    field: str,
+    chat_kwargs: dict[str, Any] | None = None,
+) -> list[int]:
+    kind = prompt.WhichOneof("kind")
+    if kind == "text":
+        ids: list[int] = tokenizer.encode(prompt.text, add_special_tokens=False)
+    elif kind == "messages":
+        ids = apply_chat(tokenizer, chat_messages(prompt.messages, field), chat_kwargs)
+    elif kind == "token_ids":
+        ids = list(prompt.token_ids.token_ids)
+        vocab = len(tokenizer)
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise InvalidArgument.for_field(
+                f"{field}.token_ids", f"token id {bad} is outside the vocabulary [0, {vocab})"
+            )
+    else:
+        raise InvalidArgument.for_field(field, "set one of text, messages or token_ids")
+    if not ids:
+        raise InvalidArgument.for_field(field, "the prompt encodes to no tokens")
+    return ids
+
+
+def apply_chat(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[dict[str, Any]],
+    chat_kwargs: dict[str, Any] | None = None,
+) -> list[int]:
+    rendered = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, **(chat_kwargs or {})
+    )
+    result: Any = rendered  # a BatchEncoding or a plain list, by tokenizer
+    ids = result["input_ids"] if hasattr(result, "keys") else result
+    return [int(t) for t in ids]
+
+
+def struct_kwargs(struct: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(struct) if struct.fields else {}

@@ -1,0 +1,89 @@
+"""The rollout service: generation, agent episodes and weight updates over gRPC."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import grpc
+
+from gantry.core.server import Service
+from gantry.core.settings import ServiceSettings
+from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+from gantry.rollout.settings import TINY_MODEL, RolloutSettings
+
+log = logging.getLogger("gantry.rollout")
+SERVICE_NAME = rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
+
+
+def load_generator(settings: RolloutSettings) -> Any:
+    """Build the configured backend (blocking: loads the model)."""
+    if settings.backend == "vllm":
+        from gantry.rollout.vllm_backend import VllmGenerator
+
+        return VllmGenerator.from_settings(settings)
+    from gantry.models.loading import load_causal_lm
+    from gantry.rollout.generator import TransformersGenerator
+
+    path = settings.model_path
+    if path == TINY_MODEL:
+        from gantry.models.tiny import tiny_model_dir
+
+        log.warning("serving a tiny random model (model_path=tiny): for development only")
+        path = str(tiny_model_dir("causal_lm"))
+    bundle = load_causal_lm(path, dtype=settings.dtype)
+    return TransformersGenerator(bundle, max_batch_size=settings.max_batch_size)
+
+
+class RolloutService(Service[RolloutSettings]):
+    name: ClassVar[str] = "rollout"
+    settings_type: ClassVar[type[ServiceSettings]] = RolloutSettings
+
+    def __init__(self, settings: RolloutSettings) -> None:
+        super().__init__(settings)
+        self.generator: Any = None
+        self.run_id = ""
+        self.weights_time: float | None = None
+        self.model_name = settings.model_name or settings.model_path
+        from gantry.rollout.episodes import EpisodeRunner
+
+        self.episodes = EpisodeRunner(self)
+
+    def weights_updated(self, run_id: str) -> None:
+        self.run_id, self.weights_time = run_id or self.run_id, time.time()
+
+    def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
+        from gantry.rollout.servicer import RolloutServicer
+
+        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(self), server)
+        return [SERVICE_NAME]
+
+    async def start(self) -> None:
+        self.generator = await self.run_blocking(load_generator, self.settings)
+
+    async def stop(self) -> None:
+        await self.episodes.close()
+        if self.generator is not None:
+            await self.generator.close()
+
+    @classmethod
+    def demo_call(cls, channel: grpc.Channel) -> str:
+        stub = rollout_pb2_grpc.RolloutServiceStub(channel)
+        info = stub.GetModelInfo(rollout_pb2.GetModelInfoRequest())
+        request = rollout_pb2.GenerateRequest(
+            input=rollout_pb2.GenerationInput(
+                prompts=[rollout_pb2.Prompt(text="The agent looked at the maze and")],
+            )
+        )
+        request.input.sampling.max_tokens = 8
+        request.input.sampling.n = 2
+        request.input.sampling.seed = 0
+        reply = stub.Generate(request)
+        completions = reply.results[0].completions
+        tokens = sum(len(c.tokens.token_ids) for c in completions)
+        return (
+            f"{info.backend} backend, {info.model_name}: {len(completions)} samples, "
+            f"{tokens} tokens with logprobs, policy v{reply.policy_version}"
+        )

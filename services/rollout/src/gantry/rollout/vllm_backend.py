@@ -1,0 +1,182 @@
+"""The GPU backend: vLLM's async engine behind the same `Generator` interface.
+
+Semantics match the transformers engine: one `Delta` per new token per sample, and the
+logprob of each sampled token under the raw model distribution (`logprobs=0` with
+`logprobs_mode="raw_logprobs"`: temperature/top-k/top-p shape sampling, not the reported
+logprob). Weight updates load the tensors into every worker's model between steps
+(`collective_rpc`), after pausing new requests ("drain") or aborting the running ones
+("rerun"). vllm is imported lazily: it is an optional dependency (`gantry-rollout[vllm]`)
+present only on GPU images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+import torch
+
+from gantry.rollout.engine.engine import UpdateMode
+from gantry.rollout.engine.types import Delta, FinishReason, SamplingParams
+from gantry.rollout.settings import RolloutSettings
+
+_FINISH = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "abort": FinishReason.CANCELLED,
+}
+
+
+def to_vllm_params(params: SamplingParams, vllm_sampling_params: Any) -> Any:
+    """Gantry's sampling parameters as vllm.SamplingParams (one request per sample)."""
+    return vllm_sampling_params(
+        n=1,  # each sample is its own request so deltas carry their index
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k if params.top_k > 0 else -1,
+        seed=params.seed,
+        stop=list(params.stop) or None,
+        ignore_eos=params.ignore_eos,
+        logprobs=0,  # the sampled token's logprob only
+        output_kind=_delta_kind(),
+    )
+
+
+def _delta_kind() -> Any:
+    try:
+        from vllm.sampling_params import RequestOutputKind
+    except ImportError:  # unit tests without vllm
+        return None
+    return RequestOutputKind.DELTA
+
+
+def sample_seed(params: SamplingParams, index: int) -> int | None:
+    return None if params.seed is None else (params.seed * 1_000_003 + index) % (2**63)
+
+
+def delta_from_output(request_id: str, index: int, output: Any, version: int) -> Delta:
+    """One vLLM delta output (RequestOutputKind.DELTA) as a Gantry Delta."""
+    completion = output.outputs[0]
+    token_ids = list(completion.token_ids)
+    logprobs = [
+        float(entry[token].logprob)
+        for token, entry in zip(token_ids, completion.logprobs or [], strict=False)
+    ]
+    finish = _FINISH.get(completion.finish_reason) if output.finished else None
+    return Delta(request_id, index, token_ids, logprobs, completion.text, finish, version)
+
+
+class VllmGenerator:
+    backend = "vllm"
+
+    def __init__(
+        self,
+        engine: Any,
+        tokenizer: Any,
+        *,
+        model_path: str,
+        context_length: int,
+        dtype: torch.dtype,
+    ) -> None:
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.model_path = model_path
+        self.context_length = context_length
+        self.dtype = dtype
+        self._version = 0
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._running: set[str] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @classmethod
+    def from_settings(cls, settings: RolloutSettings) -> VllmGenerator:
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=settings.model_path,
+            dtype=settings.dtype,
+            gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+            max_num_seqs=settings.max_batch_size,
+            logprobs_mode="raw_logprobs",
+            worker_extension_cls="gantry.rollout.vllm_worker.WeightLoader",
+        )
+        engine = AsyncLLM.from_engine_args(args)
+        config = engine.model_config
+        return cls(
+            engine,
+            engine.tokenizer,
+            model_path=settings.model_path,
+            context_length=int(config.max_model_len),
+            dtype=config.dtype,
+        )
+
+    @property
+    def policy_version(self) -> int:
+        return self._version
+
+    async def generate(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+    ) -> AsyncGenerator[Delta, None]:
+        from vllm import SamplingParams as VllmSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        await self._gate.wait()  # a draining weight update holds new requests
+        base = request_id or uuid.uuid4().hex
+        queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
+
+        async def one(index: int) -> None:
+            rid = f"{base}-{index}"
+            self._running.add(rid)
+            self._idle.clear()
+            sample_params = to_vllm_params(params, VllmSamplingParams)
+            sample_params.seed = sample_seed(params, index)
+            try:
+                async for output in self.engine.generate(
+                    TokensPrompt(prompt_token_ids=prompt_ids), sample_params, rid
+                ):
+                    await queue.put(delta_from_output(base, index, output, self._version))
+            except BaseException as exc:  # hand errors to the consumer
+                await queue.put(exc)
+            finally:
+                self._running.discard(rid)
+                if not self._running:
+                    self._idle.set()
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(params.n)]
+        remaining = params.n
+        try:
+            while remaining:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.finish_reason is not None:
+                    remaining -= 1
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            if remaining:
+                await self.engine.abort([f"{base}-{i}" for i in range(params.n)])
+
+    async def update_weights(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode) -> int:
+        self._gate.clear()
+        try:
+            if mode == "rerun":
+                await self.engine.abort(list(self._running))
+            await self._idle.wait()  # drain: in-flight requests finish on the old weights
+            items = [(name, tensor) for name, tensor in tensors.items()]
+            await self.engine.collective_rpc("load_weights_from_tensors", args=(items,))
+            await self.engine.reset_prefix_cache()  # cached KV belongs to the old weights
+            self._version += 1
+            return self._version
+        finally:
+            self._gate.set()
+
+    async def close(self) -> None:
+        self.engine.shutdown()
