@@ -186,13 +186,20 @@ def up(
     stack = Stack(state_dir=str(state_dir), token=token, services=[])
     taken: set[int] = set()
     try:
+        ports: dict[str, tuple[int, int]] = {}
         for name in names:
             port = _pick_port(DEFAULT_PORTS.get(name), taken)
             taken.add(port)
             preferred = DEFAULT_PORTS.get(name)
             metrics_port = _pick_port(preferred - 50051 + 9091 if preferred else None, taken)
             taken.add(metrics_port)
-            stack.services.append(_launch(state_dir, name, port, metrics_port, token, extra_env))
+            ports[name] = (port, metrics_port)
+        # Every service learns where its peers listen: GANTRY_<SVC>_<PEER>_TARGET.
+        peers = {f"{peer.upper()}_TARGET": f"127.0.0.1:{p}" for peer, (p, _) in ports.items()}
+        for name, (port, metrics_port) in ports.items():
+            env = {f"{env_prefix(name)}{key}": value for key, value in peers.items()}
+            env.update(extra_env or {})
+            stack.services.append(_launch(state_dir, name, port, metrics_port, token, env))
             _save_stack(stack)
         deadline = time.monotonic() + timeout_s
         for svc in stack.services:

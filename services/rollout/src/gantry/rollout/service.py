@@ -11,6 +11,7 @@ import grpc
 
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
+from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.settings import TINY_MODEL, RolloutSettings
 
@@ -83,7 +84,18 @@ class RolloutService(Service[RolloutSettings]):
         reply = stub.Generate(request)
         completions = reply.results[0].completions
         tokens = sum(len(c.tokens.token_ids) for c in completions)
-        return (
+        summary = (
             f"{info.backend} backend, {info.model_name}: {len(completions)} samples, "
             f"{tokens} tokens with logprobs, policy v{reply.policy_version}"
+        )
+        spec = rollout_pb2.EpisodeSpec(env_id="visgym/maze_2d", seeds=[0], max_turns=3)
+        spec.settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
+        spec.sampling.max_tokens = 8
+        episodes = stub.RunEpisodes(rollout_pb2.RunEpisodesRequest(spec=spec))
+        if episodes.errors:
+            return f"{summary}; episode failed: {episodes.errors[0].status.message}"
+        (trajectory,) = episodes.trajectories
+        return (
+            f"{summary}; maze_2d episode via envfarm: {len(trajectory.turns)} turns, "
+            f"reward {trajectory.final_reward:.1f}"
         )
