@@ -20,6 +20,7 @@ SUMMARY_INSTRUCTION = (
     "Summarise the interaction so far in a few sentences: the goal, what was tried, what "
     "the environment answered, and the current state. Be concrete."
 )
+SUMMARY_MAX_TOKENS = 256
 
 
 def _window(history: list[Message], window: int) -> list[Message]:
@@ -77,6 +78,7 @@ async def summarise(generator: Any, messages: list[Message], budget: int) -> str
     # Keep the most recent part if even the summary request is too long.
     ids = ids[-(generator.context_length - budget - 1) :]
     sample = Sample(0)
-    async for delta in generator.generate(ids, SamplingParams(max_tokens=budget, temperature=0.0)):
+    params = SamplingParams(max_tokens=min(budget, SUMMARY_MAX_TOKENS), temperature=0.0)
+    async for delta in generator.generate(ids, params):
         sample.add(delta)
     return sample.text.strip()
