@@ -43,7 +43,10 @@ class RetryPolicy:
 
 
 def channel_options(
-    max_message_bytes: int = 64 * MiB, retry: RetryPolicy | None = RetryPolicy()
+    max_message_bytes: int = 64 * MiB,
+    retry: RetryPolicy | None = RetryPolicy(),
+    *,
+    target: str = "",
 ) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
@@ -55,6 +58,8 @@ def channel_options(
         options += [("grpc.enable_retries", 1), ("grpc.service_config", retry.service_config())]
     else:
         options.append(("grpc.enable_retries", 0))
+    if target.startswith("dns:///"):  # spread calls over every resolved address
+        options.append(("grpc.lb_policy_name", "round_robin"))
     return options
 
 
@@ -174,9 +179,7 @@ def aio_channel(
     retry: RetryPolicy | None = RetryPolicy(),
 ) -> grpc.aio.Channel:
     """An asyncio channel to `target` (`host:port`, or `dns:///svc:port` for round robin)."""
-    options = channel_options(max_message_bytes, retry)
-    if target.startswith("dns:///"):
-        options.append(("grpc.lb_policy_name", "round_robin"))
+    options = channel_options(max_message_bytes, retry, target=target)
     interceptors: list[grpc.aio.ClientInterceptor] = [
         kind(token, default_timeout_s)
         for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)
@@ -200,9 +203,7 @@ def sync_channel(
     retry: RetryPolicy | None = RetryPolicy(),
 ) -> grpc.Channel:
     """A blocking channel with the same behaviour as `aio_channel`."""
-    options = channel_options(max_message_bytes, retry)
-    if target.startswith("dns:///"):
-        options.append(("grpc.lb_policy_name", "round_robin"))
+    options = channel_options(max_message_bytes, retry, target=target)
     creds = _credentials(tls, root_certificates, client_cert_chain, client_private_key)
     raw = (
         grpc.secure_channel(target, creds, options=options)
