@@ -70,7 +70,9 @@ def main() -> None:
     bundle = load_causal_lm(path)
     generator = TransformersGenerator(load_causal_lm(path), max_batch_size=max(args.concurrency))
     encoded = [list(bundle.tokenizer.encode(p, add_special_tokens=False)) for p in PROMPTS]
-    print(f"model {path}, {args.tokens} sampled tokens per request, {torch.get_num_threads()} threads")
+    print(
+        f"model {path}, {args.tokens} sampled tokens per request, {torch.get_num_threads()} threads"
+    )
     print(f"{'concurrent':>10}{'naive tok/s':>14}{'engine tok/s':>14}{'ratio':>8}")
     try:
         for n in args.concurrency:

@@ -1,0 +1,203 @@
+{{/*
+Shared helpers. Service templates range over "gantry.serviceNames" and call the helpers
+below with a context dict: (dict "root" $ "name" $name "svc" $svc).
+*/}}
+
+{{/* The eight services, in port order (rollout 50051 ... vla 50058). */}}
+{{- define "gantry.serviceNames" -}}
+rollout trainer envfarm pruner verifier retrieval video vla
+{{- end -}}
+
+{{- define "gantry.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Release-wide prefix of every object name. Kept to 40 characters so that
+"<fullname>-<service>-headless" still fits a 63-character DNS label.
+*/}}
+{{- define "gantry.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gantry.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object (root context). */}}
+{{- define "gantry.commonLabels" -}}
+helm.sh/chart: {{ include "gantry.chart" . }}
+app.kubernetes.io/name: {{ include "gantry.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: gantry
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Object name of one component: <fullname>-<name>. Context: (dict "root" "name"). */}}
+{{- define "gantry.componentName" -}}
+{{- printf "%s-%s" (include "gantry.fullname" .root) .name -}}
+{{- end -}}
+
+{{/* Selector labels of one component. Context: (dict "root" "name"). */}}
+{{- define "gantry.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gantry.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/* All labels of one component. Context: (dict "root" "name"). */}}
+{{- define "gantry.labels" -}}
+{{ include "gantry.commonLabels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/* The image reference of a service. Context: (dict "root" "name" "svc"). */}}
+{{- define "gantry.image" -}}
+{{- $tag := .svc.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- $repo := .svc.image.repository -}}
+{{- if .root.Values.image.registry -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .root.Values.image.registry) $repo -}}
+{{- end -}}
+{{- printf "%s:%s" $repo (toString $tag) -}}
+{{- end -}}
+
+{{/* GANTRY_<SERVICE>_ prefix of a service's settings. Context: (dict "name"). */}}
+{{- define "gantry.envPrefix" -}}
+{{- printf "GANTRY_%s_" (upper .name) -}}
+{{- end -}}
+
+{{/*
+The in-cluster gRPC target of a service, for other services: the headless Service
+through the dns resolver, so gantry.core.client balances calls round-robin over pods.
+Context: (dict "root" "name").
+*/}}
+{{- define "gantry.grpcTarget" -}}
+{{- $svc := index .root.Values .name -}}
+{{- printf "dns:///%s-headless.%s.svc.%s:%d" (include "gantry.componentName" .) .root.Release.Namespace .root.Values.clusterDomain (int $svc.port) -}}
+{{- end -}}
+
+{{/* Whether a service is on: "true" or "". Context: (dict "root" "name"). */}}
+{{- define "gantry.enabled" -}}
+{{- $svc := index .root.Values .name -}}
+{{- if and $svc $svc.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret holding the bearer token. */}}
+{{- define "gantry.authSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "gantry.fullname" .)) -}}
+{{- end -}}
+
+{{/* Object name of the in-chart Qdrant. */}}
+{{- define "gantry.qdrantName" -}}
+{{- printf "%s-qdrant" (include "gantry.fullname" .) -}}
+{{- end -}}
+
+{{/* The URL retrieval uses for Qdrant: the external one, or the in-chart Service. */}}
+{{- define "gantry.qdrantUrl" -}}
+{{- if .Values.retrieval.qdrant.url -}}
+{{- .Values.retrieval.qdrant.url -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc.%s:6333" (include "gantry.qdrantName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port of the external Qdrant URL (explicit, else by scheme). */}}
+{{- define "gantry.externalQdrantPort" -}}
+{{- $u := urlParse .Values.retrieval.qdrant.url -}}
+{{- $hostParts := splitList ":" $u.host -}}
+{{- if gt (len $hostParts) 1 -}}
+{{- last $hostParts -}}
+{{- else if eq $u.scheme "https" -}}
+443
+{{- else -}}
+80
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks across values that a JSON schema cannot express; each fails the render with a
+message naming the values to change. Called once, from configmap.yaml.
+*/}}
+{{- define "gantry.validate" -}}
+{{- $root := . -}}
+{{- range $name := include "gantry.serviceNames" $root | splitList " " -}}
+{{- $svc := index $root.Values $name -}}
+{{- if $svc.enabled -}}
+{{- if and $svc.autoscaling.enabled (gt (int $svc.autoscaling.minReplicas) (int $svc.autoscaling.maxReplicas)) -}}
+{{- fail (printf "%s.autoscaling: minReplicas (%v) is greater than maxReplicas (%v)" $name $svc.autoscaling.minReplicas $svc.autoscaling.maxReplicas) -}}
+{{- end -}}
+{{- if eq (int $svc.port) (int $svc.metricsPort) -}}
+{{- fail (printf "%s: port and metricsPort are both %v; they must differ" $name $svc.port) -}}
+{{- end -}}
+{{- if has $name $svc.talksTo -}}
+{{- fail (printf "%s.talksTo: a service cannot list itself" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $root.Values.retrieval.enabled -}}
+{{- if and $root.Values.qdrant.enabled $root.Values.retrieval.qdrant.url -}}
+{{- fail "retrieval.qdrant.url is set and qdrant.enabled=true: use either the in-chart Qdrant or an external URL, not both" -}}
+{{- end -}}
+{{- if not (or $root.Values.qdrant.enabled $root.Values.retrieval.qdrant.url) -}}
+{{- fail "retrieval needs a Qdrant: set qdrant.enabled=true (in-chart) or retrieval.qdrant.url (external)" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The ConfigMap data of a service: the runtime fields the chart manages, the targets of the
+services it calls, then its `config` entries. Context: (dict "root" "name" "svc").
+*/}}
+{{- define "gantry.configData" -}}
+{{- $p := include "gantry.envPrefix" . -}}
+{{- $root := .root -}}
+{{ $p }}HOST: "0.0.0.0"
+{{ $p }}PORT: {{ .svc.port | quote }}
+{{ $p }}METRICS_PORT: {{ .svc.metricsPort | quote }}
+{{ $p }}GRACE_PERIOD_S: {{ .svc.gracePeriodSeconds | quote }}
+{{ $p }}MAX_CONNECTION_AGE_S: {{ .svc.maxConnectionAgeSeconds | quote }}
+{{ $p }}DATA_DIR: /var/lib/gantry
+{{ $p }}LOG_JSON: "true"
+{{- if $root.Values.auth.disabled }}
+{{ $p }}AUTH_DISABLED: "true"
+{{- else }}
+{{ $p }}AUTH_TOKEN_FILE: /var/run/secrets/gantry/auth/token
+{{- end }}
+{{- range $peer := .svc.talksTo }}
+{{- if include "gantry.enabled" (dict "root" $root "name" $peer) }}
+{{ $p }}{{ upper $peer }}_TARGET: {{ include "gantry.grpcTarget" (dict "root" $root "name" $peer) | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .name "retrieval" }}
+{{ $p }}QDRANT_URL: {{ include "gantry.qdrantUrl" $root | quote }}
+{{- if include "gantry.qdrantApiKeySecret" $root }}
+{{ $p }}QDRANT_API_KEY_FILE: /var/run/secrets/gantry/qdrant/api-key
+{{- end }}
+{{- end }}
+{{- range $key, $value := .svc.config }}
+{{ $p }}{{ upper $key }}: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The Secret (name and key, as "name/key") retrieval reads the Qdrant API key from, or "".
+*/}}
+{{- define "gantry.qdrantApiKeySecret" -}}
+{{- if .Values.retrieval.qdrant.url -}}
+{{- with .Values.retrieval.qdrant.apiKeySecret -}}
+{{- if .name }}{{ .name }}/{{ .key }}{{ end -}}
+{{- end -}}
+{{- else if .Values.qdrant.apiKey.existingSecret -}}
+{{- .Values.qdrant.apiKey.existingSecret }}/{{ .Values.qdrant.apiKey.secretKey -}}
+{{- end -}}
+{{- end -}}

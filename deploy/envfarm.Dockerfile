@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# gantry-envfarm: VisGym environments as gRPC sessions. CPU only, and no torch: envfarm
+# needs gantry-core, gantry-proto, numpy, pillow and gymnasium.
+#
+# Build from the repository root (the build context must be the monorepo):
+#   docker build -f deploy/envfarm.Dockerfile -t gantry-envfarm:0.1.0 .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: a virtualenv holding envfarm and its dependencies --------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/gantry
+ENV PATH=/opt/gantry/bin:$PATH
+WORKDIR /src
+COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
+COPY libs/gantry-proto/src libs/gantry-proto/src
+COPY libs/gantry-core/pyproject.toml libs/gantry-core/
+COPY libs/gantry-core/src libs/gantry-core/src
+COPY services/envfarm/pyproject.toml services/envfarm/
+COPY services/envfarm/src services/envfarm/src
+RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./services/envfarm
+
+# ---- runtime: the interpreter, the virtualenv, a non-root user ---------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 gantry \
+ && useradd --system --uid 10001 --gid gantry --home-dir /home/gantry --create-home \
+      --shell /usr/sbin/nologin gantry \
+ && install -d -o gantry -g gantry /var/lib/gantry
+COPY --from=build /opt/gantry /opt/gantry
+ENV PATH=/opt/gantry/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/home/gantry \
+    GANTRY_ENVFARM_DATA_DIR=/var/lib/gantry
+LABEL org.opencontainers.image.title="gantry-envfarm" \
+      org.opencontainers.image.description="Gantry envfarm gRPC service (gantry serve envfarm)"
+USER 10001:10001
+WORKDIR /home/gantry
+# gRPC, then Prometheus /metrics.
+EXPOSE 50053 9090
+ENTRYPOINT ["gantry", "serve", "envfarm"]

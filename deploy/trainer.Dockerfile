@@ -1,0 +1,69 @@
+# syntax=docker/dockerfile:1
+# gantry-trainer: RL/SFT training with the FP8 precision flow. GPU: CUDA runtime base, CUDA
+# build of torch, the shared model code and the Triton kernels.
+#
+# Build from the repository root (the build context must be the monorepo):
+#   docker build -f deploy/trainer.Dockerfile -t gantry-trainer:0.1.0 .
+# The node needs an NVIDIA driver new enough for CUDA_IMAGE and for the CUDA build of torch
+# (torch's wheels carry their own CUDA libraries; the base image brings the NVIDIA runtime
+# settings and matching user-space libraries).
+ARG CUDA_IMAGE=nvidia/cuda:12.9.1-runtime-ubuntu24.04
+
+# ---- build: a virtualenv holding trainer and its dependencies -------------------------
+FROM ${CUDA_IMAGE} AS build
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://pypi.org/simple
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# Ubuntu's security updates replace exact package versions; the base image tag pins them.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/gantry
+ENV PATH=/opt/gantry/bin:$PATH
+# torch first (its default Linux wheel is the CUDA build), so the resolution below keeps it.
+RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+WORKDIR /src
+COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
+COPY libs/gantry-proto/src libs/gantry-proto/src
+COPY libs/gantry-core/pyproject.toml libs/gantry-core/
+COPY libs/gantry-core/src libs/gantry-core/src
+COPY libs/gantry-models/pyproject.toml libs/gantry-models/
+COPY libs/gantry-models/src libs/gantry-models/src
+COPY kernels/pyproject.toml kernels/
+COPY kernels/src kernels/src
+COPY services/trainer/pyproject.toml services/trainer/
+COPY services/trainer/src services/trainer/src
+RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
+      ./kernels ./services/trainer
+
+# ---- runtime: the CUDA runtime, the interpreter, the virtualenv, a non-root user ---------
+FROM ${CUDA_IMAGE} AS runtime
+ENV DEBIAN_FRONTEND=noninteractive
+# Same reason as above for not pinning apt versions.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 gantry \
+ && useradd --system --uid 10001 --gid gantry --home-dir /home/gantry --create-home \
+      --shell /usr/sbin/nologin gantry \
+ && install -d -o gantry -g gantry /var/lib/gantry /var/cache/gantry
+COPY --from=build /opt/gantry /opt/gantry
+ENV PATH=/opt/gantry/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/home/gantry \
+    HF_HOME=/home/gantry/.cache/huggingface \
+    TRITON_CACHE_DIR=/var/cache/gantry/triton \
+    TORCHINDUCTOR_CACHE_DIR=/var/cache/gantry/inductor \
+    GANTRY_TRAINER_DATA_DIR=/var/lib/gantry
+LABEL org.opencontainers.image.title="gantry-trainer" \
+      org.opencontainers.image.description="Gantry trainer gRPC service (gantry serve trainer)"
+USER 10001:10001
+WORKDIR /home/gantry
+# gRPC, then Prometheus /metrics.
+EXPOSE 50052 9090
+ENTRYPOINT ["gantry", "serve", "trainer"]
