@@ -36,7 +36,12 @@ def stack() -> Iterator[tuple[RolloutService, str]]:
     envfarm = EnvFarmService(EnvFarmSettings(**common))
     with serve_in_thread(envfarm) as farm:
         rollout = RolloutService(
-            RolloutSettings(**common, envfarm_target=f"127.0.0.1:{farm.port}", max_batch_size=16)
+            RolloutSettings(
+                **common,
+                envfarm_target=f"127.0.0.1:{farm.port}",
+                max_batch_size=16,
+                vlm_model_path="tiny",
+            )
         )
         with serve_in_thread(rollout) as running:
             yield rollout, f"127.0.0.1:{running.port}"
@@ -195,12 +200,17 @@ def test_run_episodes_against_envfarm(stub: rollout_pb2_grpc.RolloutServiceStub)
 
 
 def test_run_episodes_validates_spec(stub: rollout_pb2_grpc.RolloutServiceStub) -> None:
-    image = rollout_pb2.EpisodeSpec(
+    goal_without_images = rollout_pb2.EpisodeSpec(
         env_id="visgym/maze_2d",
-        settings=episode_pb2.EpisodeSettings(observation_mode=episode_pb2.OBSERVATION_MODE_IMAGE),
+        settings=episode_pb2.EpisodeSettings(
+            observation_mode=episode_pb2.OBSERVATION_MODE_TEXT, goal_image=True
+        ),
     )
-    error = _error(stub.RunEpisodes, rollout_pb2.RunEpisodesRequest(spec=image))
-    assert isinstance(error, errors.InvalidArgument) and "observation_mode" in error.message
+    error = _error(stub.RunEpisodes, rollout_pb2.RunEpisodesRequest(spec=goal_without_images))
+    assert isinstance(error, errors.InvalidArgument)
+    assert error.violations[0].field == "spec.settings.goal_image"
+    error = _error(stub.RunEpisodes, rollout_pb2.RunEpisodesRequest(spec=rollout_pb2.EpisodeSpec()))
+    assert isinstance(error, errors.InvalidArgument) and error.violations[0].field == "spec.env_id"
     unknown = rollout_pb2.EpisodeSpec(
         env_id="visgym/nope",
         seeds=[1],
@@ -208,6 +218,30 @@ def test_run_episodes_validates_spec(stub: rollout_pb2_grpc.RolloutServiceStub) 
     )
     reply = stub.RunEpisodes(rollout_pb2.RunEpisodesRequest(spec=unknown))
     assert reply.errors[0].status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_image_episodes_go_to_the_vlm(
+    stack: tuple[RolloutService, str], stub: rollout_pb2_grpc.RolloutServiceStub
+) -> None:
+    spec = rollout_pb2.EpisodeSpec(
+        env_id="visgym/maze_2d",
+        seeds=[2],
+        settings=episode_pb2.EpisodeSettings(
+            observation_mode=episode_pb2.OBSERVATION_MODE_IMAGE, goal_image=True, text_feedback=True
+        ),
+        sampling=sampling_pb2.SamplingParams(max_tokens=6, seed=0),
+        max_turns=2,
+    )
+    reply = stub.RunEpisodes(rollout_pb2.RunEpisodesRequest(spec=spec))
+    assert not reply.errors, reply.errors
+    (trajectory,) = reply.trajectories
+    assert len(trajectory.turns) == 2
+    image_token = stack[0].vlm.model.config.image_token_index
+    for turn in trajectory.turns:
+        assert turn.observation.image.data[:4] == b"\x89PNG"
+        assert len(turn.completion.logprobs) == len(turn.completion.token_ids) > 0
+        # The tiny VLM turns each image into 16 placeholder tokens: goal + observation.
+        assert list(turn.prompt_token_ids).count(image_token) == 32
 
 
 def test_stream_episodes_tags_versions(stub: rollout_pb2_grpc.RolloutServiceStub) -> None:

@@ -25,13 +25,14 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from gantry.core import errors
 from gantry.core.client import aio_channel
+from gantry.core.codecs import image_to_array
 from gantry.core.errors import GantryError, InvalidArgument
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, trajectory_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
 from gantry.rollout.context import fit_history
-from gantry.rollout.engine.types import Sample
+from gantry.rollout.engine.types import PromptTooLong, Sample
 
 if TYPE_CHECKING:
     from gantry.rollout.service import RolloutService
@@ -52,6 +53,13 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromNanoseconds(int(seconds * 1e9))
     return stamp
+
+
+def _visual(spec: rollout_pb2.EpisodeSpec) -> bool:
+    return spec.settings.observation_mode in (
+        episode_pb2.OBSERVATION_MODE_IMAGE,
+        episode_pb2.OBSERVATION_MODE_IMAGE_AND_TEXT,
+    )
 
 
 class Stale(Exception):
@@ -80,19 +88,15 @@ class EpisodeRunner:
     def _check(self, spec: rollout_pb2.EpisodeSpec) -> None:
         if not spec.env_id:
             raise InvalidArgument.for_field("spec.env_id", "is required, e.g. 'visgym/maze_2d'")
-        mode = spec.settings.observation_mode
-        if mode in (
-            episode_pb2.OBSERVATION_MODE_IMAGE,
-            episode_pb2.OBSERVATION_MODE_IMAGE_AND_TEXT,
-        ):
+        if _visual(spec) and self.service.vlm is None:
             raise InvalidArgument.for_field(
                 "spec.settings.observation_mode",
-                "image observations need a vision-language backend; this server serves a "
-                "text model: use OBSERVATION_MODE_TEXT",
+                "image observations need a vision-language model; this server has none "
+                "(set vlm_model_path) - use OBSERVATION_MODE_TEXT",
             )
-        if spec.settings.goal_image:
+        if spec.settings.goal_image and not _visual(spec):
             raise InvalidArgument.for_field(
-                "spec.settings.goal_image", "goal images need a vision-language backend"
+                "spec.settings.goal_image", "a goal image needs an image observation mode"
             )
         for name in ("episodes_per_seed", "concurrency", "max_turns"):
             if getattr(spec, name) < 0:
@@ -222,6 +226,44 @@ class EpisodeRunner:
             error = errors.DeadlineExceeded("the episode exceeded spec.episode_timeout")
             return rollout_pb2.EpisodeError(seed=seed, group_index=index, status=error.to_status())
 
+    async def _look(
+        self,
+        spec: rollout_pb2.EpisodeSpec,
+        task: str,
+        history: list[dict[str, str]],
+        observation: episode_pb2.Observation,
+        goal: Any,
+        params: Any,
+    ) -> tuple[list[int], Sample]:
+        """One VLM turn: earlier turns as text, the current observation (and goal) as images.
+
+        Only the current observation's image is shown, which bounds the prompt; earlier
+        turns keep their text (and the window applies to them as in text mode).
+        """
+        window = spec.settings.history_window
+        earlier = history[:-1] if window <= 0 else history[:-1][-2 * window :]
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": [{"type": "text", "text": task}]}
+        ]
+        for message in earlier:
+            messages.append(
+                {"role": message["role"], "content": [{"type": "text", "text": message["content"]}]}
+            )
+        parts: list[dict[str, str]] = []
+        images = []
+        if goal is not None:
+            parts += [{"type": "text", "text": "Goal state:"}, {"type": "image"}]
+            images.append(goal)
+        parts.append({"type": "image"})
+        images.append(image_to_array(observation.image, field="observation.image"))
+        if history[-1]["content"]:
+            parts.append({"type": "text", "text": history[-1]["content"]})
+        messages.append({"role": "user", "content": parts})
+        try:
+            return await self.service.vlm.chat(messages, images, params)  # type: ignore[no-any-return]
+        except PromptTooLong as exc:
+            raise InvalidArgument.for_field("spec.sampling.max_tokens", str(exc)) from exc
+
     async def _instructions_for(
         self, stub: envfarm_pb2_grpc.EnvFarmServiceAsyncStub, target: str, env_id: str
     ) -> str:
@@ -235,11 +277,13 @@ class EpisodeRunner:
     async def _play(
         self, spec: rollout_pb2.EpisodeSpec, seed: int, group: str, index: int, max_staleness: int
     ) -> trajectory_pb2.Trajectory:
-        generator = self.service.generator
+        visual = _visual(spec)
+        generator = self.service.vlm if visual else self.service.generator
         stub = self._envfarm(spec.envfarm_target)
         settings = episode_pb2.EpisodeSettings()
         settings.CopyFrom(spec.settings)
-        settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
+        if not visual:
+            settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
         created = await stub.CreateSession(
             envfarm_pb2.CreateSessionRequest(
                 env_id=spec.env_id, difficulty=spec.difficulty, seed=seed, settings=settings
@@ -264,7 +308,8 @@ class EpisodeRunner:
             start_time=_timestamp(started),
         )
         history: list[dict[str, str]] = []
-        observation, feedback = created.observation.text, ""
+        observation, feedback = created.observation, ""
+        goal = image_to_array(created.goal_image) if created.HasField("goal_image") else None
         max_turns = spec.max_turns or session.max_steps
         prompt_tokens = completion_tokens = 0
         try:
@@ -275,22 +320,25 @@ class EpisodeRunner:
                 ):
                     raise Stale()
                 user = (
-                    observation
+                    observation.text
                     if not (spec.settings.text_feedback and feedback)
-                    else f"Feedback: {feedback}\n{observation}"
+                    else f"Feedback: {feedback}\n{observation.text}"
                 )
                 history.append({"role": "user", "content": user})
-                ids = await fit_history(
-                    generator,
-                    task,
-                    history,
-                    spec.settings.history_window,
-                    spec.context_strategy,
-                    params.max_tokens,
-                )
-                sample: Sample = Sample(0)
-                async for delta in generator.generate(ids, params):
-                    sample.add(delta)
+                if visual:
+                    ids, sample = await self._look(spec, task, history, observation, goal, params)
+                else:
+                    ids = await fit_history(
+                        generator,
+                        task,
+                        history,
+                        spec.settings.history_window,
+                        spec.context_strategy,
+                        params.max_tokens,
+                    )
+                    sample = Sample(0)
+                    async for delta in generator.generate(ids, params):
+                        sample.add(delta)
                 action = extract_action(sample.text)
                 history.append({"role": "assistant", "content": sample.text})
                 stepped = await stub.Step(
@@ -301,7 +349,7 @@ class EpisodeRunner:
                 trajectory.turns.append(
                     trajectory_pb2.Turn(
                         index=turn_index,
-                        observation=episode_pb2.Observation(text=observation),
+                        observation=observation,
                         prompt_token_ids=ids,
                         completion_text=sample.text,
                         action=action,
@@ -318,7 +366,7 @@ class EpisodeRunner:
                 prompt_tokens += len(ids)
                 completion_tokens += len(sample.token_ids)
                 trajectory.final_reward += result.reward
-                observation, feedback = result.observation.text, result.feedback
+                observation, feedback = result.observation, result.feedback
                 if result.terminated or result.truncated:
                     trajectory.terminated, trajectory.truncated = (
                         result.terminated,

@@ -38,6 +38,17 @@ def load_generator(settings: RolloutSettings) -> Any:
     return TransformersGenerator(bundle, max_batch_size=settings.max_batch_size)
 
 
+def load_vlm_generator(path: str) -> Any:
+    from gantry.models.loading import load_vlm
+    from gantry.rollout.vlm import VlmGenerator
+
+    if path == TINY_MODEL:
+        from gantry.models.tiny import tiny_model_dir
+
+        path = str(tiny_model_dir("vlm"))
+    return VlmGenerator(load_vlm(path))
+
+
 class RolloutService(Service[RolloutSettings]):
     name: ClassVar[str] = "rollout"
     settings_type: ClassVar[type[ServiceSettings]] = RolloutSettings
@@ -45,6 +56,7 @@ class RolloutService(Service[RolloutSettings]):
     def __init__(self, settings: RolloutSettings) -> None:
         super().__init__(settings)
         self.generator: Any = None
+        self.vlm: Any = None
         self.run_id = ""
         self.weights_time: float | None = None
         self.model_name = settings.model_name or settings.model_path
@@ -63,11 +75,15 @@ class RolloutService(Service[RolloutSettings]):
 
     async def start(self) -> None:
         self.generator = await self.run_blocking(load_generator, self.settings)
+        if self.settings.vlm_model_path:
+            self.vlm = await self.run_blocking(load_vlm_generator, self.settings.vlm_model_path)
 
     async def stop(self) -> None:
         await self.episodes.close()
         if self.generator is not None:
             await self.generator.close()
+        if self.vlm is not None:
+            await self.vlm.close()
 
     @classmethod
     def demo_call(cls, channel: grpc.Channel) -> str:

@@ -25,6 +25,11 @@ class RolloutSettings(ServiceSettings):
         description="Hugging Face checkpoint directory; 'tiny' builds a tiny random model "
         "(local development and tests only)",
     )
+    vlm_model_path: str | None = Field(
+        default=None,
+        description="Vision-language checkpoint for image observations; 'tiny' builds a tiny "
+        "random one (development); unset = text only",
+    )
     model_name: str = Field(default="", description="Name reported by GetModelInfo")
     dtype: str = Field(default="auto", description="auto, float32, bfloat16 or float16")
     max_batch_size: int = Field(default=32, ge=1, description="Sequences decoded together")

@@ -1,0 +1,99 @@
+"""Image + text generation on a Hugging Face vision-language model (reference backend).
+
+Used for episodes whose observations are images. Requests run one at a time on one
+worker thread (`model.generate`); continuous batching of image prompts is not built yet.
+Logprobs follow the text engine's rule: log softmax of the raw logits of each sampled
+token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image as PILImage
+
+from gantry.models.loading import VisionLanguageModel
+from gantry.rollout.engine.types import FinishReason, PromptTooLong, Sample, SamplingParams
+
+ChatMessage = dict[
+    str, Any
+]  # {"role": ..., "content": [{"type": "image"} | {"type": "text", ...}]}
+
+
+class VlmGenerator:
+    backend = "transformers-vlm"
+
+    def __init__(self, bundle: VisionLanguageModel) -> None:
+        self.model = bundle.model.train(False)
+        self.processor = bundle.processor
+        self.tokenizer = bundle.tokenizer
+        self.model_path = str(bundle.path)
+        self.context_length = bundle.context_length
+        self.policy_version = 0  # weight updates target the text policy only, for now
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-vlm")
+        self._seed_lock = threading.Lock()
+
+    async def chat(
+        self, messages: list[ChatMessage], images: list[NDArray[np.uint8]], params: SamplingParams
+    ) -> tuple[list[int], Sample]:
+        """Generate one sample for a chat whose image parts are filled from `images`, in order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._chat, messages, images, params)
+
+    def _chat(
+        self, messages: list[ChatMessage], images: list[NDArray[np.uint8]], params: SamplingParams
+    ) -> tuple[list[int], Sample]:
+        text = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        pictures = [PILImage.fromarray(image) for image in images] or None
+        inputs = self.processor(text=[text], images=pictures, return_tensors="pt")
+        prompt_ids: list[int] = inputs["input_ids"][0].tolist()
+        if len(prompt_ids) + 1 >= self.context_length:
+            raise PromptTooLong(len(prompt_ids), self.context_length)
+        budget = min(params.max_tokens, self.context_length - len(prompt_ids) - 1)
+        sampling: dict[str, Any] = (
+            {"do_sample": False}
+            if params.temperature == 0
+            else {
+                "do_sample": True,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "top_k": params.top_k or None,
+            }
+        )
+        with self._seed_lock, torch.inference_mode():
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=budget,
+                output_logits=True,
+                return_dict_in_generate=True,
+                **sampling,
+            )
+        new = out.sequences[0, len(prompt_ids) :]
+        logits = torch.stack(out.logits, dim=1)[0].float()
+        logprobs = torch.log_softmax(logits, -1).gather(1, new.unsqueeze(1)).squeeze(1)
+        sample = Sample(
+            0,
+            token_ids=new.tolist(),
+            logprobs=logprobs.tolist(),
+            policy_version=self.policy_version,
+        )
+        decoded = str(self.tokenizer.decode(sample.token_ids, skip_special_tokens=True))
+        cut = min((decoded.find(s) for s in params.stop if s in decoded), default=-1)
+        sample.text = decoded[:cut] if cut >= 0 else decoded
+        eos = self.tokenizer.eos_token_id
+        ended = cut >= 0 or (bool(sample.token_ids) and sample.token_ids[-1] == eos)
+        sample.finish_reason = FinishReason.STOP if ended else FinishReason.LENGTH
+        return prompt_ids, sample
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
