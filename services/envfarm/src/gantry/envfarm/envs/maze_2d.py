@@ -80,6 +80,10 @@ class Maze2D(VisGymEnv):
         "'stop'"
     )
     action_examples: ClassVar[tuple[str, ...]] = ("('move', 'up')", "('move', 2)", "stop")
+    levels: ClassVar[dict[str, str]] = {
+        "easy": "9x9 maze, goal 5-14 moves away",
+        "hard": "11x11 maze, goal 8-22 moves away",
+    }
 
     walls: list[list[int]]
     agent: Cell
