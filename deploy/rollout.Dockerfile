@@ -33,11 +33,13 @@ COPY libs/gantry-core/pyproject.toml libs/gantry-core/
 COPY libs/gantry-core/src libs/gantry-core/src
 COPY libs/gantry-models/pyproject.toml libs/gantry-models/
 COPY libs/gantry-models/src libs/gantry-models/src
+COPY kernels/pyproject.toml kernels/
+COPY kernels/src kernels/src
 COPY services/rollout/pyproject.toml services/rollout/
 COPY services/rollout/src services/rollout/src
 # vLLM pins an exact torch; the resolver picks a vLLM release that agrees with the pin above.
 RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
-      "./services/rollout[vllm]"
+      "./kernels[triton]" "./services/rollout[vllm]"
 
 # ---- runtime: the CUDA runtime, the interpreter, the virtualenv, a non-root user ---------
 FROM ${CUDA_IMAGE} AS runtime

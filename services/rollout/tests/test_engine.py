@@ -168,3 +168,22 @@ def test_sample_accumulates_deltas() -> None:
     assert (sample.token_ids, sample.text, sample.finish_reason, sample.policy_version) == (
         [1, 2], "ab", FinishReason.STOP, 3,
     )  # fmt: skip
+
+
+async def test_fp8_recipe_serves_fp8_layers_with_exact_logprobs(bundle: CausalLM) -> None:
+    from gantry.models.loading import load_causal_lm
+    from gantry.rollout.service import apply_precision
+
+    fp8 = load_causal_lm(bundle.path)
+    assert apply_precision(fp8.model, "fp8-jet") == 14  # attention + MLP projections
+    generator = TransformersGenerator(fp8, max_batch_size=4)
+    try:
+        prompt = _ids(bundle, PROMPTS[1])
+        params = SamplingParams(max_tokens=12, seed=5, ignore_eos=True)
+        (sample,) = await complete(generator, prompt, params)
+        expected = _reference_logprobs(fp8, prompt, sample.token_ids)
+        assert max(abs(a - b) for a, b in zip(sample.logprobs, expected, strict=True)) < 1e-4
+        bf16_view = _reference_logprobs(bundle, prompt, sample.token_ids)
+        assert max(abs(a - b) for a, b in zip(expected, bf16_view, strict=True)) > 1e-6
+    finally:
+        generator.engine.stop()

@@ -35,7 +35,17 @@ def load_generator(settings: RolloutSettings) -> Any:
         log.warning("serving a tiny random model (model_path=tiny): for development only")
         path = str(tiny_model_dir("causal_lm"))
     bundle = load_causal_lm(path, dtype=settings.dtype)
+    fp8_layers = apply_precision(bundle.model, settings.precision_recipe)
+    if fp8_layers:
+        log.info("serving %d linear layers in FP8 (%s)", fp8_layers, settings.precision_recipe)
     return TransformersGenerator(bundle, max_batch_size=settings.max_batch_size)
+
+
+def apply_precision(model: Any, recipe: str) -> int:
+    """Convert the model to the recipe's rollout forward; return the FP8 layer count."""
+    from gantry.kernels.recipes import get_recipe
+
+    return len(get_recipe(recipe).apply(model, "rollout"))
 
 
 def load_vlm_generator(path: str) -> Any:

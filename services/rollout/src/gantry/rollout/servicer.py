@@ -224,10 +224,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
             model_name=self.service.model_name,
             model_path=generator.model_path,
             context_length=generator.context_length,
-            # FP8 serving (Jet-RL's flow) arrives with gantry-kernels; weights run as dtype.
-            precision=precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16)
-            if generator.dtype == torch.bfloat16
-            else precision_pb2.Precision(),
+            precision=self._precision(),
             policy_version=generator.policy_version,
             backend=generator.backend,
             dtype=DTYPES.get(generator.dtype, tensor_pb2.DTYPE_UNSPECIFIED),
@@ -239,6 +236,19 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
             stamp.FromNanoseconds(int(self.service.weights_time * 1e9))
             response.weights_update_time.CopyFrom(stamp)
         return response
+
+    def _precision(self) -> precision_pb2.Precision:
+        if self.service.settings.precision_recipe == "bf16":
+            return precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16)
+        return precision_pb2.Precision(
+            mode=precision_pb2.PRECISION_MODE_FP8,
+            fp8=precision_pb2.Fp8Recipe(
+                format=tensor_pb2.DTYPE_FLOAT8_E4M3FN,
+                weight_block_rows=128,
+                weight_block_cols=128,
+                activation_group_size=128,
+            ),
+        )
 
     async def RunEpisodes(
         self, request: rollout_pb2.RunEpisodesRequest, context: Any

@@ -32,6 +32,11 @@ class RolloutSettings(ServiceSettings):
     )
     model_name: str = Field(default="", description="Name reported by GetModelInfo")
     dtype: str = Field(default="auto", description="auto, float32, bfloat16 or float16")
+    precision_recipe: Literal["bf16", "fp8-naive", "fp8-jet"] = Field(
+        default="bf16",
+        description="Jet-RL recipe (gantry.kernels.recipes): fp8-* serve FP8 linear layers "
+        "(128x128 weight blocks, 1x128 activation groups); match the trainer run's recipe",
+    )
     max_batch_size: int = Field(default=32, ge=1, description="Sequences decoded together")
     weight_update_mode: Literal["drain", "rerun"] = Field(
         default="drain",
