@@ -104,3 +104,31 @@ async def test_summarize_and_reset_replaces_history(generator: TransformersGener
     )
     assert "latest observation" in history[0]["content"]
     assert len(ids) <= generator.context_length - budget
+
+
+def test_playtest_eval_loads_games_and_scores_distances() -> None:
+    from typing import Any
+
+    from gantry.rollout.playtest_eval import evaluate, load_games
+
+    games = load_games(
+        [
+            '{"title": "A", "rulebook": "Roll dice, move.", "ratings": [7, 8, 8]}',
+            "",
+            '{"title": "B", "rulebook": "Draft cards.", "distribution": [0,0,0,0,1,0,0,0,0,0]}',
+        ]
+    )
+    assert [g.title for g in games] == ["A", "B"]
+    assert games[0].reference[7] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="line 1"):
+        load_games(['{"rulebook": "x", "distribution": [1, 2]}'])
+
+    class Stub:
+        def Playtest(self, request: Any, timeout: float) -> Any:
+            shares = [0.0] * 10
+            shares[7] = 1.0  # every review rates 8
+            return rollout_pb2.PlaytestResponse(rating_distribution=shares)
+
+    results = evaluate(Stub(), games, persona=rollout_pb2.PERSONA_THRILL_SEEKER, reviews=2)  # type: ignore[arg-type]
+    assert results[0][1] == pytest.approx(1 / 3)  # a third of the mass moves one step
+    assert results[1][1] == pytest.approx(3.0)
