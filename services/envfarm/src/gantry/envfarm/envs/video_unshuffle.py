@@ -27,8 +27,15 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-from gantry.envfarm.envs.actions import Action, ActionError, expect_args, expect_int
+from gantry.envfarm.envs.actions import Action, ActionError
 from gantry.envfarm.envs.base import Image, JsonState, Solver, VisGymEnv
+from gantry.envfarm.envs.permutations import (
+    apply_reorder,
+    apply_swap,
+    random_swap,
+    reorder_plan,
+    swap_plan,
+)
 from gantry.envfarm.envs.render import DARK, WHITE, Color, font, to_array
 from gantry.envfarm.envs.scenes import (
     COLORS,
@@ -240,21 +247,11 @@ class VideoUnshuffle(VisGymEnv):
 
     # ----- actions -----
     def _apply(self, action: Action) -> str:
-        last = len(self.order) - 1
         if action.name == "swap":
-            i, j = expect_args(action, 2, "('swap', i, j) with two positions")
-            a, b = expect_int(i, "i", 0, last), expect_int(j, "j", 0, last)
-            if a == b:
-                raise ActionError("swap needs two different positions")
-            self.order[a], self.order[b] = self.order[b], self.order[a]
+            a, b = apply_swap(self.order, action)
             return f"Swapped the frames at positions {a} and {b}."
         if action.name == "reorder":
-            usage = f"('reorder', [p0, ..., p{last}]) with a permutation of 0..{last}"
-            values = expect_args(action, last + 1, usage)
-            perm = [expect_int(v, "each position", 0, last) for v in values]
-            if sorted(perm) != list(range(last + 1)):
-                raise ActionError(f"the new order must list each position 0..{last} exactly once")
-            self.order = [self.order[p] for p in perm]
+            perm = apply_reorder(self.order, action)
             return f"Reordered the frames as {perm}."
         raise ActionError(
             f"unknown action {action.name!r}; use ('swap', i, j), ('reorder', [...]) or 'stop'"
@@ -347,23 +344,11 @@ class VideoUnshuffleSolver(Solver):
 
     def plan(self, env: VisGymEnv, strategy: str) -> list[str]:
         assert isinstance(env, VideoUnshuffle)
-        order = list(env.order)
-        if order == sorted(order):
-            return []
-        if strategy == "reorder":
-            return [f"('reorder', {[order.index(k) for k in range(len(order))]})"]
-        actions = []
-        for position in range(len(order)):
-            if order[position] != position:
-                source = order.index(position)
-                order[position], order[source] = order[source], order[position]
-                actions.append(f"('swap', {position}, {source})")
-        return actions
+        return reorder_plan(env.order) if strategy == "reorder" else swap_plan(env.order)
 
     def detour(self, env: VisGymEnv, rng: np.random.Generator) -> str:
         assert isinstance(env, VideoUnshuffle)
-        i, j = rng.choice(len(env.order), size=2, replace=False)
-        return f"('swap', {int(i)}, {int(j)})"
+        return random_swap(len(env.order), rng)
 
 
 ENTRY = (VideoUnshuffle, VideoUnshuffleSolver())
