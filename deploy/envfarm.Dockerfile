@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # gantry-envfarm: VisGym environments as gRPC sessions. CPU only, and no torch: envfarm
-# needs gantry-core, gantry-proto, numpy, pillow and gymnasium.
+# needs gantry-core, gantry-proto, numpy, pillow, gymnasium and mujoco-core (the Fetch
+# tasks' physics; a manylinux wheel with no OpenGL or other system libraries, so the
+# slim runtime stage needs nothing extra).
 #
 # Build from the repository root (the build context must be the monorepo):
 #   docker build -f deploy/envfarm.Dockerfile -t gantry-envfarm:0.1.0 .

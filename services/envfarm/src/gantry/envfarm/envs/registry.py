@@ -35,13 +35,11 @@ def _load() -> dict[str, tuple[type[VisGymEnv], Solver]]:
     found: dict[str, tuple[type[VisGymEnv], Solver]] = {}
     for module_name in MODULES:
         qualified = f"gantry.envfarm.envs.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-            continue  # TODO(envfarm): every module lands; then this becomes an error
+        # All seventeen exist: a module that fails to import is a bug, never skipped.
+        module = importlib.import_module(qualified)
         env_type, solver = module.ENTRY
+        if env_type.env_id != module_name:
+            raise RuntimeError(f"{qualified} registers {env_type.env_id!r}, not {module_name!r}")
         found[env_type.env_id] = (env_type, solver)
     return found
 
