@@ -93,6 +93,16 @@ def check_kernels(device: str) -> list[str]:
     ref_c = fp8_gemm_ref(a, b, torch.float32)
     if relative_error(fp8_gemm(a, b, out_dtype=torch.float32, backend="triton"), ref_c) > 1e-3:
         failures.append("triton gemm")
+    # "auto" (scaled_mm where usable) on all three recipes FP8Linear uses, odd shapes too.
+    for m, n, k in ((384, 640, 512), (300, 520, 200)):
+        x1, x2 = torch.randn(m, k, device=device), torch.randn(n, k, device=device)
+        for a, b in (
+            (quantize_activation(x1), quantize_weight(x2)),
+            (quantize_activation(x1), quantize_activation(x2)),
+        ):
+            prod = fp8_gemm(a, b, out_dtype=torch.float32, backend="auto")
+            if relative_error(prod, fp8_gemm_ref(a, b, torch.float32)) > 1e-2:
+                failures.append(f"auto gemm {m}x{n}x{k} B rows {b.block_rows}")
     return failures
 
 
@@ -174,10 +184,14 @@ def linear_table(device: str, hidden: int, inter: int, tokens: int, timer: Timer
     fp8 = MLP(hidden, inter, device)
     fp8.load_state_dict(bf16.state_dict())
     convert_linear_layers(fp8, config=FP8Config(backend="triton"))
+    fp8_auto = MLP(hidden, inter, device)
+    fp8_auto.load_state_dict(bf16.state_dict())
+    convert_linear_layers(fp8_auto, config=FP8Config(backend="auto"))
     x = torch.randn(tokens, hidden, device=device, dtype=torch.bfloat16, requires_grad=True)
     dy = torch.randn(tokens, hidden, device=device, dtype=torch.bfloat16)
     results = {}
-    for name, model in (("bf16 nn.Linear", bf16), ("FP8Linear (Triton)", fp8)):
+    models = (("bf16 nn.Linear", bf16), ("FP8Linear (Triton)", fp8), ("FP8Linear (auto)", fp8_auto))
+    for name, model in models:
 
         def step(model: nn.Module = model) -> None:
             model(x).backward(dy)
@@ -192,6 +206,9 @@ def linear_table(device: str, hidden: int, inter: int, tokens: int, timer: Timer
         row(name, f"{f:.2f}", f"{fb:.2f}", f"{base / fb:.2f}x")
     layer = next(m for m in fp8.modules() if isinstance(m, FP8Linear))
     assert layer.config == replace(FP8Config(), backend="triton")
+    from gantry.kernels.fp8_gemm import _SCALED_MM_USABLE
+
+    print("auto's scaled_mm probe (device, A rows, B rows, M/N/K aligned):", _SCALED_MM_USABLE)
 
 
 def main() -> int:

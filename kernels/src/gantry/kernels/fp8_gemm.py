@@ -14,10 +14,11 @@ Triton kernel computes the same sum block by block: for each 128-wide K slice it
 FP8 tensor-core product (float32 accumulation) and adds it scaled by ``sA[m] · sB[n]``.
 The two agree up to float32 summation order.
 
-Backends: ``triton`` (default on CUDA), ``torch`` (the reference; default elsewhere) and
-``scaled_mm`` (``torch.nn.functional.scaled_mm`` with BlockWise1x128/128x128 recipes:
-Hopper, CUDA ≥ 12.9, K, M/N multiples of 128 for block scales; opt-in, used by
-``benchmarks/gpu_checks.py`` to pick the faster path).
+Backends: ``scaled_mm`` (``torch.nn.functional.scaled_mm`` with BlockWise1x128/128x128
+recipes: Hopper, CUDA ≥ 12.9), ``triton`` and ``torch`` (the reference). ``auto`` picks
+``scaled_mm`` on CUDA where it works for the operands' recipe and alignment (the faster
+path on an H200, see docs/benchmarks.md), else the Triton kernel on CUDA, else the
+reference.
 """
 
 from __future__ import annotations
@@ -217,6 +218,33 @@ def fp8_gemm(
     _check(a, b, out_dtype)
     if backend == "scaled_mm":
         return _gemm_scaled_mm(a, b, out_dtype)
+    if backend == "auto" and a.data.is_cuda and _scaled_mm_usable(a, b):
+        try:
+            return _gemm_scaled_mm(a, b, out_dtype)
+        except (RuntimeError, ValueError, NotImplementedError):
+            # This torch/CUDA/GPU lacks the block-scaled recipe: remember, use Triton.
+            _SCALED_MM_USABLE[_recipe_key(a, b)] = False
     if resolve_backend(backend, a.data, b.data) == "torch":
         return fp8_gemm_ref(a, b, out_dtype)
     return _gemm_triton(a, b, out_dtype)
+
+
+# (device, A block rows, B block rows, 128-alignment of M, N, K) -> whether cuBLASLt's
+# block-scaled path works for such operands.
+# On an H200 it ran 1.5x BF16 at 8192^3 where the Triton kernel ran 0.8x (docs/benchmarks.md),
+# so "auto" prefers it on CUDA and falls back to Triton where it is missing.
+_SCALED_MM_USABLE: dict[tuple[int, ...], bool] = {}
+
+
+def _recipe_key(a: Quantized, b: Quantized) -> tuple[int, ...]:
+    (m, k), n = a.data.shape, b.data.shape[0]
+    aligned = (m % BLOCK == 0, n % BLOCK == 0, k % BLOCK == 0)
+    return (a.data.device.index or 0, a.block_rows, b.block_rows, *aligned)
+
+
+def _scaled_mm_usable(a: Quantized, b: Quantized) -> bool:
+    if not hasattr(torch.nn.functional, "scaled_mm"):
+        return False
+    if a.block_rows == BLOCK and b.block_rows == BLOCK:
+        return False
+    return _SCALED_MM_USABLE.setdefault(_recipe_key(a, b), True)

@@ -106,7 +106,9 @@ def _quantize_tiles_ref(x: torch.Tensor, block_rows: int, fmt: FP8Format) -> Qua
     padded[:rows, :cols] = x.to(torch.float32)
     tiles = padded.view(rb, block_rows, cb, BLOCK)
     amax = tiles.abs().amax(dim=(1, 3))
-    scale = torch.clamp(amax, min=AMAX_EPS) / fmax
+    # Tensor / tensor: CUDA divides by a Python scalar through its reciprocal, which can be
+    # an ulp off the correctly rounded quotient the kernels compute (div_rn).
+    scale = torch.clamp(amax, min=AMAX_EPS) / torch.full_like(amax, fmax)
     scaled = tiles / scale[:, None, :, None]
     codes = scaled.clamp(-fmax, fmax).to(fp8_dtype(fmt))
     data = codes.view(rb * block_rows, cb * BLOCK)[:rows, :cols].contiguous()
