@@ -1,0 +1,1 @@
+"""gantry-trainer: SFT and GRPO training runs served over gRPC (TrainerService)."""

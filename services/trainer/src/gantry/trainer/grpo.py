@@ -1,0 +1,209 @@
+"""GRPO: trajectories -> per-turn training sequences, group advantages, PPO-clip loss.
+
+Each turn of a trajectory becomes one sequence: the exact prompt ids rollout fed the
+policy plus the generated completion ids. Only completion tokens carry loss (the prompt,
+which holds the task and earlier observations, is context). Every turn of a trajectory
+shares the trajectory's advantage: its final reward normalised within its group
+(trajectories with the same group_id, i.e. the same seed/prompt).
+
+The loss is token-level (each completion token of the batch weighs the same, DAPO's
+choice) PPO-clip on the importance ratio between the current policy and the sampling
+policy whose logprobs rollout recorded, with an optional k3 KL penalty to a frozen
+reference model (Schulman's unbiased, always-positive estimator).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from gantry.proto.common.v1 import trajectory_pb2
+
+DEFAULT_CLIP = 0.2  # PPO's range; DAPO's "clip-higher" raises only clip_high, to 0.28
+STD_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class TurnSequence:
+    """One turn as a training sequence, in shifted space (position i predicts ids[i+1])."""
+
+    input_ids: list[int]
+    prompt_len: int
+    old_logprobs: list[float]  # sampling logprob of each completion token
+    advantage: float
+    trajectory_id: str
+
+    @property
+    def completion_len(self) -> int:
+        return len(self.input_ids) - self.prompt_len
+
+
+def invalid_reason(trajectory: trajectory_pb2.Trajectory) -> str | None:
+    """Why a submitted trajectory cannot be trained on, or None."""
+    if not trajectory.turns:
+        return "no turns"
+    for turn in trajectory.turns:
+        completion = turn.completion
+        if not turn.prompt_token_ids:
+            return f"turn {turn.index}: missing prompt_token_ids"
+        if not completion.token_ids:
+            return f"turn {turn.index}: empty completion"
+        if len(completion.logprobs) != len(completion.token_ids):
+            return (
+                f"turn {turn.index}: missing logprobs ({len(completion.logprobs)} for "
+                f"{len(completion.token_ids)} completion tokens)"
+            )
+        if not all(math.isfinite(lp) and lp <= 0 for lp in completion.logprobs):
+            return f"turn {turn.index}: logprobs must be finite and <= 0"
+    if not math.isfinite(trajectory.final_reward):
+        return "final_reward is not finite"
+    return None
+
+
+def group_advantages(
+    rewards: Sequence[float], group_ids: Sequence[str], *, scale: bool = True
+) -> list[float]:
+    """(r - mean of its group) [/ (population std of its group + eps)].
+
+    A group of one, or a group whose rewards are all equal, gets advantage 0.
+    """
+    groups: dict[str, list[float]] = defaultdict(list)
+    for reward, group in zip(rewards, group_ids, strict=True):
+        groups[group].append(reward)
+    stats = {}
+    for group, values in groups.items():
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        stats[group] = (mean, std)
+    advantages = []
+    for reward, group in zip(rewards, group_ids, strict=True):
+        mean, std = stats[group]
+        centred = reward - mean
+        advantages.append(centred / (std + STD_EPS) if scale else centred)
+    return advantages
+
+
+def sequences(
+    trajectories: Sequence[trajectory_pb2.Trajectory], *, scale_advantages: bool = True
+) -> list[TurnSequence]:
+    advantages = group_advantages(
+        [t.final_reward for t in trajectories],
+        [t.group_id or t.id for t in trajectories],
+        scale=scale_advantages,
+    )
+    out = []
+    for trajectory, advantage in zip(trajectories, advantages, strict=True):
+        for turn in trajectory.turns:
+            prompt = list(turn.prompt_token_ids)
+            out.append(
+                TurnSequence(
+                    input_ids=prompt + list(turn.completion.token_ids),
+                    prompt_len=len(prompt),
+                    old_logprobs=list(turn.completion.logprobs),
+                    advantage=advantage,
+                    trajectory_id=trajectory.id,
+                )
+            )
+    return out
+
+
+@dataclass
+class Batch:
+    """Right-padded tensors for a micro-batch; targets are shifted by one."""
+
+    input_ids: torch.Tensor  # [B, L]
+    attention_mask: torch.Tensor  # [B, L]
+    targets: torch.Tensor  # [B, L-1] = input_ids[:, 1:]
+    loss_mask: torch.Tensor  # [B, L-1] float, 1 on completion tokens
+    old_logprobs: torch.Tensor  # [B, L-1] float, 0 off the mask
+    advantages: torch.Tensor  # [B] float
+
+
+def collate(items: Sequence[TurnSequence], pad_id: int) -> Batch:
+    width = max(len(s.input_ids) for s in items)
+    b = len(items)
+    ids = torch.full((b, width), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, width), dtype=torch.long)
+    mask = torch.zeros((b, width - 1))
+    old = torch.zeros((b, width - 1))
+    for row, s in enumerate(items):
+        n = len(s.input_ids)
+        ids[row, :n] = torch.tensor(s.input_ids)
+        attention[row, :n] = 1
+        # Completion token j (absolute position prompt_len + j) is predicted at prompt_len+j-1.
+        start = s.prompt_len - 1
+        mask[row, start : start + s.completion_len] = 1.0
+        old[row, start : start + s.completion_len] = torch.tensor(s.old_logprobs)
+    advantages = torch.tensor([s.advantage for s in items], dtype=torch.float32)
+    return Batch(ids, attention, ids[:, 1:], mask, old, advantages)
+
+
+def token_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logprob of each target under `logits` [B, L-1, V] and the per-position entropy."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    with torch.no_grad():
+        entropy = -(logp.exp() * logp).sum(-1)
+    return picked, entropy
+
+
+@dataclass
+class LossTerms:
+    loss: torch.Tensor  # this micro-batch's share of the batch loss (sum / batch tokens)
+    tokens: float
+    clipped: float  # tokens where the clip was active
+    kl_sum: float
+    entropy_sum: float
+    mismatch_sum: float  # sum |rollout logprob - trainer logprob|
+    ratio_sum: float
+
+
+def ppo_clip_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    total_tokens: float,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    entropy: torch.Tensor | None = None,
+) -> LossTerms:
+    """Token-level PPO-clip: -min(r·A, clip(r, 1-clip_low, 1+clip_high)·A) (+ kl_coef·k3).
+
+    Tensors are [B, T]; `advantages` is [B]; the sum over masked tokens is divided by
+    `total_tokens` (the whole optimiser batch's completion tokens) so micro-batches add up
+    to the batch mean.
+    """
+    adv = advantages.unsqueeze(-1)
+    log_ratio = (logprobs - old_logprobs) * mask
+    ratio = torch.exp(log_ratio)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    kl_sum = 0.0
+    if ref_logprobs is not None and kl_coef > 0:
+        delta = (ref_logprobs - logprobs) * mask
+        k3 = torch.exp(delta) - delta - 1.0
+        per_token = per_token + kl_coef * k3
+        kl_sum = float((k3 * mask).sum())
+    loss = (per_token * mask).sum() / max(total_tokens, 1.0)
+    with torch.no_grad():
+        active = ((ratio < 1.0 - clip_low) & (adv < 0)) | ((ratio > 1.0 + clip_high) & (adv > 0))
+        return LossTerms(
+            loss=loss,
+            tokens=float(mask.sum()),
+            clipped=float((active.float() * mask).sum()),
+            kl_sum=kl_sum,
+            entropy_sum=float((entropy * mask).sum()) if entropy is not None else 0.0,
+            mismatch_sum=float(((logprobs - old_logprobs).abs() * mask).sum()),
+            ratio_sum=float((ratio * mask).sum()),
+        )

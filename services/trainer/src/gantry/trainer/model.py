@@ -1,0 +1,138 @@
+"""The policy being trained: loading, the precision recipe, optimiser and schedule."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gantry.models.loading import CausalLM, load_causal_lm
+from gantry.proto.common.v1 import precision_pb2, tensor_pb2
+from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer.settings import TINY_MODEL
+
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def recipe_name(precision: precision_pb2.Precision, override: str = "") -> str:
+    """RunConfig.precision -> a gantry.kernels recipe ("bf16", "fp8-naive", "fp8-jet").
+
+    FP8 mode means the unified flow (fp8-jet: rollout and training forward both FP8);
+    BF16/unspecified is the BF16 baseline. `override` (RunConfig.extra.precision_recipe)
+    selects a recipe by name, e.g. the fp8-naive baseline for comparisons.
+    """
+    if override:
+        return override
+    if precision.mode == precision_pb2.PRECISION_MODE_FP8:
+        return "fp8-jet"
+    return "bf16"
+
+
+def fp8_precision() -> precision_pb2.Precision:
+    return precision_pb2.Precision(
+        mode=precision_pb2.PRECISION_MODE_FP8,
+        fp8=precision_pb2.Fp8Recipe(
+            format=tensor_pb2.DTYPE_FLOAT8_E4M3FN,
+            weight_block_rows=128,
+            weight_block_cols=128,
+            activation_group_size=128,
+        ),
+    )
+
+
+def resolve_model_path(base_model: str) -> str:
+    path = base_model.removeprefix("file://")
+    if path == TINY_MODEL:
+        from gantry.models.tiny import tiny_model_dir
+
+        return str(tiny_model_dir("causal_lm"))
+    return path
+
+
+def load_policy(base_model: str, recipe: str) -> tuple[CausalLM, list[str]]:
+    """Float32 master weights (AdamW state is float32 anyway) with the trainer-side recipe.
+
+    Returns the bundle and the names of the layers whose forward/backward run FP8.
+    """
+    from gantry.kernels.recipes import get_recipe
+
+    bundle = load_causal_lm(resolve_model_path(base_model), dtype="float32")
+    layers = get_recipe(recipe).apply(bundle.model, "trainer")
+    bundle.model.train(True)
+    return bundle, layers
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """The reference model for the KL penalty: the policy as it is now, never updated."""
+    ref = copy.deepcopy(model).train(False)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    schedule: str
+    max_grad_norm: float
+
+    @classmethod
+    def from_proto(cls, config: trainer_pb2.OptimizerConfig) -> OptimizerSpec:
+        return cls(
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            warmup_steps=config.warmup_steps,
+            schedule=config.lr_schedule or "constant",
+            max_grad_norm=config.max_grad_norm,
+        )
+
+
+def lr_factor(spec: OptimizerSpec, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak LR at 0-based scheduler step `k` (the k+1-th optimiser step)."""
+
+    def factor(k: int) -> float:
+        step = k + 1
+        if spec.warmup_steps and step <= spec.warmup_steps:
+            return step / spec.warmup_steps
+        if spec.schedule == "constant" or total_steps <= spec.warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - spec.warmup_steps) / (total_steps - spec.warmup_steps))
+        if spec.schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_optimizer(
+    model: nn.Module, spec: OptimizerSpec, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=spec.learning_rate, weight_decay=spec.weight_decay, foreach=False
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(spec, total_steps))
+    return optimizer, scheduler
+
+
+def clip_and_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_grad_norm: float,
+) -> tuple[float, float]:
+    """Clip (when max_grad_norm > 0), step, advance the schedule; return (grad norm, lr)."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    lr = float(optimizer.param_groups[0]["lr"])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm, lr

@@ -1,0 +1,395 @@
+"""The run manager: persisted runs, one worker thread each, resume after a restart.
+
+`<data_dir>/runs/<id>/` holds
+  run.json            the Run message, rewritten atomically on every state change
+  metrics.jsonl       one StepMetrics per line, appended after each step
+  trajectories.log    submitted trajectories, length-prefixed protos, fsynced before the
+                      SubmitTrajectories reply (nothing acknowledged is lost)
+  checkpoints/        see checkpoints.py
+
+A run that was RUNNING when the process died resumes from its latest checkpoint: the
+metrics after that step are dropped and recomputed from the restored data position
+(SFT cursor, index into the trajectory log), so every step appears exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from gantry.core.errors import GantryError, status_from_exception
+from gantry.proto.common.v1 import trajectory_pb2
+from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer import checkpoints
+from gantry.trainer.training import Trainer
+
+log = logging.getLogger("gantry.trainer.runs")
+
+State = trainer_pb2.RunState
+TERMINAL = (
+    trainer_pb2.RUN_STATE_SUCCEEDED,
+    trainer_pb2.RUN_STATE_FAILED,
+    trainer_pb2.RUN_STATE_CANCELLED,
+)
+ACTIVE = (
+    trainer_pb2.RUN_STATE_PENDING,
+    trainer_pb2.RUN_STATE_RUNNING,
+    trainer_pb2.RUN_STATE_CANCELLING,
+)
+_LENGTH = struct.Struct("<I")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+class TrajectoryLog:
+    """Append-only log of submitted trajectories (length-prefixed serialized protos)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, trajectories: list[trajectory_pb2.Trajectory]) -> None:
+        with self.path.open("ab") as fh:
+            for trajectory in trajectories:
+                raw = trajectory.SerializeToString()
+                fh.write(_LENGTH.pack(len(raw)) + raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self) -> list[trajectory_pb2.Trajectory]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_bytes()
+        out, offset = [], 0
+        while offset + _LENGTH.size <= len(raw):
+            (size,) = _LENGTH.unpack_from(raw, offset)
+            end = offset + _LENGTH.size + size
+            if end > len(raw):
+                break  # a torn tail from a crash mid-append was never acknowledged
+            out.append(trajectory_pb2.Trajectory.FromString(raw[offset + _LENGTH.size : end]))
+            offset = end
+        return out
+
+
+class RunRecord:
+    """One run: its persisted message, metrics, trajectory buffer and worker controls."""
+
+    def __init__(self, directory: Path, run: trainer_pb2.Run) -> None:
+        self.dir = directory
+        self.run = run
+        self.lock = threading.RLock()  # guards run, metrics, buffer
+        self.wake = threading.Condition(self.lock)  # worker waits for data / cancel / stop
+        self.model_lock = threading.Lock()  # held while the weights change or are saved
+        self.metrics: list[trainer_pb2.StepMetrics] = []
+        self.trajectories = TrajectoryLog(directory / "trajectories.log")
+        self.submitted: list[trajectory_pb2.Trajectory] = []  # the whole log, in order
+        self.cancel_requested = False
+        self.stop_requested = False
+        self.trainer: Trainer | None = None
+        self.thread: threading.Thread | None = None
+        self.listeners: list[Callable[[], None]] = []
+        self.consumed = 0  # submitted trajectories already trained on
+        self.versions: dict[int, int] = {}  # rollout policy version -> this run's version
+
+    @property
+    def checkpoint_root(self) -> Path:
+        output = self.run.config.output_uri.removeprefix("file://")
+        return Path(output) if output else self.dir / "checkpoints"
+
+    # ----- persistence -----
+    def save(self) -> None:
+        with self.lock:
+            text = json_format.MessageToJson(self.run)
+        _write_atomic(self.dir / "run.json", text)
+
+    def append_metrics(self, metrics: trainer_pb2.StepMetrics) -> None:
+        line = json.dumps(json_format.MessageToDict(metrics))
+        with (self.dir / "metrics.jsonl").open("a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with self.lock:
+            self.metrics.append(metrics)
+
+    def load_metrics(self, up_to_step: int) -> None:
+        """Read metrics.jsonl, keeping steps <= up_to_step, and rewrite it that way."""
+        path = self.dir / "metrics.jsonl"
+        kept: list[trainer_pb2.StepMetrics] = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(json.JSONDecodeError, json_format.ParseError):
+                    m = json_format.ParseDict(json.loads(line), trainer_pb2.StepMetrics())
+                    if m.step <= up_to_step and (not kept or m.step == kept[-1].step + 1):
+                        kept.append(m)
+        _write_atomic(path, "".join(json.dumps(json_format.MessageToDict(m)) + "\n" for m in kept))
+        self.metrics = kept
+
+    def notify(self) -> None:
+        for listener in list(self.listeners):
+            listener()
+
+    def snapshot(self) -> trainer_pb2.Run:
+        with self.lock:
+            copy = trainer_pb2.Run()
+            copy.CopyFrom(self.run)
+            return copy
+
+    def set_state(self, state: int, **fields: Any) -> None:
+        with self.lock:
+            self.run.state = state  # type: ignore[assignment]
+            if state in TERMINAL:
+                self.run.end_time.GetCurrentTime()
+            for name, value in fields.items():
+                getattr(self.run, name).CopyFrom(value)
+            self.wake.notify_all()
+        self.save()
+        self.notify()
+
+    def metadata(self) -> trainer_pb2.StartRunMetadata:
+        with self.lock:
+            run = self.run
+            meta = trainer_pb2.StartRunMetadata(
+                run_id=run.id,
+                state=run.state,
+                step=run.step,
+                total_steps=run.total_steps,
+                progress=run.step / run.total_steps if run.total_steps else 0.0,
+                latest_metrics=run.latest_metrics,
+            )
+            if run.HasField("start_time"):
+                meta.start_time.CopyFrom(run.start_time)
+            return meta
+
+
+class Worker:
+    """Trains one run on its own thread until done, cancelled or the service stops."""
+
+    def __init__(
+        self, record: RunRecord, *, resume: bool, publish: Callable[[RunRecord], None]
+    ) -> None:
+        self.record = record
+        self.resume = resume
+        self.publish = publish
+
+    def _checkpoint(self, trainer: Trainer) -> trainer_pb2.Checkpoint:
+        record = self.record
+        root = record.checkpoint_root
+        step = trainer.position.step
+        meta = trainer_pb2.Checkpoint(
+            id=checkpoints.checkpoint_id(step),
+            run_id=record.run.id,
+            step=step,
+            policy_version=trainer.position.policy_version,
+            precision=record.run.config.precision,
+        )
+        if record.metrics:
+            meta.metrics.CopyFrom(record.metrics[-1])
+        meta.create_time.GetCurrentTime()
+        with record.model_lock:
+            saved = checkpoints.save(root, meta, trainer.model, trainer.tokenizer, trainer.state())
+        with record.lock:
+            record.run.latest_checkpoint.CopyFrom(saved)
+        record.save()
+        return saved
+
+    def _has_checkpoint_at(self, step: int) -> bool:
+        latest = self.record.run.latest_checkpoint
+        return self.record.run.HasField("latest_checkpoint") and latest.step == step
+
+    def _next_trajectories(self, trainer: Trainer) -> list[trajectory_pb2.Trajectory] | None:
+        """The next batch_size submitted trajectories; None when woken to stop/cancel."""
+        record = self.record
+        with record.wake:
+            while True:
+                if record.cancel_requested or record.stop_requested:
+                    return None
+                start = trainer.position.consumed
+                if len(record.submitted) - start >= trainer.batch_size:
+                    return record.submitted[start : start + trainer.batch_size]
+                record.wake.wait(timeout=1.0)
+
+    def run(self) -> None:
+        record = self.record
+        try:
+            self._train()
+        except Exception as exc:
+            log.exception("run %s failed", record.run.id)
+            status = status_from_exception(exc)
+            if not isinstance(exc, GantryError):
+                status.message = f"{type(exc).__name__}: {exc}"
+            record.set_state(trainer_pb2.RUN_STATE_FAILED, error=status)
+        finally:
+            record.trainer = None
+
+    def _train(self) -> None:
+        record = self.record
+        config = record.run.config
+        trainer = Trainer(config, int(config.seed))
+        ckpt_root = record.checkpoint_root
+        checkpoints.clean_temporaries(ckpt_root)
+        latest = checkpoints.list_checkpoints(ckpt_root)
+        if self.resume and latest:
+            trainer.restore(Path(latest[0].uri))
+            with record.lock:
+                record.run.latest_checkpoint.CopyFrom(latest[0])
+        record.load_metrics(trainer.position.step)
+        with record.lock:
+            record.trainer = trainer
+            record.versions = dict(trainer.position.versions)
+            record.consumed = trainer.position.consumed
+            record.run.step = trainer.position.step
+            record.run.policy_version = trainer.position.policy_version
+            record.run.total_steps = trainer.total_steps
+            if record.metrics:
+                record.run.latest_metrics.CopyFrom(record.metrics[-1])
+            else:
+                record.run.ClearField("latest_metrics")
+            if not record.run.HasField("start_time"):
+                record.run.start_time.GetCurrentTime()
+            state = (
+                trainer_pb2.RUN_STATE_CANCELLING
+                if record.cancel_requested
+                else trainer_pb2.RUN_STATE_RUNNING
+            )
+        record.set_state(state)
+        log.info("run %s training from step %d", record.run.id, trainer.position.step)
+        interval = config.checkpoint_interval
+        while True:
+            if record.stop_requested:  # service shutdown: save, stay RUNNING, resume later
+                if not self._has_checkpoint_at(trainer.position.step):
+                    self._checkpoint(trainer)
+                return
+            if record.cancel_requested:
+                if not self._has_checkpoint_at(trainer.position.step):
+                    self._checkpoint(trainer)
+                record.set_state(trainer_pb2.RUN_STATE_CANCELLED)
+                return
+            if trainer.total_steps and trainer.position.step >= trainer.total_steps:
+                break
+            if trainer.method == "sft":
+                with record.model_lock:
+                    metrics = trainer.sft_step()
+            else:
+                batch = self._next_trajectories(trainer)
+                if batch is None:
+                    continue
+                with record.model_lock:
+                    metrics = trainer.grpo_step(batch)
+                    trainer.position.consumed += len(batch)
+                with record.lock:
+                    record.consumed = trainer.position.consumed
+            record.append_metrics(metrics)
+            with record.lock:
+                record.run.step = trainer.position.step
+                record.run.policy_version = trainer.position.policy_version
+                record.run.latest_metrics.CopyFrom(metrics)
+            if interval and trainer.position.step % interval == 0:
+                self._checkpoint(trainer)
+            else:
+                record.save()
+            if config.publish_interval and trainer.position.step % config.publish_interval == 0:
+                self.publish(record)
+            record.notify()
+        if not self._has_checkpoint_at(trainer.position.step):
+            self._checkpoint(trainer)
+        record.set_state(trainer_pb2.RUN_STATE_SUCCEEDED)
+
+    def checkpoint_live(self) -> trainer_pb2.Checkpoint:
+        """A checkpoint of the live weights (PublishWeights without checkpoint_id)."""
+        trainer = self.record.trainer
+        if trainer is None:
+            raise RuntimeError("the run is not training")
+        if self._has_checkpoint_at(trainer.position.step):
+            return self.record.snapshot().latest_checkpoint
+        return self._checkpoint(trainer)
+
+
+class RunManager:
+    def __init__(self, root: Path, publish: Callable[[RunRecord], None]) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, RunRecord] = {}
+        self.workers: dict[str, Worker] = {}
+        self.publish = publish
+        self.lock = threading.Lock()
+
+    def load(self) -> list[RunRecord]:
+        """Read every persisted run; return those that must resume."""
+        to_resume = []
+        for directory in sorted(self.root.iterdir()):
+            path = directory / "run.json"
+            if not path.is_file():
+                continue
+            run = json_format.Parse(path.read_text(), trainer_pb2.Run())
+            record = RunRecord(directory, run)
+            record.submitted = record.trajectories.read()
+            if run.state in ACTIVE:
+                if run.state == trainer_pb2.RUN_STATE_CANCELLING:
+                    record.cancel_requested = True
+                to_resume.append(record)
+            else:
+                record.load_metrics(run.step)
+            self.records[run.id] = record
+        return to_resume
+
+    def create(self, display_name: str, config: trainer_pb2.RunConfig) -> RunRecord:
+        run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        directory = self.root / run_id
+        directory.mkdir(parents=True)
+        run = trainer_pb2.Run(
+            id=run_id,
+            display_name=display_name,
+            config=config,
+            state=trainer_pb2.RUN_STATE_PENDING,
+        )
+        run.create_time.GetCurrentTime()
+        record = RunRecord(directory, run)
+        record.save()
+        with self.lock:
+            self.records[run_id] = record
+        return record
+
+    def start(self, record: RunRecord, *, resume: bool) -> None:
+        worker = Worker(record, resume=resume, publish=self.publish)
+        thread = threading.Thread(target=worker.run, name=f"trainer-{record.run.id}", daemon=True)
+        record.thread = thread
+        self.workers[record.run.id] = worker
+        thread.start()
+
+    def get(self, run_id: str) -> RunRecord | None:
+        return self.records.get(run_id)
+
+    def newest_first(self) -> list[RunRecord]:
+        return sorted(
+            self.records.values(),
+            key=lambda r: (r.run.create_time.ToNanoseconds(), r.run.id),
+            reverse=True,
+        )
+
+    def stop_all(self, timeout_s: float = 60.0) -> None:
+        """Service shutdown: every worker saves a checkpoint and exits, runs stay RUNNING."""
+        for record in self.records.values():
+            with record.wake:
+                record.stop_requested = True
+                record.wake.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for record in self.records.values():
+            if record.thread is not None:
+                record.thread.join(max(0.0, deadline - time.monotonic()))

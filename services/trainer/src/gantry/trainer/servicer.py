@@ -1,0 +1,370 @@
+"""The TrainerService RPCs: validation, then the run manager does the work."""
+
+from __future__ import annotations
+
+import base64
+import math
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from google.longrunning import operations_proto_pb2 as operations_pb2
+from google.protobuf import duration_pb2
+
+from gantry.core.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unimplemented,
+)
+from gantry.proto.common.v1 import trajectory_pb2
+from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from gantry.trainer import checkpoints, data, grpo
+from gantry.trainer.model import SCHEDULES, resolve_model_path
+from gantry.trainer.runs import TERMINAL, RunRecord
+from gantry.trainer.training import DEFAULT_BATCH, DEFAULT_MAX_SEQ_LEN, extra_options
+
+if TYPE_CHECKING:
+    from gantry.trainer.service import TrainerService
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+DEFAULT_LR = 1e-5
+DEFAULT_GROUP_SIZE = 8
+
+
+def _page(token: str, field: str = "page_token") -> int:
+    if not token:
+        return 0
+    try:
+        tag, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if tag != "p" or int(value) < 0:
+            raise ValueError(token)
+        return int(value)
+    except ValueError as exc:
+        raise InvalidArgument.for_field(field, "not a token this server issued") from exc
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"p:{offset}".encode()).decode()
+
+
+def _page_size(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument.for_field("page_size", "must not be negative")
+    return min(size or DEFAULT_PAGE, MAX_PAGE)
+
+
+def _require(problems: list[FieldViolation]) -> None:
+    if problems:
+        raise InvalidArgument(
+            "; ".join(f"{p.field}: {p.description}" for p in problems), violations=problems
+        )
+
+
+def validate_config(config: trainer_pb2.RunConfig) -> trainer_pb2.RunConfig:
+    """Check a StartRun config; return a copy with the documented defaults filled in."""
+    method = config.WhichOneof("method")
+    if method == "ppo":
+        raise Unimplemented(
+            "PPO (config.ppo) is not implemented by this trainer; use config.sft or config.grpo"
+        )
+    problems: list[FieldViolation] = []
+    if not config.base_model.strip():
+        problems.append(FieldViolation("config.base_model", "is required (a local HF path)"))
+    elif config.base_model != "tiny" and not Path(resolve_model_path(config.base_model)).is_dir():
+        problems.append(
+            FieldViolation("config.base_model", f"{config.base_model!r} is not a directory")
+        )
+    if method is None:
+        problems.append(FieldViolation("config.method", "set exactly one of sft, grpo, ppo"))
+    source = config.data.WhichOneof("source")
+    if source is None:
+        problems.append(FieldViolation("config.data", "set dataset_uri or submitted"))
+    elif source == "episodes":
+        raise Unimplemented(
+            "config.data.episodes (the trainer pulling episodes from rollout) is not "
+            "implemented yet; run episodes with RolloutService and send them through "
+            "SubmitTrajectories with config.data.submitted=true"
+        )
+    elif method == "sft" and source != "dataset_uri":
+        problems.append(FieldViolation("config.data.dataset_uri", "SFT needs a dataset"))
+    elif method == "grpo" and source != "submitted":
+        problems.append(FieldViolation("config.data.submitted", "GRPO needs submitted=true"))
+    elif source == "submitted" and not config.data.submitted:
+        problems.append(FieldViolation("config.data.submitted", "must be true when set"))
+    if config.data.verifier_target:
+        raise Unimplemented(
+            "config.data.verifier_target is not implemented: score with VerifierService "
+            "before SubmitTrajectories"
+        )
+    for name in ("batch_size", "micro_batch_size", "max_seq_len", "publish_interval"):
+        if getattr(config, name) < 0:
+            problems.append(FieldViolation(f"config.{name}", "must be >= 0 (0 = default)"))
+    for name in ("max_steps", "checkpoint_interval"):
+        if getattr(config, name) < 0:
+            problems.append(FieldViolation(f"config.{name}", "must be >= 0"))
+    batch = config.batch_size or DEFAULT_BATCH
+    micro = config.micro_batch_size or batch
+    if micro > batch or batch % micro:
+        problems.append(
+            FieldViolation("config.micro_batch_size", f"must divide batch_size ({batch})")
+        )
+    if config.publish_interval > 0 and not config.rollout_target:
+        problems.append(FieldViolation("config.rollout_target", "publish_interval needs it"))
+    opt = config.optimizer
+    if not (math.isfinite(opt.learning_rate) and opt.learning_rate >= 0):
+        problems.append(FieldViolation("config.optimizer.learning_rate", "must be >= 0"))
+    if opt.weight_decay < 0 or opt.warmup_steps < 0 or opt.max_grad_norm < 0:
+        problems.append(
+            FieldViolation("config.optimizer", "weight_decay, warmup_steps, max_grad_norm >= 0")
+        )
+    if opt.lr_schedule and opt.lr_schedule not in SCHEDULES:
+        problems.append(
+            FieldViolation("config.optimizer.lr_schedule", f"must be one of {SCHEDULES}")
+        )
+    recipe = str(extra_options(config).get("precision_recipe", ""))
+    if recipe and recipe not in ("bf16", "fp8-naive", "fp8-jet"):
+        problems.append(
+            FieldViolation("config.extra.precision_recipe", "bf16, fp8-naive or fp8-jet")
+        )
+    if method == "grpo":
+        g = config.grpo
+        if g.group_size < 0 or g.max_staleness < 0 or g.kl_coef < 0:
+            problems.append(
+                FieldViolation("config.grpo", "group_size, max_staleness, kl_coef must be >= 0")
+            )
+        if not (0 <= g.clip_low < 1):
+            problems.append(FieldViolation("config.grpo.clip_low", "must be in [0, 1)"))
+        if g.clip_high and g.clip_high < (g.clip_low or grpo.DEFAULT_CLIP):
+            problems.append(FieldViolation("config.grpo.clip_high", "must be >= clip_low"))
+    _require(problems)
+    accepted = trainer_pb2.RunConfig()
+    accepted.CopyFrom(config)
+    accepted.batch_size = batch
+    accepted.micro_batch_size = micro
+    accepted.max_seq_len = config.max_seq_len or DEFAULT_MAX_SEQ_LEN
+    accepted.optimizer.learning_rate = opt.learning_rate or DEFAULT_LR
+    accepted.optimizer.lr_schedule = opt.lr_schedule or "constant"
+    if not config.HasField("seed"):
+        accepted.seed = secrets.randbelow(2**31)
+    if method == "sft" and not config.sft.HasField("assistant_only_loss"):
+        accepted.sft.assistant_only_loss = True
+    if method == "grpo":
+        g = accepted.grpo
+        g.group_size = g.group_size or DEFAULT_GROUP_SIZE
+        g.clip_low = g.clip_low or grpo.DEFAULT_CLIP
+        g.clip_high = g.clip_high or g.clip_low
+        if not g.HasField("scale_advantages"):
+            g.scale_advantages = True
+    return accepted
+
+
+def check_dataset(uri: str) -> None:
+    """Blocking: read the dataset once so that bad data fails StartRun, not the run."""
+    try:
+        data.read_conversations(uri)
+    except data.DataError as exc:
+        raise InvalidArgument.for_field(exc.field, exc.message) from exc
+
+
+class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
+    def __init__(self, service: TrainerService) -> None:
+        self.service = service
+        self.by_request_id: dict[str, str] = {}
+
+    def _record(self, run_id: str, field: str = "run_id") -> RunRecord:
+        if not run_id:
+            raise InvalidArgument.for_field(field, "is required")
+        record = self.service.runs.get(run_id)
+        if record is None:
+            raise NotFound(f"run {run_id!r} not found", resource_type="run", resource_name=run_id)
+        return record
+
+    async def StartRun(
+        self, request: trainer_pb2.StartRunRequest, context: Any
+    ) -> operations_pb2.Operation:
+        if request.request_id and request.request_id in self.by_request_id:
+            existing = self._record(self.by_request_id[request.request_id])
+            return self.service.operations.get(existing.run.operation_name)
+        config = validate_config(request.config)
+        if config.WhichOneof("method") == "sft":
+            await self.service.run_blocking(check_dataset, config.data.dataset_uri)
+        active = [r for r in self.service.runs.records.values() if r.run.state not in TERMINAL]
+        if len(active) >= self.service.settings.max_active_runs:
+            raise ResourceExhausted(
+                f"{len(active)} runs are active; the limit is max_active_runs", retry_after_s=30
+            )
+        record = await self.service.run_blocking(
+            self.service.runs.create, request.display_name, config
+        )
+        if request.request_id:
+            self.by_request_id[request.request_id] = record.run.id
+        run = self.service.launch(record, resume=False)
+        return self.service.operations.get(run.operation_name)
+
+    async def GetRun(
+        self, request: trainer_pb2.GetRunRequest, context: Any
+    ) -> trainer_pb2.GetRunResponse:
+        return trainer_pb2.GetRunResponse(run=self._record(request.run_id).snapshot())
+
+    async def ListRuns(
+        self, request: trainer_pb2.ListRunsRequest, context: Any
+    ) -> trainer_pb2.ListRunsResponse:
+        size = _page_size(request.page_size)
+        offset = _page(request.page_token)
+        wanted = set(request.states)
+        runs = [
+            r.snapshot()
+            for r in self.service.runs.newest_first()
+            if not wanted or r.run.state in wanted
+        ]
+        page = runs[offset : offset + size]
+        more = offset + size < len(runs)
+        return trainer_pb2.ListRunsResponse(
+            runs=page, next_page_token=_token(offset + size) if more else ""
+        )
+
+    async def CancelRun(
+        self, request: trainer_pb2.CancelRunRequest, context: Any
+    ) -> trainer_pb2.CancelRunResponse:
+        record = self._record(request.run_id)
+        run = await self.service.run_blocking(self.service.cancel, record)
+        return trainer_pb2.CancelRunResponse(run=run)
+
+    def _judge(self, record: RunRecord, trajectory: trajectory_pb2.Trajectory) -> str | None:
+        reason = grpo.invalid_reason(trajectory)
+        if reason is not None:
+            return reason
+        config = record.run.config.grpo
+        with record.lock:
+            current = record.run.policy_version
+            produced = record.versions.get(trajectory.policy_version, 0)
+        lag = current - produced
+        if lag > config.max_staleness:
+            return (
+                f"stale: policy_version {trajectory.policy_version} is {lag} versions behind "
+                f"the run's {current}; max_staleness is {config.max_staleness}"
+            )
+        return None
+
+    async def SubmitTrajectories(
+        self, request_iterator: AsyncIterator[trainer_pb2.SubmitTrajectoriesRequest], context: Any
+    ) -> trainer_pb2.SubmitTrajectoriesResponse:
+        record: RunRecord | None = None
+        reply = trainer_pb2.SubmitTrajectoriesResponse()
+        async for message in request_iterator:
+            if record is None:
+                record = self._record(message.run_id)
+                if not record.run.config.data.submitted:
+                    raise FailedPrecondition(
+                        f"run {record.run.id} does not take submitted trajectories "
+                        "(its config.data is not submitted=true)"
+                    )
+            elif message.run_id and message.run_id != record.run.id:
+                raise InvalidArgument.for_field("run_id", "must not change within a stream")
+            if record.run.state in TERMINAL:
+                raise FailedPrecondition(
+                    f"run {record.run.id} is {trainer_pb2.RunState.Name(record.run.state)}"
+                )
+            accepted: list[trajectory_pb2.Trajectory] = []
+            for trajectory in message.trajectories:
+                reason = self._judge(record, trajectory)
+                if reason is None and self._buffered(record) + len(accepted) >= (
+                    self.service.settings.max_buffered_trajectories
+                ):
+                    reason = "buffer full: wait for the run to consume trajectories"
+                if reason is None:
+                    accepted.append(trajectory)
+                else:
+                    reply.rejected.append(
+                        trainer_pb2.RejectedTrajectory(trajectory_id=trajectory.id, reason=reason)
+                    )
+            if accepted:
+                # Durable before acknowledged: a crash after this reply loses nothing.
+                await self.service.run_blocking(record.trajectories.append, accepted)
+                with record.wake:
+                    record.submitted.extend(accepted)
+                    record.wake.notify_all()
+                reply.accepted_count += len(accepted)
+        if record is None:
+            raise InvalidArgument.for_field("run_id", "is required (no message was sent)")
+        reply.buffered_count = self._buffered(record)
+        return reply
+
+    @staticmethod
+    def _buffered(record: RunRecord) -> int:
+        with record.lock:
+            return max(0, len(record.submitted) - record.consumed)
+
+    async def StreamRunMetrics(
+        self, request: trainer_pb2.StreamRunMetricsRequest, context: Any
+    ) -> AsyncIterator[trainer_pb2.StreamRunMetricsResponse]:
+        record = self._record(request.run_id)
+        if request.since_step < 0:
+            raise InvalidArgument.for_field("since_step", "must be >= 0")
+        next_step = max(1, request.since_step)
+        while True:
+            changed = self.service.event(record.run.id)
+            with record.lock:
+                state = record.run.state
+                fresh = [m for m in record.metrics if m.step >= next_step]
+            for metrics in fresh:
+                yield trainer_pb2.StreamRunMetricsResponse(metrics=metrics, state=state)
+                next_step = metrics.step + 1
+            if not request.follow or state in TERMINAL:
+                return
+            await changed.wait()
+
+    async def ListCheckpoints(
+        self, request: trainer_pb2.ListCheckpointsRequest, context: Any
+    ) -> trainer_pb2.ListCheckpointsResponse:
+        record = self._record(request.run_id)
+        size = _page_size(request.page_size)
+        offset = _page(request.page_token)
+        found = await self.service.run_blocking(
+            checkpoints.list_checkpoints, record.checkpoint_root
+        )
+        more = offset + size < len(found)
+        return trainer_pb2.ListCheckpointsResponse(
+            checkpoints=found[offset : offset + size],
+            next_page_token=_token(offset + size) if more else "",
+        )
+
+    async def PublishWeights(
+        self, request: trainer_pb2.PublishWeightsRequest, context: Any
+    ) -> trainer_pb2.PublishWeightsResponse:
+        record = self._record(request.run_id)
+        target = request.rollout_target or record.run.config.rollout_target
+        if not target:
+            raise InvalidArgument.for_field(
+                "rollout_target", "is required (the run has no config.rollout_target)"
+            )
+        if request.checkpoint_id:
+            found = await self.service.run_blocking(
+                checkpoints.list_checkpoints, record.checkpoint_root
+            )
+            matches = [c for c in found if c.id == request.checkpoint_id]
+            if not matches:
+                raise NotFound(
+                    f"checkpoint {request.checkpoint_id!r} of run {record.run.id} not found",
+                    resource_type="checkpoint",
+                    resource_name=request.checkpoint_id,
+                )
+            checkpoint = matches[0]
+        else:
+            checkpoint = await self.service.run_blocking(
+                self.service.live_or_latest_checkpoint, record
+            )
+        uri_only = request.transfer == trainer_pb2.WEIGHT_TRANSFER_URI
+        done = await self.service.run_blocking(
+            self.service.push, record, checkpoint, target, uri_only
+        )
+        elapsed = duration_pb2.Duration()
+        elapsed.FromNanoseconds(int(done.seconds * 1e9))
+        return trainer_pb2.PublishWeightsResponse(
+            policy_version=done.policy_version, checkpoint=checkpoint, duration=elapsed
+        )

@@ -1,0 +1,43 @@
+"""trainer's settings: `GANTRY_TRAINER_<FIELD>` env vars over the shared runtime fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from gantry.core.settings import ServiceSettings, settings_config
+
+TINY_MODEL = "tiny"
+
+
+class TrainerSettings(ServiceSettings):
+    model_config = settings_config("trainer")
+
+    port: int = Field(default=50052, ge=0, le=65535, description="gRPC port")
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads for torch (torch.set_num_threads); 0 = torch's default. "
+        "Fix it for bit-exact resume across restarts on CPU",
+    )
+    deterministic: bool = Field(
+        default=True,
+        description="torch.use_deterministic_algorithms: a resumed run reproduces the "
+        "uninterrupted one",
+    )
+    max_buffered_trajectories: int = Field(
+        default=10_000, ge=1, description="SubmitTrajectories back-pressure per run"
+    )
+    max_active_runs: int = Field(default=4, ge=1, description="Runs training at the same time")
+    rollout_token: SecretStr | None = Field(
+        default=None, description="Bearer token for rollout servers (PublishWeights)"
+    )
+    rollout_token_file: Path | None = Field(default=None, description="File holding it")
+
+    def resolved_rollout_token(self) -> str | None:
+        if self.rollout_token is not None:
+            return self.rollout_token.get_secret_value()
+        if self.rollout_token_file is not None:
+            return self.rollout_token_file.read_text().strip()
+        return self.resolved_token()  # one token for the whole local stack by default

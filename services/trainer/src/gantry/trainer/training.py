@@ -1,0 +1,236 @@
+"""One run's training state and its optimiser steps (SFT and GRPO), on the worker thread.
+
+`Trainer` owns the policy, the optimiser and the data position. `sft_step` and
+`grpo_step` each do one optimiser step over a batch with gradient accumulation over
+micro-batches (the loss is normalised by the batch's target tokens, so accumulation
+gives the same gradient as one big batch) and return the step's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from google.protobuf import json_format
+
+from gantry.models.loading import CausalLM
+from gantry.proto.common.v1 import trajectory_pb2
+from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer import checkpoints, data, grpo
+from gantry.trainer.model import (
+    OptimizerSpec,
+    build_optimizer,
+    clip_and_step,
+    frozen_copy,
+    load_policy,
+    recipe_name,
+)
+
+DEFAULT_BATCH = 8
+DEFAULT_MAX_SEQ_LEN = 2048
+
+
+def extra_options(config: trainer_pb2.RunConfig) -> dict[str, Any]:
+    return json_format.MessageToDict(config.extra) if config.HasField("extra") else {}
+
+
+@dataclass
+class Position:
+    """Where the run is; saved in every checkpoint."""
+
+    step: int = 0
+    policy_version: int = 0
+    cursor: int = 0  # SFT examples consumed
+    consumed: int = 0  # submitted trajectories consumed (index into the run's log)
+    versions: dict[int, int] = field(default_factory=dict)  # rollout version -> ours
+
+
+class Trainer:
+    def __init__(self, config: trainer_pb2.RunConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.method = config.WhichOneof("method") or ""
+        self.recipe = recipe_name(
+            config.precision, str(extra_options(config).get("precision_recipe", ""))
+        )
+        torch.manual_seed(seed)
+        self.bundle: CausalLM
+        self.bundle, self.fp8_layers = load_policy(config.base_model, self.recipe)
+        self.model = self.bundle.model
+        self.tokenizer = self.bundle.tokenizer
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else 0)
+        self.batch_size = config.batch_size or DEFAULT_BATCH
+        self.micro = config.micro_batch_size or self.batch_size
+        self.max_seq_len = config.max_seq_len or DEFAULT_MAX_SEQ_LEN
+        self.examples: list[data.Example] = []
+        if self.method == "sft":
+            sft = config.sft
+            conversations = data.read_conversations(config.data.dataset_uri)
+            self.examples = data.build_examples(
+                self.tokenizer,
+                conversations,
+                max_seq_len=self.max_seq_len,
+                assistant_only=sft.assistant_only_loss
+                if sft.HasField("assistant_only_loss")
+                else True,
+                packing=sft.packing,
+            )
+        self.total_steps = int(config.max_steps)
+        if not self.total_steps and self.method == "sft":
+            self.total_steps = math.ceil(len(self.examples) / self.batch_size)
+        self.order = data.DataOrder(max(1, len(self.examples)), seed)
+        self.position = Position()
+        spec = OptimizerSpec.from_proto(config.optimizer)
+        self.optimizer, self.scheduler = build_optimizer(self.model, spec, self.total_steps)
+        self.max_grad_norm = spec.max_grad_norm
+        self.reference: torch.nn.Module | None = None
+        if self.method == "grpo" and config.grpo.kl_coef > 0:
+            self.reference = frozen_copy(self.model)
+
+    # ----- state -----
+    def state(self) -> dict[str, Any]:
+        p = self.position
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": checkpoints.rng_state(),
+            "step": p.step,
+            "policy_version": p.policy_version,
+            "cursor": p.cursor,
+            "consumed": p.consumed,
+            "versions": dict(p.versions),
+        }
+
+    def restore(self, checkpoint_dir: Path) -> None:
+        """Weights, optimiser, schedule, RNG and data position of a checkpoint."""
+        from safetensors.torch import load_file
+
+        weights = load_file(str(checkpoint_dir / "model.safetensors"))
+        _missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if unexpected:
+            raise ValueError(f"checkpoint has unknown tensors: {unexpected[:3]}")
+        state = checkpoints.load_state(checkpoint_dir)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        checkpoints.restore_rng(state["rng"])
+        self.position = Position(
+            step=state["step"],
+            policy_version=state["policy_version"],
+            cursor=state["cursor"],
+            consumed=state["consumed"],
+            versions={int(k): int(v) for k, v in state["versions"].items()},
+        )
+        self.order.cursor = self.position.cursor
+
+    # ----- steps -----
+    def _finish(self, metrics: trainer_pb2.StepMetrics, tokens: int, started: float) -> None:
+        norm, lr = clip_and_step(self.model, self.optimizer, self.scheduler, self.max_grad_norm)
+        self.position.step += 1
+        self.position.policy_version += 1
+        metrics.step = self.position.step
+        metrics.policy_version = self.position.policy_version
+        metrics.grad_norm = norm
+        metrics.learning_rate = lr
+        metrics.tokens_per_second = tokens / max(time.perf_counter() - started, 1e-9)
+        metrics.time.GetCurrentTime()
+
+    def sft_step(self) -> trainer_pb2.StepMetrics:
+        started = time.perf_counter()
+        batch = [self.examples[i] for i in self.order.take(self.batch_size)]
+        self.position.cursor = self.order.cursor
+        targets = sum(max(0, sum(1 for x in e.labels[1:] if x != data.IGNORE)) for e in batch)
+        total_loss = 0.0
+        tokens = 0
+        for start in range(0, len(batch), self.micro):
+            part = data.collate(batch[start : start + self.micro], self.pad_id)
+            logits = self.model(
+                input_ids=part["input_ids"], attention_mask=part["attention_mask"]
+            ).logits
+            labels = part["labels"][:, 1:]
+            loss_sum = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels.reshape(-1),
+                ignore_index=data.IGNORE,
+                reduction="sum",
+            )
+            (loss_sum / max(targets, 1)).backward()  # type: ignore[no-untyped-call]
+            total_loss += float(loss_sum.detach())
+            tokens += int(part["attention_mask"].sum())
+        metrics = trainer_pb2.StepMetrics(loss=total_loss / max(targets, 1))
+        self._finish(metrics, tokens, started)
+        return metrics
+
+    def _ref_logprobs(self, batch: grpo.Batch) -> torch.Tensor | None:
+        if self.reference is None:
+            return None
+        with torch.no_grad():
+            logits = self.reference(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask
+            ).logits
+        return grpo.token_logprobs(logits[:, :-1], batch.targets)[0]
+
+    def grpo_step(
+        self, trajectories: Sequence[trajectory_pb2.Trajectory]
+    ) -> trainer_pb2.StepMetrics:
+        started = time.perf_counter()
+        cfg = self.config.grpo
+        clip_low = cfg.clip_low or grpo.DEFAULT_CLIP
+        clip_high = cfg.clip_high or clip_low
+        scale = cfg.scale_advantages if cfg.HasField("scale_advantages") else True
+        items = grpo.sequences(trajectories, scale_advantages=scale)
+        total = float(sum(s.completion_len for s in items))
+        sums = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "entropy": 0.0, "mismatch": 0.0}
+        tokens = 0
+        # All micro-batches see the weights of the start of the step (one update per batch),
+        # so the logprob mismatch below is rollout vs trainer on identical weights.
+        for start in range(0, len(items), self.micro):
+            batch = grpo.collate(items[start : start + self.micro], self.pad_id)
+            logits = self.model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask
+            ).logits
+            logprobs, entropy = grpo.token_logprobs(logits[:, :-1], batch.targets)
+            terms = grpo.ppo_clip_loss(
+                logprobs,
+                batch.old_logprobs,
+                batch.advantages,
+                batch.loss_mask,
+                clip_low=clip_low,
+                clip_high=clip_high,
+                total_tokens=total,
+                ref_logprobs=self._ref_logprobs(batch),
+                kl_coef=cfg.kl_coef,
+                entropy=entropy,
+            )
+            terms.loss.backward()  # type: ignore[no-untyped-call]
+            sums["loss"] += float(terms.loss.detach())
+            sums["clipped"] += terms.clipped
+            sums["kl"] += terms.kl_sum
+            sums["entropy"] += terms.entropy_sum
+            sums["mismatch"] += terms.mismatch_sum
+            tokens += int(batch.attention_mask.sum())
+        rewards = torch.tensor([t.final_reward for t in trajectories], dtype=torch.float64)
+        lag = [
+            self.position.policy_version - self.position.versions.get(t.policy_version, 0)
+            for t in trajectories
+        ]
+        n = max(total, 1.0)
+        metrics = trainer_pb2.StepMetrics(
+            loss=sums["loss"],
+            reward_mean=float(rewards.mean()),
+            reward_std=float(rewards.std(unbiased=False)),
+            kl=sums["kl"] / n,
+            entropy=sums["entropy"] / n,
+            staleness_mean=sum(lag) / len(lag),
+        )
+        metrics.extra["clip_fraction"] = sums["clipped"] / n
+        metrics.extra["logprob_mismatch"] = sums["mismatch"] / n
+        metrics.extra["completion_tokens"] = total
+        metrics.extra["trajectories"] = float(len(trajectories))
+        self._finish(metrics, tokens, started)
+        return metrics

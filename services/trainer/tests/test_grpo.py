@@ -1,0 +1,118 @@
+"""GRPO math against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gantry.proto.common.v1 import chat_pb2, trajectory_pb2
+from gantry.trainer import grpo
+
+
+def test_group_advantages_normalise_within_each_group() -> None:
+    rewards = [1.0, 0.0, 1.0, 0.0, 5.0, 5.0, 2.0]
+    groups = ["a", "a", "a", "a", "b", "b", "c"]
+    adv = grpo.group_advantages(rewards, groups)
+    # group a: mean 0.5, population std 0.5 -> +-1 (up to eps)
+    assert adv[:4] == pytest.approx([1.0, -1.0, 1.0, -1.0], abs=1e-5)
+    assert adv[4:] == [0.0, 0.0, 0.0]  # equal rewards and a group of one carry no signal
+    centred = grpo.group_advantages(rewards, groups, scale=False)
+    assert centred[:4] == [0.5, -0.5, 0.5, -0.5]
+
+
+def test_group_advantages_with_uneven_rewards() -> None:
+    adv = grpo.group_advantages([3.0, 0.0, 0.0], ["g", "g", "g"])
+    mean, std = 1.0, math.sqrt((4 + 1 + 1) / 3)
+    assert adv == pytest.approx([(3 - mean) / std, -mean / std, -mean / std], rel=1e-5)
+
+
+def test_ppo_clip_loss_hand_computed() -> None:
+    # Two sequences, three positions; position 0 is prompt (masked out).
+    old = torch.tensor([[0.0, -1.0, -1.0], [0.0, -2.0, -2.0]])
+    new = torch.tensor(
+        [
+            [0.0, -1.0 + math.log(1.5), -1.0 + math.log(0.9)],
+            [0.0, -2.0 + math.log(0.5), -2.0 + math.log(1.1)],
+        ]
+    )
+    mask = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    adv = torch.tensor([2.0, -1.0])
+    terms = grpo.ppo_clip_loss(new, old, adv, mask, clip_low=0.2, clip_high=0.28, total_tokens=4)
+    # seq 0 (A=2):  r=1.5 -> min(3.0, 1.28*2=2.56)=2.56 ; r=0.9 -> min(1.8, 1.8)=1.8
+    # seq 1 (A=-1): r=0.5 -> min(-0.5, 0.8*-1=-0.8)=-0.8 ; r=1.1 -> min(-1.1, -1.1)=-1.1
+    expected = -(2.56 + 1.8 - 0.8 - 1.1) / 4
+    assert float(terms.loss) == pytest.approx(expected, rel=1e-6)
+    assert terms.tokens == 4
+    assert terms.clipped == 2  # r=1.5 with A>0 above 1.28; r=0.5 with A<0 below 0.8
+    assert terms.mismatch_sum == pytest.approx(
+        abs(math.log(1.5)) + abs(math.log(0.9)) + abs(math.log(0.5)) + abs(math.log(1.1)),
+        rel=1e-6,
+    )
+
+
+def test_kl_penalty_is_the_k3_estimator() -> None:
+    logp = torch.tensor([[math.log(0.5)]])
+    ref = torch.tensor([[math.log(0.25)]])
+    mask = torch.ones(1, 1)
+    terms = grpo.ppo_clip_loss(
+        logp,
+        logp.clone(),
+        torch.tensor([0.0]),
+        mask,
+        clip_low=0.2,
+        clip_high=0.2,
+        total_tokens=1,
+        ref_logprobs=ref,
+        kl_coef=0.1,
+    )
+    d = math.log(0.25) - math.log(0.5)
+    k3 = math.exp(d) - d - 1  # 0.5 + ln 2 - 1
+    assert terms.kl_sum == pytest.approx(k3, rel=1e-6)
+    assert float(terms.loss) == pytest.approx(0.1 * k3, rel=1e-6)  # A=0: only the KL term
+
+
+def _trajectory(
+    tid: str, group: str, reward: float, prompt: list[int], completion: list[int]
+) -> trajectory_pb2.Trajectory:
+    return trajectory_pb2.Trajectory(
+        id=tid,
+        group_id=group,
+        final_reward=reward,
+        turns=[
+            trajectory_pb2.Turn(
+                index=0,
+                prompt_token_ids=prompt,
+                completion=chat_pb2.TokenSequence(
+                    token_ids=completion, logprobs=[-0.5] * len(completion)
+                ),
+            )
+        ],
+    )
+
+
+def test_sequences_mask_only_completion_tokens() -> None:
+    trajs = [
+        _trajectory("t1", "g", 1.0, [5, 6, 7], [8, 9]),
+        _trajectory("t2", "g", 0.0, [5, 6], [10, 11, 12]),
+    ]
+    items = grpo.sequences(trajs)
+    batch = grpo.collate(items, pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 10, 11, 12]]
+    # position i predicts token i+1: completion of t1 starts at token 3 -> positions 2, 3
+    assert batch.loss_mask.tolist() == [[0, 0, 1, 1], [0, 1, 1, 1]]
+    assert batch.targets[0, 2:].tolist() == [8, 9]
+    assert batch.old_logprobs[1].tolist() == [0.0, -0.5, -0.5, -0.5]
+    assert batch.advantages.tolist() == pytest.approx([1.0, -1.0], abs=1e-5)
+
+
+def test_invalid_trajectories_name_the_problem() -> None:
+    good = _trajectory("t", "g", 1.0, [1, 2], [3])
+    assert grpo.invalid_reason(good) is None
+    missing = _trajectory("t", "g", 1.0, [1, 2], [3, 4])
+    del missing.turns[0].completion.logprobs[:]
+    assert "missing logprobs" in (grpo.invalid_reason(missing) or "")
+    no_prompt = _trajectory("t", "g", 1.0, [], [3])
+    assert "prompt_token_ids" in (grpo.invalid_reason(no_prompt) or "")
+    assert grpo.invalid_reason(trajectory_pb2.Trajectory(id="x")) == "no turns"
