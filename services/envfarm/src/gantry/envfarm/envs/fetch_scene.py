@@ -85,6 +85,11 @@ def _model_xml(with_block: bool) -> str:
     return f"""
 <mujoco model="gantry_fetch">
   <option timestep="{TIMESTEP}" cone="elliptic" impratio="10"/>
+  <!-- Contacts stiffer than the hand's weld, so a hand pushing down cannot squash the
+       block into the table. -->
+  <default>
+    <geom solref="0.004 1" solimp="0.95 0.99 0.001"/>
+  </default>
   <worldbody>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1"/>
     <geom name="table" type="box" pos="0 0 {-tz}" size="{tx} {ty} {tz}"/>
@@ -227,13 +232,21 @@ class FetchSim:
 
     # ----- acting -----
     def move_to(self, goal: Vector) -> Vector:
-        """Glide the mocap from the grip point to `goal` (clamped), settle; return the goal."""
+        """Glide the grip point to `goal` (clamped) and settle; return the goal.
+
+        A hand that something blocked (the block, the table) is then told to stay where
+        it stopped, as a force-limited arm controller would, so it rests on the obstacle
+        instead of pressing it into the table.
+        """
         goal = clamp_to_workspace(goal)
         start = self.grip()
         for k in range(1, MOVE_STEPS + 1):
             self.data.mocap_pos[0] = start + (goal - start) * (k / MOVE_STEPS)
             mujoco.mj_step(self.model, self.data)
         self._run(SETTLE_STEPS)
+        if float(np.linalg.norm(self.grip() - goal)) > BLOCKED:
+            self.data.mocap_pos[0] = self.grip()
+            self._run(SETTLE_STEPS)
         return goal
 
     def set_gripper(self, closed: bool) -> None:
@@ -243,6 +256,9 @@ class FetchSim:
     def _run(self, steps: int) -> None:
         for _ in range(steps):
             mujoco.mj_step(self.model, self.data)
+        # mj_step leaves positions of bodies and sites one step stale; refresh them so
+        # readings match the state (and a copy loaded from it).
+        mujoco.mj_forward(self.model, self.data)
 
 
 # ----- what the two environments share: actions, text, plans -----
