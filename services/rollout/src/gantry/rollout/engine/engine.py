@@ -117,7 +117,7 @@ class Engine:
         "drain": stop admitting, let sequences in flight finish on the old weights, swap.
         "rerun": end sequences in flight with RESTARTED (callers resubmit), swap at once.
         """
-        checked = self._validate(tensors)
+        checked = self._validate(dequantize_fp8(tensors))
         done: Future[int] = Future()
         with self._wake:
             if self._update is not None:
@@ -321,6 +321,37 @@ def _find_stop(text: str, stops: tuple[str, ...], sent: int) -> int | None:
         if at != -1 and (best is None or at < best):
             best = at
     return best
+
+
+FP8_SCALE_SUFFIX = "_scale"
+_FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
+def dequantize_fp8(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """FP8 weights sent with their per-128x128-block float32 scales ("<param>_scale", as
+    the trainer publishes fp8-jet weights) -> float32 values codes x scale; the served
+    model keeps its own dtype, and an FP8 rollout re-quantizes them to the same codes."""
+    from gantry.kernels.fp8_quant import Quantized, dequantize
+
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        if name.endswith(FP8_SCALE_SUFFIX) and name[: -len(FP8_SCALE_SUFFIX)] in tensors:
+            continue  # consumed with its weight below
+        if tensor.dtype in _FP8_DTYPES:
+            scale = tensors.get(name + FP8_SCALE_SUFFIX)
+            if scale is None:
+                raise ValueError(f"{name!r} is FP8 but {name + FP8_SCALE_SUFFIX!r} is missing")
+            if tensor.dim() != 2:
+                raise ValueError(f"{name!r}: FP8 weights must be 2-D")
+            rows, cols = tensor.shape
+            grid = (-(-rows // 128), -(-cols // 128))
+            if tuple(scale.shape) != grid:
+                raise ValueError(
+                    f"{name + FP8_SCALE_SUFFIX!r} has shape {tuple(scale.shape)}, expected {grid}"
+                )
+            tensor = dequantize(Quantized(tensor, scale.to(torch.float32), 128))
+        out[name] = tensor
+    return out
 
 
 def load_tensors(path: str) -> dict[str, torch.Tensor]:
