@@ -170,7 +170,7 @@ def test_upsert_is_idempotent_by_id_and_chunks_long_documents(stub: Stub) -> Non
         )
     )
     assert _ids(reply) == ["long"]  # one hit per document, its best chunk
-    assert "zebra-crossing-XJ9" in reply.results[0].payload["text"]
+    assert "zebra-crossing-XJ9" in str(reply.results[0].payload["text"])
     assert reply.results[0].payload["_chunk_count"] == 3
     # Re-upserting the same id with a short text replaces all three chunks.
     stub.Upsert(
@@ -372,7 +372,7 @@ def test_evaluate_encoder_operation(stub: Stub, channel: grpc.Channel) -> None:
         pb.EvaluateEncoderRequest(encoder_id="minilm", inline=inline, recall_at=[1, 10])
     )
     assert operation.name.startswith("retrieval/operations/")
-    operations = operations_pb2_grpc.OperationsStub(channel)
+    operations = operations_pb2_grpc.OperationsStub(channel)  # type: ignore[no-untyped-call]
     deadline = time.monotonic() + 60
     while not operation.done and time.monotonic() < deadline:
         operation = operations.WaitOperation(

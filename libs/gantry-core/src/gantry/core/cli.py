@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -218,6 +220,42 @@ def demo(
         console.print(f"stack down: stopped {', '.join(stopped)}")
     if failed:
         raise typer.Exit(code=1)
+
+
+COMMANDS_GROUP = "gantry.commands"
+
+
+def add_plugin_commands(target: typer.Typer) -> list[str]:
+    """Mount each `gantry.commands` entry point (a `typer.Typer`) as `gantry <name> ...`.
+
+    A service distribution declares, e.g.
+
+        [project.entry-points."gantry.commands"]
+        retrieval = "gantry.retrieval.cli:app"
+
+    and `gantry retrieval eval ...` appears when it is installed. A group that fails to
+    import is skipped with a warning, so one broken distribution cannot break `gantry`.
+    """
+    taken = {c.name for c in target.registered_commands} | {
+        g.name for g in target.registered_groups
+    }
+    added = []
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if ep.name in taken:
+            continue
+        try:
+            group = ep.load()
+        except Exception as exc:  # an optional plugin must never break the CLI
+            logging.getLogger("gantry.cli").warning("skipping %s commands: %s", ep.name, exc)
+            continue
+        if isinstance(group, typer.Typer):
+            target.add_typer(group, name=ep.name)
+            taken.add(ep.name)
+            added.append(ep.name)
+    return added
+
+
+add_plugin_commands(app)
 
 
 def main() -> None:

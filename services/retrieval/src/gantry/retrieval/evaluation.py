@@ -118,6 +118,21 @@ def load_jsonl_set(path: Path) -> EvalSet:
     return EvalSet(docs, queries, qrels)
 
 
+def save_jsonl_set(data: EvalSet, path: Path) -> Path:
+    """Write a set in the one-file JSONL layout `load_jsonl_set` reads."""
+    with path.open("w", encoding="utf-8") as fh:
+        for doc in data.documents:
+            record = {"type": "document", "id": doc.id, "title": doc.title, "text": doc.text}
+            fh.write(json.dumps(record) + "\n")
+        for qid, text in data.queries.items():
+            fh.write(json.dumps({"type": "query", "id": qid, "text": text}) + "\n")
+        for qid, judged in data.qrels.items():
+            for doc_id, relevance in judged.items():
+                qrel = {"type": "qrel", "query_id": qid, "document_id": doc_id}
+                fh.write(json.dumps({**qrel, "relevance": relevance}) + "\n")
+    return path
+
+
 def load_beir_dir(root: Path, split: str = "test") -> EvalSet:
     corpus, queries_file = root / "corpus.jsonl", root / "queries.jsonl"
     qrels_file = root / "qrels" / f"{split}.tsv"
