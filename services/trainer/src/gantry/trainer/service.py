@@ -184,7 +184,7 @@ class TrainerService(Service[TrainerSettings]):
     def publish_from_worker(self, record: RunRecord) -> None:
         """publish_interval: called on the run's worker thread after a step."""
         worker = self.runs.workers[record.run.id]
-        target = record.run.config.rollout_target
+        target = record.run.config.rollout_target or self.settings.rollout_target
         try:
             self.push(record, worker.checkpoint_live(), target, uri_only=False)
         except Exception:

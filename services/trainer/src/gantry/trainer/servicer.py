@@ -65,7 +65,9 @@ def _require(problems: list[FieldViolation]) -> None:
         )
 
 
-def validate_config(config: trainer_pb2.RunConfig) -> trainer_pb2.RunConfig:
+def validate_config(
+    config: trainer_pb2.RunConfig, default_rollout_target: str = ""
+) -> trainer_pb2.RunConfig:
     """Check a StartRun config; return a copy with the documented defaults filled in."""
     method = config.WhichOneof("method")
     if method == "ppo":
@@ -113,7 +115,7 @@ def validate_config(config: trainer_pb2.RunConfig) -> trainer_pb2.RunConfig:
         problems.append(
             FieldViolation("config.micro_batch_size", f"must divide batch_size ({batch})")
         )
-    if config.publish_interval > 0 and not config.rollout_target:
+    if config.publish_interval > 0 and not (config.rollout_target or default_rollout_target):
         problems.append(FieldViolation("config.rollout_target", "publish_interval needs it"))
     opt = config.optimizer
     if not (math.isfinite(opt.learning_rate) and opt.learning_rate >= 0):
@@ -190,7 +192,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if request.request_id and request.request_id in self.by_request_id:
             existing = self._record(self.by_request_id[request.request_id])
             return self.service.operations.get(existing.run.operation_name)
-        config = validate_config(request.config)
+        config = validate_config(request.config, self.service.settings.rollout_target)
         if config.WhichOneof("method") == "sft":
             await self.service.run_blocking(check_dataset, config.data.dataset_uri)
         active = [r for r in self.service.runs.records.values() if r.run.state not in TERMINAL]
@@ -338,10 +340,16 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self, request: trainer_pb2.PublishWeightsRequest, context: Any
     ) -> trainer_pb2.PublishWeightsResponse:
         record = self._record(request.run_id)
-        target = request.rollout_target or record.run.config.rollout_target
+        target = (
+            request.rollout_target
+            or record.run.config.rollout_target
+            or self.service.settings.rollout_target
+        )
         if not target:
             raise InvalidArgument.for_field(
-                "rollout_target", "is required (the run has no config.rollout_target)"
+                "rollout_target",
+                "is required (neither the run's config.rollout_target nor the server's "
+                "rollout_target setting is set)",
             )
         if request.checkpoint_id:
             found = await self.service.run_blocking(

@@ -30,6 +30,11 @@ class TrainerSettings(ServiceSettings):
         default=10_000, ge=1, description="SubmitTrajectories back-pressure per run"
     )
     max_active_runs: int = Field(default=4, ge=1, description="Runs training at the same time")
+    rollout_target: str = Field(
+        default="",
+        description="RolloutService address used when a run and a PublishWeights request "
+        "name none (the local stack sets it)",
+    )
     rollout_token: SecretStr | None = Field(
         default=None, description="Bearer token for rollout servers (PublishWeights)"
     )
