@@ -51,7 +51,7 @@ def open_store(settings: RetrievalSettings) -> QdrantStore:
             timeout_s=settings.qdrant_timeout_s,
         )
     path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant")
-    return QdrantStore.open(path=path)
+    return QdrantStore.open(path=path, fast_writes=settings.qdrant_embedded_fast_writes)
 
 
 def load_backends(settings: RetrievalSettings) -> Backends:

@@ -101,11 +101,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             )
         return embedder
 
-    async def _collection(self, name: str, field: str = "collection") -> CollectionInfo:
+    async def _collection(
+        self, name: str, field: str = "collection", *, count: bool = False
+    ) -> CollectionInfo:
         if not name:
             raise InvalidArgument.for_field(field, "a collection name is required")
         try:
-            return await self.service.run_blocking(self.backends.store.get, name)
+            return await self.service.run_blocking(
+                lambda: self.backends.store.get(name, count=count)
+            )
         except CollectionMissing as exc:
             raise _not_found(name) from exc
 
@@ -166,7 +170,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def GetCollection(
         self, request: retrieval_pb2.GetCollectionRequest, context: Any
     ) -> retrieval_pb2.GetCollectionResponse:
-        info = await self._collection(request.name, "name")
+        info = await self._collection(request.name, "name", count=True)
         return retrieval_pb2.GetCollectionResponse(collection=collection_to_proto(info))
 
     async def ListCollections(
