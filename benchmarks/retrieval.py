@@ -20,6 +20,7 @@ linearly with N. A Qdrant server (HNSW) is the production path; it is not availa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -49,7 +50,8 @@ TOP_K = 10
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     rows = rng.standard_normal((n, DIM)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    unit: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
 
 
 def latency_stats(samples: list[float]) -> dict[str, float]:
@@ -79,7 +81,7 @@ def bench_numpy(vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
         return matrix
 
     matrix, seconds = timed(fill)
-    samples = [timed(lambda q=q: exact_top(matrix, q))[1] for q in queries]
+    samples = [timed(functools.partial(exact_top, matrix, q))[1] for q in queries]
     return {"upsert_points_per_s": len(vectors) / seconds, **latency_stats(samples)}
 
 
@@ -107,9 +109,10 @@ def bench_qdrant(path: Path, vectors: np.ndarray, queries: np.ndarray) -> dict[s
     _, seconds = timed(load)
     samples = []
     for q in queries:
-        _, took = timed(
-            lambda q=q: client.query_points("bench", query=q.tolist(), using="dense", limit=TOP_K)
+        query = functools.partial(
+            client.query_points, "bench", query=q.tolist(), using="dense", limit=TOP_K
         )
+        _, took = timed(query)
         samples.append(took)
     client.close()
     return {"upsert_points_per_s": len(vectors) / seconds, **latency_stats(samples)}
@@ -146,7 +149,7 @@ def bench_service(
         found: list[list[int]] = []
         for q in queries:
             request = pb.SearchRequest(collection="bench", vector=tensor_from_numpy(q), top_k=TOP_K)
-            reply, took = timed(lambda r=request: stub.Search(r))
+            reply, took = timed(functools.partial(stub.Search, request))
             samples.append(took)
             found.append([int(r.id) for r in reply.results])
         out: dict[str, Any] = {
@@ -164,8 +167,8 @@ def bench_service(
             texts = list(data.queries.values())[:100]
             lat = [
                 timed(
-                    lambda t=t, m=mode: stub.Search(
-                        pb.SearchRequest(collection="texts", text=t, mode=m)
+                    functools.partial(
+                        stub.Search, pb.SearchRequest(collection="texts", text=t, mode=mode)
                     )
                 )[1]
                 for t in texts
