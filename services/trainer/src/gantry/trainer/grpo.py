@@ -122,6 +122,9 @@ class Batch:
     old_logprobs: torch.Tensor  # [B, L-1] float, 0 off the mask
     advantages: torch.Tensor  # [B] float
 
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
 
 def collate(items: Sequence[TurnSequence], pad_id: int) -> Batch:
     width = max(len(s.input_ids) for s in items)

@@ -13,8 +13,8 @@ from torch import nn
 from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.proto.common.v1 import precision_pb2, tensor_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer.settings import TINY_MODEL
 
+TINY_MODEL = "tiny"  # base_model "tiny": the tiny random Qwen3 (development and tests)
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -53,7 +53,15 @@ def resolve_model_path(base_model: str) -> str:
     return path
 
 
-def load_policy(base_model: str, recipe: str) -> tuple[CausalLM, list[str]]:
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_policy(
+    base_model: str, recipe: str, device: torch.device | None = None
+) -> tuple[CausalLM, list[str]]:
     """Float32 master weights (AdamW state is float32 anyway) with the trainer-side recipe.
 
     Returns the bundle and the names of the layers whose forward/backward run FP8.
@@ -61,6 +69,8 @@ def load_policy(base_model: str, recipe: str) -> tuple[CausalLM, list[str]]:
     from gantry.kernels.recipes import get_recipe
 
     bundle = load_causal_lm(resolve_model_path(base_model), dtype="float32")
+    if device is not None:
+        bundle.model.to(device)  # type: ignore[arg-type]
     layers = get_recipe(recipe).apply(bundle.model, "trainer")
     bundle.model.train(True)
     return bundle, layers

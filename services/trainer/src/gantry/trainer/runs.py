@@ -182,9 +182,15 @@ class Worker:
     """Trains one run on its own thread until done, cancelled or the service stops."""
 
     def __init__(
-        self, record: RunRecord, *, resume: bool, publish: Callable[[RunRecord], None]
+        self,
+        record: RunRecord,
+        *,
+        resume: bool,
+        publish: Callable[[RunRecord], None],
+        device: str = "cpu",
     ) -> None:
         self.record = record
+        self.device = device
         self.resume = resume
         self.publish = publish
 
@@ -241,7 +247,7 @@ class Worker:
     def _train(self) -> None:
         record = self.record
         config = record.run.config
-        trainer = Trainer(config, int(config.seed))
+        trainer = Trainer(config, int(config.seed), self.device)
         ckpt_root = record.checkpoint_root
         checkpoints.clean_temporaries(ckpt_root)
         latest = checkpoints.list_checkpoints(ckpt_root)
@@ -322,8 +328,11 @@ class Worker:
 
 
 class RunManager:
-    def __init__(self, root: Path, publish: Callable[[RunRecord], None]) -> None:
+    def __init__(
+        self, root: Path, publish: Callable[[RunRecord], None], device: str = "cpu"
+    ) -> None:
         self.root = root
+        self.device = device
         self.root.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, RunRecord] = {}
         self.workers: dict[str, Worker] = {}
@@ -367,7 +376,7 @@ class RunManager:
         return record
 
     def start(self, record: RunRecord, *, resume: bool) -> None:
-        worker = Worker(record, resume=resume, publish=self.publish)
+        worker = Worker(record, resume=resume, publish=self.publish, device=self.device)
         thread = threading.Thread(target=worker.run, name=f"trainer-{record.run.id}", daemon=True)
         record.thread = thread
         self.workers[record.run.id] = worker

@@ -48,7 +48,9 @@ class TrainerService(Service[TrainerSettings]):
     def __init__(self, settings: TrainerSettings) -> None:
         super().__init__(settings)
         self.operations: _Operations = _Operations(prefix=f"{self.name}/operations")
-        self.runs = RunManager(settings.resolved_data_dir() / "runs", self.publish_from_worker)
+        self.runs = RunManager(
+            settings.resolved_data_dir() / "runs", self.publish_from_worker, settings.device
+        )
         self._events: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from gantry.core.settings import ServiceSettings, settings_config
-
-TINY_MODEL = "tiny"
 
 
 class TrainerSettings(ServiceSettings):
     model_config = settings_config("trainer")
 
     port: int = Field(default=50052, ge=0, le=65535, description="gRPC port")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where runs train; auto = cuda when available, else cpu"
+    )
     torch_threads: int = Field(
         default=0,
         ge=0,

@@ -29,6 +29,7 @@ from gantry.trainer.model import (
     frozen_copy,
     load_policy,
     recipe_name,
+    resolve_device,
 )
 
 DEFAULT_BATCH = 8
@@ -51,7 +52,7 @@ class Position:
 
 
 class Trainer:
-    def __init__(self, config: trainer_pb2.RunConfig, seed: int) -> None:
+    def __init__(self, config: trainer_pb2.RunConfig, seed: int, device: str = "cpu") -> None:
         self.config = config
         self.seed = seed
         self.method = config.WhichOneof("method") or ""
@@ -60,7 +61,8 @@ class Trainer:
         )
         torch.manual_seed(seed)
         self.bundle: CausalLM
-        self.bundle, self.fp8_layers = load_policy(config.base_model, self.recipe)
+        self.device = resolve_device(device)
+        self.bundle, self.fp8_layers = load_policy(config.base_model, self.recipe, self.device)
         self.model = self.bundle.model
         self.tokenizer = self.bundle.tokenizer
         pad = self.tokenizer.pad_token_id
@@ -111,7 +113,7 @@ class Trainer:
         """Weights, optimiser, schedule, RNG and data position of a checkpoint."""
         from safetensors.torch import load_file
 
-        weights = load_file(str(checkpoint_dir / "model.safetensors"))
+        weights = load_file(str(checkpoint_dir / "model.safetensors"), device=str(self.device))
         _missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"checkpoint has unknown tensors: {unexpected[:3]}")
@@ -148,7 +150,10 @@ class Trainer:
         total_loss = 0.0
         tokens = 0
         for start in range(0, len(batch), self.micro):
-            part = data.collate(batch[start : start + self.micro], self.pad_id)
+            part = {
+                k: v.to(self.device)
+                for k, v in data.collate(batch[start : start + self.micro], self.pad_id).items()
+            }
             logits = self.model(
                 input_ids=part["input_ids"], attention_mask=part["attention_mask"]
             ).logits
@@ -190,7 +195,7 @@ class Trainer:
         # All micro-batches see the weights of the start of the step (one update per batch),
         # so the logprob mismatch below is rollout vs trainer on identical weights.
         for start in range(0, len(items), self.micro):
-            batch = grpo.collate(items[start : start + self.micro], self.pad_id)
+            batch = grpo.collate(items[start : start + self.micro], self.pad_id).to(self.device)
             logits = self.model(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask
             ).logits
