@@ -355,6 +355,14 @@ def test_embed_and_list_encoders(stub: Stub) -> None:
         ("minilm", pb.ENCODER_KIND_DENSE),
     ]
     assert encoders[1].dimension == 384 and encoders[1].max_seq_length == 256
+    first = stub.ListEncoders(pb.ListEncodersRequest(page_size=1))
+    second = stub.ListEncoders(
+        pb.ListEncodersRequest(page_size=1, page_token=first.next_page_token)
+    )
+    assert [e.id for e in (*first.encoders, *second.encoders)] == ["bm25", "minilm"]
+    assert not second.next_page_token
+    unknown = _error(stub.Embed, pb.EmbedRequest(texts=["x"], encoder_id="nope"))
+    assert isinstance(unknown, errors.NotFound) and unknown.resource_name == "nope"
 
 
 def test_evaluate_encoder_operation(stub: Stub, channel: grpc.Channel) -> None:
