@@ -189,3 +189,22 @@ def test_submitting_to_an_sft_run_is_a_failed_precondition(
     )
     assert err.code == grpc.StatusCode.NOT_FOUND
     wait_run(stub, meta.run_id)
+
+
+def test_cancel_operation_cancels_the_run(
+    both: tuple[trainer_pb2_grpc.TrainerServiceStub, Any], demos: Path, tiny_path: str
+) -> None:
+    from google.longrunning import operations_proto_pb2 as operations_pb2
+
+    stub, ops = both
+    op = stub.StartRun(
+        trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=10_000))
+    )
+    meta = trainer_pb2.StartRunMetadata()
+    op.metadata.Unpack(meta)
+    wait_run(stub, meta.run_id, until=lambda run: run.step >= 1)
+    ops.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
+    run = wait_run(stub, meta.run_id)
+    assert run.state == trainer_pb2.RUN_STATE_CANCELLED
+    done = wait_operation(ops, op.name)
+    assert done.done and done.error.code == grpc.StatusCode.CANCELLED.value[0]
