@@ -195,13 +195,17 @@ def test_grpo_on_rollout_trajectories_then_publish(
             trainer_pb2.SubmitTrajectoriesRequest(run_id=run_id, trajectories=fresh),
         )
         assert err.code == grpc.StatusCode.FAILED_PRECONDITION  # the run has ended
+        # The run has a rollout_target and publish_interval 0: its final checkpoint was
+        # published when it ended.
+        info = rollout.GetModelInfo(rollout_pb2.GetModelInfoRequest())
+        assert info.policy_version == published.policy_version + 1
         # URI transfer: rollout loads the checkpoint directory itself.
         again = trainer.PublishWeights(
             trainer_pb2.PublishWeightsRequest(
                 run_id=run_id, transfer=trainer_pb2.WEIGHT_TRANSFER_URI
             )
         )
-        assert again.checkpoint.step == 2 and again.policy_version == published.policy_version + 1
+        assert again.checkpoint.step == 2 and again.policy_version == info.policy_version + 1
         missing = error_of(
             trainer.PublishWeights,
             trainer_pb2.PublishWeightsRequest(run_id=run_id, checkpoint_id="step-999999"),

@@ -31,7 +31,7 @@ from google.protobuf import json_format
 from gantry.core.errors import GantryError, status_from_exception
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints
+from gantry.trainer import checkpoints, grpo
 from gantry.trainer.training import Trainer
 
 log = logging.getLogger("gantry.trainer.runs")
@@ -103,6 +103,7 @@ class RunRecord:
         self.cancel_requested = False
         self.stop_requested = False
         self.trainer: Trainer | None = None
+        self.feeder: Any = None  # episodes source: has stop()
         self.thread: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []
         self.consumed = 0  # submitted trajectories already trained on
@@ -112,6 +113,56 @@ class RunRecord:
     def checkpoint_root(self) -> Path:
         output = self.run.config.output_uri.removeprefix("file://")
         return Path(output) if output else self.dir / "checkpoints"
+
+    # ----- trajectories in -----
+    def judge(self, trajectory: trajectory_pb2.Trajectory) -> str | None:
+        """Why a trajectory cannot join this run's buffer, or None."""
+        reason = grpo.invalid_reason(trajectory)
+        if reason is not None:
+            return reason
+        limit = self.run.config.grpo.max_staleness
+        with self.lock:
+            current = self.run.policy_version
+            produced = self.versions.get(trajectory.policy_version, 0)
+        lag = current - produced
+        if lag > limit:
+            return (
+                f"stale: policy_version {trajectory.policy_version} is {lag} versions behind "
+                f"the run's {current}; max_staleness is {limit}"
+            )
+        return None
+
+    def buffered(self) -> int:
+        with self.lock:
+            return max(0, len(self.submitted) - self.consumed)
+
+    def intake(
+        self, trajectories: list[trajectory_pb2.Trajectory], max_buffered: int
+    ) -> tuple[int, list[trainer_pb2.RejectedTrajectory]]:
+        """Blocking: judge, append the accepted ones durably, then wake the worker.
+
+        Returns (accepted count, rejections with reasons).
+        """
+        accepted: list[trajectory_pb2.Trajectory] = []
+        rejected = []
+        room = max_buffered - self.buffered()
+        for trajectory in trajectories:
+            reason = self.judge(trajectory)
+            if reason is None and len(accepted) >= room:
+                reason = "buffer full: wait for the run to consume trajectories"
+            if reason is None:
+                accepted.append(trajectory)
+            else:
+                rejected.append(
+                    trainer_pb2.RejectedTrajectory(trajectory_id=trajectory.id, reason=reason)
+                )
+        if accepted:
+            # Durable before acknowledged: a crash after the reply loses nothing.
+            self.trajectories.append(accepted)
+            with self.wake:
+                self.submitted.extend(accepted)
+                self.wake.notify_all()
+        return len(accepted), rejected
 
     # ----- persistence -----
     def save(self) -> None:
@@ -243,6 +294,8 @@ class Worker:
             record.set_state(trainer_pb2.RUN_STATE_FAILED, error=status)
         finally:
             record.trainer = None
+            if record.feeder is not None:
+                record.feeder.stop()
 
     def _train(self) -> None:
         record = self.record
@@ -306,16 +359,27 @@ class Worker:
                 record.run.step = trainer.position.step
                 record.run.policy_version = trainer.position.policy_version
                 record.run.latest_metrics.CopyFrom(metrics)
-            if interval and trainer.position.step % interval == 0:
+            checkpointed = bool(interval) and trainer.position.step % interval == 0
+            if checkpointed:
                 self._checkpoint(trainer)
             else:
                 record.save()
-            if config.publish_interval and trainer.position.step % config.publish_interval == 0:
+            if self._publish_due(trainer.position.step, checkpointed):
                 self.publish(record)
             record.notify()
         if not self._has_checkpoint_at(trainer.position.step):
             self._checkpoint(trainer)
+            if self._publish_due(trainer.position.step, checkpointed=True):
+                self.publish(record)
         record.set_state(trainer_pb2.RUN_STATE_SUCCEEDED)
+
+    def _publish_due(self, step: int, checkpointed: bool) -> bool:
+        """publish_interval N: every N-th step; 0: with each checkpoint, when the run has
+        a rollout_target (the service's default target does not count)."""
+        config = self.record.run.config
+        if config.publish_interval:
+            return step % config.publish_interval == 0
+        return checkpointed and bool(config.rollout_target)
 
     def checkpoint_live(self) -> trainer_pb2.Checkpoint:
         """A checkpoint of the live weights (PublishWeights without checkpoint_id)."""

@@ -100,6 +100,17 @@ class TrainerService(Service[TrainerSettings]):
             record.run.operation_name = operation.name
         record.save()
         self.runs.start(record, resume=resume)
+        if record.run.config.data.HasField("episodes"):
+            from gantry.trainer.episodes import EpisodeFeeder
+
+            target = record.run.config.rollout_target or self.settings.rollout_target
+            record.feeder = EpisodeFeeder(
+                record,
+                target,
+                self.settings.resolved_rollout_token(),
+                self.settings.max_buffered_trajectories,
+            )
+            record.feeder.start()
         return record.snapshot()
 
     def _job(self, record: RunRecord) -> Any:

@@ -20,7 +20,6 @@ from gantry.core.errors import (
     ResourceExhausted,
     Unimplemented,
 )
-from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo
 from gantry.trainer.model import SCHEDULES, resolve_model_path
@@ -87,15 +86,22 @@ def validate_config(
     if source is None:
         problems.append(FieldViolation("config.data", "set dataset_uri or submitted"))
     elif source == "episodes":
-        raise Unimplemented(
-            "config.data.episodes (the trainer pulling episodes from rollout) is not "
-            "implemented yet; run episodes with RolloutService and send them through "
-            "SubmitTrajectories with config.data.submitted=true"
-        )
+        if method != "grpo":
+            problems.append(FieldViolation("config.data.episodes", "is a GRPO data source"))
+        if not config.data.episodes.env_id:
+            problems.append(
+                FieldViolation("config.data.episodes.env_id", "is required, e.g. 'maze_2d'")
+            )
+        if not (config.rollout_target or default_rollout_target):
+            problems.append(
+                FieldViolation("config.rollout_target", "the episodes source needs rollout")
+            )
     elif method == "sft" and source != "dataset_uri":
         problems.append(FieldViolation("config.data.dataset_uri", "SFT needs a dataset"))
-    elif method == "grpo" and source != "submitted":
-        problems.append(FieldViolation("config.data.submitted", "GRPO needs submitted=true"))
+    elif method == "grpo" and source not in ("submitted", "episodes"):
+        problems.append(
+            FieldViolation("config.data.submitted", "GRPO needs submitted=true or episodes")
+        )
     elif source == "submitted" and not config.data.submitted:
         problems.append(FieldViolation("config.data.submitted", "must be true when set"))
     if config.data.verifier_target:
@@ -162,6 +168,15 @@ def validate_config(
         g.clip_high = g.clip_high or g.clip_low
         if not g.HasField("scale_advantages"):
             g.scale_advantages = True
+        if source == "episodes":
+            # Fresh weights for rollout after every step unless told otherwise.
+            accepted.publish_interval = config.publish_interval or 1
+            if batch % g.group_size:
+                raise InvalidArgument.for_field(
+                    "config.batch_size",
+                    f"must be a multiple of grpo.group_size ({g.group_size}) with the "
+                    "episodes source, so that every batch holds whole groups",
+                )
     return accepted
 
 
@@ -237,22 +252,6 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         run = await self.service.run_blocking(self.service.cancel, record)
         return trainer_pb2.CancelRunResponse(run=run)
 
-    def _judge(self, record: RunRecord, trajectory: trajectory_pb2.Trajectory) -> str | None:
-        reason = grpo.invalid_reason(trajectory)
-        if reason is not None:
-            return reason
-        config = record.run.config.grpo
-        with record.lock:
-            current = record.run.policy_version
-            produced = record.versions.get(trajectory.policy_version, 0)
-        lag = current - produced
-        if lag > config.max_staleness:
-            return (
-                f"stale: policy_version {trajectory.policy_version} is {lag} versions behind "
-                f"the run's {current}; max_staleness is {config.max_staleness}"
-            )
-        return None
-
     async def SubmitTrajectories(
         self, request_iterator: AsyncIterator[trainer_pb2.SubmitTrajectoriesRequest], context: Any
     ) -> trainer_pb2.SubmitTrajectoriesResponse:
@@ -272,35 +271,17 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 raise FailedPrecondition(
                     f"run {record.run.id} is {trainer_pb2.RunState.Name(record.run.state)}"
                 )
-            accepted: list[trajectory_pb2.Trajectory] = []
-            for trajectory in message.trajectories:
-                reason = self._judge(record, trajectory)
-                if reason is None and self._buffered(record) + len(accepted) >= (
-                    self.service.settings.max_buffered_trajectories
-                ):
-                    reason = "buffer full: wait for the run to consume trajectories"
-                if reason is None:
-                    accepted.append(trajectory)
-                else:
-                    reply.rejected.append(
-                        trainer_pb2.RejectedTrajectory(trajectory_id=trajectory.id, reason=reason)
-                    )
-            if accepted:
-                # Durable before acknowledged: a crash after this reply loses nothing.
-                await self.service.run_blocking(record.trajectories.append, accepted)
-                with record.wake:
-                    record.submitted.extend(accepted)
-                    record.wake.notify_all()
-                reply.accepted_count += len(accepted)
+            accepted, rejected = await self.service.run_blocking(
+                record.intake,
+                list(message.trajectories),
+                self.service.settings.max_buffered_trajectories,
+            )
+            reply.rejected.extend(rejected)
+            reply.accepted_count += accepted
         if record is None:
             raise InvalidArgument.for_field("run_id", "is required (no message was sent)")
-        reply.buffered_count = self._buffered(record)
+        reply.buffered_count = record.buffered()
         return reply
-
-    @staticmethod
-    def _buffered(record: RunRecord) -> int:
-        with record.lock:
-            return max(0, len(record.submitted) - record.consumed)
 
     async def StreamRunMetrics(
         self, request: trainer_pb2.StreamRunMetricsRequest, context: Any
