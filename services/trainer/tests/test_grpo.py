@@ -116,3 +116,18 @@ def test_invalid_trajectories_name_the_problem() -> None:
     no_prompt = _trajectory("t", "g", 1.0, [], [3])
     assert "prompt_token_ids" in (grpo.invalid_reason(no_prompt) or "")
     assert grpo.invalid_reason(trajectory_pb2.Trajectory(id="x")) == "no turns"
+
+
+def test_turns_without_tokens_or_too_long_are_skipped() -> None:
+    mixed = _trajectory("t", "g", 1.0, [1, 2], [3, 4])
+    mixed.turns.add(index=1, prompt_token_ids=[1, 2, 3, 4, 5])  # nothing generated
+    mixed.turns.add(
+        index=2,
+        prompt_token_ids=list(range(1, 30)),
+        completion=chat_pb2.TokenSequence(token_ids=[7], logprobs=[-1.0]),
+    )
+    assert grpo.invalid_reason(mixed) is None
+    assert [len(s.input_ids) for s in grpo.sequences([mixed])] == [4, 30]
+    assert [len(s.input_ids) for s in grpo.sequences([mixed], max_len=10)] == [4]
+    empty = trajectory_pb2.Trajectory(id="e", turns=[trajectory_pb2.Turn(prompt_token_ids=[1])])
+    assert grpo.invalid_reason(empty) == "no turn has completion tokens"

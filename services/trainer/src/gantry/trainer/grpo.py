@@ -46,12 +46,14 @@ def invalid_reason(trajectory: trajectory_pb2.Trajectory) -> str | None:
     """Why a submitted trajectory cannot be trained on, or None."""
     if not trajectory.turns:
         return "no turns"
+    if not any(turn.completion.token_ids for turn in trajectory.turns):
+        return "no turn has completion tokens"
     for turn in trajectory.turns:
         completion = turn.completion
+        if not completion.token_ids:
+            continue  # nothing to learn from this turn; it is skipped
         if not turn.prompt_token_ids:
             return f"turn {turn.index}: missing prompt_token_ids"
-        if not completion.token_ids:
-            return f"turn {turn.index}: empty completion"
         if len(completion.logprobs) != len(completion.token_ids):
             return (
                 f"turn {turn.index}: missing logprobs ({len(completion.logprobs)} for "
@@ -88,8 +90,13 @@ def group_advantages(
 
 
 def sequences(
-    trajectories: Sequence[trajectory_pb2.Trajectory], *, scale_advantages: bool = True
+    trajectories: Sequence[trajectory_pb2.Trajectory],
+    *,
+    scale_advantages: bool = True,
+    max_len: int = 0,
 ) -> list[TurnSequence]:
+    """One sequence per turn with completion tokens; turns longer than `max_len` (when
+    set) are left out rather than cut, since a cut prompt is not what the policy saw."""
     advantages = group_advantages(
         [t.final_reward for t in trajectories],
         [t.group_id or t.id for t in trajectories],
@@ -99,6 +106,9 @@ def sequences(
     for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for turn in trajectory.turns:
             prompt = list(turn.prompt_token_ids)
+            length = len(prompt) + len(turn.completion.token_ids)
+            if not turn.completion.token_ids or (max_len and length > max_len):
+                continue
             out.append(
                 TurnSequence(
                     input_ids=prompt + list(turn.completion.token_ids),

@@ -188,7 +188,8 @@ class Trainer:
         clip_low = cfg.clip_low or grpo.DEFAULT_CLIP
         clip_high = cfg.clip_high or clip_low
         scale = cfg.scale_advantages if cfg.HasField("scale_advantages") else True
-        items = grpo.sequences(trajectories, scale_advantages=scale)
+        items = grpo.sequences(trajectories, scale_advantages=scale, max_len=self.max_seq_len)
+        turns = sum(len(t.turns) for t in trajectories)
         total = float(sum(s.completion_len for s in items))
         sums = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "entropy": 0.0, "mismatch": 0.0}
         tokens = 0
@@ -237,5 +238,6 @@ class Trainer:
         metrics.extra["logprob_mismatch"] = sums["mismatch"] / n
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
+        metrics.extra["skipped_turns"] = float(turns - len(items))
         self._finish(metrics, tokens, started)
         return metrics
