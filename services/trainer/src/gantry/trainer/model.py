@@ -124,9 +124,7 @@ def build_optimizer(
     model: nn.Module, spec: OptimizerSpec, total_steps: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        params, lr=spec.learning_rate, weight_decay=spec.weight_decay, foreach=False
-    )
+    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(spec, total_steps))
     return optimizer, scheduler
 

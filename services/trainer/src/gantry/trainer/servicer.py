@@ -22,7 +22,7 @@ from gantry.core.errors import (
 )
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo
-from gantry.trainer.model import SCHEDULES, resolve_model_path
+from gantry.trainer.model import SCHEDULES, TINY_MODEL, resolve_model_path
 from gantry.trainer.runs import TERMINAL, RunRecord
 from gantry.trainer.training import DEFAULT_BATCH, DEFAULT_MAX_SEQ_LEN, extra_options
 
@@ -76,7 +76,9 @@ def validate_config(
     problems: list[FieldViolation] = []
     if not config.base_model.strip():
         problems.append(FieldViolation("config.base_model", "is required (a local HF path)"))
-    elif config.base_model != "tiny" and not Path(resolve_model_path(config.base_model)).is_dir():
+    elif (
+        config.base_model != TINY_MODEL and not Path(resolve_model_path(config.base_model)).is_dir()
+    ):
         problems.append(
             FieldViolation("config.base_model", f"{config.base_model!r} is not a directory")
         )
