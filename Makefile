@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-DISTS := libs/gantry-proto libs/gantry-core libs/gantry-models kernels $(sort $(dir $(wildcard services/*/pyproject.toml)))
+DISTS := libs/gantry-proto libs/gantry-core libs/gantry-models libs/gantry-loop kernels $(sort $(dir $(wildcard services/*/pyproject.toml)))
 STAMP := $(VENV)/.gantry-installed
 
 .PHONY: demo test venv lint typecheck protos lint-protos pytest clean

@@ -80,12 +80,12 @@ def test_up_fails_cleanly_when_a_service_cannot_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_calls_each_service_and_stops_the_stack(tmp_path: Path) -> None:
-    result = gantry(tmp_path, "demo", "probe")
+def test_smoke_calls_each_service_and_stops_the_stack(tmp_path: Path) -> None:
+    result = gantry(tmp_path, "smoke", "probe")
     assert result.returncode == 0, result.stderr
     assert "echo -> ping" in result.stdout
     assert "stack down: stopped probe" in result.stdout
-    assert load_stack(tmp_path / "demo") is None
+    assert load_stack(tmp_path / "smoke") is None
 
 
 def test_unknown_service_is_a_clear_error(tmp_path: Path) -> None:

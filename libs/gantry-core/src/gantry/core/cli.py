@@ -185,23 +185,26 @@ def call(
 
 
 @app.command()
-def demo(
+def smoke(
     services: Annotated[
         list[str] | None, typer.Argument(help="Services to include (default: all installed)")
     ] = None,
     state_dir: StateDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for SERVING")] = 180.0,
 ) -> None:
-    """Bring up every installed service, make one real call to each, bring it all down."""
+    """Bring up every installed service, make one real call to each, bring it all down.
+
+    (`gantry demo`, from gantry-loop, runs the training loop across the services.)
+    """
     names = services or installed_services()
     if not names:
         raise _fail("no Gantry service is installed")
-    directory = _state_dir(state_dir) / "demo"
+    directory = _state_dir(state_dir) / "smoke"
     try:
         running = stack.up(directory, names, timeout_s=timeout)
     except stack.StackError as exc:
         raise _fail(str(exc)) from exc
-    table = Table(title="Gantry demo: one real call to each live service")
+    table = Table(title="Gantry smoke test: one real call to each live service")
     for column in ("service", "endpoint", "health", "answer"):
         table.add_column(column)
     failed = False
@@ -226,7 +229,8 @@ COMMANDS_GROUP = "gantry.commands"
 
 
 def add_plugin_commands(target: typer.Typer) -> list[str]:
-    """Mount each `gantry.commands` entry point (a `typer.Typer`) as `gantry <name> ...`.
+    """Mount each `gantry.commands` entry point as `gantry <name> ...`: a `typer.Typer`
+    becomes a command group, a plain function a single command.
 
     A service distribution declares, e.g.
 
@@ -250,8 +254,13 @@ def add_plugin_commands(target: typer.Typer) -> list[str]:
             continue
         if isinstance(group, typer.Typer):
             target.add_typer(group, name=ep.name)
-            taken.add(ep.name)
-            added.append(ep.name)
+        elif callable(group):
+            target.command(name=ep.name)(group)
+        else:
+            logging.getLogger("gantry.cli").warning("skipping %s: not a command", ep.name)
+            continue
+        taken.add(ep.name)
+        added.append(ep.name)
     return added
 
 

@@ -5,7 +5,7 @@ Each service distribution declares an entry point
     [project.entry-points."gantry.services"]
     envfarm = "gantry.envfarm.service:EnvFarmService"
 
-so `gantry serve`, `gantry up` and `gantry demo` find exactly the services installed.
+so `gantry serve`, `gantry up` and `gantry smoke` find exactly the services installed.
 `GANTRY_EXTRA_SERVICES="name=module:Class,..."` adds services that are not installed as
 distributions (a service under development, or the runtime's test probe).
 """

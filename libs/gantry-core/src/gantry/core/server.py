@@ -61,7 +61,7 @@ class Service(ABC, Generic[SettingsT]):
     def demo_call(cls, channel: grpc.Channel) -> str:
         """Make one real call to a running instance; summarise the answer in a line.
 
-        `gantry demo` and `gantry status --probe` use it to show the service is live.
+        `gantry smoke` and `gantry status --probe` use it to show the service is live.
         """
 
     async def start(self) -> None:
@@ -78,16 +78,24 @@ class Service(ABC, Generic[SettingsT]):
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+LONG_CALL_GRACE_MS = 6 * 3600 * 1000
+
+
 def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        # Clients ping every 30 s during long calls (client.py); accept that instead of
+        # answering GOAWAY "too_many_pings" after the default 5-minute minimum.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
     ]
     if settings.max_connection_age_s is not None:
         options += [
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.grace_period_s * 1000)),
+            # Aged connections stop taking new calls, but calls in flight (an hour of
+            # episodes, a training run's metrics stream) are not cut off.
+            ("grpc.max_connection_age_grace_ms", LONG_CALL_GRACE_MS),
         ]
     return options
 

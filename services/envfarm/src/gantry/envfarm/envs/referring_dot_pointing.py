@@ -369,6 +369,9 @@ class ReferringDotPointingSolver(Solver):
             seed = [int(v * 10_000) for v in env.box]
             dx, dy = np.random.default_rng(seed).uniform(-0.3, 0.3, size=2)
             cx, cy = cx + dx * (x1 - x0) / 2, cy + dy * (y1 - y0) / 2
+        if strategy == "center":
+            # The centre as the text observation prints it, so a text policy can copy it.
+            return [f"('mark', {cx:.3f}, {cy:.3f})"]
         return [f"('mark', {cx:.4f}, {cy:.4f})"]
 
     def detour(self, env: VisGymEnv, rng: np.random.Generator) -> str:

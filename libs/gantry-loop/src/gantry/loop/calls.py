@@ -1,0 +1,247 @@
+"""The loop's gRPC calls, one function per step, each against the public v1 contracts.
+
+Nothing here imports a service's code: these are the calls any client of a Helm-deployed
+Gantry would make.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2, trajectory_pb2
+from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+
+DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
+ROLES = {
+    chat_pb2.ROLE_SYSTEM: "system",
+    chat_pb2.ROLE_USER: "user",
+    chat_pb2.ROLE_ASSISTANT: "assistant",
+}
+TERMINAL = {
+    trainer_pb2.RUN_STATE_SUCCEEDED,
+    trainer_pb2.RUN_STATE_FAILED,
+    trainer_pb2.RUN_STATE_CANCELLED,
+}
+# Long calls (episodes, training) get their own deadlines instead of the 30 s default.
+EPISODES_TIMEOUT_S = 1800.0
+TEXT_ONLY = episode_pb2.EpisodeSettings(
+    observation_mode=episode_pb2.OBSERVATION_MODE_TEXT, text_feedback=False
+)
+
+
+@dataclass(frozen=True)
+class Stubs:
+    envfarm: envfarm_pb2_grpc.EnvFarmServiceStub
+    rollout: rollout_pb2_grpc.RolloutServiceStub
+    trainer: trainer_pb2_grpc.TrainerServiceStub
+
+
+class RunFailed(RuntimeError):
+    """A trainer run ended in FAILED or CANCELLED."""
+
+
+# ---- demonstrations --------------------------------------------------------------------
+
+
+def conversation_messages(
+    conversation: chat_pb2.Conversation, system_prompt: str
+) -> list[dict[str, str]]:
+    """A Conversation as trainer JSONL messages; `system_prompt` replaces the system turn."""
+    messages = []
+    for message in conversation.messages:
+        text = "\n".join(part.text for part in message.content if part.text)
+        role = ROLES.get(message.role)
+        if role is None:
+            raise ValueError(f"unexpected role {message.role} in a demonstration")
+        if role == "system" and system_prompt:
+            text = system_prompt
+        messages.append({"role": role, "content": text})
+    return messages
+
+
+def export_demonstrations(
+    stubs: Stubs,
+    env_id: str,
+    difficulty: str,
+    seeds: range,
+    out: Path,
+    *,
+    system_prompt: str,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write solver demonstrations for `seeds` as chat JSONL; returns how many succeed."""
+    request = envfarm_pb2.ExportDemonstrationsRequest(
+        env_id=env_id,
+        difficulty=DIFFICULTY[difficulty],
+        seeds=list(seeds),
+        settings=TEXT_ONLY,
+    )
+    written = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as sink:
+        for demo in stubs.envfarm.ExportDemonstrations(request, timeout=EPISODES_TIMEOUT_S):
+            if demo.final_reward < 1.0:
+                continue  # only successful plans teach the policy
+            record = {
+                "messages": conversation_messages(demo.conversation, system_prompt),
+                "env_id": env_id,
+                "difficulty": difficulty,
+                "seed": demo.seed,
+                "strategy": demo.strategy,
+            }
+            sink.write(json.dumps(record) + "\n")
+            written += 1
+            if on_progress is not None:
+                on_progress(written)
+    return written
+
+
+# ---- episodes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Episodes:
+    trajectories: list[trajectory_pb2.Trajectory]
+    errors: int
+    seconds: float
+
+    @property
+    def success_rate(self) -> float:
+        if not self.trajectories:
+            return 0.0
+        return sum(t.final_reward >= 1.0 for t in self.trajectories) / len(self.trajectories)
+
+    @property
+    def mean_reward(self) -> float:
+        if not self.trajectories:
+            return 0.0
+        return sum(t.final_reward for t in self.trajectories) / len(self.trajectories)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(len(turn.completion.token_ids) for t in self.trajectories for turn in t.turns)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_episodes(
+    stubs: Stubs,
+    env_id: str,
+    difficulty: str,
+    seeds: list[int],
+    *,
+    group_size: int,
+    temperature: float,
+    max_tokens: int,
+    system_prompt: str,
+    seed: int,
+    max_turns: int = 0,
+) -> Episodes:
+    """Episodes through rollout (which plays them against envfarm); greedy at temperature 0."""
+    sampling = sampling_pb2.SamplingParams(max_tokens=max_tokens, temperature=temperature)
+    if temperature > 0:
+        sampling.seed = seed
+    spec = rollout_pb2.EpisodeSpec(
+        env_id=env_id,
+        difficulty=DIFFICULTY[difficulty],
+        seeds=seeds,
+        episodes_per_seed=group_size,
+        settings=TEXT_ONLY,
+        sampling=sampling,
+        system_prompt=system_prompt,
+        max_turns=max_turns,
+    )
+    started = time.perf_counter()
+    response = stubs.rollout.RunEpisodes(
+        rollout_pb2.RunEpisodesRequest(spec=spec), timeout=EPISODES_TIMEOUT_S
+    )
+    return Episodes(
+        list(response.trajectories), len(response.errors), time.perf_counter() - started
+    )
+
+
+# ---- training ---------------------------------------------------------------------------
+
+
+def start_run(stubs: Stubs, name: str, config: trainer_pb2.RunConfig, request_id: str) -> str:
+    operation = stubs.trainer.StartRun(
+        trainer_pb2.StartRunRequest(display_name=name, config=config, request_id=request_id)
+    )
+    metadata = trainer_pb2.StartRunMetadata()
+    operation.metadata.Unpack(metadata)
+    return metadata.run_id
+
+
+def follow_run(
+    stubs: Stubs,
+    run_id: str,
+    *,
+    since_step: int = 0,
+    until_step: int | None = None,
+) -> Iterator[trainer_pb2.StepMetrics]:
+    """Yield each step's metrics until `until_step` is reached or the run ends.
+
+    Raises RunFailed if the run fails or is cancelled before `until_step`.
+    """
+    stream = stubs.trainer.StreamRunMetrics(
+        trainer_pb2.StreamRunMetricsRequest(run_id=run_id, since_step=since_step, follow=True),
+        timeout=None,
+    )
+    try:
+        for message in stream:
+            if message.metrics.step:
+                yield message.metrics
+            if until_step is not None and message.metrics.step >= until_step:
+                return
+            if message.state in TERMINAL:
+                break
+    finally:
+        stream.cancel()
+    run = get_run(stubs, run_id)
+    if run.state != trainer_pb2.RUN_STATE_SUCCEEDED or (
+        until_step is not None and run.step < until_step
+    ):
+        reason = run.error.message or trainer_pb2.RunState.Name(run.state)
+        raise RunFailed(f"trainer run {run_id} stopped at step {run.step}: {reason}")
+
+
+def get_run(stubs: Stubs, run_id: str) -> trainer_pb2.Run:
+    return stubs.trainer.GetRun(trainer_pb2.GetRunRequest(run_id=run_id)).run
+
+
+def submit(stubs: Stubs, run_id: str, trajectories: list[trajectory_pb2.Trajectory]) -> int:
+    response = stubs.trainer.SubmitTrajectories(
+        iter([trainer_pb2.SubmitTrajectoriesRequest(run_id=run_id, trajectories=trajectories)])
+    )
+    if response.rejected:
+        first = response.rejected[0]
+        raise RunFailed(
+            f"trainer rejected {len(response.rejected)} trajectories, e.g. "
+            f"{first.trajectory_id}: {first.reason}"
+        )
+    return response.accepted_count
+
+
+def publish(stubs: Stubs, run_id: str) -> trainer_pb2.PublishWeightsResponse:
+    """Push the run's live weights to its rollout server; returns the served version."""
+    response: trainer_pb2.PublishWeightsResponse = stubs.trainer.PublishWeights(
+        trainer_pb2.PublishWeightsRequest(run_id=run_id), timeout=600.0
+    )
+    return response
+
+
+def cancel(stubs: Stubs, run_id: str) -> None:
+    # Best effort: the run may already be over or the server gone.
+    with contextlib.suppress(grpc.RpcError):
+        stubs.trainer.CancelRun(trainer_pb2.CancelRunRequest(run_id=run_id), timeout=10.0)

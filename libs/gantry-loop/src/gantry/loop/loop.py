@@ -1,0 +1,321 @@
+"""The agent-training loop over gRPC.
+
+    demonstrations (envfarm) -> SFT (trainer) -> publish -> [episodes (rollout <-> envfarm)
+    -> GRPO step (trainer) -> publish] x iterations -> held-out evaluation
+
+Every stage reports to an `Observer` (the live terminal view and the report writer).
+Seeds: demonstrations use [0, n), GRPO iterations the seeds after them, evaluation the
+held-out range from `eval.seed_offset`, so the policy is never scored on a training seed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from google.protobuf import struct_pb2
+
+from gantry.loop import calls
+from gantry.loop.config import LoopConfig, TaskConfig
+from gantry.proto.common.v1 import precision_pb2, sampling_pb2
+from gantry.proto.trainer.v1 import trainer_pb2
+
+Record = dict[str, Any]
+
+
+class Observer(Protocol):
+    def stage(self, name: str, detail: str = "") -> None: ...
+
+    def record(self, record: Record) -> None: ...
+
+
+@dataclass
+class LoopResult:
+    """Success rates on held-out seeds, per stage label ("untrained", "sft", "grpo-3")."""
+
+    success: dict[str, float] = field(default_factory=dict)
+    sft_run: str = ""
+    grpo_run: str = ""
+
+    @property
+    def untrained(self) -> float:
+        return self.success.get("untrained", 0.0)
+
+    @property
+    def final(self) -> float:
+        return list(self.success.values())[-1] if self.success else 0.0
+
+
+def precision(recipe: str) -> tuple[precision_pb2.Precision, struct_pb2.Struct]:
+    """RunConfig.precision and extra for a recipe name (fp8-naive is named in `extra`)."""
+    extra = struct_pb2.Struct()
+    if recipe == "bf16":
+        return precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16), extra
+    if recipe == "fp8-naive":
+        extra.update({"precision_recipe": "fp8-naive"})
+    fp8 = precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_FP8)
+    return fp8, extra
+
+
+def _metrics_record(stage: str, iteration: int, m: trainer_pb2.StepMetrics) -> Record:
+    record: Record = {
+        "stage": stage,
+        "iteration": iteration,
+        "step": m.step,
+        "loss": m.loss,
+        "tokens_per_second": m.tokens_per_second,
+        "learning_rate": m.learning_rate,
+        "grad_norm": m.grad_norm,
+    }
+    if stage == "grpo":
+        record |= {"reward_mean": m.reward_mean, "kl": m.kl, "entropy": m.entropy}
+    record |= dict(m.extra)
+    return record
+
+
+class TrainingLoop:
+    def __init__(
+        self,
+        config: LoopConfig,
+        stubs: calls.Stubs,
+        *,
+        base_model: str,
+        data_dir: Path,
+        trainer_data_dir: Path | None = None,
+        rollout_for_trainer: str,
+        observer: Observer,
+    ) -> None:
+        self.config = config
+        self.stubs = stubs
+        self.base_model = base_model
+        self.data_dir = data_dir
+        # The SFT file's path as the trainer sees it (the same unless it is remote).
+        self.trainer_data_dir = trainer_data_dir or data_dir
+        self.rollout_for_trainer = rollout_for_trainer
+        self.observer = observer
+        self.result = LoopResult()
+        self._active_run = ""
+        self._tag = uuid.uuid4().hex[:8]
+
+    # ---- stages ---------------------------------------------------------------------------
+
+    def run(self) -> LoopResult:
+        try:
+            dataset = self.demonstrations()
+            self.evaluate("untrained", 0)
+            checkpoint = self.sft(dataset)
+            self.evaluate("sft", 0)
+            if self.config.grpo.iterations:
+                self.grpo(checkpoint)
+            return self.result
+        finally:
+            if self._active_run:
+                calls.cancel(self.stubs, self._active_run)
+
+    def demonstrations(self) -> str:
+        n = self.config.sft.demonstrations
+        out = self.data_dir / f"sft-{self._tag}.jsonl"
+        for task in self.config.tasks:
+            self.observer.stage("demonstrations", f"{task.env_id}/{task.difficulty}: {n} seeds")
+            written = calls.export_demonstrations(
+                self.stubs,
+                task.env_id,
+                task.difficulty,
+                range(n),
+                out,
+                system_prompt=self.config.system_prompt,
+            )
+            self.observer.record(
+                {"stage": "demonstrations", "task": _name(task), "examples": written}
+            )
+        return str(self.trainer_data_dir / out.name)
+
+    def evaluate(self, label: str, iteration: int) -> float:
+        cfg = self.config.eval
+        rates = []
+        for task in self.config.tasks:
+            self.observer.stage("evaluate", f"{label}: {_name(task)}, {cfg.episodes} seeds")
+            seeds = list(range(cfg.seed_offset, cfg.seed_offset + cfg.episodes))
+            episodes = calls.run_episodes(
+                self.stubs,
+                task.env_id,
+                task.difficulty,
+                seeds,
+                group_size=1,
+                temperature=0.0,
+                max_tokens=self.config.grpo.max_tokens,
+                system_prompt=self.config.system_prompt,
+                seed=self.config.seed,
+                max_turns=task.max_turns,
+            )
+            rates.append(episodes.success_rate)
+            self.observer.record(
+                {
+                    "stage": "evaluate",
+                    "label": label,
+                    "iteration": iteration,
+                    "task": _name(task),
+                    "success_rate": episodes.success_rate,
+                    "mean_reward": episodes.mean_reward,
+                    "episodes": len(episodes.trajectories),
+                    "errors": episodes.errors,
+                    "tokens_per_second": episodes.tokens_per_second,
+                }
+            )
+        rate = sum(rates) / len(rates)
+        self.result.success[label] = rate
+        return rate
+
+    def sft(self, dataset: str) -> str:
+        """Train on the demonstrations, publish to rollout; returns the final checkpoint."""
+        cfg = self.config.sft
+        mode, extra = precision(self.config.policy.precision)
+        run_config = trainer_pb2.RunConfig(
+            base_model=self.base_model,
+            sft=trainer_pb2.SftConfig(assistant_only_loss=True),
+            data=trainer_pb2.DataSource(dataset_uri=dataset),
+            optimizer=trainer_pb2.OptimizerConfig(
+                learning_rate=cfg.learning_rate,
+                warmup_steps=cfg.warmup_steps,
+                lr_schedule="cosine",
+                max_grad_norm=1.0,
+            ),
+            batch_size=cfg.batch_size,
+            micro_batch_size=cfg.batch_size,
+            max_steps=cfg.steps,
+            precision=mode,
+            rollout_target=self.rollout_for_trainer,
+            seed=self.config.seed,
+            extra=extra,
+        )
+        run_id = self._start(f"{self.config.name}-sft", run_config)
+        self.result.sft_run = run_id
+        self.observer.stage("sft", f"run {run_id}: {cfg.steps} steps")
+        for metrics in calls.follow_run(self.stubs, run_id, until_step=cfg.steps):
+            self.observer.record(_metrics_record("sft", 0, metrics))
+        run = self._finish(run_id)
+        self._publish(run_id, "sft", 0)
+        return run.latest_checkpoint.uri
+
+    def grpo(self, checkpoint: str) -> None:
+        cfg = self.config.grpo
+        mode, extra = precision(self.config.policy.precision)
+        per_iteration = cfg.seeds_per_iteration * cfg.group_size
+        run_config = trainer_pb2.RunConfig(
+            base_model=checkpoint,
+            grpo=trainer_pb2.GrpoConfig(
+                group_size=cfg.group_size,
+                kl_coef=cfg.kl_coef,
+                clip_low=cfg.clip_low,
+                clip_high=cfg.clip_high,
+                sampling=sampling_pb2.SamplingParams(
+                    temperature=cfg.temperature, max_tokens=cfg.max_tokens
+                ),
+                max_staleness=0,
+            ),
+            data=trainer_pb2.DataSource(submitted=True),
+            optimizer=trainer_pb2.OptimizerConfig(
+                learning_rate=cfg.learning_rate, max_grad_norm=1.0
+            ),
+            batch_size=per_iteration // cfg.steps_per_iteration,
+            micro_batch_size=max(1, per_iteration // cfg.steps_per_iteration),
+            max_steps=cfg.iterations * cfg.steps_per_iteration,
+            precision=mode,
+            rollout_target=self.rollout_for_trainer,
+            checkpoint_interval=cfg.steps_per_iteration,
+            seed=self.config.seed,
+            extra=extra,
+        )
+        run_id = self._start(f"{self.config.name}-grpo", run_config)
+        self.result.grpo_run = run_id
+        first_seed = self.config.sft.demonstrations
+        for iteration in range(1, cfg.iterations + 1):
+            seeds = list(
+                range(
+                    first_seed + (iteration - 1) * cfg.seeds_per_iteration,
+                    first_seed + iteration * cfg.seeds_per_iteration,
+                )
+            )
+            for task in self.config.tasks:
+                self.observer.stage(
+                    "rollouts",
+                    f"iteration {iteration}/{cfg.iterations}: {_name(task)}, "
+                    f"{len(seeds)} seeds x {cfg.group_size}",
+                )
+                episodes = calls.run_episodes(
+                    self.stubs,
+                    task.env_id,
+                    task.difficulty,
+                    seeds,
+                    group_size=cfg.group_size,
+                    temperature=cfg.temperature,
+                    max_tokens=cfg.max_tokens,
+                    system_prompt=self.config.system_prompt,
+                    seed=self.config.seed * 1_000 + iteration,
+                    max_turns=task.max_turns,
+                )
+                self.observer.record(
+                    {
+                        "stage": "rollouts",
+                        "iteration": iteration,
+                        "task": _name(task),
+                        "success_rate": episodes.success_rate,
+                        "mean_reward": episodes.mean_reward,
+                        "episodes": len(episodes.trajectories),
+                        "errors": episodes.errors,
+                        "tokens_per_second": episodes.tokens_per_second,
+                    }
+                )
+                calls.submit(self.stubs, run_id, episodes.trajectories)
+            self.observer.stage("grpo", f"iteration {iteration}/{cfg.iterations}: training")
+            target = iteration * cfg.steps_per_iteration
+            since = target - cfg.steps_per_iteration + 1
+            for metrics in calls.follow_run(
+                self.stubs, run_id, since_step=since, until_step=target
+            ):
+                self.observer.record(_metrics_record("grpo", iteration, metrics))
+            self._publish(run_id, "grpo", iteration)
+            last = iteration == cfg.iterations
+            if last or self.config.eval.every_iteration:
+                self.evaluate(f"grpo-{iteration}", iteration)
+        self._finish(run_id)
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _start(self, name: str, run_config: trainer_pb2.RunConfig) -> str:
+        run_id = calls.start_run(self.stubs, name, run_config, request_id=f"{name}-{self._tag}")
+        self._active_run = run_id
+        return run_id
+
+    def _finish(self, run_id: str) -> trainer_pb2.Run:
+        deadline = time.monotonic() + 120.0
+        run = calls.get_run(self.stubs, run_id)
+        while run.state not in calls.TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.2)  # the last checkpoint is being written
+            run = calls.get_run(self.stubs, run_id)
+        if run.state != trainer_pb2.RUN_STATE_SUCCEEDED:
+            state = trainer_pb2.RunState.Name(run.state)
+            raise calls.RunFailed(f"trainer run {run_id} ended {state}: {run.error.message}")
+        self._active_run = ""
+        return run
+
+    def _publish(self, run_id: str, stage: str, iteration: int) -> None:
+        self.observer.stage("publish", f"{stage} weights -> rollout")
+        started = time.perf_counter()
+        response = calls.publish(self.stubs, run_id)
+        self.observer.record(
+            {
+                "stage": "publish",
+                "after": stage,
+                "iteration": iteration,
+                "policy_version": response.policy_version,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+
+
+def _name(task: TaskConfig) -> str:
+    return f"{task.env_id}/{task.difficulty}"

@@ -1,0 +1,86 @@
+"""Live terminal view of the loop (Rich): stage, iteration, success, tokens/s, loss."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from gantry.loop.loop import Record
+
+
+class LiveView:
+    """An Observer drawing a status panel plus a growing table of held-out evaluations."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self._stage = "starting"
+        self._detail = ""
+        self._started = time.monotonic()
+        self._latest: dict[str, str] = {}
+        self._evals = Table(title="held-out success", expand=False)
+        for column in ("stage", "task", "success", "episodes", "tokens/s"):
+            self._evals.add_column(column, justify="right" if column != "task" else "left")
+        self._live = Live(self._render(), console=self.console, refresh_per_second=4)
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._live.update(self._render())
+        self._live.__exit__(kind, error, tb)
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self._stage, self._detail = name, detail
+        self._live.update(self._render())
+
+    def record(self, record: Record) -> None:
+        stage = record["stage"]
+        if stage == "evaluate":
+            self._evals.add_row(
+                record["label"],
+                record["task"],
+                f"{100 * record['success_rate']:.1f} %",
+                str(record["episodes"]),
+                f"{record['tokens_per_second']:.0f}",
+            )
+        elif stage in ("sft", "grpo"):
+            self._latest[f"{stage} step"] = str(record["step"])
+            self._latest[f"{stage} loss"] = f"{record['loss']:.4f}"
+            self._latest["train tokens/s"] = f"{record['tokens_per_second']:.0f}"
+            if "logprob_mismatch" in record:
+                self._latest["logprob mismatch"] = f"{record['logprob_mismatch']:.4f}"
+        elif stage == "rollouts":
+            self._latest["rollout success"] = f"{100 * record['success_rate']:.1f} %"
+            self._latest["rollout tokens/s"] = f"{record['tokens_per_second']:.0f}"
+        elif stage == "demonstrations":
+            self._latest["demonstrations"] = str(record["examples"])
+        elif stage == "publish":
+            self._latest["policy version"] = str(record["policy_version"])
+        self._live.update(self._render())
+
+    def _render(self) -> Group:
+        elapsed = time.monotonic() - self._started
+        head = Text.assemble(
+            ("stage ", "dim"),
+            (self._stage, "bold cyan"),
+            ("  ", ""),
+            (self._detail, ""),
+            (f"   {elapsed:5.0f} s", "dim"),
+        )
+        stats = Table.grid(padding=(0, 2))
+        stats.add_column(style="dim")
+        stats.add_column()
+        for key, value in self._latest.items():
+            stats.add_row(key, value)
+        return Group(head, stats, self._evals)

@@ -1,0 +1,140 @@
+"""The report directory: metrics as JSONL while the loop runs, plots and a summary at the end."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+
+from gantry.loop.loop import LoopResult, Record
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class ReportWriter:
+    """An Observer that appends every record to metrics.jsonl (flushed, so a crash keeps it)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._file = (directory / METRICS_FILE).open("a")
+        self._started = time.time()
+
+    def stage(self, name: str, detail: str = "") -> None:
+        pass
+
+    def record(self, record: Record) -> None:
+        stamped = {"time_s": round(time.time() - self._started, 3), **record}
+        self._file.write(json.dumps(stamped) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_records(directory: Path) -> list[Record]:
+    path = directory / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _x(record: Record) -> float:
+    return float(record.get("iteration", 0))
+
+
+def plot(directory: Path, records: list[Record]) -> list[Path]:
+    """success.png (held-out success per stage), reward.png, loss.png, mismatch.png."""
+    written = []
+    evals = [r for r in records if r["stage"] == "evaluate"]
+    if evals:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        by_task: dict[str, list[Record]] = defaultdict(list)
+        for r in evals:
+            by_task[r["task"]].append(r)
+        for task, rows in by_task.items():
+            labels = [r["label"] for r in rows]
+            ax.plot(labels, [100 * r["success_rate"] for r in rows], marker="o", label=task)
+        ax.set_ylabel("success on held-out seeds (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title("Policy success rate per stage")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, directory / "success.png"))
+    rollouts = [r for r in records if r["stage"] == "rollouts"]
+    if rollouts:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([_x(r) for r in rollouts], [r["mean_reward"] for r in rollouts], marker="o")
+        ax.set_xlabel("GRPO iteration")
+        ax.set_ylabel("mean training-episode reward")
+        ax.set_title("Reward per iteration (sampled rollouts)")
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, directory / "reward.png"))
+    for stage, name in (("sft", "loss_sft.png"), ("grpo", "loss_grpo.png")):
+        steps = [r for r in records if r["stage"] == stage]
+        if steps:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ax.plot([r["step"] for r in steps], [r["loss"] for r in steps])
+            ax.set_xlabel("optimiser step")
+            ax.set_ylabel("loss")
+            ax.set_title(f"{stage.upper()} loss")
+            ax.grid(alpha=0.3)
+            written.append(_save(fig, directory / name))
+    mismatch = [r for r in records if r["stage"] == "grpo" and "logprob_mismatch" in r]
+    if mismatch:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["step"] for r in mismatch], [r["logprob_mismatch"] for r in mismatch], "o-")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("mean |logprob rollout - trainer|")
+        ax.set_title("Rollout/trainer logprob mismatch")
+        ax.grid(alpha=0.3)
+        written.append(_save(fig, directory / "mismatch.png"))
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def summary(directory: Path, records: list[Record], result: LoopResult, config_text: str) -> Path:
+    """summary.md: the success table, training numbers and the plots."""
+    lines = ["# Gantry training loop", ""]
+    lines += ["| stage | held-out success |", "|---|---:|"]
+    lines += [f"| {label} | {100 * rate:.1f} % |" for label, rate in result.success.items()]
+    sft = [r for r in records if r["stage"] == "sft"]
+    grpo = [r for r in records if r["stage"] == "grpo"]
+    lines.append("")
+    if sft:
+        lines.append(
+            f"SFT: {len(sft)} steps, loss {sft[0]['loss']:.3f} -> {sft[-1]['loss']:.3f}, "
+            f"{_mean(sft, 'tokens_per_second'):.0f} train tokens/s."
+        )
+    if grpo:
+        lines.append(
+            f"GRPO: {len(grpo)} steps, mean reward of sampled episodes "
+            f"{grpo[0].get('reward_mean', 0):.3f} -> {grpo[-1].get('reward_mean', 0):.3f}, "
+            f"logprob mismatch {_mean(grpo, 'logprob_mismatch'):.4f}."
+        )
+    elapsed = records[-1]["time_s"] if records else 0.0
+    lines += ["", f"Wall time: {elapsed:.0f} s. Metrics: `{METRICS_FILE}`.", ""]
+    for png in sorted(directory.glob("*.png")):
+        lines.append(f"![{png.stem}]({png.name})")
+    lines += ["", "## Config", "", "```yaml", config_text.rstrip(), "```", ""]
+    path = directory / "summary.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _mean(records: list[Record], key: str) -> float:
+    values = [float(r[key]) for r in records if key in r]
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,187 @@
+"""Run the loop end to end: connect to (or start) the services, train, write the report.
+
+from gantry.loop import load_config, run_loop
+outcome = run_loop(load_config(Path("loop.yaml")))
+print(outcome.result.success, outcome.report_dir)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import grpc
+import yaml
+from rich.console import Console
+
+from gantry.core import stack
+from gantry.core.client import sync_channel
+from gantry.loop.calls import Stubs
+from gantry.loop.config import LoopConfig
+from gantry.loop.loop import LoopResult, Record, TrainingLoop
+from gantry.loop.progress import LiveView
+from gantry.loop.report import ReportWriter, plot, read_records, summary
+from gantry.proto.envfarm.v1 import envfarm_pb2_grpc
+from gantry.proto.rollout.v1 import rollout_pb2_grpc
+from gantry.proto.trainer.v1 import trainer_pb2_grpc
+
+LOCAL_SERVICES = ("envfarm", "rollout", "trainer")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: LoopResult
+    report_dir: Path
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    stubs: Stubs
+    base_model: str
+    rollout_for_trainer: str
+
+
+class _Fanout:
+    def __init__(self, *observers: LiveView | ReportWriter | None) -> None:
+        self.observers = [o for o in observers if o is not None]
+
+    def stage(self, name: str, detail: str = "") -> None:
+        for o in self.observers:
+            o.stage(name, detail)
+
+    def record(self, record: Record) -> None:
+        for o in self.observers:
+            o.record(record)
+
+
+def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool = True) -> Outcome:
+    """Run the configured loop; the report lands in a new directory under report_dir."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report_dir = (config.report_dir / f"{config.name}-{stamp}").resolve()
+    report_dir.mkdir(parents=True, exist_ok=False)
+    config_text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    (report_dir / "config.yaml").write_text(config_text)
+    writer = ReportWriter(report_dir)
+    view = LiveView(console) if live else None
+    data_dir = config.services.shared_dir or report_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    result = LoopResult()
+    try:
+        with _terminate_as_interrupt(), _endpoints(config, report_dir) as endpoints:
+            loop = TrainingLoop(
+                config,
+                endpoints.stubs,
+                base_model=endpoints.base_model,
+                data_dir=data_dir,
+                rollout_for_trainer=endpoints.rollout_for_trainer,
+                observer=_Fanout(view, writer),
+            )
+            result = loop.result  # filled in stage by stage: partial if interrupted
+            with view if view is not None else contextlib.nullcontext():
+                loop.run()
+    finally:
+        writer.close()
+        # The report covers whatever ran, also after Ctrl-C or a failed stage.
+        records = read_records(report_dir)
+        plot(report_dir, records)
+        summary(report_dir, records, result, config_text)
+    return Outcome(result, report_dir)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the local stack is always taken down."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _endpoints(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
+    services = config.services
+    if services.all_local:
+        with _local_stack(config, report_dir) as endpoints:
+            yield endpoints
+        return
+    token = services.token_file.read_text().strip() if services.token_file else None
+    roots = (
+        services.root_certificates_file.read_bytes() if services.root_certificates_file else None
+    )
+    with contextlib.ExitStack() as exits:
+
+        def channel(target: str) -> grpc.Channel:
+            return exits.enter_context(
+                sync_channel(target, token=token, tls=services.tls, root_certificates=roots)
+            )
+
+        stubs = Stubs(
+            envfarm=envfarm_pb2_grpc.EnvFarmServiceStub(channel(services.envfarm)),
+            rollout=rollout_pb2_grpc.RolloutServiceStub(channel(services.rollout)),
+            trainer=trainer_pb2_grpc.TrainerServiceStub(channel(services.trainer)),
+        )
+        if config.policy.base_model == "tiny":
+            raise ValueError(
+                "policy.base_model must be a checkpoint path both remote rollout and trainer "
+                'can read ("tiny" is built locally and only works with local services)'
+            )
+        yield Endpoints(
+            stubs, config.policy.base_model, services.rollout_for_trainer or services.rollout
+        )
+
+
+@contextlib.contextmanager
+def _local_stack(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
+    base_model = config.policy.base_model
+    if base_model == "tiny":
+        from gantry.models.tiny.causal_lm import build_tiny_causal_lm
+
+        tiny = config.policy.tiny
+        base_model = str(
+            build_tiny_causal_lm(
+                report_dir / "base-model",
+                hidden_size=tiny.hidden_size,
+                num_layers=tiny.num_layers,
+                seed=tiny.seed,
+            )
+        )
+    state_dir = report_dir / "stack"
+    env = {
+        "GANTRY_ROLLOUT_MODEL_PATH": base_model,
+        "GANTRY_ROLLOUT_PRECISION_RECIPE": config.policy.precision,
+        **{
+            f"GANTRY_{name.upper()}_DATA_DIR": str(state_dir / "data" / name)
+            for name in LOCAL_SERVICES
+        },
+    }
+    running = stack.up(
+        state_dir,
+        LOCAL_SERVICES,
+        timeout_s=config.services.startup_timeout_s,
+        extra_env=env,
+    )
+    try:
+        with contextlib.ExitStack() as exits:
+
+            def channel(name: str) -> grpc.Channel:
+                target = running.service(name).target
+                return exits.enter_context(sync_channel(target, token=running.token))
+
+            stubs = Stubs(
+                envfarm=envfarm_pb2_grpc.EnvFarmServiceStub(channel("envfarm")),
+                rollout=rollout_pb2_grpc.RolloutServiceStub(channel("rollout")),
+                trainer=trainer_pb2_grpc.TrainerServiceStub(channel("trainer")),
+            )
+            yield Endpoints(stubs, base_model, running.service("rollout").target)
+    finally:
+        stack.down(state_dir)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gantry.loop.cli import demo_config
+from gantry.loop.config import ConfigError, load_config, parse_config
+
+MINIMAL = {"tasks": [{"env_id": "visgym/maze_2d"}]}
+
+
+def test_minimal_config_takes_documented_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert config.services.all_local
+    assert config.policy.base_model == "tiny"
+    assert config.policy.precision == "fp8-jet"
+    assert config.tasks[0].difficulty == "easy"
+    assert config.tasks[0].max_turns == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({}, "tasks"),
+        ({"tasks": []}, "tasks"),
+        ({**MINIMAL, "sft": {"steps": 0}}, "sft.steps"),
+        ({**MINIMAL, "policy": {"precision": "fp4"}}, "policy.precision"),
+        ({**MINIMAL, "grpo": {"group_size": 1}}, "grpo.group_size"),
+        ({**MINIMAL, "unknown_key": 1}, "unknown_key"),
+        ({**MINIMAL, "services": {"trainer": "trainer:50052"}}, "services"),
+    ],
+)
+def test_bad_configs_name_the_field(raw: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        parse_config(raw)
+
+
+def test_evaluation_seeds_must_be_held_out() -> None:
+    raw = {**MINIMAL, "sft": {"demonstrations": 500}, "eval": {"seed_offset": 100}}
+    with pytest.raises(ConfigError, match="held-out"):
+        parse_config(raw)
+
+
+def test_load_config_reads_yaml_and_reports_syntax_errors(tmp_path: Path) -> None:
+    good = tmp_path / "loop.yaml"
+    good.write_text("tasks:\n  - {env_id: visgym/counting, difficulty: hard}\n")
+    assert load_config(good).tasks[0].difficulty == "hard"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        load_config(bad)
+
+
+def test_packaged_demo_config_is_valid_and_local() -> None:
+    config = demo_config()
+    assert config.services.all_local
+    assert config.policy.precision == "fp8-jet"
+    assert config.grpo.iterations >= 1
