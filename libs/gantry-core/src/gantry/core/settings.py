@@ -58,6 +58,15 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
+def peer_secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """A credential given inline or as a file (a mounted Secret); None when neither is."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is not None:
+        return file.read_text().strip()
+    return None
+
+
 class ServiceSettings(BaseSettings):
     """What every Gantry server understands. Services add their own fields."""
 

@@ -145,13 +145,12 @@ def run_episodes(
     temperature: float,
     max_tokens: int,
     system_prompt: str,
-    seed: int,
     max_turns: int = 0,
 ) -> Episodes:
     """Episodes through rollout (which plays them against envfarm); greedy at temperature 0."""
+    # No sampling seed: a seed would give every episode of a GRPO group the same samples,
+    # hence equal rewards and zero advantages.
     sampling = sampling_pb2.SamplingParams(max_tokens=max_tokens, temperature=temperature)
-    if temperature > 0:
-        sampling.seed = seed
     spec = rollout_pb2.EpisodeSpec(
         env_id=env_id,
         difficulty=DIFFICULTY[difficulty],
@@ -233,10 +232,10 @@ def submit(stubs: Stubs, run_id: str, trajectories: list[trajectory_pb2.Trajecto
     return response.accepted_count
 
 
-def publish(stubs: Stubs, run_id: str) -> trainer_pb2.PublishWeightsResponse:
-    """Push the run's live weights to its rollout server; returns the served version."""
+def publish(stubs: Stubs, run_id: str, rollout: str) -> trainer_pb2.PublishWeightsResponse:
+    """Push the run's latest weights to `rollout` (as the trainer reaches it)."""
     response: trainer_pb2.PublishWeightsResponse = stubs.trainer.PublishWeights(
-        trainer_pb2.PublishWeightsRequest(run_id=run_id), timeout=600.0
+        trainer_pb2.PublishWeightsRequest(run_id=run_id, rollout_target=rollout), timeout=600.0
     )
     return response
 

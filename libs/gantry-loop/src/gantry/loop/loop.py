@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from google.protobuf import struct_pb2
 
+from gantry.core.precision import precision_message
 from gantry.loop import calls
 from gantry.loop.config import LoopConfig, TaskConfig
 from gantry.proto.common.v1 import precision_pb2, sampling_pb2
@@ -52,12 +53,9 @@ class LoopResult:
 def precision(recipe: str) -> tuple[precision_pb2.Precision, struct_pb2.Struct]:
     """RunConfig.precision and extra for a recipe name (fp8-naive is named in `extra`)."""
     extra = struct_pb2.Struct()
-    if recipe == "bf16":
-        return precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16), extra
     if recipe == "fp8-naive":
         extra.update({"precision_recipe": "fp8-naive"})
-    fp8 = precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_FP8)
-    return fp8, extra
+    return precision_message(recipe), extra
 
 
 def _metrics_record(stage: str, iteration: int, m: trainer_pb2.StepMetrics) -> Record:
@@ -148,7 +146,6 @@ class TrainingLoop:
                 temperature=0.0,
                 max_tokens=self.config.grpo.max_tokens,
                 system_prompt=self.config.system_prompt,
-                seed=self.config.seed,
                 max_turns=task.max_turns,
             )
             rates.append(episodes.success_rate)
@@ -187,7 +184,6 @@ class TrainingLoop:
             micro_batch_size=cfg.batch_size,
             max_steps=cfg.steps,
             precision=mode,
-            rollout_target=self.rollout_for_trainer,
             seed=self.config.seed,
             extra=extra,
         )
@@ -221,10 +217,9 @@ class TrainingLoop:
                 learning_rate=cfg.learning_rate, max_grad_norm=1.0
             ),
             batch_size=per_iteration // cfg.steps_per_iteration,
-            micro_batch_size=max(1, per_iteration // cfg.steps_per_iteration),
+            micro_batch_size=min(32, per_iteration // cfg.steps_per_iteration),
             max_steps=cfg.iterations * cfg.steps_per_iteration,
             precision=mode,
-            rollout_target=self.rollout_for_trainer,
             checkpoint_interval=cfg.steps_per_iteration,
             seed=self.config.seed,
             extra=extra,
@@ -254,7 +249,6 @@ class TrainingLoop:
                     temperature=cfg.temperature,
                     max_tokens=cfg.max_tokens,
                     system_prompt=self.config.system_prompt,
-                    seed=self.config.seed * 1_000 + iteration,
                     max_turns=task.max_turns,
                 )
                 self.observer.record(
@@ -303,9 +297,10 @@ class TrainingLoop:
         return run
 
     def _publish(self, run_id: str, stage: str, iteration: int) -> None:
+        # Runs carry no rollout_target, so the trainer publishes only when asked, here.
         self.observer.stage("publish", f"{stage} weights -> rollout")
         started = time.perf_counter()
-        response = calls.publish(self.stubs, run_id)
+        response = calls.publish(self.stubs, run_id, self.rollout_for_trainer)
         self.observer.record(
             {
                 "stage": "publish",

@@ -12,7 +12,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from gantry.core.codecs import assemble_chunks, tensor_to_torch
 from gantry.core.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
-from gantry.proto.common.v1 import chat_pb2, precision_pb2, tensor_pb2
+from gantry.core.precision import precision_message
+from gantry.proto.common.v1 import chat_pb2, tensor_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout import prompts
 from gantry.rollout.engine.engine import load_tensors
@@ -224,7 +225,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
             model_name=self.service.model_name,
             model_path=generator.model_path,
             context_length=generator.context_length,
-            precision=self._precision(),
+            precision=precision_message(self.service.settings.precision_recipe),
             policy_version=generator.policy_version,
             backend=generator.backend,
             dtype=DTYPES.get(generator.dtype, tensor_pb2.DTYPE_UNSPECIFIED),
@@ -236,19 +237,6 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
             stamp.FromNanoseconds(int(self.service.weights_time * 1e9))
             response.weights_update_time.CopyFrom(stamp)
         return response
-
-    def _precision(self) -> precision_pb2.Precision:
-        if self.service.settings.precision_recipe == "bf16":
-            return precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16)
-        return precision_pb2.Precision(
-            mode=precision_pb2.PRECISION_MODE_FP8,
-            fp8=precision_pb2.Fp8Recipe(
-                format=tensor_pb2.DTYPE_FLOAT8_E4M3FN,
-                weight_block_rows=128,
-                weight_block_cols=128,
-                activation_group_size=128,
-            ),
-        )
 
     async def RunEpisodes(
         self, request: rollout_pb2.RunEpisodesRequest, context: Any

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from gantry.core.settings import ServiceSettings, settings_config
+from gantry.core.settings import ServiceSettings, peer_secret, settings_config
 
 TINY_MODEL = "tiny"
 
@@ -52,8 +52,5 @@ class RolloutSettings(ServiceSettings):
     max_episode_concurrency: int = Field(default=64, ge=1, description="Episodes in flight")
 
     def resolved_envfarm_token(self) -> str | None:
-        if self.envfarm_token is not None:
-            return self.envfarm_token.get_secret_value()
-        if self.envfarm_token_file is not None:
-            return self.envfarm_token_file.read_text().strip()
-        return self.resolved_token()  # one token for the whole local stack by default
+        token = peer_secret(self.envfarm_token, self.envfarm_token_file)
+        return token if token is not None else self.resolved_token()  # one local-stack token

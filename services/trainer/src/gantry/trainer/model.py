@@ -11,37 +11,10 @@ import torch
 from torch import nn
 
 from gantry.models.loading import CausalLM, load_causal_lm
-from gantry.proto.common.v1 import precision_pb2, tensor_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 
 TINY_MODEL = "tiny"  # base_model "tiny": the tiny random Qwen3 (development and tests)
 SCHEDULES = ("constant", "cosine", "linear")
-
-
-def recipe_name(precision: precision_pb2.Precision, override: str = "") -> str:
-    """RunConfig.precision -> a gantry.kernels recipe ("bf16", "fp8-naive", "fp8-jet").
-
-    FP8 mode means the unified flow (fp8-jet: rollout and training forward both FP8);
-    BF16/unspecified is the BF16 baseline. `override` (RunConfig.extra.precision_recipe)
-    selects a recipe by name, e.g. the fp8-naive baseline for comparisons.
-    """
-    if override:
-        return override
-    if precision.mode == precision_pb2.PRECISION_MODE_FP8:
-        return "fp8-jet"
-    return "bf16"
-
-
-def fp8_precision() -> precision_pb2.Precision:
-    return precision_pb2.Precision(
-        mode=precision_pb2.PRECISION_MODE_FP8,
-        fp8=precision_pb2.Fp8Recipe(
-            format=tensor_pb2.DTYPE_FLOAT8_E4M3FN,
-            weight_block_rows=128,
-            weight_block_cols=128,
-            activation_group_size=128,
-        ),
-    )
 
 
 def resolve_model_path(base_model: str) -> str:

@@ -19,10 +19,10 @@ import torch
 
 from gantry.core.client import sync_channel
 from gantry.core.codecs import tensor_chunks, tensor_from_torch
+from gantry.core.precision import precision_message
 from gantry.proto.common.v1 import precision_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer.model import fp8_precision
 
 SCALE_SUFFIX = "_scale"
 
@@ -69,7 +69,7 @@ def wire_tensors(
             out[name + SCALE_SUFFIX] = q.scale.to(torch.float32)
         else:
             out[name] = tensor
-    return out, fp8_precision()
+    return out, precision_message("fp8-jet")
 
 
 def requests(

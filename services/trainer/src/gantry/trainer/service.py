@@ -12,11 +12,11 @@ import grpc
 from gantry.core.errors import Cancelled, FailedPrecondition, error_from_status, from_rpc_error
 from gantry.core.errors import Unavailable as UnavailableError
 from gantry.core.operations import OperationStore
+from gantry.core.precision import recipe_name
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints
-from gantry.trainer.model import recipe_name
 from gantry.trainer.publish import Published, publish
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.settings import TrainerSettings

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from gantry.core.settings import ServiceSettings, settings_config
+from gantry.core.settings import ServiceSettings, peer_secret, settings_config
 
 
 class TrainerSettings(ServiceSettings):
@@ -43,8 +43,5 @@ class TrainerSettings(ServiceSettings):
     rollout_token_file: Path | None = Field(default=None, description="File holding it")
 
     def resolved_rollout_token(self) -> str | None:
-        if self.rollout_token is not None:
-            return self.rollout_token.get_secret_value()
-        if self.rollout_token_file is not None:
-            return self.rollout_token_file.read_text().strip()
-        return self.resolved_token()  # one token for the whole local stack by default
+        token = peer_secret(self.rollout_token, self.rollout_token_file)
+        return token if token is not None else self.resolved_token()  # one local-stack token

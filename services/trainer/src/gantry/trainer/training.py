@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from google.protobuf import json_format
 
+from gantry.core.precision import recipe_name
 from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
@@ -28,7 +29,6 @@ from gantry.trainer.model import (
     clip_and_step,
     frozen_copy,
     load_policy,
-    recipe_name,
     resolve_device,
 )
 

@@ -30,7 +30,7 @@ DEFAULT_CACHE = Path("~/.cache/gantry/tiny-models")
 
 # Bump when a builder's output changes, so stale entries are not reused. The
 # transformers version is part of the key too, as it controls the saved format.
-TINY_FORMAT_VERSION = "1"
+TINY_FORMAT_VERSION = "2"  # 2: digits tokenized one by one
 
 # Staging directories older than this belong to builds that were killed (a real build
 # takes well under a minute), so they are safe to delete.
