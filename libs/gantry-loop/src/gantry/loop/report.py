@@ -123,7 +123,7 @@ def summary(directory: Path, records: list[Record], result: LoopResult, config_t
         lines.append(
             f"GRPO: {len(grpo)} steps, mean reward of sampled episodes "
             f"{grpo[0].get('reward_mean', 0):.3f} -> {grpo[-1].get('reward_mean', 0):.3f}, "
-            f"logprob mismatch {_mean(grpo, 'logprob_mismatch'):.4f}."
+            f"logprob mismatch {_mean(grpo, 'logprob_mismatch'):.2e}."
         )
     elapsed = records[-1]["time_s"] if records else 0.0
     lines += ["", f"Wall time: {elapsed:.0f} s. Metrics: `{METRICS_FILE}`.", ""]
