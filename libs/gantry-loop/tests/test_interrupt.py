@@ -1,0 +1,63 @@
+"""Ctrl-C in the middle of a loop leaves no service process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gantry.core.stack import load_stack, pid_alive
+
+CONFIG = {
+    "name": "interrupted",
+    "tasks": [{"env_id": "visgym/counting", "difficulty": "easy", "max_turns": 2}],
+    "sft": {"demonstrations": 50, "steps": 500, "batch_size": 4},
+    "eval": {"episodes": 4, "seed_offset": 10_000},
+}
+
+
+def _wait_for(predicate: object, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
+    config = tmp_path / "loop.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "report_dir": str(tmp_path / "reports")}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gantry.core.cli", "train-loop", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    reports = tmp_path / "reports"
+
+    def training() -> bool:
+        metrics = list(reports.glob("*/metrics.jsonl"))
+        return bool(metrics) and '"stage": "sft"' in metrics[0].read_text()
+
+    _wait_for(training, 240)  # the SFT run is under way: all three services are up
+    report = next(reports.glob("*/"))
+    stack = load_stack(report / "stack")
+    assert stack is not None and len(stack.services) == 3
+    assert all(pid_alive(s.pid) for s in stack.services)
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    assert not any(pid_alive(s.pid) for s in stack.services)
+    assert (report / "summary.md").exists()  # the partial report is still written
