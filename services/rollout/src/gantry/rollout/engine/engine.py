@@ -233,11 +233,14 @@ class Engine:
         n = request.params.n
         generators = [make_generator(request.params.seed, i) for i in range(n)]
         tokens, logprobs = sample(logits.expand(n, -1), [request.params] * n, generators)
-        for i in range(n):
-            seq = _Sequence(
-                request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i]
-            )
-            self._running.append(seq)
+        seqs = [
+            _Sequence(request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i])
+            for i in range(n)
+        ]
+        # All n sequences are running before the first token is emitted, so a caller that
+        # reacts to it sees the whole request in flight.
+        self._running.extend(seqs)
+        for i, seq in enumerate(seqs):
             self._emit(seq, tokens[i], logprobs[i])
         self._batch_dirty = True
 
