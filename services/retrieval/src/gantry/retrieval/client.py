@@ -1,8 +1,9 @@
-"""Client helpers: large upserts as a pipeline of bounded Upsert calls.
+"""Client helpers for large upserts.
 
-The contract has no client-streaming Upsert; a large batch goes as consecutive calls of
-at most `batch_size` points, with up to `in_flight` calls outstanding, so the server
-embeds one batch while the next is on the wire.
+`upsert_streamed` sends any number of points over one UpsertStream call, `batch_size` per
+message (the server writes each batch as it arrives). `upsert_batched` sends them as
+consecutive unary Upsert calls with up to `in_flight` outstanding, for callers that want
+per-batch retries.
 """
 
 from __future__ import annotations
@@ -45,3 +46,23 @@ def upsert_batched(
     for future in pending:
         written += future.result().upserted_count
     return written
+
+
+def upsert_streamed(
+    stub: retrieval_pb2_grpc.RetrievalServiceStub,
+    collection: str,
+    points: Iterable[retrieval_pb2.Point],
+    *,
+    batch_size: int = 256,
+    wait: bool = True,
+    timeout_s: float | None = 3600.0,
+) -> retrieval_pb2.UpsertStreamResponse:
+    """Upsert any number of points (a generator is fine) over one client stream."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    messages = (
+        retrieval_pb2.UpsertStreamRequest(collection=collection, points=batch, wait=wait)
+        for batch in _batches(points, batch_size)
+    )
+    response: retrieval_pb2.UpsertStreamResponse = stub.UpsertStream(messages, timeout=timeout_s)
+    return response

@@ -6,7 +6,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -235,13 +235,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return dense, sparse, payload
 
     def _build_chunks(
-        self, request: retrieval_pb2.UpsertRequest, info: CollectionInfo, embedder: Embedder
+        self, points: Sequence[retrieval_pb2.Point], info: CollectionInfo, embedder: Embedder
     ) -> list[Chunk]:
-        """Blocking: chunk, embed and BM25-encode every point of the request."""
+        """Blocking: chunk, embed and BM25-encode every point of a batch."""
         chunks: list[Chunk] = []
         to_embed: list[Chunk] = []
         texts: list[str] = []
-        for index, point in enumerate(request.points):
+        for index, point in enumerate(points):
             dense, sparse, payload = self._check_point(point, index, info)
             # Precomputed vectors describe the whole text: only plain text is chunked.
             pieces = (
@@ -281,16 +281,53 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.UpsertRequest, context: Any
     ) -> retrieval_pb2.UpsertResponse:
         info = await self._collection(request.collection)
-        if not request.points:
+        written = await self._write_batch(info, request.points, wait=request.wait)
+        return retrieval_pb2.UpsertResponse(upserted_count=written)
+
+    async def UpsertStream(
+        self, request_iterator: AsyncIterator[retrieval_pb2.UpsertStreamRequest], context: Any
+    ) -> retrieval_pb2.UpsertStreamResponse:
+        info: CollectionInfo | None = None
+        reply = retrieval_pb2.UpsertStreamResponse()
+        async for message in request_iterator:
+            if info is None:
+                info = await self._collection(message.collection)
+            elif message.collection and message.collection != info.name:
+                raise InvalidArgument.for_field(
+                    "collection",
+                    f"message {reply.batch_count} names {message.collection!r}; "
+                    f"the stream writes to {info.name!r}",
+                )
+            try:
+                reply.upserted_count += await self._write_batch(
+                    info, message.points, wait=message.wait
+                )
+            except InvalidArgument as exc:
+                # Name the batch: the earlier ones are written and need not be resent.
+                raise InvalidArgument(
+                    f"batch {reply.batch_count} (after {reply.upserted_count} points "
+                    f"written): {exc.message}",
+                    violations=exc.violations,
+                ) from exc
+            reply.batch_count += 1
+        if info is None:
+            raise InvalidArgument.for_field("collection", "the stream sent no message")
+        return reply
+
+    async def _write_batch(
+        self, info: CollectionInfo, points: Sequence[retrieval_pb2.Point], *, wait: bool
+    ) -> int:
+        """Validate, chunk, embed and write one batch of points; returns how many."""
+        if not points:
             raise InvalidArgument.for_field("points", "at least one point is required")
-        if len(request.points) > self.settings.max_batch_texts:
+        if len(points) > self.settings.max_batch_texts:
             raise InvalidArgument.for_field(
                 "points",
-                f"has {len(request.points)} points; send at most "
-                f"{self.settings.max_batch_texts} per call (see upsert_batched)",
+                f"has {len(points)} points; send at most "
+                f"{self.settings.max_batch_texts} per message (see upsert_batched)",
             )
         seen: dict[str, int] = {}
-        for index, point in enumerate(request.points):
+        for index, point in enumerate(points):
             if point.id in seen:
                 raise InvalidArgument.for_field(
                     f"points[{index}].id", f"repeats points[{seen[point.id]}].id {point.id!r}"
@@ -299,14 +336,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         embedder = self._embedder(info.encoder_id, "collection.encoder_id")
 
         def write() -> None:
-            chunks = self._build_chunks(request, info, embedder)
-            self.backends.store.upsert(info.name, chunks, wait=request.wait)
+            chunks = self._build_chunks(points, info, embedder)
+            self.backends.store.upsert(info.name, chunks, wait=wait)
 
         try:
             await self.service.run_blocking(write)
         except CollectionMissing as exc:
             raise _not_found(info.name) from exc
-        return retrieval_pb2.UpsertResponse(upserted_count=len(request.points))
+        return len(points)
 
     async def Delete(
         self, request: retrieval_pb2.DeleteRequest, context: Any

@@ -205,6 +205,24 @@ class UpsertResponse(_message.Message):
     upserted_count: int
     def __init__(self, upserted_count: _Optional[int] = ...) -> None: ...
 
+class UpsertStreamRequest(_message.Message):
+    __slots__ = ("collection", "points", "wait")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    wait: bool
+    def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class UpsertStreamResponse(_message.Message):
+    __slots__ = ("upserted_count", "batch_count")
+    UPSERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_COUNT_FIELD_NUMBER: _ClassVar[int]
+    upserted_count: int
+    batch_count: int
+    def __init__(self, upserted_count: _Optional[int] = ..., batch_count: _Optional[int] = ...) -> None: ...
+
 class Range(_message.Message):
     __slots__ = ("gt", "gte", "lt", "lte")
     GT_FIELD_NUMBER: _ClassVar[int]

@@ -63,6 +63,11 @@ class RetrievalServiceStub:
                 request_serializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.SerializeToString,
                 response_deserializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.FromString,
                 _registered_method=True)
+        self.UpsertStream = channel.stream_unary(
+                '/gantry.retrieval.v1.RetrievalService/UpsertStream',
+                request_serializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamRequest.SerializeToString,
+                response_deserializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamResponse.FromString,
+                _registered_method=True)
         self.Search = channel.unary_unary(
                 '/gantry.retrieval.v1.RetrievalService/Search',
                 request_serializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.SearchRequest.SerializeToString,
@@ -126,6 +131,16 @@ class RetrievalServiceServicer:
 
     def Upsert(self, request, context):
         """Inserts or replaces points; texts are embedded with the collection's encoder(s).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertStream(self, request_iterator, context):
+        """Upserts a large set as a stream of batches: each message is written as it arrives
+        (bounded server memory); the response totals the stream. A failing batch ends the
+        call with its error; the batches before it stay written (upserts are idempotent, so
+        the client can resend from there).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,6 +211,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.Upsert,
                     request_deserializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.FromString,
                     response_serializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.SerializeToString,
+            ),
+            'UpsertStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.UpsertStream,
+                    request_deserializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamRequest.FromString,
+                    response_serializer=gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamResponse.SerializeToString,
             ),
             'Search': grpc.unary_unary_rpc_method_handler(
                     servicer.Search,
@@ -361,6 +381,33 @@ class RetrievalService:
             '/gantry.retrieval.v1.RetrievalService/Upsert',
             gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertRequest.SerializeToString,
             gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/gantry.retrieval.v1.RetrievalService/UpsertStream',
+            gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamRequest.SerializeToString,
+            gantry_dot_retrieval_dot_v1_dot_retrieval__pb2.UpsertStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,12 @@ class RetrievalServiceStub:
     """Deletes a collection and its points."""
     Upsert: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertRequest, _retrieval_pb2.UpsertResponse]
     """Inserts or replaces points; texts are embedded with the collection's encoder(s)."""
+    UpsertStream: _grpc.StreamUnaryMultiCallable[_retrieval_pb2.UpsertStreamRequest, _retrieval_pb2.UpsertStreamResponse]
+    """Upserts a large set as a stream of batches: each message is written as it arrives
+    (bounded server memory); the response totals the stream. A failing batch ends the
+    call with its error; the batches before it stay written (upserts are idempotent, so
+    the client can resend from there).
+    """
     Search: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.SearchRequest, _retrieval_pb2.SearchResponse]
     """Searches a collection."""
     Delete: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteRequest, _retrieval_pb2.DeleteResponse]
@@ -80,6 +86,12 @@ class RetrievalServiceAsyncStub(RetrievalServiceStub):
     """Deletes a collection and its points."""
     Upsert: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.UpsertRequest, _retrieval_pb2.UpsertResponse]  # type: ignore[assignment]
     """Inserts or replaces points; texts are embedded with the collection's encoder(s)."""
+    UpsertStream: _aio.StreamUnaryMultiCallable[_retrieval_pb2.UpsertStreamRequest, _retrieval_pb2.UpsertStreamResponse]  # type: ignore[assignment]
+    """Upserts a large set as a stream of batches: each message is written as it arrives
+    (bounded server memory); the response totals the stream. A failing batch ends the
+    call with its error; the batches before it stay written (upserts are idempotent, so
+    the client can resend from there).
+    """
     Search: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.SearchRequest, _retrieval_pb2.SearchResponse]  # type: ignore[assignment]
     """Searches a collection."""
     Delete: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteRequest, _retrieval_pb2.DeleteResponse]  # type: ignore[assignment]
@@ -140,6 +152,18 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retrieval_pb2.UpsertResponse, _abc.Awaitable[_retrieval_pb2.UpsertResponse]]:
         """Inserts or replaces points; texts are embedded with the collection's encoder(s)."""
+
+    @_abc_1.abstractmethod
+    def UpsertStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_retrieval_pb2.UpsertStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.UpsertStreamResponse, _abc.Awaitable[_retrieval_pb2.UpsertStreamResponse]]:
+        """Upserts a large set as a stream of batches: each message is written as it arrives
+        (bounded server memory); the response totals the stream. A failing batch ends the
+        call with its error; the batches before it stay written (upserts are idempotent, so
+        the client can resend from there).
+        """
 
     @_abc_1.abstractmethod
     def Search(
