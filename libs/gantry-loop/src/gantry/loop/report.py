@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 from gantry.loop.loop import LoopResult, Record
 
 METRICS_FILE = "metrics.jsonl"
+PLOTS = ("success.png", "reward.png", "loss_sft.png", "loss_grpo.png", "mismatch.png")
 
 
 class ReportWriter:
@@ -127,8 +128,9 @@ def summary(directory: Path, records: list[Record], result: LoopResult, config_t
         )
     elapsed = records[-1]["time_s"] if records else 0.0
     lines += ["", f"Wall time: {elapsed:.0f} s. Metrics: `{METRICS_FILE}`.", ""]
-    for png in sorted(directory.glob("*.png")):
-        lines.append(f"![{png.stem}]({png.name})")
+    for name in PLOTS:
+        if (directory / name).exists():
+            lines.append(f"![{name.removesuffix('.png')}]({name})")
     lines += ["", "## Config", "", "```yaml", config_text.rstrip(), "```", ""]
     path = directory / "summary.md"
     path.write_text("\n".join(lines))
