@@ -137,31 +137,16 @@ class TrainingLoop:
         for task in self.config.tasks:
             self.observer.stage("evaluate", f"{label}: {_name(task)}, {cfg.episodes} seeds")
             seeds = list(range(cfg.seed_offset, cfg.seed_offset + cfg.episodes))
-            episodes = calls.run_episodes(
-                self.stubs,
-                task.env_id,
-                task.difficulty,
+            episodes = self._episodes(
+                task,
                 seeds,
                 group_size=1,
                 temperature=0.0,
-                max_tokens=self.config.grpo.max_tokens,
-                system_prompt=self.config.system_prompt,
-                max_turns=task.max_turns,
+                record={"label": label},
+                stage="evaluate",
+                iteration=iteration,
             )
             rates.append(episodes.success_rate)
-            self.observer.record(
-                {
-                    "stage": "evaluate",
-                    "label": label,
-                    "iteration": iteration,
-                    "task": _name(task),
-                    "success_rate": episodes.success_rate,
-                    "mean_reward": episodes.mean_reward,
-                    "episodes": len(episodes.trajectories),
-                    "errors": episodes.errors,
-                    "tokens_per_second": episodes.tokens_per_second,
-                }
-            )
         rate = sum(rates) / len(rates)
         self.result.success[label] = rate
         return rate
@@ -240,28 +225,14 @@ class TrainingLoop:
                     f"iteration {iteration}/{cfg.iterations}: {_name(task)}, "
                     f"{len(seeds)} seeds x {cfg.group_size}",
                 )
-                episodes = calls.run_episodes(
-                    self.stubs,
-                    task.env_id,
-                    task.difficulty,
+                episodes = self._episodes(
+                    task,
                     seeds,
                     group_size=cfg.group_size,
                     temperature=cfg.temperature,
-                    max_tokens=cfg.max_tokens,
-                    system_prompt=self.config.system_prompt,
-                    max_turns=task.max_turns,
-                )
-                self.observer.record(
-                    {
-                        "stage": "rollouts",
-                        "iteration": iteration,
-                        "task": _name(task),
-                        "success_rate": episodes.success_rate,
-                        "mean_reward": episodes.mean_reward,
-                        "episodes": len(episodes.trajectories),
-                        "errors": episodes.errors,
-                        "tokens_per_second": episodes.tokens_per_second,
-                    }
+                    record={},
+                    stage="rollouts",
+                    iteration=iteration,
                 )
                 calls.submit(self.stubs, run_id, episodes.trajectories)
             self.observer.stage("grpo", f"iteration {iteration}/{cfg.iterations}: training")
@@ -278,6 +249,44 @@ class TrainingLoop:
         self._finish(run_id)
 
     # ---- helpers --------------------------------------------------------------------------
+
+    def _episodes(
+        self,
+        task: TaskConfig,
+        seeds: list[int],
+        *,
+        group_size: int,
+        temperature: float,
+        stage: str,
+        iteration: int,
+        record: Record,
+    ) -> calls.Episodes:
+        """Episodes through rollout, reported to the observer as one `stage` record."""
+        episodes = calls.run_episodes(
+            self.stubs,
+            task.env_id,
+            task.difficulty,
+            seeds,
+            group_size=group_size,
+            temperature=temperature,
+            max_tokens=self.config.grpo.max_tokens,
+            system_prompt=self.config.system_prompt,
+            max_turns=task.max_turns,
+        )
+        self.observer.record(
+            {
+                "stage": stage,
+                **record,
+                "iteration": iteration,
+                "task": _name(task),
+                "success_rate": episodes.success_rate,
+                "mean_reward": episodes.mean_reward,
+                "episodes": len(episodes.trajectories),
+                "errors": episodes.errors,
+                "tokens_per_second": episodes.tokens_per_second,
+            }
+        )
+        return episodes
 
     def _start(self, name: str, run_config: trainer_pb2.RunConfig) -> str:
         run_id = calls.start_run(self.stubs, name, run_config, request_id=f"{name}-{self._tag}")
