@@ -17,6 +17,24 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "gantry.dev"
+# Error details never carry more than this of any caller-supplied value (a 10 MB id
+# echoed into trailers would turn NOT_FOUND into RESOURCE_EXHAUSTED).
+ECHO_LIMIT = 256
+MESSAGE_LIMIT = 1024
+
+
+def clip(value: str, limit: int = ECHO_LIMIT) -> str:
+    """`value` cut to at most `limit` UTF-8 bytes, marked when cut."""
+    raw = value.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return value
+    head = raw[: max(limit - 24, 0)].decode("utf-8", "ignore")
+    return f"{head}...[{len(raw)} bytes]"
+
+
+def echo(value: object, limit: int = 64) -> str:
+    """A short repr of a caller's value for a message: `'abc'` or `'abc...[N bytes]'`."""
+    return repr(clip(value if isinstance(value, str) else str(value), limit))
 
 
 @dataclass(frozen=True)
@@ -40,10 +58,11 @@ class GantryError(Exception):
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
+        message = clip(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
-        self.reason = reason or self.default_reason
-        self.metadata = dict(metadata or {})
+        self.reason = clip(reason or self.default_reason, 63)
+        self.metadata = {clip(k, 63): clip(v) for k, v in (metadata or {}).items()}
 
     def details(self) -> list[any_pb2.Any]:
         """The `google.rpc` detail messages carried with the status."""
@@ -92,7 +111,10 @@ class InvalidArgument(GantryError):
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
-        self.violations = list(violations)
+        self.violations = [
+            FieldViolation(clip(v.field), clip(v.description, MESSAGE_LIMIT // 2))
+            for v in violations[:32]
+        ]
 
     @classmethod
     def for_field(cls, field: str, description: str) -> InvalidArgument:
@@ -124,8 +146,8 @@ class _ResourceError(GantryError):
         metadata: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, reason=reason, metadata=metadata)
-        self.resource_type = resource_type
-        self.resource_name = resource_name
+        self.resource_type = clip(resource_type)
+        self.resource_name = clip(resource_name)
 
     def _extra_details(self) -> list[any_pb2.Any]:
         if not (self.resource_type or self.resource_name):

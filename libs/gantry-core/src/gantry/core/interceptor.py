@@ -4,6 +4,11 @@ Every handler of every service runs inside `_CallScope`, so a typed `GantryError
 always leaves as its status code with `google.rpc` details, an unexpected exception
 leaves as INTERNAL carrying the request id (never a stack trace), and every call is
 counted and timed whatever its outcome.
+
+Requests arrive as raw bytes and are parsed here, after authentication: a message that
+does not parse (garbage, nesting past protobuf's recursion limit) is INVALID_ARGUMENT
+for an authenticated caller and UNAUTHENTICATED for anyone else, never UNKNOWN. While
+the server drains (SIGTERM), new calls get UNAVAILABLE with a RetryInfo.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import grpc
 
 from gantry.core.auth import BearerAuth
-from gantry.core.errors import GantryError, Internal
+from gantry.core.errors import GantryError, Internal, InvalidArgument, Unavailable
 from gantry.core.logs import request_id_var
 from gantry.core.metrics import ServerMetrics
 
@@ -61,8 +66,10 @@ class _CallScope:
         context: grpc.aio.ServicerContext[Any, Any],
         metrics: ServerMetrics,
         auth: BearerAuth | None,
+        gate: CallGate | None = None,
     ) -> None:
         self.method = method
+        self.gate = gate
         self.service, self.name = _split(method)
         self.context = context
         self.metrics = metrics
@@ -79,6 +86,8 @@ class _CallScope:
     def _authenticate(self) -> None:
         if self.auth is not None:
             self.auth.check(self.method, self.metadata)
+        if self.gate is not None and not self.method.startswith(_QUIET_PREFIXES):
+            self.gate.check()
 
     def _exit(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self._start
@@ -154,10 +163,63 @@ class _CallScope:
             self._exit(code)
 
 
+class CallGate:
+    """Whether the server takes new calls: not before its models load, not while draining."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.draining = asyncio.Event()
+
+    def check(self) -> None:
+        if self.draining.is_set():
+            raise Unavailable(
+                "the server is shutting down; retry (another replica will answer)",
+                retry_after_s=1.0,
+                reason="DRAINING",
+            )
+        if not self.ready.is_set():
+            raise Unavailable(
+                "the server is still loading its models; retry shortly",
+                retry_after_s=2.0,
+                reason="NOT_READY",
+            )
+
+
+def _parser(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[bytes], Any]:
+    """Parse one request message; anything unparseable is the caller's mistake."""
+
+    def parse(data: bytes) -> Any:
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            raise InvalidArgument(
+                f"request: the message for {method} could not be parsed "
+                f"({type(exc).__name__}; nesting is limited to 100 levels)",
+                reason="MALFORMED_REQUEST",
+            ) from None
+
+    return parse
+
+
+async def _parsed_stream(
+    requests: AsyncIterator[bytes], parse: Callable[[bytes], Any]
+) -> AsyncIterator[Any]:
+    async for raw in requests:
+        yield parse(raw)
+
+
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: ServerMetrics, auth: BearerAuth | None) -> None:
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        auth: BearerAuth | None,
+        gate: CallGate | None = None,
+    ) -> None:
         self.metrics = metrics
         self.auth = auth
+        self.gate = gate
 
     async def intercept_service(
         self,
@@ -174,12 +236,21 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        metrics, auth = self.metrics, self.auth
+        metrics, auth, gate = self.metrics, self.auth, self.gate
+        parse = _parser(handler.request_deserializer, method)
+        streaming_request = handler.request_streaming
+
+        def request_of(raw: Any) -> Any:
+            return _parsed_stream(raw, parse) if streaming_request else parse(raw)
 
         def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                scope = _CallScope(method, context, metrics, auth)
-                return await scope.run(lambda: behavior(request, context))
+            async def wrapped(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                scope = _CallScope(method, context, metrics, auth, gate)
+
+                async def body() -> Any:
+                    return await behavior(request_of(raw), context)
+
+                return await scope.run(body)
 
             return wrapped
 
@@ -189,28 +260,29 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 return unary_response(behavior)
 
             async def wrapped(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+                raw: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                scope = _CallScope(method, context, metrics, auth)
-                async for item in scope.run_stream(lambda: behavior(request, context)):
+                scope = _CallScope(method, context, metrics, auth, gate)
+                async for item in scope.run_stream(lambda: behavior(request_of(raw), context)):
                     yield item
 
             return wrapped
 
-        des, ser = handler.request_deserializer, handler.response_serializer
+        # Requests reach the wrapper as bytes; `parse` runs inside the call scope.
+        ser = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                unary_response(handler.unary_unary), des, ser
+                unary_response(handler.unary_unary), None, ser
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                unary_response(handler.stream_unary), des, ser
+                unary_response(handler.stream_unary), None, ser
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                stream_response(handler.unary_stream), des, ser
+                stream_response(handler.unary_stream), None, ser
             )
         assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
-            stream_response(handler.stream_stream), des, ser
+            stream_response(handler.stream_stream), None, ser
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,11 +25,12 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gantry.core.auth import BearerAuth
-from gantry.core.interceptor import RuntimeInterceptor
+from gantry.core.interceptor import CallGate, RuntimeInterceptor
 from gantry.core.logs import configure_logging
 from gantry.core.metrics import MetricsEndpoint, ServerMetrics
 from gantry.core.operations import OperationStore, add_operations_service
 from gantry.core.settings import ServiceSettings
+from gantry.core.storage import write_atomically
 
 log = logging.getLogger("gantry.server")
 
@@ -48,6 +48,10 @@ class Service(ABC, Generic[SettingsT]):
     def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
         self.operations = OperationStore(prefix=f"{self.name}/operations")
+        # Ready after start(), draining from SIGTERM: new calls are refused with
+        # UNAVAILABLE + RetryInfo outside that window. Long calls watch `draining` to
+        # checkpoint or finish early instead of being cut at the grace period.
+        self.gate = CallGate()
         self._executor = ThreadPoolExecutor(
             max_workers=settings.executor_workers, thread_name_prefix=f"{self.name}-work"
         )
@@ -70,6 +74,10 @@ class Service(ABC, Generic[SettingsT]):
     async def stop(self) -> None:
         """Release what `start()` acquired, after in-flight calls have drained."""
 
+    @property
+    def draining(self) -> asyncio.Event:
+        return self.gate.draining
+
     async def run_blocking(self, fn: Callable[..., R], *args: Any) -> R:
         """Run model/tensor work on the service's executor, never on the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -90,6 +98,8 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
         # answering GOAWAY "too_many_pings" after the default 5-minute minimum.
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
     ]
+    if settings.max_connection_idle_s is not None:
+        options.append(("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * 1000)))
     if settings.max_connection_age_s is not None:
         options += [
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
@@ -139,6 +149,7 @@ class RunningServer:
         self._stopped = True
         grace = self.service.settings.grace_period_s if grace_s is None else grace_s
         log.info("draining for up to %.1fs", grace)
+        self.service.gate.draining.set()
         await self.set_serving(False)
         await self.server.stop(grace)
         await self.service.operations.close()
@@ -158,7 +169,7 @@ async def start_server(service: Service[Any]) -> RunningServer:
         log.warning("authentication is DISABLED (auth_disabled=true): local development only")
     metrics = ServerMetrics()
     server = grpc.aio.server(
-        interceptors=[RuntimeInterceptor(metrics, auth)],
+        interceptors=[RuntimeInterceptor(metrics, auth, service.gate)],
         options=server_options(settings),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
@@ -196,18 +207,12 @@ async def start_server(service: Service[Any]) -> RunningServer:
     except BaseException:
         await running.stop(grace_s=0)
         raise
+    service.gate.ready.set()
     await running.set_serving(True)
     if settings.port_file is not None:
-        _write_atomically(settings.port_file, f"{port}\n")
+        write_atomically(settings.port_file, f"{port}\n")
     log.info("%s is SERVING", service.name)
     return running
-
-
-def _write_atomically(path: os.PathLike[str], text: str) -> None:
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 async def serve_async(service: Service[Any]) -> None:

@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gantry.core.storage import StorageRoot
+
 MiB = 1024 * 1024
 
 
@@ -93,6 +95,9 @@ class ServiceSettings(BaseSettings):
         default=300.0,
         gt=0,
         description="Close connections after this age so new replicas receive traffic",
+    )
+    max_connection_idle_s: float | None = Field(
+        default=900.0, gt=0, description="Close connections that carried no call for this long"
     )
     grace_period_s: float = Field(
         default=20.0, ge=0, description="SIGTERM drain time; keep below the pod's grace period"
@@ -173,6 +178,12 @@ class ServiceSettings(BaseSettings):
         path = self.data_dir or Path.home() / ".local" / "share" / "gantry" / service
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def storage_root(self, kind: str, configured: Path | None) -> StorageRoot:
+        """The root for client-named `kind` paths: `configured`, else `<data_dir>/<kind>`."""
+        path = configured if configured is not None else self.resolved_data_dir() / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return StorageRoot(kind, path)
 
     def resolved_token(self) -> str | None:
         """The token callers must send, or None when auth is explicitly disabled."""

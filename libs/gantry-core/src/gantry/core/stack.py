@@ -198,6 +198,7 @@ def up(
         peers = {f"{peer.upper()}_TARGET": f"127.0.0.1:{p}" for peer, (p, _) in ports.items()}
         for name, (port, metrics_port) in ports.items():
             env = {f"{env_prefix(name)}{key}": value for key, value in peers.items()}
+            env.update(_storage_env(state_dir))
             env.update(extra_env or {})
             stack.services.append(_launch(state_dir, name, port, metrics_port, token, env))
             _save_stack(stack)
@@ -210,6 +211,18 @@ def up(
         down(state_dir)
         raise
     return stack
+
+
+def _storage_env(state_dir: Path) -> dict[str, str]:
+    """Local stack storage roots: one shared folder for files clients hand to services,
+    and rollout may load the checkpoints the local trainer writes (publish by URI)."""
+    shared = state_dir / "shared"
+    shared.mkdir(parents=True, exist_ok=True)
+    return {
+        "GANTRY_TRAINER_DATASETS_ROOT": str(shared),
+        "GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared),
+        "GANTRY_ROLLOUT_CHECKPOINTS_ROOT": str(state_dir / "data" / "trainer"),
+    }
 
 
 def _launch(
