@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,16 +18,39 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.testing.threaded import serve_in_thread
+from gantry.models.tiny.cache import cache_root
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer.service import TrainerService
 from gantry.trainer.settings import TrainerSettings
 
 TOKEN = "trainer-test-token"
+# The tests' data and models live in pytest's temporary folders and the tiny-model cache:
+# those are the servers' datasets and models roots unless a test narrows them.
+TEMP_ROOT = Path(os.path.realpath(tempfile.gettempdir()))
+MODELS_ROOT = cache_root()
+
+
+def root_env() -> dict[str, str]:
+    """The same roots for a trainer started as a process."""
+    return {
+        "GANTRY_TRAINER_DATASETS_ROOT": str(TEMP_ROOT),
+        "GANTRY_TRAINER_MODELS_ROOT": str(MODELS_ROOT),
+    }
 
 
 @contextmanager
 def trainer_server(data_dir: Path, **extra: Any) -> Iterator[str]:
-    settings = TrainerSettings(
+    with serve_in_thread(TrainerService(trainer_settings(data_dir, **extra))) as running:
+        yield f"127.0.0.1:{running.port}"
+
+
+def trainer_settings(data_dir: Path, **extra: Any) -> TrainerSettings:
+    fields: dict[str, Any] = {
+        "datasets_root": TEMP_ROOT,
+        "models_root": MODELS_ROOT,
+        **extra,
+    }
+    return TrainerSettings(
         host="127.0.0.1",
         port=0,
         metrics_port=0,
@@ -33,10 +58,8 @@ def trainer_server(data_dir: Path, **extra: Any) -> Iterator[str]:
         log_json=False,
         data_dir=data_dir,
         torch_threads=1,
-        **extra,
+        **fields,
     )
-    with serve_in_thread(TrainerService(settings)) as running:
-        yield f"127.0.0.1:{running.port}"
 
 
 @contextmanager

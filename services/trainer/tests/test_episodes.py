@@ -57,7 +57,10 @@ def test_grpo_pulls_episodes_from_rollout_and_publishes_each_step(
     source.settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
     config.grpo.sampling.max_tokens = 8
     config.optimizer.learning_rate = 1e-3
-    with trainer_server(tmp_path) as target, stubs(target) as (trainer, _):
+    with (
+        trainer_server(tmp_path, rollout_target=rollout_target) as target,
+        stubs(target) as (trainer, _),
+    ):
         bad = trainer_pb2.RunConfig()
         bad.CopyFrom(config)
         bad.batch_size = 3
@@ -90,7 +93,7 @@ def test_the_agent_training_loop_flow(
     """SFT -> PublishWeights -> GRPO from the SFT checkpoint, fed by RunEpisodes, with
     SubmitTrajectories -> wait for the next policy version -> PublishWeights, twice."""
     with (
-        trainer_server(tmp_path) as target,
+        trainer_server(tmp_path, rollout_target=rollout_target) as target,
         stubs(target) as (trainer, _),
         sync_channel(rollout_target, token=TOKEN) as channel,
     ):

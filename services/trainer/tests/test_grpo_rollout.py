@@ -113,7 +113,7 @@ def test_grpo_on_rollout_trajectories_then_publish(
     rollout_target: str, tiny_path: str, tmp_path: Path
 ) -> None:
     with (
-        trainer_server(tmp_path) as target,
+        trainer_server(tmp_path, rollout_target=rollout_target) as target,
         stubs(target) as (trainer, _),
         sync_channel(rollout_target, token=TOKEN) as channel,
     ):

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from gantry.core.testing.process import spawn_service
 from gantry.proto.trainer.v1 import trainer_pb2
 
-from .helpers import TOKEN, sft_config, stubs, trainer_server, wait_run
+from .helpers import TOKEN, root_env, sft_config, stubs, trainer_server, wait_run
 
 STEPS = 8
 
@@ -23,6 +23,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         "GANTRY_TRAINER_DATA_DIR": str(data_dir),
         "GANTRY_TRAINER_TORCH_THREADS": "1",
         "GANTRY_TRAINER_LOG_JSON": "false",
+        **root_env(),
     }
 
 

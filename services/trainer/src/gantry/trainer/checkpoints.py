@@ -7,14 +7,23 @@ Layout of `<run>/checkpoints/step-000012/`:
   trainer_state.pt   optimiser, scheduler, RNG states, data cursor, step, policy version
   checkpoint.json    the Checkpoint message (what ListCheckpoints returns)
 
-Everything is written into a hidden temporary sibling and renamed into place, so a
-crash mid-write never leaves a half checkpoint that resume would pick up.
+Everything is written into a hidden temporary sibling (`.tmp-step-000012-<random>`) and
+renamed into place, so a crash mid-write never leaves a half checkpoint that resume would
+pick up; only temporaries of exactly that shape are ever removed.
+
+Nothing read back is trusted as a path or as code: a checkpoint's location is its
+directory under the run's checkpoint root (never the `uri` stored in checkpoint.json),
+and trainer_state.pt is loaded with `torch.load(weights_only=True)`, which refuses any
+pickle that would construct objects other than tensors and plain containers.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,10 +33,17 @@ from google.protobuf import json_format
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from gantry.core.errors import FailedPrecondition, NotFound, echo
+from gantry.core.storage import write_atomically
 from gantry.proto.trainer.v1 import trainer_pb2
+
+log = logging.getLogger("gantry.trainer.checkpoints")
 
 STATE_FILE = "trainer_state.pt"
 META_FILE = "checkpoint.json"
+MAX_META_BYTES = 1024 * 1024
+_ID = re.compile(r"step-\d{6,}")
+_TEMPORARY = re.compile(r"\.tmp-step-\d{6,}-[0-9a-f]{12}")
 
 
 def checkpoint_id(step: int) -> str:
@@ -43,12 +59,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+    """RNG states as tensors and plain lists (what `weights_only=True` loads)."""
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+    }
 
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
+    python = state["python"]
+    random.setstate((int(python["version"]), tuple(python["state"]), python["gauss"]))
 
 
 def save(
@@ -59,10 +81,29 @@ def save(
     state: dict[str, Any],
 ) -> trainer_pb2.Checkpoint:
     """Write checkpoint `meta.id` under `root`; returns meta with uri and size filled in."""
+    if not _ID.fullmatch(meta.id):
+        raise ValueError(f"not a checkpoint id: {meta.id!r}")
     root.mkdir(parents=True, exist_ok=True)
     final = root / meta.id
-    tmp = root / f".tmp-{meta.id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = root / f".tmp-{meta.id}-{secrets.token_hex(6)}"  # unique: concurrent saves
+    tmp.mkdir()
+    try:
+        done = _write(tmp, final, meta, model, tokenizer, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(root)
+    return done
+
+
+def _write(
+    tmp: Path,
+    final: Path,
+    meta: trainer_pb2.Checkpoint,
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    state: dict[str, Any],
+) -> trainer_pb2.Checkpoint:
     model.save_pretrained(str(tmp))  # type: ignore[operator]
     tokenizer.save_pretrained(str(tmp))
     torch.save(state, tmp / STATE_FILE)
@@ -70,37 +111,78 @@ def save(
     done.CopyFrom(meta)
     done.uri = str(final.resolve())
     done.size_bytes = sum(f.stat().st_size for f in tmp.iterdir() if f.is_file())
-    (tmp / META_FILE).write_text(json_format.MessageToJson(done))
+    write_atomically(tmp / META_FILE, json_format.MessageToJson(done))
     for file in tmp.iterdir():
         with file.open("rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():  # the same step saved again (e.g. a resumed run's final save)
+    if final.is_dir() and not final.is_symlink():  # the same step saved again
         shutil.rmtree(final)
     tmp.rename(final)
-    _fsync_dir(root)
     return done
 
 
 def list_checkpoints(root: Path) -> list[trainer_pb2.Checkpoint]:
-    """Complete checkpoints, newest (highest step) first."""
+    """Complete checkpoints, newest (highest step) first.
+
+    Each one's `uri` is its directory here, whatever checkpoint.json says; entries that
+    are links, or whose checkpoint.json is unreadable or names another id, are skipped.
+    """
     found = []
-    if root.is_dir():
+    if root.is_dir() and not root.is_symlink():
         for entry in root.iterdir():
-            meta = entry / META_FILE
-            if entry.name.startswith(".") or not meta.is_file():
+            if not _ID.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
                 continue
-            found.append(json_format.Parse(meta.read_text(), trainer_pb2.Checkpoint()))
+            meta_file = entry / META_FILE
+            try:
+                if meta_file.is_symlink() or meta_file.stat().st_size > MAX_META_BYTES:
+                    raise ValueError("not a plain checkpoint.json")
+                meta = json_format.Parse(meta_file.read_text(), trainer_pb2.Checkpoint())
+            except (OSError, ValueError) as exc:  # json_format.ParseError is a ValueError
+                if not isinstance(exc, FileNotFoundError):
+                    log.warning("skipping checkpoint %s: %s", entry, exc)
+                continue
+            if meta.id != entry.name:
+                log.warning("skipping checkpoint %s: checkpoint.json names %r", entry, meta.id)
+                continue
+            meta.uri = str(entry.resolve())
+            found.append(meta)
     return sorted(found, key=lambda c: c.step, reverse=True)
 
 
+def find(root: Path, checkpoint_id: str) -> trainer_pb2.Checkpoint:
+    """The checkpoint `checkpoint_id` of the run whose checkpoints live in `root`."""
+    for checkpoint in list_checkpoints(root):
+        if checkpoint.id == checkpoint_id:
+            return checkpoint
+    raise NotFound(
+        f"checkpoint {echo(checkpoint_id)} not found",
+        resource_type="checkpoint",
+        resource_name=checkpoint_id,
+    )
+
+
 def load_state(checkpoint_dir: Path) -> dict[str, Any]:
-    state: dict[str, Any] = torch.load(checkpoint_dir / STATE_FILE, weights_only=False)
+    """trainer_state.pt as tensors and plain containers; never runs pickled code."""
+    try:
+        state = torch.load(checkpoint_dir / STATE_FILE, weights_only=True, map_location="cpu")
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise FailedPrecondition(
+            f"checkpoint {checkpoint_dir.name}: {STATE_FILE} is not a trainer state "
+            f"(refused by torch.load(weights_only=True): {type(exc).__name__})",
+            reason="CHECKPOINT_UNREADABLE",
+        ) from exc
+    if not isinstance(state, dict):
+        raise FailedPrecondition(
+            f"checkpoint {checkpoint_dir.name}: {STATE_FILE} does not hold a trainer state",
+            reason="CHECKPOINT_UNREADABLE",
+        )
     return state
 
 
 def clean_temporaries(root: Path) -> None:
-    """Remove half-written checkpoints left by a crash."""
-    if root.is_dir():
+    """Remove half-written checkpoints this trainer left in `root` (a run's own checkpoint
+    folder) after a crash: only directories named like the ones `save` creates."""
+    if root.is_dir() and not root.is_symlink():
         for entry in root.iterdir():
-            if entry.name.startswith(".tmp-"):
+            if _TEMPORARY.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

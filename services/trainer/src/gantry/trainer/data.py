@@ -10,6 +10,7 @@ are joined with "\\n", the way rollout joins "Feedback: ..." and the observation
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from gantry.core.errors import PermissionDenied, echo
+from gantry.trainer.paths import inside
+
 IGNORE = -100  # label of tokens that carry no loss
+DATASET_FIELD = "config.data.dataset_uri"
 Message = dict[str, str]
 
 
@@ -45,7 +50,7 @@ def _text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise DataError("config.data.dataset_uri", f"{where}: content must be text or parts")
+        raise DataError(DATASET_FIELD, f"{where}: content must be text or parts")
     texts = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
@@ -53,50 +58,91 @@ def _text(content: Any, where: str) -> str:
             texts.append(str(part.get("text", "")))
         elif kind in ("image", "video"):
             raise DataError(
-                "config.data.dataset_uri",
+                DATASET_FIELD,
                 f"{where}.content[{j}] is an {kind} part; this trainer trains text models "
                 "(export with --mode text)",
             )
         else:
-            raise DataError("config.data.dataset_uri", f"{where}.content[{j}]: unknown part")
+            raise DataError(DATASET_FIELD, f"{where}.content[{j}]: unknown part")
     return "\n".join(texts)
 
 
 def text_messages(raw: Any, where: str) -> list[Message]:
     """Validate one record's messages and flatten text parts to strings."""
     if not isinstance(raw, list) or not raw:
-        raise DataError("config.data.dataset_uri", f"{where}: 'messages' must be a list")
+        raise DataError(DATASET_FIELD, f"{where}: 'messages' must be a list")
     messages = []
     for i, message in enumerate(raw):
         role = message.get("role") if isinstance(message, dict) else None
         if role not in ("system", "user", "assistant", "tool"):
-            raise DataError("config.data.dataset_uri", f"{where}.messages[{i}]: bad role")
+            raise DataError(DATASET_FIELD, f"{where}.messages[{i}]: bad role")
         messages.append({"role": role, "content": _text(message.get("content"), where)})
     if not any(m["role"] == "assistant" for m in messages):
-        raise DataError("config.data.dataset_uri", f"{where}: no assistant message")
+        raise DataError(DATASET_FIELD, f"{where}: no assistant message")
     return messages
 
 
-def read_conversations(uri: str) -> list[list[Message]]:
-    """All conversations of a JSONL file, or of every *.jsonl in a directory (sorted)."""
-    root = Path(uri.removeprefix("file://"))
-    files = sorted(root.glob("**/*.jsonl")) if root.is_dir() else [root]
+def dataset_files(path: Path, *, root: Path | None = None) -> list[Path]:
+    """The JSONL file `path`, or every *.jsonl below the folder `path` (sorted).
+
+    With `root`, a folder is walked without following symlinked folders, and a file
+    whose real path lies outside `root` (a symlink out) is PERMISSION_DENIED.
+    """
+    if not path.is_dir():
+        return [path]
+    files = []
+    for folder, _dirs, names in os.walk(path, followlinks=False):
+        for name in names:
+            if name.endswith(".jsonl"):
+                file = Path(folder) / name
+                if root is not None and not inside(file, root):
+                    raise PermissionDenied(
+                        f"{DATASET_FIELD}: {echo(str(file.relative_to(path)))} links outside "
+                        "the datasets root",
+                        reason="PATH_OUTSIDE_ROOT",
+                        metadata={"field": DATASET_FIELD, "kind": "datasets"},
+                    )
+                files.append(file)
+    return sorted(files)
+
+
+def read_conversations(
+    uri: str | Path, *, root: Path | None = None, max_bytes: int | None = None
+) -> list[list[Message]]:
+    """All conversations of a JSONL file, or of every *.jsonl in a directory (sorted).
+
+    `root` keeps a directory walk inside the datasets root; `max_bytes` caps the total
+    size, checked before anything is read.
+    """
+    path = uri if isinstance(uri, Path) else Path(uri.removeprefix("file://"))
+    files = dataset_files(path, root=root)
     if not files or not all(f.is_file() for f in files):
-        raise DataError("config.data.dataset_uri", f"no JSONL data at {uri!r}")
+        raise DataError(DATASET_FIELD, f"no JSONL data at {echo(str(uri))}")
+    if max_bytes is not None:
+        total = sum(f.stat().st_size for f in files)
+        if total > max_bytes:
+            raise DataError(
+                DATASET_FIELD, f"the dataset is {total} bytes; the limit is {max_bytes}"
+            )
     conversations = []
     for file in files:
-        for n, line in enumerate(file.read_text().splitlines(), 1):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(DATASET_FIELD, f"{echo(file.name)} is not UTF-8 text") from exc
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError("config.data.dataset_uri", f"{file.name}:{n}: {exc}") from exc
+            except (json.JSONDecodeError, RecursionError) as exc:
+                why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+                raise DataError(DATASET_FIELD, f"{echo(file.name)}:{n}: {why}") from exc
             if not isinstance(record, dict):
-                raise DataError("config.data.dataset_uri", f"{file.name}:{n}: not an object")
+                raise DataError(DATASET_FIELD, f"{echo(file.name)}:{n}: not an object")
             conversations.append(text_messages(record.get("messages"), f"{file.name}:{n}"))
     if not conversations:
-        raise DataError("config.data.dataset_uri", f"{uri!r} holds no examples")
+        raise DataError(DATASET_FIELD, f"{echo(str(uri))} holds no examples")
     return conversations
 
 

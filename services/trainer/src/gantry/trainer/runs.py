@@ -28,10 +28,12 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from gantry.core.errors import GantryError, status_from_exception
+from gantry.core.errors import FailedPrecondition, GantryError, echo, status_from_exception
+from gantry.core.storage import write_atomically
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints, grpo
+from gantry.trainer import checkpoints, data, grpo
+from gantry.trainer.paths import Roots, inside
 from gantry.trainer.training import Trainer
 
 log = logging.getLogger("gantry.trainer.runs")
@@ -48,15 +50,6 @@ ACTIVE = (
     trainer_pb2.RUN_STATE_CANCELLING,
 )
 _LENGTH = struct.Struct("<I")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 class TrajectoryLog:
@@ -91,10 +84,12 @@ class TrajectoryLog:
 class RunRecord:
     """One run: its persisted message, metrics, trajectory buffer and worker controls."""
 
-    def __init__(self, directory: Path, run: trainer_pb2.Run) -> None:
+    def __init__(self, directory: Path, run: trainer_pb2.Run, roots: Roots) -> None:
         self.dir = directory
         self.run = run
+        self.roots = roots
         self.lock = threading.RLock()  # guards run, metrics, buffer
+        self.save_lock = threading.Lock()  # one run.json writer at a time, newest state last
         self.wake = threading.Condition(self.lock)  # worker waits for data / cancel / stop
         self.model_lock = threading.Lock()  # held while the weights change or are saved
         self.metrics: list[trainer_pb2.StepMetrics] = []
@@ -111,8 +106,10 @@ class RunRecord:
 
     @property
     def checkpoint_root(self) -> Path:
-        output = self.run.config.output_uri.removeprefix("file://")
-        return Path(output) if output else self.dir / "checkpoints"
+        """The run's own checkpoint folder: `<run>/checkpoints`, or its `output_uri`
+        resolved inside the outputs root (checked on every use: run.json may be old)."""
+        output = self.run.config.output_uri
+        return self.roots.output(output) if output else self.dir / "checkpoints"
 
     # ----- trajectories in -----
     def judge(self, trajectory: trajectory_pb2.Trajectory) -> str | None:
@@ -166,9 +163,12 @@ class RunRecord:
 
     # ----- persistence -----
     def save(self) -> None:
-        with self.lock:
-            text = json_format.MessageToJson(self.run)
-        _write_atomic(self.dir / "run.json", text)
+        # Serialise and write under one lock, so the last write holds the newest state;
+        # write_atomically gives every write its own temp file.
+        with self.save_lock:
+            with self.lock:
+                text = json_format.MessageToJson(self.run)
+            write_atomically(self.dir / "run.json", text)
 
     def append_metrics(self, metrics: trainer_pb2.StepMetrics) -> None:
         line = json.dumps(json_format.MessageToDict(metrics))
@@ -189,7 +189,9 @@ class RunRecord:
                     m = json_format.ParseDict(json.loads(line), trainer_pb2.StepMetrics())
                     if m.step <= up_to_step and (not kept or m.step == kept[-1].step + 1):
                         kept.append(m)
-        _write_atomic(path, "".join(json.dumps(json_format.MessageToDict(m)) + "\n" for m in kept))
+        write_atomically(
+            path, "".join(json.dumps(json_format.MessageToDict(m)) + "\n" for m in kept)
+        )
         self.metrics = kept
 
     def notify(self) -> None:
@@ -239,11 +241,13 @@ class Worker:
         resume: bool,
         publish: Callable[[RunRecord], None],
         device: str = "cpu",
+        max_dataset_bytes: int | None = None,
     ) -> None:
         self.record = record
         self.device = device
         self.resume = resume
         self.publish = publish
+        self.max_dataset_bytes = max_dataset_bytes
 
     def _checkpoint(self, trainer: Trainer) -> trainer_pb2.Checkpoint:
         record = self.record
@@ -297,11 +301,26 @@ class Worker:
             if record.feeder is not None:
                 record.feeder.stop()
 
+    def _trainer(self) -> Trainer:
+        """The run's Trainer, with every path of its (possibly persisted) config checked
+        against the storage roots again."""
+        record = self.record
+        config = trainer_pb2.RunConfig()
+        config.CopyFrom(record.run.config)
+        roots = record.roots
+        config.base_model = roots.base_model(config.base_model)
+        conversations = None
+        if config.WhichOneof("method") == "sft":
+            dataset = roots.dataset(config.data.dataset_uri)
+            conversations = data.read_conversations(
+                dataset, root=roots.datasets.path, max_bytes=self.max_dataset_bytes
+            )
+        return Trainer(config, int(config.seed), self.device, conversations=conversations)
+
     def _train(self) -> None:
         record = self.record
-        config = record.run.config
-        trainer = Trainer(config, int(config.seed), self.device)
         ckpt_root = record.checkpoint_root
+        trainer = self._trainer()
         checkpoints.clean_temporaries(ckpt_root)
         latest = checkpoints.list_checkpoints(ckpt_root)
         if self.resume and latest:
@@ -329,7 +348,7 @@ class Worker:
             )
         record.set_state(state)
         log.info("run %s training from step %d", record.run.id, trainer.position.step)
-        interval = config.checkpoint_interval
+        interval = record.run.config.checkpoint_interval
         while True:
             if record.stop_requested:  # service shutdown: save, stay RUNNING, resume later
                 if not self._has_checkpoint_at(trainer.position.step):
@@ -393,10 +412,18 @@ class Worker:
 
 class RunManager:
     def __init__(
-        self, root: Path, publish: Callable[[RunRecord], None], device: str = "cpu"
+        self,
+        roots: Roots,
+        publish: Callable[[RunRecord], None],
+        device: str = "cpu",
+        *,
+        max_dataset_bytes: int | None = None,
     ) -> None:
-        self.root = root
+        assert roots.runs.path is not None
+        self.roots = roots
+        self.root = roots.runs.path
         self.device = device
+        self.max_dataset_bytes = max_dataset_bytes
         self.root.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, RunRecord] = {}
         self.workers: dict[str, Worker] = {}
@@ -408,10 +435,17 @@ class RunManager:
         to_resume = []
         for directory in sorted(self.root.iterdir()):
             path = directory / "run.json"
-            if not path.is_file():
+            if directory.is_symlink() or not path.is_file():
                 continue
-            run = json_format.Parse(path.read_text(), trainer_pb2.Run())
-            record = RunRecord(directory, run)
+            try:
+                run = json_format.Parse(path.read_text(), trainer_pb2.Run())
+            except (OSError, ValueError) as exc:  # json_format.ParseError is a ValueError
+                log.error("skipping %s: unreadable run.json (%s)", directory.name, exc)
+                continue
+            if run.id != directory.name:
+                log.error("skipping %s: its run.json names run %r", directory.name, run.id)
+                continue
+            record = RunRecord(directory, run, self.roots)
             record.submitted = record.trajectories.read()
             if run.state in ACTIVE:
                 if run.state == trainer_pb2.RUN_STATE_CANCELLING:
@@ -425,7 +459,6 @@ class RunManager:
     def create(self, display_name: str, config: trainer_pb2.RunConfig) -> RunRecord:
         run_id = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         directory = self.root / run_id
-        directory.mkdir(parents=True)
         run = trainer_pb2.Run(
             id=run_id,
             display_name=display_name,
@@ -433,14 +466,50 @@ class RunManager:
             state=trainer_pb2.RUN_STATE_PENDING,
         )
         run.create_time.GetCurrentTime()
-        record = RunRecord(directory, run)
-        record.save()
+        record = RunRecord(directory, run, self.roots)
         with self.lock:
+            if config.output_uri:
+                self._claim_output(record)
+            directory.mkdir(parents=True)
+            record.save()
             self.records[run_id] = record
         return record
 
+    def _claim_output(self, record: RunRecord) -> None:
+        """A run's output_uri becomes its own folder: new or empty, not another run's, not
+        inside <data_dir>/runs. The trainer replaces and cleans up in it freely after."""
+        output = record.checkpoint_root
+        uri = record.run.config.output_uri
+        taken = [
+            other.run.id
+            for other in self.records.values()
+            if other.run.config.output_uri and _same_folder(other, output)
+        ]
+        if taken or inside(output, self.root):
+            why = f"run {taken[0]} writes there" if taken else "it lies inside the runs folder"
+            raise FailedPrecondition(
+                f"config.output_uri: {echo(uri)} cannot hold this run's checkpoints: {why}; "
+                "name a new folder inside the outputs root",
+                reason="OUTPUT_IN_USE",
+                metadata={"field": "config.output_uri"},
+            )
+        if output.exists() and (not output.is_dir() or any(output.iterdir())):
+            raise FailedPrecondition(
+                f"config.output_uri: {echo(uri)} already holds files; name a new folder "
+                "(each run writes its checkpoints into a folder of its own)",
+                reason="OUTPUT_IN_USE",
+                metadata={"field": "config.output_uri"},
+            )
+        output.mkdir(parents=True, exist_ok=True)
+
     def start(self, record: RunRecord, *, resume: bool) -> None:
-        worker = Worker(record, resume=resume, publish=self.publish, device=self.device)
+        worker = Worker(
+            record,
+            resume=resume,
+            publish=self.publish,
+            device=self.device,
+            max_dataset_bytes=self.max_dataset_bytes,
+        )
         thread = threading.Thread(target=worker.run, name=f"trainer-{record.run.id}", daemon=True)
         record.thread = thread
         self.workers[record.run.id] = worker
@@ -456,13 +525,30 @@ class RunManager:
             reverse=True,
         )
 
-    def stop_all(self, timeout_s: float = 60.0) -> None:
-        """Service shutdown: every worker saves a checkpoint and exits, runs stay RUNNING."""
-        for record in self.records.values():
+    def active(self) -> int:
+        return sum(1 for r in list(self.records.values()) if r.run.state not in TERMINAL)
+
+    def request_stop(self) -> None:
+        """Service draining: every worker checkpoints at its current step and exits, runs
+        stay RUNNING (to resume on the next start). Returns at once."""
+        for record in list(self.records.values()):
             with record.wake:
                 record.stop_requested = True
                 record.wake.notify_all()
+            if record.feeder is not None:
+                record.feeder.stop()
+
+    def stop_all(self, timeout_s: float = 60.0) -> None:
+        """Service shutdown: request_stop, then wait for the workers' checkpoints."""
+        self.request_stop()
         deadline = time.monotonic() + timeout_s
         for record in self.records.values():
             if record.thread is not None:
                 record.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _same_folder(record: RunRecord, folder: Path) -> bool:
+    try:
+        return record.checkpoint_root == folder
+    except GantryError:  # a persisted output_uri outside today's outputs root
+        return False

@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import grpc
 
-from gantry.core.errors import Cancelled, FailedPrecondition, error_from_status, from_rpc_error
+from gantry.core.errors import (
+    Cancelled,
+    FailedPrecondition,
+    GantryError,
+    error_from_status,
+    status_from_exception,
+)
 from gantry.core.errors import Unavailable as UnavailableError
 from gantry.core.operations import OperationStore
+from gantry.core.peers import Peers
 from gantry.core.precision import recipe_name
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints
-from gantry.trainer.publish import Published, publish
+from gantry.trainer.paths import Roots
+from gantry.trainer.publish import Published, PublishFailed, Retry, publish
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.settings import TrainerSettings
 from gantry.trainer.training import extra_options
 
 log = logging.getLogger("gantry.trainer")
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
+# What a client told to come back (rollout unreachable, trainer restarting) should wait.
+RETRY_AFTER_S = 5.0
 
 
 class _Operations(OperationStore):
@@ -48,11 +60,19 @@ class TrainerService(Service[TrainerSettings]):
     def __init__(self, settings: TrainerSettings) -> None:
         super().__init__(settings)
         self.operations: _Operations = _Operations(prefix=f"{self.name}/operations")
+        self.roots = Roots.from_settings(settings)
+        self.rollout_peers = Peers("rollout", settings.rollout_target, settings.rollout_peers)
         self.runs = RunManager(
-            settings.resolved_data_dir() / "runs", self.publish_from_worker, settings.device
+            self.roots,
+            self.publish_from_worker,
+            settings.device,
+            max_dataset_bytes=settings.max_dataset_bytes,
         )
+        # Set with `draining` (SIGTERM): publish retries stop waiting, workers checkpoint.
+        self.stopping = threading.Event()
         self._events: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_watch: asyncio.Task[None] | None = None
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
         from gantry.trainer.servicer import TrainerServicer
@@ -68,12 +88,36 @@ class TrainerService(Service[TrainerSettings]):
         if self.settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self._loop = asyncio.get_running_loop()
+        self._drain_watch = asyncio.create_task(self._checkpoint_on_drain())
         for record in await self.run_blocking(self.runs.load):
             log.info("resuming run %s", record.run.id)
             self.launch(record, resume=True)
 
+    async def _checkpoint_on_drain(self) -> None:
+        """SIGTERM: runs checkpoint during the grace period, not after it."""
+        await self.draining.wait()
+        log.info("draining: running runs checkpoint and stop; they resume on the next start")
+        self.stopping.set()
+        self.runs.request_stop()
+
     async def stop(self) -> None:
+        self.stopping.set()
+        if self._drain_watch is not None:
+            self._drain_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain_watch
         await self.run_blocking(self.runs.stop_all)
+
+    # ----- peers -----
+    def rollout_target(self, record: RunRecord, requested: str = "") -> str:
+        """The configured rollout address to dial for `record`: the request's choice, else
+        the run's config.rollout_target (checked again: run.json may predate the
+        settings), else the default. PERMISSION_DENIED for anything not configured."""
+        if requested:
+            return self.rollout_peers.resolve(requested, field="rollout_target")
+        return self.rollout_peers.resolve(
+            record.run.config.rollout_target, field="config.rollout_target"
+        )
 
     # ----- change notification (worker threads -> event loop) -----
     def event(self, run_id: str) -> asyncio.Event:
@@ -95,15 +139,24 @@ class TrainerService(Service[TrainerSettings]):
             loop.call_soon_threadsafe(self._fire, run_id)
 
         record.listeners.append(changed)
+        target = ""
+        refused: GantryError | None = None
+        if record.run.config.data.HasField("episodes"):
+            try:
+                target = self.rollout_target(record)
+            except GantryError as exc:  # a persisted run whose rollout is no longer configured
+                refused = exc
         operation = self.operations.start(self._job(record), metadata=record.metadata())
         with record.lock:
             record.run.operation_name = operation.name
+        if refused is not None:
+            record.set_state(trainer_pb2.RUN_STATE_FAILED, error=status_from_exception(refused))
+            return record.snapshot()
         record.save()
         self.runs.start(record, resume=resume)
         if record.run.config.data.HasField("episodes"):
             from gantry.trainer.episodes import EpisodeFeeder
 
-            target = record.run.config.rollout_target or self.settings.rollout_target
             record.feeder = EpisodeFeeder(
                 record,
                 target,
@@ -164,6 +217,8 @@ class TrainerService(Service[TrainerSettings]):
         self, record: RunRecord, checkpoint: trainer_pb2.Checkpoint, target: str, uri_only: bool
     ) -> Published:
         """Blocking: stream (or point rollout to) a checkpoint; remember the version map."""
+        # The weights come from the run's own checkpoint folder, whatever a stored uri says.
+        checkpoint = checkpoints.find(record.checkpoint_root, checkpoint.id)
         try:
             done = publish(
                 target,
@@ -172,12 +227,25 @@ class TrainerService(Service[TrainerSettings]):
                 run_recipe(record.run.config),
                 record.run.id,
                 uri_only=uri_only,
+                retry=Retry(attempts=self.settings.publish_attempts),
+                stop=self.stopping,
             )
-        except grpc.RpcError as exc:
-            error = from_rpc_error(exc)
+        except PublishFailed as exc:
+            error, tries = exc.error, f"{exc.attempts} attempt{'s' if exc.attempts > 1 else ''}"
+            if exc.stopped:
+                raise UnavailableError(
+                    f"the trainer is shutting down; publishing to rollout at {target} stopped "
+                    f"after {tries}: {error.message}",
+                    retry_after_s=RETRY_AFTER_S,
+                ) from exc
             if error.code == grpc.StatusCode.UNAVAILABLE:
-                raise UnavailableError(f"rollout at {target} is unavailable: {error}") from exc
-            raise FailedPrecondition(f"rollout at {target} refused the weights: {error}") from exc
+                raise UnavailableError(
+                    f"rollout at {target} is unavailable ({tries}): {error.message}",
+                    retry_after_s=RETRY_AFTER_S,
+                ) from exc
+            raise FailedPrecondition(
+                f"rollout at {target} refused the weights ({error.code.name}): {error.message}"
+            ) from exc
         trainer = record.trainer
         if trainer is not None:
             with record.model_lock:
@@ -185,25 +253,26 @@ class TrainerService(Service[TrainerSettings]):
         with record.lock:
             record.versions[done.policy_version] = int(checkpoint.policy_version)
         log.info(
-            "published %s of run %s to %s as rollout version %d in %.2fs",
+            "published %s of run %s to %s as rollout version %d in %.2fs (%d attempts)",
             checkpoint.id,
             record.run.id,
             target,
             done.policy_version,
             done.seconds,
+            done.attempts,
         )
         return done
 
     def publish_from_worker(self, record: RunRecord) -> None:
         """publish_interval: called on the run's worker thread after a step."""
         worker = self.runs.workers[record.run.id]
-        target = record.run.config.rollout_target or self.settings.rollout_target
         try:
+            target = self.rollout_target(record)
             self.push(record, worker.checkpoint_live(), target, uri_only=False)
+        except GantryError as exc:
+            log.warning("publishing run %s failed; training continues: %s", record.run.id, exc)
         except Exception:
-            log.exception(
-                "publishing run %s to %s failed; training continues", record.run.id, target
-            )
+            log.exception("publishing run %s failed; training continues", record.run.id)
 
     @classmethod
     def demo_call(cls, channel: grpc.Channel) -> str:

@@ -1,7 +1,13 @@
-"""The TrainerService RPCs: validation, then the run manager does the work."""
+"""The TrainerService RPCs: limits, then validation, then the run manager does the work.
+
+Order of checks on arrival: sizes and counts (limits.py), then paths and peers (every
+client-named path through the storage roots, every rollout target through the
+configured peers), then capacity, and only then any reading of data.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import secrets
@@ -18,16 +24,25 @@ from gantry.core.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Unavailable,
     Unimplemented,
+    echo,
 )
+from gantry.core.limits import check_bytes, check_id
+from gantry.core.peers import Peers
+from gantry.models.checkpoint import check_checkpoint_dir
+from gantry.models.errors import ModelLoadError
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
-from gantry.trainer import checkpoints, data, grpo
-from gantry.trainer.model import SCHEDULES, TINY_MODEL, resolve_model_path
+from gantry.trainer import checkpoints, data, grpo, limits
+from gantry.trainer.model import SCHEDULES, TINY_MODEL
+from gantry.trainer.paths import Roots
 from gantry.trainer.runs import TERMINAL, RunRecord
 from gantry.trainer.training import DEFAULT_BATCH, DEFAULT_MAX_SEQ_LEN, extra_options
 
 if TYPE_CHECKING:
     from gantry.trainer.service import TrainerService
+
+RETRY_AFTER_S = 5.0
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -38,6 +53,7 @@ DEFAULT_GROUP_SIZE = 8
 def _page(token: str, field: str = "page_token") -> int:
     if not token:
         return 0
+    check_bytes(token, field=field, limit=limits.MAX_PAGE_TOKEN_BYTES)
     try:
         tag, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         if tag != "p" or int(value) < 0:
@@ -64,8 +80,29 @@ def _require(problems: list[FieldViolation]) -> None:
         )
 
 
+def _check_paths(config: trainer_pb2.RunConfig, roots: Roots, peers: Peers) -> None:
+    """Every path and target a StartRun config names: inside its root, or configured.
+
+    PERMISSION_DENIED naming the field otherwise, before anything is opened or dialled.
+    """
+    if config.base_model.strip() and config.base_model != TINY_MODEL:
+        model = Path(roots.base_model(config.base_model))
+        try:
+            check_checkpoint_dir(model)
+        except ModelLoadError as exc:
+            raise InvalidArgument.for_field(
+                "config.base_model", f"{echo(config.base_model)} is not a model: {exc.reason}"
+            ) from exc
+    if config.data.WhichOneof("source") == "dataset_uri":
+        roots.dataset(config.data.dataset_uri)
+    if config.output_uri:
+        roots.output(config.output_uri)
+    if config.rollout_target:
+        peers.resolve(config.rollout_target, field="config.rollout_target")
+
+
 def validate_config(
-    config: trainer_pb2.RunConfig, default_rollout_target: str = ""
+    config: trainer_pb2.RunConfig, roots: Roots, peers: Peers
 ) -> trainer_pb2.RunConfig:
     """Check a StartRun config; return a copy with the documented defaults filled in."""
     method = config.WhichOneof("method")
@@ -73,15 +110,12 @@ def validate_config(
         raise Unimplemented(
             "PPO (config.ppo) is not implemented by this trainer; use config.sft or config.grpo"
         )
+    recipe = str(extra_options(config).get("precision_recipe", ""))  # NaN/inf refused here
+    _check_paths(config, roots, peers)
+    default_rollout_target = peers.default
     problems: list[FieldViolation] = []
     if not config.base_model.strip():
         problems.append(FieldViolation("config.base_model", "is required (a local HF path)"))
-    elif (
-        config.base_model != TINY_MODEL and not Path(resolve_model_path(config.base_model)).is_dir()
-    ):
-        problems.append(
-            FieldViolation("config.base_model", f"{config.base_model!r} is not a directory")
-        )
     if method is None:
         problems.append(FieldViolation("config.method", "set exactly one of sft, grpo, ppo"))
     source = config.data.WhichOneof("source")
@@ -136,7 +170,6 @@ def validate_config(
         problems.append(
             FieldViolation("config.optimizer.lr_schedule", f"must be one of {SCHEDULES}")
         )
-    recipe = str(extra_options(config).get("precision_recipe", ""))
     if recipe and recipe not in ("bf16", "fp8-naive", "fp8-jet"):
         problems.append(
             FieldViolation("config.extra.precision_recipe", "bf16, fp8-naive or fp8-jet")
@@ -182,10 +215,10 @@ def validate_config(
     return accepted
 
 
-def check_dataset(uri: str) -> None:
+def check_dataset(roots: Roots, uri: str, max_bytes: int) -> None:
     """Blocking: read the dataset once so that bad data fails StartRun, not the run."""
     try:
-        data.read_conversations(uri)
+        data.read_conversations(roots.dataset(uri), root=roots.datasets.path, max_bytes=max_bytes)
     except data.DataError as exc:
         raise InvalidArgument.for_field(exc.field, exc.message) from exc
 
@@ -198,25 +231,49 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     def _record(self, run_id: str, field: str = "run_id") -> RunRecord:
         if not run_id:
             raise InvalidArgument.for_field(field, "is required")
+        check_id(run_id, field=field)
         record = self.service.runs.get(run_id)
         if record is None:
-            raise NotFound(f"run {run_id!r} not found", resource_type="run", resource_name=run_id)
+            raise NotFound(
+                f"run {echo(run_id)} not found", resource_type="run", resource_name=run_id
+            )
         return record
+
+    def _check_capacity(self) -> None:
+        settings = self.service.settings
+        runs = self.service.runs
+        if len(runs.records) >= settings.max_runs:
+            raise ResourceExhausted(
+                f"the trainer holds {len(runs.records)} runs, its limit (max_runs); an "
+                "operator must remove finished runs from <data_dir>/runs or raise max_runs",
+                reason="TOO_MANY_RUNS",
+            )
+        active = runs.active()
+        if active >= settings.max_active_runs:
+            raise ResourceExhausted(
+                f"{active} runs are active; the limit is max_active_runs "
+                f"({settings.max_active_runs}): retry when one ends",
+                retry_after_s=30,
+                reason="TOO_MANY_ACTIVE_RUNS",
+            )
 
     async def StartRun(
         self, request: trainer_pb2.StartRunRequest, context: Any
     ) -> operations_pb2.Operation:
+        limits.check_start_request(request)
         if request.request_id and request.request_id in self.by_request_id:
             existing = self._record(self.by_request_id[request.request_id])
             return self.service.operations.get(existing.run.operation_name)
-        config = validate_config(request.config, self.service.settings.rollout_target)
+        config = validate_config(request.config, self.service.roots, self.service.rollout_peers)
+        self._check_capacity()
         if config.WhichOneof("method") == "sft":
-            await self.service.run_blocking(check_dataset, config.data.dataset_uri)
-        active = [r for r in self.service.runs.records.values() if r.run.state not in TERMINAL]
-        if len(active) >= self.service.settings.max_active_runs:
-            raise ResourceExhausted(
-                f"{len(active)} runs are active; the limit is max_active_runs", retry_after_s=30
+            await self.service.run_blocking(
+                check_dataset,
+                self.service.roots,
+                config.data.dataset_uri,
+                self.service.settings.max_dataset_bytes,
             )
+        self._check_capacity()  # again: other calls may have started runs meanwhile
         record = await self.service.run_blocking(
             self.service.runs.create, request.display_name, config
         )
@@ -259,7 +316,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     ) -> trainer_pb2.SubmitTrajectoriesResponse:
         record: RunRecord | None = None
         reply = trainer_pb2.SubmitTrajectoriesResponse()
+        settings = self.service.settings
         async for message in request_iterator:
+            limits.check_trajectories(
+                message,
+                max_count=settings.max_trajectories_per_message,
+                max_tokens=settings.max_tokens_per_trajectory,
+            )
             if record is None:
                 record = self._record(message.run_id)
                 if not record.run.config.data.submitted:
@@ -292,6 +355,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if request.since_step < 0:
             raise InvalidArgument.for_field("since_step", "must be >= 0")
         next_step = max(1, request.since_step)
+        draining = self.service.draining
         while True:
             changed = self.service.event(record.run.id)
             with record.lock:
@@ -302,7 +366,16 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 next_step = metrics.step + 1
             if not request.follow or state in TERMINAL:
                 return
-            await changed.wait()
+            if draining.is_set():
+                # SIGTERM: end the stream now, not at the grace period; the run resumes on
+                # the next start and the client continues from since_step.
+                raise Unavailable(
+                    f"the trainer is shutting down; run {record.run.id} continues after the "
+                    f"restart: call again with since_step={next_step}",
+                    retry_after_s=RETRY_AFTER_S,
+                    reason="DRAINING",
+                )
+            await _first(changed, draining)
 
     async def ListCheckpoints(
         self, request: trainer_pb2.ListCheckpointsRequest, context: Any
@@ -323,29 +396,14 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self, request: trainer_pb2.PublishWeightsRequest, context: Any
     ) -> trainer_pb2.PublishWeightsResponse:
         record = self._record(request.run_id)
-        target = (
-            request.rollout_target
-            or record.run.config.rollout_target
-            or self.service.settings.rollout_target
-        )
-        if not target:
-            raise InvalidArgument.for_field(
-                "rollout_target",
-                "is required (neither the run's config.rollout_target nor the server's "
-                "rollout_target setting is set)",
-            )
+        check_id(request.checkpoint_id, field="checkpoint_id")
+        # Resolved before anything is read or dialled; PERMISSION_DENIED for an address
+        # the operator did not configure (the bearer token goes nowhere else).
+        target = self.service.rollout_target(record, request.rollout_target)
         if request.checkpoint_id:
-            found = await self.service.run_blocking(
-                checkpoints.list_checkpoints, record.checkpoint_root
+            checkpoint = await self.service.run_blocking(
+                checkpoints.find, record.checkpoint_root, request.checkpoint_id
             )
-            matches = [c for c in found if c.id == request.checkpoint_id]
-            if not matches:
-                raise NotFound(
-                    f"checkpoint {request.checkpoint_id!r} of run {record.run.id} not found",
-                    resource_type="checkpoint",
-                    resource_name=request.checkpoint_id,
-                )
-            checkpoint = matches[0]
         else:
             checkpoint = await self.service.run_blocking(
                 self.service.live_or_latest_checkpoint, record
@@ -359,3 +417,13 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return trainer_pb2.PublishWeightsResponse(
             policy_version=done.policy_version, checkpoint=checkpoint, duration=elapsed
         )
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of `events` is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

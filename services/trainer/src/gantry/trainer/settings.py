@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from gantry.core.settings import ServiceSettings, peer_secret, settings_config
+from gantry.core.settings import MiB, ServiceSettings, peer_secret, settings_config
 
 
 class TrainerSettings(ServiceSettings):
@@ -32,10 +32,53 @@ class TrainerSettings(ServiceSettings):
         default=10_000, ge=1, description="SubmitTrajectories back-pressure per run"
     )
     max_active_runs: int = Field(default=4, ge=1, description="Runs training at the same time")
+    max_runs: int = Field(
+        default=10_000,
+        ge=1,
+        description="Runs kept in <data_dir>/runs (any state); StartRun beyond it is "
+        "RESOURCE_EXHAUSTED until an operator removes finished runs",
+    )
+    max_trajectories_per_message: int = Field(
+        default=4096, ge=1, description="Trajectories in one SubmitTrajectories message"
+    )
+    max_tokens_per_trajectory: int = Field(
+        default=262_144,
+        ge=1,
+        description="Prompt + completion token ids over all turns of one submitted trajectory",
+    )
+    max_dataset_bytes: int = Field(
+        default=1024 * MiB, ge=1, description="Total size of the JSONL files of one dataset_uri"
+    )
+    datasets_root: Path | None = Field(
+        default=None,
+        description="config.data.dataset_uri resolves inside this folder "
+        "(default <data_dir>/datasets)",
+    )
+    outputs_root: Path | None = Field(
+        default=None,
+        description="config.output_uri resolves inside this folder (default <data_dir>/outputs)",
+    )
+    models_root: Path | None = Field(
+        default=None,
+        description="config.base_model resolves inside this folder (default <data_dir>/models); "
+        "checkpoints of this trainer's runs and 'tiny' are accepted too",
+    )
     rollout_target: str = Field(
         default="",
         description="RolloutService address used when a run and a PublishWeights request "
         "name none (the local stack sets it)",
+    )
+    rollout_peers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further rollout servers by name (JSON in the env var): requests may name "
+        "one of these or a configured address, never another address",
+    )
+    publish_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=100,
+        description="UpdateWeights calls per publish when rollout answers UNAVAILABLE (the "
+        "whole stream again, backoff 0.5 s doubling to 8 s, or the server's RetryInfo)",
     )
     rollout_token: SecretStr | None = Field(
         default=None, description="Bearer token for rollout servers (PublishWeights)"

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from google.protobuf import json_format
 
+from gantry.core.limits import struct_to_python
 from gantry.core.precision import recipe_name
 from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
@@ -37,7 +37,8 @@ DEFAULT_MAX_SEQ_LEN = 2048
 
 
 def extra_options(config: trainer_pb2.RunConfig) -> dict[str, Any]:
-    return json_format.MessageToDict(config.extra) if config.HasField("extra") else {}
+    """`config.extra` as plain data; NaN/inf and deep nesting are INVALID_ARGUMENT."""
+    return struct_to_python(config.extra, field="config.extra") if config.HasField("extra") else {}
 
 
 @dataclass
@@ -52,7 +53,16 @@ class Position:
 
 
 class Trainer:
-    def __init__(self, config: trainer_pb2.RunConfig, seed: int, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        config: trainer_pb2.RunConfig,
+        seed: int,
+        device: str = "cpu",
+        *,
+        conversations: list[list[data.Message]] | None = None,
+    ) -> None:
+        """`conversations`: the SFT data, already read (the service reads it inside the
+        datasets root); None reads `config.data.dataset_uri` as given (tools, benchmarks)."""
         self.config = config
         self.seed = seed
         self.method = config.WhichOneof("method") or ""
@@ -73,7 +83,8 @@ class Trainer:
         self.examples: list[data.Example] = []
         if self.method == "sft":
             sft = config.sft
-            conversations = data.read_conversations(config.data.dataset_uri)
+            if conversations is None:
+                conversations = data.read_conversations(config.data.dataset_uri)
             self.examples = data.build_examples(
                 self.tokenizer,
                 conversations,
