@@ -102,7 +102,10 @@ class EpisodeFeeder:
     def _stream(self) -> None:
         request = stream_request(self.record.run.config)
         pending: dict[str, list[trajectory_pb2.Trajectory]] = {}
-        with sync_channel(self.target, token=self.token, default_timeout_s=None) as channel:
+        # gRPC's own retries off: this loop retries the stream itself (see publish.py).
+        with sync_channel(
+            self.target, token=self.token, default_timeout_s=None, retry=None
+        ) as channel:
             self._call = rollout_pb2_grpc.RolloutServiceStub(channel).StreamEpisodes(request)
             for message in self._call:
                 if self._done():
