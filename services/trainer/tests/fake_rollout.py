@@ -81,7 +81,10 @@ class FakeRollout:
 
     async def _serve(self) -> None:
         server = grpc.aio.server()
-        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(_Servicer(self), server)
+        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(
+            _Servicer(self),  # type: ignore[abstract]  # UpdateWeights only: the rest UNIMPLEMENTED
+            server,
+        )
         self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         if not self.port:
             raise OSError("could not bind the fake rollout port")

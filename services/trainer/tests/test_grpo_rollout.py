@@ -20,7 +20,7 @@ from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.rollout.service import RolloutService
 from gantry.rollout.settings import RolloutSettings
 
-from .helpers import TOKEN, error_of, stubs, trainer_server, wait_run
+from .helpers import TEMP_ROOT, TOKEN, error_of, stubs, trainer_server, wait_run
 
 GROUP = 4
 PROMPTS = [[5, 17, 42, 99, 7], [11, 12, 13, 300, 8]]
@@ -37,6 +37,8 @@ def rollout_target() -> Iterator[str]:
         log_json=False,
         model_path="tiny",
         precision_recipe="fp8-jet",
+        # URI transfer: rollout loads the trainer's checkpoints (under pytest's temp dirs).
+        checkpoints_root=TEMP_ROOT,
     )
     with serve_in_thread(RolloutService(settings)) as running:
         yield f"127.0.0.1:{running.port}"

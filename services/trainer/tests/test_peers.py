@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -68,7 +69,7 @@ def listener() -> Iterator[Listener]:
         harvest.close()
 
 
-def grpo_config(tiny_path: str, **fields: object) -> trainer_pb2.RunConfig:
+def grpo_config(tiny_path: str, **fields: Any) -> trainer_pb2.RunConfig:
     config = trainer_pb2.RunConfig(
         base_model=tiny_path, grpo=trainer_pb2.GrpoConfig(group_size=2), batch_size=2, **fields
     )
