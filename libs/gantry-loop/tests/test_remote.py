@@ -16,10 +16,15 @@ from gantry.models.tiny.causal_lm import build_tiny_causal_lm
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_loop_runs_against_running_services(tmp_path: Path) -> None:
-    model = build_tiny_causal_lm(tmp_path / "model", seed=3)
+    model = build_tiny_causal_lm(tmp_path / "models" / "base", seed=3)
+    shared = tmp_path / "shared"
+    shared.mkdir()
     env = {
         "GANTRY_ROLLOUT_MODEL_PATH": str(model),
         "GANTRY_ROLLOUT_PRECISION_RECIPE": "bf16",
+        # The operator's storage roots: the shared volume and the models folder.
+        "GANTRY_TRAINER_DATASETS_ROOT": str(shared),
+        "GANTRY_TRAINER_MODELS_ROOT": str(tmp_path / "models"),
         **{
             f"GANTRY_{s.upper()}_DATA_DIR": str(tmp_path / s)
             for s in ("envfarm", "rollout", "trainer")
@@ -30,8 +35,6 @@ def test_loop_runs_against_running_services(tmp_path: Path) -> None:
         assert running.token
         token_file = tmp_path / "token"
         token_file.write_text(running.token + "\n")
-        shared = tmp_path / "shared"
-        shared.mkdir()
         config = parse_config(
             {
                 "name": "remote",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from gantry.core import errors
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2, trajectory_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
@@ -47,6 +48,36 @@ class Stubs:
 
 class RunFailed(RuntimeError):
     """A trainer run ended in FAILED or CANCELLED."""
+
+
+class Refused(RuntimeError):
+    """A service refused a path or target from the loop's config (PERMISSION_DENIED)."""
+
+
+DATASET_FIELD = "config.data.dataset_uri"
+# What to change when the trainer refuses a field the loop fills in from its config.
+_HINTS = {
+    DATASET_FIELD: "services.shared_dir (where the loop writes the SFT data) "
+    "must lie inside the trainer's datasets root (GANTRY_TRAINER_DATASETS_ROOT), at the "
+    "same path on both sides",
+    "config.base_model": "policy.base_model must lie inside the trainer's models root "
+    "(GANTRY_TRAINER_MODELS_ROOT)",
+    "rollout_target": "services.rollout_for_trainer must be empty (the trainer's own "
+    "rollout_target), a peer name from GANTRY_TRAINER_ROLLOUT_PEERS, or an address "
+    "configured there",
+}
+
+
+@contextlib.contextmanager
+def _explain_refusals() -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as exc:
+        error = errors.from_rpc_error(exc)
+        hint = _HINTS.get(error.metadata.get("field", ""))
+        if error.code != grpc.StatusCode.PERMISSION_DENIED or hint is None:
+            raise
+        raise Refused(f"{error.message}\n  -> {hint}") from exc
 
 
 # ---- demonstrations --------------------------------------------------------------------
@@ -174,12 +205,48 @@ def run_episodes(
 
 
 def start_run(stubs: Stubs, name: str, config: trainer_pb2.RunConfig, request_id: str) -> str:
-    operation = stubs.trainer.StartRun(
-        trainer_pb2.StartRunRequest(display_name=name, config=config, request_id=request_id)
-    )
+    with _explain_refusals():
+        operation = stubs.trainer.StartRun(
+            trainer_pb2.StartRunRequest(display_name=name, config=config, request_id=request_id)
+        )
     metadata = trainer_pb2.StartRunMetadata()
     operation.metadata.Unpack(metadata)
     return metadata.run_id
+
+
+def check_trainer_access(stubs: Stubs, base_model: str, data_dir: Path, rollout: str) -> None:
+    """Before any work: does the trainer accept the base model, the SFT data folder (the
+    same path on its side, inside its datasets root) and the rollout target?
+
+    StartRun with an empty probe file checks every path and target, then fails reading
+    the data, before it creates a run. Raises Refused with what to change.
+    """
+    probe = data_dir / ".gantry-loop-probe.jsonl"
+    probe.write_text("")
+    config = trainer_pb2.RunConfig(
+        base_model=base_model, sft=trainer_pb2.SftConfig(), max_steps=1, rollout_target=rollout
+    )
+    config.data.dataset_uri = str(probe)
+    request = trainer_pb2.StartRunRequest(display_name="gantry-loop-probe", config=config)
+    try:
+        with _explain_refusals():
+            operation = stubs.trainer.StartRun(request)
+    except grpc.RpcError as exc:
+        error = errors.from_rpc_error(exc)
+        fields = {v.field for v in getattr(error, "violations", ())}
+        if error.code == grpc.StatusCode.INVALID_ARGUMENT and fields == {DATASET_FIELD}:
+            return  # the empty data itself: everything else was accepted
+        if error.code == grpc.StatusCode.NOT_FOUND:
+            raise Refused(
+                f"the trainer does not see {probe} (written by this process): "
+                f"{_HINTS[DATASET_FIELD]}"
+            ) from exc
+        raise
+    finally:
+        probe.unlink(missing_ok=True)
+    metadata = trainer_pb2.StartRunMetadata()  # a trainer that took empty data: clean up
+    operation.metadata.Unpack(metadata)
+    cancel(stubs, metadata.run_id)
 
 
 def follow_run(
@@ -233,10 +300,13 @@ def submit(stubs: Stubs, run_id: str, trajectories: list[trajectory_pb2.Trajecto
 
 
 def publish(stubs: Stubs, run_id: str, rollout: str) -> trainer_pb2.PublishWeightsResponse:
-    """Push the run's latest weights to `rollout` (as the trainer reaches it)."""
-    response: trainer_pb2.PublishWeightsResponse = stubs.trainer.PublishWeights(
-        trainer_pb2.PublishWeightsRequest(run_id=run_id, rollout_target=rollout), timeout=600.0
-    )
+    """Push the run's latest weights to `rollout`: empty for the trainer's configured
+    rollout, else a peer name or address configured on the trainer."""
+    with _explain_refusals():
+        response: trainer_pb2.PublishWeightsResponse = stubs.trainer.PublishWeights(
+            trainer_pb2.PublishWeightsRequest(run_id=run_id, rollout_target=rollout),
+            timeout=600.0,
+        )
     return response
 
 

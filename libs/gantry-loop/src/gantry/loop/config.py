@@ -33,12 +33,15 @@ class ServicesConfig(_Strict):
     root_certificates_file: Path | None = None
     rollout_for_trainer: str = Field(
         default="",
-        description="Rollout's address as the trainer sees it (in-cluster DNS); default: rollout",
+        description="Where the trainer publishes: empty = the trainer's configured "
+        "rollout_target, else a peer name (GANTRY_TRAINER_ROLLOUT_PEERS) or an address "
+        "configured on the trainer; the trainer refuses any other address",
     )
     shared_dir: Path | None = Field(
         default=None,
         description="Directory this process writes SFT data to and the trainer reads from "
-        "(a shared volume when the trainer is remote); default: the report directory",
+        "(a shared volume when the trainer is remote, inside the trainer's datasets root "
+        "and mounted at the same path); default: <report dir>/data",
     )
     startup_timeout_s: float = Field(default=300.0, gt=0)
 

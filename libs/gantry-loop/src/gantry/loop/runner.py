@@ -21,6 +21,7 @@ from rich.console import Console
 
 from gantry.core import stack
 from gantry.core.client import sync_channel
+from gantry.loop import calls
 from gantry.loop.calls import Stubs
 from gantry.loop.config import LoopConfig
 from gantry.loop.loop import LoopResult, Record, TrainingLoop
@@ -72,7 +73,7 @@ def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool =
     data_dir.mkdir(parents=True, exist_ok=True)
     result = LoopResult()
     try:
-        with _terminate_as_interrupt(), _endpoints(config, report_dir) as endpoints:
+        with _terminate_as_interrupt(), _endpoints(config, report_dir, data_dir) as endpoints:
             loop = TrainingLoop(
                 config,
                 endpoints.stubs,
@@ -108,10 +109,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _endpoints(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
+def _endpoints(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterator[Endpoints]:
     services = config.services
     if services.all_local:
-        with _local_stack(config, report_dir) as endpoints:
+        with _local_stack(config, report_dir, data_dir) as endpoints:
             yield endpoints
         return
     token = services.token_file.read_text().strip() if services.token_file else None
@@ -135,13 +136,35 @@ def _endpoints(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
                 "policy.base_model must be a checkpoint path both remote rollout and trainer "
                 'can read ("tiny" is built locally and only works with local services)'
             )
-        yield Endpoints(
-            stubs, config.policy.base_model, services.rollout_for_trainer or services.rollout
+        # Empty: the trainer publishes to its own configured rollout (the address the loop
+        # dials is usually not one the trainer may use).
+        endpoints = Endpoints(stubs, config.policy.base_model, services.rollout_for_trainer)
+        calls.check_trainer_access(
+            stubs, endpoints.base_model, data_dir, endpoints.rollout_for_trainer
         )
+        yield endpoints
+
+
+def local_stack_env(
+    config: LoopConfig, base_model: str, data_dir: Path, state_dir: Path
+) -> dict[str, str]:
+    """Settings of the local stack's services for this loop: rollout serves the base
+    model, and the trainer's storage roots hold the SFT data the loop writes
+    (`data_dir`) and the base model."""
+    return {
+        "GANTRY_ROLLOUT_MODEL_PATH": base_model,
+        "GANTRY_ROLLOUT_PRECISION_RECIPE": config.policy.precision,
+        "GANTRY_TRAINER_DATASETS_ROOT": str(data_dir.resolve()),
+        "GANTRY_TRAINER_MODELS_ROOT": str(Path(base_model).resolve().parent),
+        **{
+            f"GANTRY_{name.upper()}_DATA_DIR": str(state_dir / "data" / name)
+            for name in LOCAL_SERVICES
+        },
+    }
 
 
 @contextlib.contextmanager
-def _local_stack(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
+def _local_stack(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterator[Endpoints]:
     base_model = config.policy.base_model
     if base_model == "tiny":
         from gantry.models.tiny.causal_lm import build_tiny_causal_lm
@@ -156,14 +179,7 @@ def _local_stack(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
             )
         )
     state_dir = report_dir / "stack"
-    env = {
-        "GANTRY_ROLLOUT_MODEL_PATH": base_model,
-        "GANTRY_ROLLOUT_PRECISION_RECIPE": config.policy.precision,
-        **{
-            f"GANTRY_{name.upper()}_DATA_DIR": str(state_dir / "data" / name)
-            for name in LOCAL_SERVICES
-        },
-    }
+    env = local_stack_env(config, base_model, data_dir, state_dir)
     running = stack.up(
         state_dir,
         LOCAL_SERVICES,
@@ -182,6 +198,7 @@ def _local_stack(config: LoopConfig, report_dir: Path) -> Iterator[Endpoints]:
                 rollout=rollout_pb2_grpc.RolloutServiceStub(channel("rollout")),
                 trainer=trainer_pb2_grpc.TrainerServiceStub(channel("trainer")),
             )
+            # The address stack.up configured as the trainer's rollout_target: accepted.
             yield Endpoints(stubs, base_model, running.service("rollout").target)
     finally:
         stack.down(state_dir)
