@@ -13,38 +13,11 @@ import torch
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.codecs import tensor_chunks, tensor_from_torch
-from gantry.core.testing.threaded import serve_in_thread
-from gantry.envfarm.service import EnvFarmService
-from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.service import RolloutService
-from gantry.rollout.settings import RolloutSettings
 
-TOKEN = "rollout-test-token"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[RolloutService, str]]:
-    common: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "metrics_port": 0,
-        "auth_token": TOKEN,
-        "log_json": False,
-    }
-    envfarm = EnvFarmService(EnvFarmSettings(**common))
-    with serve_in_thread(envfarm) as farm:
-        rollout = RolloutService(
-            RolloutSettings(
-                **common,
-                envfarm_target=f"127.0.0.1:{farm.port}",
-                max_batch_size=16,
-                vlm_model_path="tiny",
-            )
-        )
-        with serve_in_thread(rollout) as running:
-            yield rollout, f"127.0.0.1:{running.port}"
+from .helpers import TOKEN
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ the interaction so far and restarts the conversation from that summary.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gantry.core.errors import InvalidArgument
@@ -16,6 +17,13 @@ from gantry.rollout.engine.types import Sample, SamplingParams
 from gantry.rollout.prompts import apply_chat
 
 Message = dict[str, str]
+Run = Callable[..., Awaitable[Any]]
+
+
+async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 SUMMARY_INSTRUCTION = (
     "Summarise the interaction so far in a few sentences: the goal, what was tried, what "
     "the environment answered, and the current state. Be concrete."
@@ -37,19 +45,28 @@ async def fit_history(
     window: int,
     strategy: int,
     budget: int,
+    *,
+    run: Run = _inline,
+    client: str = "",
 ) -> list[int]:
     """Token ids of [system task] + history that leave `budget` tokens for the reply.
 
-    With SUMMARIZE_AND_RESET, `history` is replaced in place by the summary.
+    With SUMMARIZE_AND_RESET, `history` is replaced in place by the summary. `run`
+    executes the (blocking) template rendering, e.g. on the service's executor.
     """
+
+    async def render(messages: list[Message]) -> list[int]:
+        ids: list[int] = await run(apply_chat, generator.tokenizer, messages)
+        return ids
+
     limit = generator.context_length - budget
     system = [{"role": "system", "content": task}] if task else []
     shown = _window(history, window)
-    ids = apply_chat(generator.tokenizer, system + shown)
+    ids = await render(system + shown)
     if len(ids) <= limit:
         return ids
     if strategy == rollout_pb2.CONTEXT_STRATEGY_SUMMARIZE_AND_RESET and len(history) > 1:
-        summary = await summarise(generator, system + history[:-1], budget)
+        summary = await summarise(generator, system + history[:-1], budget, run=run, client=client)
         history[:] = [
             {
                 "role": "user",
@@ -58,10 +75,10 @@ async def fit_history(
             }
         ]
         shown = history
-        ids = apply_chat(generator.tokenizer, system + shown)
+        ids = await render(system + shown)
     while len(ids) > limit and len(shown) > 1:
         shown = shown[2:]  # drop the oldest (user, assistant) turn
-        ids = apply_chat(generator.tokenizer, system + shown)
+        ids = await render(system + shown)
     if len(ids) > limit:
         raise InvalidArgument.for_field(
             "spec.sampling.max_tokens",
@@ -71,14 +88,16 @@ async def fit_history(
     return ids
 
 
-async def summarise(generator: Any, messages: list[Message], budget: int) -> str:
+async def summarise(
+    generator: Any, messages: list[Message], budget: int, *, run: Run = _inline, client: str = ""
+) -> str:
     """One greedy pass asking the model to summarise `messages`."""
     request = [*messages, {"role": "user", "content": SUMMARY_INSTRUCTION}]
-    ids = apply_chat(generator.tokenizer, request)
+    ids: list[int] = await run(apply_chat, generator.tokenizer, request)
     # Keep the most recent part if even the summary request is too long.
     ids = ids[-(generator.context_length - budget - 1) :]
     sample = Sample(0)
     params = SamplingParams(max_tokens=min(budget, SUMMARY_MAX_TOKENS), temperature=0.0)
-    async for delta in generator.generate(ids, params):
+    async for delta in generator.generate(ids, params, client=client):
         sample.add(delta)
     return sample.text.strip()

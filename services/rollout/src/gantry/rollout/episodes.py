@@ -6,6 +6,12 @@ generated it, and the environment's reward and feedback. Episodes run concurrent
 semaphore bounds them); `stream` keeps N in flight and yields each as it finishes
 (LongCat's asynchronous rollouts), cancelling episodes that fall more than
 `max_staleness` policy versions behind.
+
+envfarm is dialled (with the stack token) only at the operator's targets: the default
+`envfarm_target` or one of `envfarm_peers`, chosen by name (or by exactly that address)
+in `spec.envfarm_target`; anything else is PERMISSION_DENIED before any connection. On
+SIGTERM both calls stop starting episodes and end with UNAVAILABLE + RetryInfo
+(StreamEpisodes first delivers the episodes already finished).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from gantry.core import errors
 from gantry.core.client import aio_channel
 from gantry.core.codecs import image_to_array
 from gantry.core.errors import GantryError, InvalidArgument
+from gantry.core.peers import Peers
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, trajectory_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
+from gantry.rollout.calls import cancel_all, drained
 from gantry.rollout.context import fit_history
 from gantry.rollout.engine.types import PromptTooLong, Sample
 
@@ -69,6 +77,9 @@ class Stale(Exception):
 class EpisodeRunner:
     def __init__(self, service: RolloutService) -> None:
         self.service = service
+        settings = service.settings
+        self.peers = Peers("envfarm", settings.envfarm_target, settings.envfarm_peers)
+        self._pruners = Peers("pruner")  # pruning is not served yet: no pruner is configured
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._instructions: dict[tuple[str, str], str] = {}
 
@@ -78,16 +89,18 @@ class EpisodeRunner:
         self._channels.clear()
 
     def _envfarm(self, target: str) -> envfarm_pb2_grpc.EnvFarmServiceAsyncStub:
-        target = target or self.service.settings.envfarm_target
+        """A stub for `target`, an address already resolved through `self.peers`."""
+        assert target in self.peers.targets()
         if target not in self._channels:
             token = self.service.settings.resolved_envfarm_token()
             self._channels[target] = aio_channel(target, token=token, default_timeout_s=60)
         return envfarm_pb2_grpc.EnvFarmServiceStub(self._channels[target])
 
     # ----- validation -----
-    def _check(self, spec: rollout_pb2.EpisodeSpec) -> None:
-        if not spec.env_id:
-            raise InvalidArgument.for_field("spec.env_id", "is required, e.g. 'visgym/maze_2d'")
+    def _check(self, spec: rollout_pb2.EpisodeSpec, *, continuous: bool = False) -> str:
+        """Validate the spec before any work; returns the envfarm address to dial."""
+        self.service.limits.episode_spec(spec, continuous=continuous)
+        target = self.peers.resolve(spec.envfarm_target, field="spec.envfarm_target")
         if _visual(spec) and self.service.vlm is None:
             raise InvalidArgument.for_field(
                 "spec.settings.observation_mode",
@@ -98,17 +111,15 @@ class EpisodeRunner:
             raise InvalidArgument.for_field(
                 "spec.settings.goal_image", "a goal image needs an image observation mode"
             )
-        for name in ("episodes_per_seed", "concurrency", "max_turns"):
-            if getattr(spec, name) < 0:
-                raise InvalidArgument.for_field(f"spec.{name}", "must be >= 0")
-        if spec.settings.history_window < 0:
-            raise InvalidArgument.for_field("spec.settings.history_window", "must be >= 0")
         if spec.pruning.enabled:
             raise InvalidArgument.for_field(
                 "spec.pruning.enabled",
                 "observation pruning needs the pruner service (not yet served)",
             )
+        if spec.pruning.pruner_target:
+            self._pruners.resolve(spec.pruning.pruner_target, field="spec.pruning.pruner_target")
         prompts.sampling(spec.sampling, "spec.sampling")
+        return target
 
     def _jobs(self, spec: rollout_pb2.EpisodeSpec, cycle: bool) -> Any:
         seeds = list(spec.seeds)
@@ -127,19 +138,46 @@ class EpisodeRunner:
             for index in range(per_seed):
                 yield seed, group, index
 
-    # ----- RunEpisodes -----
-    async def run(self, spec: rollout_pb2.EpisodeSpec) -> rollout_pb2.RunEpisodesResponse:
-        self._check(spec)
-        limit = min(
+    def _concurrency(self, spec: rollout_pb2.EpisodeSpec) -> int:
+        return min(
             spec.concurrency or DEFAULT_CONCURRENCY, self.service.settings.max_episode_concurrency
         )
+
+    def _drained(self, what: str) -> GantryError:
+        return drained(self.service.settings.drain_retry_after_s, what)
+
+    # ----- RunEpisodes -----
+    async def run(
+        self, spec: rollout_pb2.EpisodeSpec, *, client: str = ""
+    ) -> rollout_pb2.RunEpisodesResponse:
+        target = self._check(spec)
+        limit = self._concurrency(spec)
+        self.service.generator.check_capacity(client, limit)
         gate = asyncio.Semaphore(limit)
+        draining = self.service.draining
 
         async def bounded(seed: int, group: str, index: int) -> Any:
             async with gate:
-                return await self._attempt(spec, seed, group, index, max_staleness=0)
+                if draining.is_set():  # stop taking new work
+                    raise self._drained("no new episode was started.")
+                return await self._attempt(
+                    spec, target, seed, group, index, max_staleness=0, client=client
+                )
 
-        outcomes = await asyncio.gather(*(bounded(*job) for job in self._jobs(spec, cycle=False)))
+        tasks = [asyncio.ensure_future(bounded(*job)) for job in self._jobs(spec, cycle=False)]
+        everything: asyncio.Future[list[Any]] = asyncio.gather(*tasks)
+        stop: asyncio.Future[Any] = asyncio.ensure_future(draining.wait())
+        try:
+            await asyncio.wait({everything, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not everything.done():
+                raise self._drained(
+                    "the episodes in flight were stopped; RunEpisodes returns all or nothing."
+                )
+            outcomes = everything.result()
+        finally:
+            await cancel_all([*tasks, stop])
+            everything.cancel()
+            await asyncio.gather(everything, return_exceptions=True)
         response = rollout_pb2.RunEpisodesResponse()
         prompt_tokens = completion_tokens = 0
         for outcome in outcomes:
@@ -160,59 +198,81 @@ class EpisodeRunner:
 
     # ----- StreamEpisodes -----
     async def stream(
-        self, spec: rollout_pb2.EpisodeSpec, *, max_staleness: int, continuous: bool
+        self,
+        spec: rollout_pb2.EpisodeSpec,
+        *,
+        max_staleness: int,
+        continuous: bool,
+        client: str = "",
     ) -> AsyncIterator[rollout_pb2.StreamEpisodesResponse]:
-        self._check(spec)
         if max_staleness < 0:
             raise InvalidArgument.for_field("max_staleness", "must be >= 0 (0 = unbounded)")
-        limit = min(
-            spec.concurrency or DEFAULT_CONCURRENCY, self.service.settings.max_episode_concurrency
-        )
+        target = self._check(spec, continuous=continuous)
+        limit = self._concurrency(spec)
+        self.service.generator.check_capacity(client, limit)
         jobs = self._jobs(spec, cycle=continuous)
-        in_flight: set[asyncio.Task[Any]] = set()
+        in_flight: set[asyncio.Future[Any]] = set()
+        stop = asyncio.ensure_future(self.service.draining.wait())
 
         def refill() -> None:
-            while len(in_flight) < limit:
+            while len(in_flight) < limit and not stop.done():
                 job = next(jobs, None)
                 if job is None:
                     return
                 in_flight.add(
-                    asyncio.ensure_future(self._attempt(spec, *job, max_staleness=max_staleness))
+                    asyncio.ensure_future(
+                        self._attempt(
+                            spec, target, *job, max_staleness=max_staleness, client=client
+                        )
+                    )
                 )
+
+        def message_for(outcome: Any) -> rollout_pb2.StreamEpisodesResponse:
+            message = rollout_pb2.StreamEpisodesResponse(
+                current_policy_version=self.service.generator.policy_version
+            )
+            if isinstance(outcome, rollout_pb2.EpisodeError):
+                message.error.CopyFrom(outcome)
+            else:
+                message.trajectory.CopyFrom(outcome)
+            return message
 
         refill()
         try:
             while in_flight:
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                done, _ = await asyncio.wait(
+                    {*in_flight, stop}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done - {stop}:
                     in_flight.discard(task)
-                    outcome = task.result()
-                    message = rollout_pb2.StreamEpisodesResponse(
-                        current_policy_version=self.service.generator.policy_version
+                    yield message_for(task.result())
+                if stop.done():
+                    # Draining: deliver what has finished, stop the rest, tell the client.
+                    finished = [t for t in in_flight if t.done()]
+                    for task in finished:
+                        in_flight.discard(task)
+                        yield message_for(task.result())
+                    raise self._drained(
+                        "finished episodes were delivered; the ones in flight were stopped."
                     )
-                    if isinstance(outcome, rollout_pb2.EpisodeError):
-                        message.error.CopyFrom(outcome)
-                    else:
-                        message.trajectory.CopyFrom(outcome)
-                    yield message
                 refill()  # generation never waits for the slowest episode
         finally:
-            for task in in_flight:
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
+            await cancel_all([*in_flight, stop])
 
     # ----- one episode -----
     async def _attempt(
         self,
         spec: rollout_pb2.EpisodeSpec,
+        target: str,
         seed: int,
         group: str,
         index: int,
         *,
         max_staleness: int,
+        client: str = "",
     ) -> Any:
         try:
-            coro = self._play(spec, seed, group, index, max_staleness)
+            coro = self._play(spec, target, seed, group, index, max_staleness, client)
             if spec.HasField("episode_timeout"):
                 timeout = spec.episode_timeout.ToNanoseconds() / 1e9
                 return await asyncio.wait_for(coro, timeout)
@@ -275,11 +335,18 @@ class EpisodeRunner:
         return self._instructions.get(key, "")
 
     async def _play(
-        self, spec: rollout_pb2.EpisodeSpec, seed: int, group: str, index: int, max_staleness: int
+        self,
+        spec: rollout_pb2.EpisodeSpec,
+        target: str,
+        seed: int,
+        group: str,
+        index: int,
+        max_staleness: int,
+        client: str,
     ) -> trajectory_pb2.Trajectory:
         visual = _visual(spec)
         generator = self.service.vlm if visual else self.service.generator
-        stub = self._envfarm(spec.envfarm_target)
+        stub = self._envfarm(target)
         settings = episode_pb2.EpisodeSettings()
         settings.CopyFrom(spec.settings)
         if not visual:
@@ -291,9 +358,7 @@ class EpisodeRunner:
         )
         session = created.session
         started = time.time()
-        task = spec.system_prompt or await self._instructions_for(
-            stub, spec.envfarm_target, spec.env_id
-        )
+        task = spec.system_prompt or await self._instructions_for(stub, target, spec.env_id)
         params = prompts.sampling(spec.sampling, "spec.sampling")
         params = type(params)(**{**params.__dict__, "n": 1})
         trajectory = trajectory_pb2.Trajectory(
@@ -335,9 +400,11 @@ class EpisodeRunner:
                         spec.settings.history_window,
                         spec.context_strategy,
                         params.max_tokens,
+                        run=self.service.run_blocking,
+                        client=client,
                     )
                     sample = Sample(0)
-                    async for delta in generator.generate(ids, params):
+                    async for delta in generator.generate(ids, params, client=client):
                         sample.add(delta)
                 action = extract_action(sample.text)
                 history.append({"role": "assistant", "content": sample.text})

@@ -16,9 +16,10 @@ from typing import Protocol
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from gantry.core.errors import ResourceExhausted
 from gantry.models.loading import CausalLM
 from gantry.rollout.engine.engine import Engine, UpdateMode
-from gantry.rollout.engine.types import Delta, Sample, SamplingParams
+from gantry.rollout.engine.types import Delta, Overloaded, Sample, SamplingParams
 
 
 class Generator(Protocol):
@@ -32,8 +33,16 @@ class Generator(Protocol):
     def policy_version(self) -> int: ...
 
     def generate(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        request_id: str | None = None,
+        client: str = "",
     ) -> AsyncGenerator[Delta, None]: ...
+
+    def check_capacity(self, client: str, sequences: int) -> None:
+        """Raise ResourceExhausted (with a retry delay) when the queue cannot take more."""
+        ...
 
     async def update_weights(
         self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode
@@ -43,13 +52,17 @@ class Generator(Protocol):
 
 
 async def complete(
-    generator: Generator, prompt_ids: list[int], params: SamplingParams
+    generator: Generator, prompt_ids: list[int], params: SamplingParams, client: str = ""
 ) -> list[Sample]:
     """Run one prompt to completion; samples in index order."""
     samples = [Sample(i) for i in range(params.n)]
-    async for delta in generator.generate(prompt_ids, params):
+    async for delta in generator.generate(prompt_ids, params, client=client):
         samples[delta.index].add(delta)
     return samples
+
+
+def overloaded(exc: Overloaded) -> ResourceExhausted:
+    return ResourceExhausted(str(exc), retry_after_s=exc.retry_after_s, reason="OVERLOADED")
 
 
 class TransformersGenerator:
@@ -57,7 +70,16 @@ class TransformersGenerator:
 
     backend = "transformers"
 
-    def __init__(self, bundle: CausalLM, *, max_batch_size: int) -> None:
+    def __init__(
+        self,
+        bundle: CausalLM,
+        *,
+        max_batch_size: int,
+        max_prefill_tokens: int = 2048,
+        max_queued: int = 2048,
+        max_queued_per_client: int = 1024,
+        retry_after_s: float = 2.0,
+    ) -> None:
         self.model_path = str(bundle.path)
         self.context_length = bundle.context_length
         self.tokenizer = bundle.tokenizer
@@ -72,6 +94,15 @@ class TransformersGenerator:
             context_length=bundle.context_length,
             max_batch_size=max_batch_size,
             eos_token_ids=eos_ids,
+            max_prefill_tokens=max_prefill_tokens,
+            max_queued=max_queued,
+            max_queued_per_client=max_queued_per_client,
+            retry_after_s=retry_after_s,
+        )
+        # Largest weight update worth receiving: every parameter as float32, plus FP8
+        # scales and framing.
+        self.max_weights_bytes = (
+            sum(p.numel() for p in bundle.model.state_dict().values()) * 4 * 5 // 4 + 2**20
         )
         self.engine.start()
 
@@ -79,8 +110,18 @@ class TransformersGenerator:
     def policy_version(self) -> int:
         return self.engine.policy_version
 
+    def check_capacity(self, client: str, sequences: int) -> None:
+        try:
+            self.engine.check_capacity(client, sequences)
+        except Overloaded as exc:
+            raise overloaded(exc) from None
+
     async def generate(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        request_id: str | None = None,
+        client: str = "",
     ) -> AsyncGenerator[Delta, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Delta] = asyncio.Queue()
@@ -90,7 +131,10 @@ class TransformersGenerator:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
                 loop.call_soon_threadsafe(queue.put_nowait, delta)
 
-        self.engine.submit(request_id, prompt_ids, params, sink)
+        try:
+            self.engine.submit(request_id, prompt_ids, params, sink, client)
+        except Overloaded as exc:
+            raise overloaded(exc) from None
         remaining = params.n
         try:
             while remaining:

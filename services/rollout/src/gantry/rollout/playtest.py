@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gantry.core.errors import InvalidArgument
 from gantry.proto.common.v1 import chat_pb2
@@ -21,6 +21,9 @@ from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
 from gantry.rollout.engine.types import SamplingParams
 from gantry.rollout.generator import complete
+
+if TYPE_CHECKING:
+    from gantry.rollout.service import RolloutService
 
 MAX_REVIEWS = 64
 
@@ -148,24 +151,27 @@ def wasserstein(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 async def playtest(
-    generator: Any, request: rollout_pb2.PlaytestRequest
+    service: RolloutService, request: rollout_pb2.PlaytestRequest, *, client: str = ""
 ) -> rollout_pb2.PlaytestResponse:
+    generator = service.generator
+    count = service.limits.playtest(request, MAX_REVIEWS)
     if not request.rulebook.strip():
         raise InvalidArgument.for_field("rulebook", "is required")
     card = persona_card(request)
-    count = request.num_reviews or 1
     if not 1 <= count <= MAX_REVIEWS:
         raise InvalidArgument.for_field("num_reviews", f"must be between 1 and {MAX_REVIEWS}")
     params = prompts.sampling(request.sampling, "sampling", default_max=512)
     params = SamplingParams(**{**params.__dict__, "n": count})
-    ids = prompts.apply_chat(
-        generator.tokenizer, instructions(card, request.game_title, request.rulebook)
+    generator.check_capacity(client, count)
+    messages = instructions(card, request.game_title, request.rulebook)
+    ids = await service.run_blocking(
+        lambda: prompts.apply_chat(generator.tokenizer, messages, field="rulebook")
     )
     if len(ids) + params.max_tokens >= generator.context_length:
         raise InvalidArgument.for_field(
             "rulebook", "too long for the context window with this max_tokens"
         )
-    samples = await complete(generator, ids, params)
+    samples = await complete(generator, ids, params, client)
     reviews = [parse_review(s.text, card.name) for s in samples]
     rated = [r.rating for r in reviews if r.rating]
     produced = sum(len(s.token_ids) for s in samples)

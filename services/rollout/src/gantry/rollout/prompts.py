@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import struct_pb2
 from transformers import PreTrainedTokenizerBase
 
-from gantry.core.errors import FieldViolation, InvalidArgument
+from gantry.core.errors import FieldViolation, InvalidArgument, echo
+from gantry.core.limits import struct_to_python
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout.engine.types import FinishReason, SamplingParams
@@ -53,21 +55,25 @@ def sampling(
 
 
 def chat_messages(conversation: chat_pb2.Conversation, field: str) -> list[dict[str, Any]]:
+    """`field` names the conversation's messages, e.g. `input.prompts[0].messages`."""
     messages = []
     for i, message in enumerate(conversation.messages):
         if message.role not in ROLES:
-            raise InvalidArgument.for_field(f"{field}.messages[{i}].role", "must be set")
+            raise InvalidArgument.for_field(
+                f"{field}[{i}].role",
+                "must be one of ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL",
+            )
         parts = []
         for j, part in enumerate(message.content):
             if part.HasField("image"):
                 raise InvalidArgument.for_field(
-                    f"{field}.messages[{i}].content[{j}].image",
+                    f"{field}[{i}].content[{j}].image",
                     "image parts need a vision-language model; this server serves text only",
                 )
             parts.append(part.text)
         messages.append({"role": ROLES[message.role], "content": "".join(parts)})
     if not messages:
-        raise InvalidArgument.for_field(f"{field}.messages", "must hold at least one message")
+        raise InvalidArgument.for_field(field, "must hold at least one message")
     return messages
 
 
@@ -81,7 +87,8 @@ def encode(
     if kind == "text":
         ids: list[int] = tokenizer.encode(prompt.text, add_special_tokens=False)
     elif kind == "messages":
-        ids = apply_chat(tokenizer, chat_messages(prompt.messages, field), chat_kwargs)
+        messages = chat_messages(prompt.messages, f"{field}.messages")
+        ids = apply_chat(tokenizer, messages, chat_kwargs, field=f"{field}.messages")
     elif kind == "token_ids":
         ids = list(prompt.token_ids.token_ids)
         vocab = len(tokenizer)
@@ -101,14 +108,39 @@ def apply_chat(
     tokenizer: PreTrainedTokenizerBase,
     messages: list[dict[str, Any]],
     chat_kwargs: dict[str, Any] | None = None,
+    *,
+    field: str = "messages",
 ) -> list[int]:
-    rendered = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=True, **(chat_kwargs or {})
-    )
+    """Render and tokenize a chat (blocking; CPU work: run it off the event loop)."""
+    from jinja2 import TemplateError
+
+    try:
+        rendered = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, **(chat_kwargs or {})
+        )
+    except TemplateError as exc:  # the template refused this conversation (e.g. role order)
+        raise InvalidArgument.for_field(
+            field, f"the model's chat template refused it: {echo(str(exc), 200)}"
+        ) from exc
     result: Any = rendered  # a BatchEncoding or a plain list, by tokenizer
     ids = result["input_ids"] if hasattr(result, "keys") else result
     return [int(t) for t in ids]
 
 
-def struct_kwargs(struct: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(struct) if struct.fields else {}
+def template_kwargs(
+    tokenizer: PreTrainedTokenizerBase, struct: struct_pb2.Struct, field: str
+) -> dict[str, Any]:
+    """chat_template_kwargs as template variables: finite numbers, bounded nesting, and
+    never one of apply_chat_template's own parameters (`chat_template`, `tokenize`, ...),
+    so a caller can pass `enable_thinking` but cannot swap the template or its output."""
+    if not struct.fields:
+        return {}
+    kwargs = struct_to_python(struct, field=field)
+    reserved = set(inspect.signature(tokenizer.apply_chat_template).parameters)
+    reserved |= {"messages", "add_generation_prompt", "tokenize", "chat_template", "tools"}
+    for key in kwargs:
+        if key in reserved or not key.isidentifier():
+            raise InvalidArgument.for_field(
+                f"{field}.{key}", "is not a template variable a request may set"
+            )
+    return kwargs

@@ -11,11 +11,14 @@ import grpc
 
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
+from gantry.core.storage import StorageRoot
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+from gantry.rollout.limits import RequestLimits
 from gantry.rollout.settings import TINY_MODEL, RolloutSettings
 
 log = logging.getLogger("gantry.rollout")
+VLLM_MAX_WEIGHTS_BYTES = 256 * 2**30
 SERVICE_NAME = rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
 
 
@@ -38,7 +41,14 @@ def load_generator(settings: RolloutSettings) -> Any:
     fp8_layers = apply_precision(bundle.model, settings.precision_recipe)
     if fp8_layers:
         log.info("serving %d linear layers in FP8 (%s)", fp8_layers, settings.precision_recipe)
-    return TransformersGenerator(bundle, max_batch_size=settings.max_batch_size)
+    return TransformersGenerator(
+        bundle,
+        max_batch_size=settings.max_batch_size,
+        max_prefill_tokens=settings.max_prefill_tokens_per_step,
+        max_queued=settings.max_queued_sequences,
+        max_queued_per_client=settings.max_queued_sequences_per_client,
+        retry_after_s=settings.overload_retry_after_s,
+    )
 
 
 def apply_precision(model: Any, recipe: str) -> int:
@@ -70,6 +80,11 @@ class RolloutService(Service[RolloutSettings]):
         self.run_id = ""
         self.weights_time: float | None = None
         self.model_name = settings.model_name or settings.model_path
+        self.checkpoints: StorageRoot = settings.storage_root(
+            "checkpoints", settings.checkpoints_root
+        )
+        self.limits = RequestLimits(settings, context_length=2)  # set from the model in start()
+        self.max_weights_bytes = settings.max_weights_bytes or VLLM_MAX_WEIGHTS_BYTES
         from gantry.rollout.episodes import EpisodeRunner
 
         self.episodes = EpisodeRunner(self)
@@ -84,7 +99,16 @@ class RolloutService(Service[RolloutSettings]):
         return [SERVICE_NAME]
 
     async def start(self) -> None:
+        if self.settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.settings.torch_threads)
         self.generator = await self.run_blocking(load_generator, self.settings)
+        self.limits = RequestLimits(self.settings, context_length=self.generator.context_length)
+        if self.settings.max_weights_bytes is None:
+            self.max_weights_bytes = getattr(
+                self.generator, "max_weights_bytes", VLLM_MAX_WEIGHTS_BYTES
+            )
         if self.settings.vlm_model_path:
             self.vlm = await self.run_blocking(load_vlm_generator, self.settings.vlm_model_path)
 

@@ -6,7 +6,7 @@ all of them, compares them and writes the final answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gantry.core.errors import InvalidArgument
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
@@ -14,6 +14,9 @@ from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
 from gantry.rollout.engine.types import Sample, SamplingParams
 from gantry.rollout.generator import complete
+
+if TYPE_CHECKING:
+    from gantry.rollout.service import RolloutService
 
 DEFAULT_PATHS = 4
 MAX_PATHS = 32
@@ -39,24 +42,29 @@ def _question(tokenizer: Any, prompt: rollout_pb2.Prompt) -> tuple[list[dict[str
     if kind == "text":
         return [{"role": "user", "content": prompt.text}], prompt.text
     if kind == "messages":
-        messages = prompts.chat_messages(prompt.messages, "prompt")
+        messages = prompts.chat_messages(prompt.messages, "prompt.messages")
         return messages, messages[-1]["content"]
     raise InvalidArgument.for_field("prompt", "heavy thinking takes text or messages")
 
 
 async def heavy_think(
-    generator: Any, request: rollout_pb2.HeavyThinkRequest
+    service: RolloutService, request: rollout_pb2.HeavyThinkRequest, *, client: str = ""
 ) -> rollout_pb2.HeavyThinkResponse:
+    generator = service.generator
     k = request.num_paths or DEFAULT_PATHS
+    sequences = service.limits.heavy_think(request, MAX_PATHS)
     if not 1 <= k <= MAX_PATHS:
         raise InvalidArgument.for_field("num_paths", f"must be between 1 and {MAX_PATHS}")
     messages, question = _question(generator.tokenizer, request.prompt)
     path_params = prompts.sampling(request.path_sampling, "path_sampling")
     path_params = SamplingParams(**{**path_params.__dict__, "n": k})
-    ids = prompts.apply_chat(generator.tokenizer, messages)
+    generator.check_capacity(client, max(sequences, k))
+    ids = await service.run_blocking(
+        lambda: prompts.apply_chat(generator.tokenizer, messages, field="prompt")
+    )
     if len(ids) + path_params.max_tokens >= generator.context_length:
         raise InvalidArgument.for_field("prompt", "the prompt leaves no room for reasoning paths")
-    paths = await complete(generator, ids, path_params)
+    paths = await complete(generator, ids, path_params, client)
 
     reflection_params = prompts.sampling(
         request.reflection_sampling, "reflection_sampling", default_max=512
@@ -65,10 +73,10 @@ async def heavy_think(
         reflection_params = SamplingParams(**{**reflection_params.__dict__, "temperature": 0.0})
     reflection_params = SamplingParams(**{**reflection_params.__dict__, "n": 1})
     instruction = request.reflection_instruction or REFLECTION_INSTRUCTION
-    reflection_ids = _reflection_prompt(
-        generator, question, paths, instruction, reflection_params.max_tokens
+    reflection_ids = await service.run_blocking(
+        _reflection_prompt, generator, question, paths, instruction, reflection_params.max_tokens
     )
-    (reflection,) = await complete(generator, reflection_ids, reflection_params)
+    (reflection,) = await complete(generator, reflection_ids, reflection_params, client)
 
     prompt_tokens = len(ids) + len(reflection_ids)
     produced = sum(len(p.token_ids) for p in paths) + len(reflection.token_ids)

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from gantry.core.errors import ResourceExhausted
 from gantry.rollout.engine.engine import UpdateMode
 from gantry.rollout.engine.types import Delta, FinishReason, SamplingParams
 from gantry.rollout.settings import RolloutSettings
@@ -80,8 +81,14 @@ class VllmGenerator:
         model_path: str,
         context_length: int,
         dtype: torch.dtype,
+        max_in_flight: int | None = None,
+        retry_after_s: float = 2.0,
     ) -> None:
         self.engine = engine
+        # Admission control: vLLM schedules fairly enough within its batch, but its queue
+        # is unbounded, so sequences beyond this are refused with RESOURCE_EXHAUSTED.
+        self.max_in_flight = max_in_flight
+        self.retry_after_s = retry_after_s
         self.tokenizer = tokenizer
         self.model_path = model_path
         self.context_length = context_length
@@ -114,18 +121,34 @@ class VllmGenerator:
             model_path=settings.model_path,
             context_length=int(config.max_model_len),
             dtype=config.dtype,
+            max_in_flight=settings.max_batch_size + settings.max_queued_sequences,
+            retry_after_s=settings.overload_retry_after_s,
         )
 
     @property
     def policy_version(self) -> int:
         return self._version
 
+    def check_capacity(self, client: str, sequences: int) -> None:
+        if self.max_in_flight is not None and len(self._running) + sequences > self.max_in_flight:
+            raise ResourceExhausted(
+                f"the server is at capacity ({len(self._running)} sequences in flight)",
+                retry_after_s=self.retry_after_s,
+                reason="OVERLOADED",
+            )
+
     async def generate(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str | None = None
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        request_id: str | None = None,
+        client: str = "",
     ) -> AsyncGenerator[Delta, None]:
+        """`client` is accepted for the interface; vLLM's own scheduler orders requests."""
         from vllm import SamplingParams as VllmSamplingParams
         from vllm.inputs import TokensPrompt
 
+        self.check_capacity(client, params.n)
         await self._gate.wait()  # a draining weight update holds new requests
         base = request_id or uuid.uuid4().hex
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()

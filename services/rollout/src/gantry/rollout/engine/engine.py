@@ -1,10 +1,23 @@
 """A continuous-batching generation engine on a Hugging Face causal LM (CPU reference).
 
-One thread owns the model. Each iteration it applies aborts and weight updates, admits
-waiting requests (prefill: the whole prompt in one forward pass, which also yields the
-first token), then runs one decode step for every sequence in flight at once. Requests
-join and leave the batch between decode steps; each sequence keeps its own KV cache
-rows (see `kv.py`). Results leave through per-request sinks called on this thread.
+One thread owns the model. Each iteration (a "step") it applies aborts and weight
+updates, prefills prompts, chooses which sequences form the batch, then runs one decode
+step for every sequence in the batch at once. Each sequence keeps its own KV cache rows
+(see `kv.py`). Results leave through per-request sinks called on this thread.
+
+Fairness between clients (the `client` key of each request):
+- the batch's `max_batch_size` slots are divided max-min fairly among the clients with
+  sequences ready to decode; a client over its share has its latest sequences taken out
+  of the batch (their caches are kept, so they resume exactly where they stopped) when
+  another client's sequences are ready;
+- prefill work per step is bounded (`max_prefill_tokens` prompt tokens, also divided
+  fairly); a long prompt is prefilled in chunks over several steps; a client is prefilled
+  only while it has fewer ready sequences than its share of the batch;
+- admission control: `submit` refuses (`Overloaded`) a request that would leave more
+  than `max_queued` sequences (or `max_queued_per_client` for its client) waiting
+  beyond the batch.
+So a huge request from one client delays another client's small one by a few steps,
+never by the huge request's whole run.
 """
 
 from __future__ import annotations
@@ -12,18 +25,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from gantry.rollout.engine.fairness import fair_shares
 from gantry.rollout.engine.kv import BatchKV, Slot, own_cache
 from gantry.rollout.engine.sampling import make_generator, sample
-from gantry.rollout.engine.types import Delta, FinishReason, PromptTooLong, SamplingParams
+from gantry.rollout.engine.types import (
+    Delta,
+    FinishReason,
+    Overloaded,
+    PromptTooLong,
+    SamplingParams,
+)
 
 log = logging.getLogger("gantry.rollout.engine")
 
@@ -37,6 +57,21 @@ class _Request:
     prompt_ids: list[int]
     params: SamplingParams
     sink: Sink
+    client: str = ""
+
+
+@dataclass
+class _Prefill:
+    """A request whose prompt is entering the cache, possibly over several steps."""
+
+    request: _Request
+    cache: DynamicCache = field(default_factory=DynamicCache)
+    done: int = 0  # prompt tokens already in the cache
+    last_logits: torch.Tensor | None = None  # of the last prompt position, once done
+
+    @property
+    def remaining(self) -> int:
+        return len(self.request.prompt_ids) - self.done
 
 
 @dataclass
@@ -48,6 +83,11 @@ class _Sequence:
     next_token: int  # sampled, not yet in the cache
     output_ids: list[int] = field(default_factory=list)
     text_sent: int = 0  # characters of the decoded output already emitted
+    finished: bool = False
+
+    @property
+    def client(self) -> str:
+        return self.request.client
 
 
 @dataclass
@@ -66,23 +106,38 @@ class Engine:
         context_length: int,
         max_batch_size: int = 32,
         eos_token_ids: tuple[int, ...] = (),
+        max_prefill_tokens: int = 2048,
+        max_queued: int = 2048,
+        max_queued_per_client: int = 1024,
+        retry_after_s: float = 2.0,
     ) -> None:
         self.model = model.train(False)  # eval mode: no dropout
         self.tokenizer = tokenizer
         self.context_length = context_length
         self.max_batch_size = max_batch_size
         self.eos_token_ids = set(eos_token_ids)
+        self.max_prefill_tokens = max(1, max_prefill_tokens)
+        self.max_queued = max_queued
+        self.max_queued_per_client = max_queued_per_client
+        self.retry_after_s = retry_after_s
         self.policy_version = 0
-        self._waiting: deque[_Request] = deque()
+        # Shared with other threads (under _wake): arrivals, aborts, updates, counts.
+        self._waiting: dict[str, deque[_Request]] = {}
         self._aborted: set[str] = set()
         self._update: _WeightUpdate | None = None
+        self._active: Counter[str] = Counter()  # unfinished sequences per client
+        # Owned by the engine thread.
+        self._prefilling: dict[str, _Prefill] = {}
+        self._parked: dict[str, deque[_Sequence]] = {}
         self._running: list[_Sequence] = []
+        self._clients: dict[str, None] = {}  # first-come order of clients with work
         self._batch = BatchKV()
         self._batch_dirty = True
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="rollout-engine", daemon=True)
         self.steps = 0
+        self.preemptions = 0
 
     # ----- API (any thread) -----
     def start(self) -> None:
@@ -94,15 +149,44 @@ class Engine:
             self._wake.notify()
         self._thread.join(timeout=30)
 
+    def check_capacity(self, client: str, sequences: int) -> None:
+        """Raise `Overloaded` if `sequences` more for `client` would exceed the queue bounds."""
+        with self._wake:
+            self._check_capacity(client, sequences)
+
+    def _check_capacity(self, client: str, sequences: int) -> None:
+        total = sum(self._active.values())
+        if total + sequences > self.max_batch_size + self.max_queued:
+            raise Overloaded(
+                f"the server is at capacity ({total} sequences in flight, at most "
+                f"{self.max_queued} may wait beyond the batch of {self.max_batch_size})",
+                self.retry_after_s,
+            )
+        mine = self._active[client]
+        if mine + sequences > self.max_batch_size + self.max_queued_per_client:
+            raise Overloaded(
+                f"this client has {mine} sequences in flight; at most "
+                f"{self.max_queued_per_client} may wait beyond the batch",
+                self.retry_after_s,
+            )
+
     def submit(
-        self, request_id: str, prompt_ids: list[int], params: SamplingParams, sink: Sink
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        sink: Sink,
+        client: str = "",
     ) -> None:
         if not prompt_ids:
             raise ValueError("the prompt is empty")
         if len(prompt_ids) >= self.context_length:
             raise PromptTooLong(len(prompt_ids), self.context_length)
         with self._wake:
-            self._waiting.append(_Request(request_id, list(prompt_ids), params, sink))
+            self._check_capacity(client, params.n)
+            self._active[client] += params.n
+            queue = self._waiting.setdefault(client, deque())
+            queue.append(_Request(request_id, list(prompt_ids), params, sink, client))
             self._wake.notify()
 
     def abort(self, request_id: str) -> None:
@@ -128,9 +212,28 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
-        return len(self._running) + len(self._waiting)
+        """Sequences submitted and not yet finished."""
+        with self._wake:
+            return sum(self._active.values())
 
     # ----- the engine thread -----
+    def _deliver(self, request: _Request, delta: Delta) -> None:
+        if delta.finish_reason is not None:
+            with self._wake:
+                self._active[request.client] -= 1
+                if self._active[request.client] <= 0:
+                    del self._active[request.client]
+        request.sink(delta)
+
+    def _end_request(self, request: _Request, reason: FinishReason) -> None:
+        """Finish every sample of a request that has no sequences yet."""
+        for i in range(request.params.n):
+            delta = Delta(request.request_id, i, [], [], "", reason, self.policy_version)
+            self._deliver(request, delta)
+
+    def _admitted(self) -> bool:
+        return bool(self._running or self._parked or self._prefilling)
+
     def _loop(self) -> None:
         with torch.inference_mode():
             while True:
@@ -138,7 +241,7 @@ class Engine:
                     while not (
                         self._stopping
                         or self._waiting
-                        or self._running
+                        or self._admitted()
                         or self._update
                         or self._aborted
                     ):
@@ -147,51 +250,188 @@ class Engine:
                         break
                     aborted, self._aborted = self._aborted, set()
                     update = self._update
-                    admit: list[_Request] = []
-                    if update is None:
-                        while (
-                            self._waiting and len(self._running) + len(admit) < self.max_batch_size
-                        ):
-                            admit.append(self._waiting.popleft())
                 try:
-                    self._step(aborted, update, admit)
+                    self._step(aborted, update)
                 except Exception:  # never leave callers hanging on a crashed step
-                    log.exception("engine step failed; failing the batch")
-                    for seq in self._running:
-                        self._finish(seq, FinishReason.CANCELLED)
-                    for request in admit:
-                        request.sink(
-                            Delta(request.request_id, 0, [], [], "", FinishReason.CANCELLED)
-                        )
-                    self._running, self._batch_dirty = [], True
-        for seq in self._running:
-            self._finish(seq, FinishReason.CANCELLED)
+                    log.exception("engine step failed; failing the admitted requests")
+                    self._end_admitted(FinishReason.CANCELLED)
+        self._end_admitted(FinishReason.CANCELLED)
         with self._wake:
-            for request in self._waiting:
-                request.sink(Delta(request.request_id, 0, [], [], "", FinishReason.CANCELLED))
+            waiting, self._waiting = self._waiting, {}
+        for queue in waiting.values():
+            for request in queue:
+                self._end_request(request, FinishReason.CANCELLED)
 
-    def _step(self, aborted: set[str], update: _WeightUpdate | None, admit: list[_Request]) -> None:
+    def _end_admitted(self, reason: FinishReason) -> None:
+        """End every sequence past the waiting queue (running, parked, prefilling)."""
+        for seq in list(self._running):
+            self._finish(seq, reason)
+        for queue in self._parked.values():
+            for seq in queue:
+                self._finish(seq, reason)
+        for prefill in self._prefilling.values():
+            self._end_request(prefill.request, reason)
+        self._running, self._parked, self._prefilling = [], {}, {}
+        self._batch.clear()
+        self._batch_dirty = True
+
+    def _step(self, aborted: set[str], update: _WeightUpdate | None) -> None:
         if aborted:
-            self._drop(lambda s: s.request.request_id in aborted, FinishReason.CANCELLED)
-            with self._wake:
-                kept = [r for r in self._waiting if r.request_id not in aborted]
-                for r in self._waiting:
-                    if r.request_id in aborted:
-                        r.sink(Delta(r.request_id, 0, [], [], "", FinishReason.CANCELLED))
-                self._waiting = deque(kept)
+            self._abort(aborted)
         if update is not None:
             if update.mode == "rerun":
-                self._drop(lambda s: True, FinishReason.RESTARTED)
-            if not self._running:
+                self._end_admitted(FinishReason.RESTARTED)
+            if not self._admitted():
                 self._apply(update)
-        for request in admit:
-            self._prefill(request)
+                update = None
+        self._prefill_step(start_new=update is None)
+        self._compose()
         if self._running:
             self._decode()
+        self._forget_idle_clients()
 
-    def _drop(self, which: Callable[[_Sequence], bool], reason: FinishReason) -> None:
-        for seq in [s for s in self._running if which(s)]:
-            self._finish(seq, reason)
+    def _abort(self, ids: set[str]) -> None:
+        for seq in [s for s in self._running if s.request.request_id in ids]:
+            self._finish(seq, FinishReason.CANCELLED)
+        for queue in self._parked.values():
+            for seq in [s for s in queue if s.request.request_id in ids]:
+                queue.remove(seq)
+                self._finish(seq, FinishReason.CANCELLED)
+        for client, prefill in list(self._prefilling.items()):
+            if prefill.request.request_id in ids:
+                del self._prefilling[client]
+                self._end_request(prefill.request, FinishReason.CANCELLED)
+        dropped: list[_Request] = []
+        with self._wake:
+            for client, waiting in list(self._waiting.items()):
+                kept = deque(r for r in waiting if r.request_id not in ids)
+                dropped += [r for r in waiting if r.request_id in ids]
+                if kept:
+                    self._waiting[client] = kept
+                else:
+                    del self._waiting[client]
+        for request in dropped:
+            self._end_request(request, FinishReason.CANCELLED)
+
+    def _forget_idle_clients(self) -> None:
+        with self._wake:
+            busy = set(self._waiting)
+        busy |= {s.client for s in self._running} | set(self._prefilling)
+        busy |= {c for c, q in self._parked.items() if q}
+        self._parked = {c: q for c, q in self._parked.items() if q}
+        self._clients = {c: None for c in self._clients if c in busy}
+
+    def _ready(self) -> Counter[str]:
+        """Sequences per client that could decode now (in the batch or parked)."""
+        ready: Counter[str] = Counter(s.client for s in self._running)
+        for client, queue in self._parked.items():
+            ready[client] += len(queue)
+        return ready
+
+    def _prefill_step(self, *, start_new: bool) -> None:
+        """Prefill up to `max_prefill_tokens` prompt tokens, divided fairly among clients.
+
+        A started prefill always continues; a new one starts only for a client with fewer
+        ready sequences than its fair share of the batch (so a huge request is prefilled
+        as its sequences get slots, not all at once).
+        """
+        with self._wake:
+            waiting = {c: list(q) for c, q in self._waiting.items() if q} if start_new else {}
+        for client in [*self._prefilling, *waiting]:
+            self._clients.setdefault(client, None)
+        ready = self._ready()
+        demand = {
+            c: ready[c]
+            + (self._prefilling[c].request.params.n if c in self._prefilling else 0)
+            + sum(r.params.n for r in waiting.get(c, ()))
+            for c in self._clients
+        }
+        slots = fair_shares(self.max_batch_size, demand)
+        tokens: dict[str, int] = {}
+        for client in self._clients:
+            started = self._prefilling.get(client)
+            wanted = started.remaining if started is not None else 0
+            if client in waiting and ready[client] < slots[client]:
+                wanted += sum(len(r.prompt_ids) for r in waiting[client])
+            if wanted:
+                tokens[client] = min(wanted, self.max_prefill_tokens)
+        for client, budget in fair_shares(self.max_prefill_tokens, tokens).items():
+            while budget > 0:
+                prefill = self._prefilling.get(client)
+                if prefill is None:
+                    if not start_new or ready[client] >= slots[client]:
+                        break
+                    prefill = self._start_prefill(client)
+                    if prefill is None:
+                        break
+                take = min(budget, prefill.remaining)
+                self._prefill_chunk(prefill, take)
+                budget -= take
+                if prefill.remaining == 0:
+                    del self._prefilling[client]
+                    ready[client] += self._complete_prefill(prefill)
+
+    def _start_prefill(self, client: str) -> _Prefill | None:
+        with self._wake:
+            queue = self._waiting.get(client)
+            if not queue:
+                return None
+            request = queue.popleft()
+            if not queue:
+                del self._waiting[client]
+        prefill = _Prefill(request)
+        self._prefilling[client] = prefill
+        return prefill
+
+    def _prefill_chunk(self, prefill: _Prefill, take: int) -> None:
+        ids = torch.tensor([prefill.request.prompt_ids[prefill.done : prefill.done + take]])
+        out = self.model(input_ids=ids, cache=prefill.cache, use_cache=True)
+        prefill.done += take
+        if prefill.remaining == 0:
+            prefill.last_logits = out.logits[:, -1, :]
+
+    def _complete_prefill(self, prefill: _Prefill) -> int:
+        """Sample the first token of each of the request's n samples; park them all."""
+        request = prefill.request
+        logits = prefill.last_logits
+        assert logits is not None
+        kv = own_cache(prefill.cache)
+        n = request.params.n
+        generators = [make_generator(request.params.seed, i) for i in range(n)]
+        tokens, logprobs = sample(logits.expand(n, -1), [request.params] * n, generators)
+        seqs = [
+            _Sequence(request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i])
+            for i in range(n)
+        ]
+        parked = self._parked.setdefault(request.client, deque())
+        kept = 0
+        for i, seq in enumerate(seqs):
+            if not self._emit(seq, tokens[i], logprobs[i]):
+                parked.append(seq)
+                kept += 1
+        return kept
+
+    def _compose(self) -> None:
+        """Make the batch each client's fair share of the ready sequences."""
+        ready = self._ready()
+        shares = fair_shares(self.max_batch_size, {c: ready[c] for c in self._clients})
+        running = Counter(s.client for s in self._running)
+        for seq in reversed(list(self._running)):  # the latest to join leave first
+            if running[seq.client] > shares.get(seq.client, 0):
+                running[seq.client] -= 1
+                self._batch.detach(seq.slot)
+                self._running.remove(seq)
+                self._parked.setdefault(seq.client, deque()).appendleft(seq)
+                self._batch_dirty = True
+                self.preemptions += 1
+        for client in self._clients:
+            queue = self._parked.get(client)
+            while queue and running[client] < shares.get(client, 0):
+                self._running.append(queue.popleft())
+                running[client] += 1
+                self._batch_dirty = True
+        if not self._running:
+            self._batch.clear()
 
     def _apply(self, update: _WeightUpdate) -> None:
         # state_dict() tensors share storage with the parameters (tied ones included).
@@ -219,30 +459,12 @@ class Engine:
                 )
             if not (tensor.is_floating_point() or tensor.dtype == target.dtype):
                 raise ValueError(f"{name!r} has dtype {tensor.dtype}, expected floating point")
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name!r} holds NaN or infinite values")
             checked[name] = tensor
         if not checked:
             raise ValueError("no tensors in the update")
         return checked
-
-    def _prefill(self, request: _Request) -> None:
-        ids = torch.tensor([request.prompt_ids])
-        cache = DynamicCache()
-        out = self.model(input_ids=ids, cache=cache, use_cache=True)
-        logits = out.logits[:, -1, :]
-        kv = own_cache(cache)
-        n = request.params.n
-        generators = [make_generator(request.params.seed, i) for i in range(n)]
-        tokens, logprobs = sample(logits.expand(n, -1), [request.params] * n, generators)
-        seqs = [
-            _Sequence(request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i])
-            for i in range(n)
-        ]
-        # All n sequences are running before the first token is emitted, so a caller that
-        # reacts to it sees the whole request in flight.
-        self._running.extend(seqs)
-        for i, seq in enumerate(seqs):
-            self._emit(seq, tokens[i], logprobs[i])
-        self._batch_dirty = True
 
     def _decode(self) -> None:
         if self._batch_dirty:
@@ -268,12 +490,11 @@ class Engine:
         )
         for seq, token, logprob in zip(list(self._running), tokens, logprobs, strict=True):
             seq.next_token = token
-            self._emit(seq, token, logprob)
+            self._emit(seq, token, logprob)  # a finished sequence leaves the batch
 
-    def _emit(self, seq: _Sequence, token: int, logprob: float) -> None:
-        """Record a sampled token, send the delta, and finish the sequence if it is done."""
-        if seq not in self._running:
-            return
+    def _emit(self, seq: _Sequence, token: int, logprob: float) -> bool:
+        """Record a sampled token and send the delta; True when the sequence is done
+        (then it has been taken out of the batch)."""
         seq.output_ids.append(token)
         params = seq.request.params
         text = str(self.tokenizer.decode(seq.output_ids, skip_special_tokens=True))
@@ -288,25 +509,28 @@ class Engine:
         # Hold back a trailing partial UTF-8 character until the next token completes it.
         ready = text if finish is not None or not text.endswith("\ufffd") else text.rstrip("\ufffd")
         new_text, seq.text_sent = ready[seq.text_sent :], max(seq.text_sent, len(ready))
-        seq.request.sink(
-            Delta(
-                seq.request.request_id,
-                seq.index,
-                [token],
-                [logprob],
-                new_text,
-                finish,
-                self.policy_version,
-            )
-        )
         if finish is not None:
+            seq.finished = True
             self._remove(seq)
+        delta = Delta(
+            seq.request.request_id,
+            seq.index,
+            [token],
+            [logprob],
+            new_text,
+            finish,
+            self.policy_version,
+        )
+        self._deliver(seq.request, delta)
+        return finish is not None
 
     def _finish(self, seq: _Sequence, reason: FinishReason) -> None:
-        seq.request.sink(
-            Delta(seq.request.request_id, seq.index, [], [], "", reason, self.policy_version)
-        )
+        if seq.finished:
+            return
+        seq.finished = True
         self._remove(seq)
+        delta = Delta(seq.request.request_id, seq.index, [], [], "", reason, self.policy_version)
+        self._deliver(seq.request, delta)
 
     def _remove(self, seq: _Sequence) -> None:
         if seq in self._running:
@@ -355,22 +579,6 @@ def dequantize_fp8(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
             tensor = dequantize(Quantized(tensor, scale.to(torch.float32), 128))
         out[name] = tensor
     return out
-
-
-def load_tensors(path: str) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors checkpoint directory (single file or sharded)."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    root = Path(path)
-    files = sorted(root.glob("*.safetensors")) if root.is_dir() else [root]
-    if not files or not all(f.exists() for f in files):
-        raise FileNotFoundError(f"no safetensors weights at {path}")
-    tensors: dict[str, Any] = {}
-    for file in files:
-        tensors.update(load_file(str(file)))
-    return tensors
 
 
 def wait_idle(engine: Engine, timeout_s: float = 10.0) -> None:

@@ -3,7 +3,8 @@
 Between decode steps the batch is reused as is (the model appends one position per
 step). When sequences join or leave, the cache is rebuilt: each survivor's own keys and
 values are cut out of the old batch (dropping its left padding) and re-padded with the
-newcomers' prefill caches to the new longest length.
+newcomers' caches to the new longest length. A sequence taken out of the batch (preempted
+for fairness) keeps a copy of its own rows and rejoins later without recomputation.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class BatchKV:
             )
             for layer in cast(Any, self.cache).layers
         ]
+
+    def detach(self, slot: Slot) -> None:
+        """Copy a batch row's keys and values out (the sequence leaves the batch, keeping
+        its cache exactly, so it can rejoin later without recomputation)."""
+        slot.own = [(k.clone(), v.clone()) for k, v in self._extract(slot)]
+        slot.row, slot.pad = -1, 0
 
     def extend_mask(self) -> torch.Tensor:
         """The attention mask for the next decode step (one more real position per row)."""

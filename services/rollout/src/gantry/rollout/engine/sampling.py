@@ -12,6 +12,10 @@ import torch
 
 from gantry.rollout.engine.types import SamplingParams
 
+# Temperatures below this sample greedily (as vLLM does): dividing by a tiny temperature
+# would overflow the logits to inf and make the distribution NaN.
+GREEDY_BELOW = 1e-5
+
 
 def make_generator(seed: int | None, index: int) -> torch.Generator:
     generator = torch.Generator(device="cpu")
@@ -51,7 +55,7 @@ def sample(
     raw = torch.log_softmax(logits, dim=-1)
     tokens: list[int] = []
     for row, (p, gen) in enumerate(zip(params, generators, strict=True)):
-        if p.temperature == 0:
+        if p.temperature < GREEDY_BELOW:
             token = int(torch.argmax(logits[row]))
         else:
             probs = processed_probs(logits[row], p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 
@@ -29,9 +30,9 @@ class SamplingParams:
         problems = []
         if self.max_tokens < 1:
             problems.append(("max_tokens", "must be >= 1"))
-        if self.temperature < 0:
-            problems.append(("temperature", "must be >= 0"))
-        if not 0 < self.top_p <= 1:
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            problems.append(("temperature", "must be a finite number >= 0"))
+        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             problems.append(("top_p", "must be in (0, 1]"))
         if self.top_k < 0:
             problems.append(("top_k", "must be >= 0"))
@@ -80,3 +81,11 @@ class PromptTooLong(ValueError):
         super().__init__(f"the prompt has {tokens} tokens; the context window is {limit}")
         self.tokens = tokens
         self.limit = limit
+
+
+class Overloaded(Exception):
+    """The engine's queue is full: the caller should retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,71 @@
+"""Shared by the rollout tests: settings, a server runner that exposes its loop, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from gantry.core import errors
+from gantry.core.server import RunningServer, Service, start_server
+
+TOKEN = "rollout-test-token"
+
+
+def common_settings(data_dir: Path) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": 0,
+        "auth_token": TOKEN,
+        "log_json": False,
+        "data_dir": data_dir,
+    }
+
+
+@contextmanager
+def serve_with_loop(
+    service: Service[Any],
+) -> Iterator[tuple[RunningServer, asyncio.AbstractEventLoop]]:
+    """Like serve_in_thread, but also hands out the server's event loop (to drain it)."""
+    loop = asyncio.new_event_loop()
+    started: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            started["server"] = loop.run_until_complete(start_server(service))
+        except BaseException as exc:
+            started["error"] = exc
+        finally:
+            ready.set()
+        if "server" in started:
+            loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(60), "the server did not start"
+    if "error" in started:
+        raise started["error"]
+    running: RunningServer = started["server"]
+    try:
+        yield running, loop
+    finally:
+        asyncio.run_coroutine_threadsafe(running.stop(grace_s=0), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
+
+
+def error_of(fn: Callable[..., Any], request: Any, **kwargs: Any) -> errors.GantryError:
+    """The typed error a call fails with (it must fail)."""
+    with pytest.raises(grpc.RpcError) as info:
+        fn(request, **kwargs)
+    return errors.from_rpc_error(info.value)
