@@ -50,15 +50,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = export("maze_2d", "easy", range(args.demos), Path(tmp) / "demos", mode="text")
         common = {"host": "127.0.0.1", "port": 0, "metrics_port": 0, "auth_token": TOKEN}
-        trainer_settings = TrainerSettings(**common, data_dir=Path(tmp) / "trainer")  # type: ignore[arg-type]
         rollout_settings = RolloutSettings(
             **common,  # type: ignore[arg-type]
             model_path=model,
             precision_recipe="fp8-jet",
+            checkpoints_root=Path(tmp) / "trainer",  # URI publishing reads the checkpoints
         )
         with (
-            serve_in_thread(TrainerService(trainer_settings)) as trainer_server,
             serve_in_thread(RolloutService(rollout_settings)) as rollout_server,
+            serve_in_thread(
+                TrainerService(
+                    TrainerSettings(
+                        **common,  # type: ignore[arg-type]
+                        data_dir=Path(tmp) / "trainer",
+                        datasets_root=data.parent,
+                        models_root=Path(model).parent,
+                        rollout_target=f"127.0.0.1:{rollout_server.port}",
+                    )
+                )
+            ) as trainer_server,
             sync_channel(f"127.0.0.1:{trainer_server.port}", token=TOKEN) as tch,
             sync_channel(f"127.0.0.1:{rollout_server.port}", token=TOKEN) as rch,
         ):

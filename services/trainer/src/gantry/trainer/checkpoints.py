@@ -121,44 +121,51 @@ def _write(
     return done
 
 
-def list_checkpoints(root: Path) -> list[trainer_pb2.Checkpoint]:
-    """Complete checkpoints, newest (highest step) first.
+def _read(entry: Path) -> trainer_pb2.Checkpoint | None:
+    """The checkpoint in folder `entry`, or None when it is not a complete one of ours.
 
-    Each one's `uri` is its directory here, whatever checkpoint.json says; entries that
-    are links, or whose checkpoint.json is unreadable or names another id, are skipped.
+    Its `uri` is the folder itself, whatever checkpoint.json says; links, and a
+    checkpoint.json that is unreadable or names another id, do not count.
     """
+    if not _ID.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+        return None
+    meta_file = entry / META_FILE
+    try:
+        if meta_file.is_symlink() or meta_file.stat().st_size > MAX_META_BYTES:
+            raise ValueError("not a plain checkpoint.json")
+        meta = json_format.Parse(meta_file.read_text(), trainer_pb2.Checkpoint())
+    except (OSError, ValueError) as exc:  # json_format.ParseError is a ValueError
+        if not isinstance(exc, FileNotFoundError):
+            log.warning("skipping checkpoint %s: %s", entry, exc)
+        return None
+    if meta.id != entry.name:
+        log.warning("skipping checkpoint %s: checkpoint.json names %r", entry, meta.id)
+        return None
+    meta.uri = str(entry.resolve())
+    return meta
+
+
+def list_checkpoints(root: Path) -> list[trainer_pb2.Checkpoint]:
+    """Complete checkpoints in a run's checkpoint folder, newest (highest step) first."""
     found = []
     if root.is_dir() and not root.is_symlink():
         for entry in root.iterdir():
-            if not _ID.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
-                continue
-            meta_file = entry / META_FILE
-            try:
-                if meta_file.is_symlink() or meta_file.stat().st_size > MAX_META_BYTES:
-                    raise ValueError("not a plain checkpoint.json")
-                meta = json_format.Parse(meta_file.read_text(), trainer_pb2.Checkpoint())
-            except (OSError, ValueError) as exc:  # json_format.ParseError is a ValueError
-                if not isinstance(exc, FileNotFoundError):
-                    log.warning("skipping checkpoint %s: %s", entry, exc)
-                continue
-            if meta.id != entry.name:
-                log.warning("skipping checkpoint %s: checkpoint.json names %r", entry, meta.id)
-                continue
-            meta.uri = str(entry.resolve())
-            found.append(meta)
+            meta = _read(entry)
+            if meta is not None:
+                found.append(meta)
     return sorted(found, key=lambda c: c.step, reverse=True)
 
 
 def find(root: Path, checkpoint_id: str) -> trainer_pb2.Checkpoint:
     """The checkpoint `checkpoint_id` of the run whose checkpoints live in `root`."""
-    for checkpoint in list_checkpoints(root):
-        if checkpoint.id == checkpoint_id:
-            return checkpoint
-    raise NotFound(
-        f"checkpoint {echo(checkpoint_id)} not found",
-        resource_type="checkpoint",
-        resource_name=checkpoint_id,
-    )
+    meta = _read(root / checkpoint_id) if _ID.fullmatch(checkpoint_id) else None
+    if meta is None:
+        raise NotFound(
+            f"checkpoint {echo(checkpoint_id)} not found",
+            resource_type="checkpoint",
+            resource_name=checkpoint_id,
+        )
+    return meta
 
 
 def load_state(checkpoint_dir: Path) -> dict[str, Any]:
