@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -17,7 +18,13 @@ TOKEN = "retrieval-test-token"
 
 
 @pytest.fixture(scope="session")
-def target() -> Iterator[str]:
+def datasets_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared server's datasets root (EvaluateEncoder dataset_uri resolves inside it)."""
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="session")
+def target(tmp_path_factory: pytest.TempPathFactory, datasets_root: Path) -> Iterator[str]:
     settings = RetrievalSettings(
         host="127.0.0.1",
         port=0,
@@ -25,6 +32,8 @@ def target() -> Iterator[str]:
         auth_token=TOKEN,
         log_json=False,
         qdrant_path=":memory:",
+        data_dir=tmp_path_factory.mktemp("retrieval-data"),
+        datasets_root=datasets_root,
         chunk_words=40,
         chunk_overlap_words=8,
     )

@@ -395,7 +395,7 @@ def test_evaluate_encoder_operation(stub: Stub, channel: grpc.Channel) -> None:
     meta = pb.EvaluateEncoderMetadata()
     operation.metadata.Unpack(meta)
     assert meta.progress == pytest.approx(1.0) and meta.documents_encoded == 12
-    bad = pb.EvaluateEncoderRequest(encoder_id="minilm", dataset_uri="/no/such/dir")
-    assert _field(_error(stub.EvaluateEncoder, bad)) == "dataset_uri"
+    bad = pb.EvaluateEncoderRequest(encoder_id="minilm", dataset_uri="no/such/dir")
+    assert isinstance(_error(stub.EvaluateEncoder, bad), errors.NotFound)
     missing = pb.EvaluateEncoderRequest(encoder_id="nope", dataset_uri="/x")
     assert isinstance(_error(stub.EvaluateEncoder, missing), errors.NotFound)

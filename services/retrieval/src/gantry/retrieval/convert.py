@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from gantry.core.codecs import tensor_to_numpy
 from gantry.core.errors import InvalidArgument
+from gantry.core.limits import struct_to_python
 from gantry.proto.common.v1 import tensor_pb2
 from gantry.proto.retrieval.v1 import retrieval_pb2
 from gantry.retrieval.sparse import SparseVector
@@ -37,9 +38,9 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def payload_from_struct(payload: struct_pb2.Struct) -> dict[str, Any]:
-    data = json_format.MessageToDict(payload)
-    return dict(_whole_numbers(data))
+def payload_from_struct(payload: struct_pb2.Struct, field: str = "payload") -> dict[str, Any]:
+    """Plain JSON values; NaN/inf and nesting past 16 levels are INVALID_ARGUMENT on `field`."""
+    return dict(_whole_numbers(struct_to_python(payload, field=field)))
 
 
 def payload_to_struct(payload: dict[str, Any]) -> struct_pb2.Struct:

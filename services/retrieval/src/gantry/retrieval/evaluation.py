@@ -91,6 +91,13 @@ def _field(record: dict[str, Any], key: str, where: str) -> str:
     return str(value)
 
 
+def _relevance(value: object, where: str) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DatasetError(f"{where}: relevance must be an integer") from exc
+
+
 def load_jsonl_set(path: Path) -> EvalSet:
     docs: list[EvalDocument] = []
     queries: dict[str, str] = {}
@@ -110,8 +117,8 @@ def load_jsonl_set(path: Path) -> EvalSet:
             queries[_field(record, "id", where)] = _field(record, "text", where)
         elif kind == "qrel":
             qid = _field(record, "query_id", where)
-            qrels.setdefault(qid, {})[_field(record, "document_id", where)] = int(
-                record.get("relevance", 1)
+            qrels.setdefault(qid, {})[_field(record, "document_id", where)] = _relevance(
+                record.get("relevance", 1), where
             )
         else:
             raise DatasetError(f"{where}: 'type' must be document, query or qrel")
@@ -133,9 +140,20 @@ def save_jsonl_set(data: EvalSet, path: Path) -> Path:
     return path
 
 
+def dataset_files(location: Path, split: str = "test") -> list[Path]:
+    """The files `load_eval_set(location, split)` reads (a BEIR directory's three, or the
+    one JSONL file), so a caller can check where they resolve and how large they are."""
+    if location.is_dir():
+        return [
+            location / "corpus.jsonl",
+            location / "queries.jsonl",
+            location / "qrels" / f"{split or 'test'}.tsv",
+        ]
+    return [location]
+
+
 def load_beir_dir(root: Path, split: str = "test") -> EvalSet:
-    corpus, queries_file = root / "corpus.jsonl", root / "queries.jsonl"
-    qrels_file = root / "qrels" / f"{split}.tsv"
+    corpus, queries_file, qrels_file = dataset_files(root, split)
     for needed in (corpus, queries_file, qrels_file):
         if not needed.is_file():
             raise DatasetError(f"{root}: missing {needed.relative_to(root)}")
@@ -159,19 +177,25 @@ def load_beir_dir(root: Path, split: str = "test") -> EvalSet:
             continue  # header
         if len(row) < 3:
             raise DatasetError(f"{qrels_file}:{number}: expected query-id, corpus-id, score")
-        qrels.setdefault(row[0], {})[row[1]] = int(row[-1])
+        qrels.setdefault(row[0], {})[row[1]] = _relevance(row[-1], f"{qrels_file}:{number}")
     # BEIR ships every split's queries in one file; keep those this split judges.
     return EvalSet(docs, {q: t for q, t in queries.items() if q in qrels}, qrels)
 
 
 def load_eval_set(location: str | Path, split: str = "test") -> EvalSet:
+    """Read and check a set; anything wrong with the files is a `DatasetError`."""
     path = Path(location)
-    if path.is_dir():
-        data = load_beir_dir(path, split or "test")
-    elif path.is_file():
-        data = load_jsonl_set(path)
-    else:
-        raise DatasetError(f"{path}: no such file or directory")
+    try:
+        if path.is_dir():
+            data = load_beir_dir(path, split or "test")
+        elif path.is_file():
+            data = load_jsonl_set(path)
+        else:
+            raise DatasetError(f"{path}: no such file or directory")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text") from exc
+    except (OSError, csv.Error, RecursionError) as exc:
+        raise DatasetError(f"{path}: cannot be read ({type(exc).__name__})") from exc
     data.check()
     return data
 

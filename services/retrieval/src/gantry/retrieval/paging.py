@@ -11,9 +11,14 @@ def encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(f"retrieval:{offset}".encode()).decode()
 
 
+MAX_TOKEN_BYTES = 128
+
+
 def decode_token(token: str, field: str = "page_token") -> int:
     if not token:
         return 0
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidArgument.for_field(field, "not a token this server issued")
     try:
         tag, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         offset = int(value)
@@ -24,7 +29,8 @@ def decode_token(token: str, field: str = "page_token") -> int:
     return offset
 
 
-def page_size(value: int, default: int, field: str = "page_size") -> int:
+def page_size(value: int, default: int, field: str = "page_size", *, maximum: int) -> int:
+    """AIP-158: 0 is the default, larger values are lowered to `maximum`, negative is wrong."""
     if value < 0:
         raise InvalidArgument.for_field(field, "must not be negative")
-    return value or default
+    return min(value or default, maximum)

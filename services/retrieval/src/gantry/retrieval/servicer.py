@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,10 +14,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2, timestamp_pb2
+from qdrant_client.models import Filter
 
 from gantry.core.codecs import tensor_from_numpy
-from gantry.core.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
+from gantry.core.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    echo,
+)
+from gantry.core.limits import check_bytes, check_count, check_id, check_total_bytes
 from gantry.core.operations import OperationHandle
+from gantry.core.storage import StorageRoot, safe_name
 from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gantry.retrieval.chunking import chunk_text
 from gantry.retrieval.convert import (
@@ -28,7 +40,14 @@ from gantry.retrieval.convert import (
     sparse_vector,
 )
 from gantry.retrieval.embedders import Embedder, InputKind
-from gantry.retrieval.evaluation import DatasetError, EvalDocument, EvalSet, evaluate, load_eval_set
+from gantry.retrieval.evaluation import (
+    DatasetError,
+    EvalDocument,
+    EvalSet,
+    dataset_files,
+    evaluate,
+    load_eval_set,
+)
 from gantry.retrieval.filters import RESERVED_PREFIX, is_empty, to_qdrant_filter
 from gantry.retrieval.paging import decode_token, encode_token, page_size
 from gantry.retrieval.sparse import SPARSE_ENCODER_ID, SparseVector
@@ -39,13 +58,16 @@ from gantry.retrieval.store import (
     CollectionInfo,
     CollectionMissing,
     Hit,
+    TooManyCollections,
 )
 
 if TYPE_CHECKING:
     from gantry.retrieval.service import Backends, RetrievalService
 
 COLLECTION_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-MAX_TOP_K = 1000
+ENCODER_ID_BYTES = 64  # EncoderSpec.id is at most 64 characters of [A-Za-z0-9._-]
+MAX_CUTOFFS = 16
+MAX_EVAL_BATCH = 1024
 RERANK_HEADER = "x-gantry-rerank"
 _MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
     retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "dense",
@@ -53,6 +75,10 @@ _MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
     retrieval_pb2.SEARCH_MODE_SPARSE: "sparse",
     retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
 }
+
+
+class EvaluationCancelled(Exception):
+    """Raised in the evaluation thread at its next progress report after a cancel."""
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -63,8 +89,15 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 def _not_found(name: str) -> NotFound:
     return NotFound(
-        f"collection {name!r} not found", resource_type="collection", resource_name=name
+        f"collection {echo(name)} not found", resource_type="collection", resource_name=name
     )
+
+
+def _check_collection_name(name: str, field: str) -> None:
+    if not name:
+        raise InvalidArgument.for_field(field, "a collection name is required")
+    if not COLLECTION_NAME.match(name):
+        raise InvalidArgument.for_field(field, f"{echo(name)} must match [a-z0-9_-]{{1,64}}")
 
 
 def _rerank_requested(context: Any) -> bool | None:
@@ -79,6 +112,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     def __init__(self, service: RetrievalService) -> None:
         self.service = service
         self.settings = service.settings
+        self._creating = asyncio.Lock()  # count + create as one step (max_collections)
+        self._evaluations: list[str] = []  # EvaluateEncoder operations started
+        self._loading_evaluations = 0  # admitted, still reading their set
+        self._datasets: StorageRoot | None = None
 
     # ---- shared helpers -------------------------------------------------------------------
 
@@ -90,11 +127,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return backends
 
     def _embedder(self, encoder_id: str, field: str = "encoder_id") -> Embedder:
+        """A served encoder by id: ids name encoders the operator configured, never paths."""
         wanted = encoder_id or self.settings.default_encoder_id
         embedder = self.backends.embedders.get(wanted)
         if embedder is None:
+            check_id(wanted, field=field, limit=ENCODER_ID_BYTES)
             raise NotFound(
-                f"{field}: unknown encoder {wanted!r}; served: "
+                f"{field}: unknown encoder {echo(wanted)}; served: "
                 f"{', '.join(sorted(self.backends.embedders))}",
                 resource_type="encoder",
                 resource_name=wanted,
@@ -104,8 +143,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def _collection(
         self, name: str, field: str = "collection", *, count: bool = False
     ) -> CollectionInfo:
-        if not name:
-            raise InvalidArgument.for_field(field, "a collection name is required")
+        _check_collection_name(name, field)
         try:
             return await self.service.run_blocking(
                 lambda: self.backends.store.get(name, count=count)
@@ -127,10 +165,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def CreateCollection(
         self, request: retrieval_pb2.CreateCollectionRequest, context: Any
     ) -> retrieval_pb2.CreateCollectionResponse:
-        if not COLLECTION_NAME.match(request.name):
-            raise InvalidArgument.for_field(
-                "name", f"{request.name!r} must match [a-z0-9_-]{{1,64}}"
-            )
+        _check_collection_name(request.name, "name")
         embedder = self._embedder(request.encoder_id)
         if request.distance and request.distance not in DISTANCE_FROM_PROTO:
             raise InvalidArgument.for_field("distance", "unknown Distance value")
@@ -149,21 +184,31 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     resource_type="encoder",
                     resource_name=sparse_id,
                 )
+        limit = self.settings.max_collections
         try:
-            info = await self.service.run_blocking(
-                lambda: self.backends.store.create(
-                    request.name,
-                    encoder_id=embedder.spec.id,
-                    distance=distance,
-                    vector_size=embedder.dimension,
-                    sparse_encoder_id=sparse_id,
+            async with self._creating:
+                info = await self.service.run_blocking(
+                    lambda: self.backends.store.create(
+                        request.name,
+                        encoder_id=embedder.spec.id,
+                        distance=distance,
+                        vector_size=embedder.dimension,
+                        sparse_encoder_id=sparse_id,
+                        max_collections=limit,
+                    )
                 )
-            )
         except CollectionExists as exc:
             raise AlreadyExists(
                 f"collection {request.name!r} already exists",
                 resource_type="collection",
                 resource_name=request.name,
+            ) from exc
+        except TooManyCollections as exc:
+            raise ResourceExhausted(
+                f"this server holds its limit of {limit} collections (max_collections); "
+                "delete one (DeleteCollection) before creating another",
+                reason="TOO_MANY_COLLECTIONS",
+                metadata={"limit": str(limit)},
             ) from exc
         return retrieval_pb2.CreateCollectionResponse(collection=collection_to_proto(info))
 
@@ -176,7 +221,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListCollections(
         self, request: retrieval_pb2.ListCollectionsRequest, context: Any
     ) -> retrieval_pb2.ListCollectionsResponse:
-        size = page_size(request.page_size, 100)
+        size = page_size(request.page_size, 100, maximum=self.settings.max_page_size)
         offset = decode_token(request.page_token)
         every = await self.service.run_blocking(self.backends.store.list_collections)
         page = every[offset : offset + size]
@@ -202,13 +247,6 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, point: retrieval_pb2.Point, index: int, info: CollectionInfo
     ) -> tuple[np.ndarray | None, SparseVector | None, dict[str, Any]]:
         field = f"points[{index}]"
-        if not point.id:
-            raise InvalidArgument.for_field(f"{field}.id", "a point id is required")
-        if len(point.text) > self.settings.max_text_chars:
-            raise InvalidArgument.for_field(
-                f"{field}.text",
-                f"has {len(point.text)} characters; the limit is {self.settings.max_text_chars}",
-            )
         dense = None
         if point.HasField("vector"):
             dense = dense_vector(point.vector, info.vector_size, f"{field}.vector")
@@ -224,12 +262,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     f"collection {info.name!r} was created without sparse vectors",
                 )
             sparse = sparse_vector(point.sparse_vector, f"{field}.sparse_vector")
-        payload = payload_from_struct(point.payload)
+        payload = payload_from_struct(point.payload, f"{field}.payload")
         reserved = sorted(k for k in payload if k.startswith(RESERVED_PREFIX) or k == TEXT_KEY)
         if reserved:
             raise InvalidArgument.for_field(
                 f"{field}.payload",
-                f"keys {reserved} are reserved ('text' holds the point's text; "
+                f"keys {[k[:64] for k in reserved[:8]]} are reserved "
+                "('text' holds the point's text; "
                 f"'{RESERVED_PREFIX}'-prefixed keys hold chunk bookkeeping)",
             )
         return dense, sparse, payload
@@ -318,21 +357,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, info: CollectionInfo, points: Sequence[retrieval_pb2.Point], *, wait: bool
     ) -> int:
         """Validate, chunk, embed and write one batch of points; returns how many."""
-        if not points:
-            raise InvalidArgument.for_field("points", "at least one point is required")
-        if len(points) > self.settings.max_batch_texts:
-            raise InvalidArgument.for_field(
-                "points",
-                f"has {len(points)} points; send at most "
-                f"{self.settings.max_batch_texts} per message (see upsert_batched)",
-            )
-        seen: dict[str, int] = {}
-        for index, point in enumerate(points):
-            if point.id in seen:
-                raise InvalidArgument.for_field(
-                    f"points[{index}].id", f"repeats points[{seen[point.id]}].id {point.id!r}"
-                )
-            seen[point.id] = index
+        self._check_points(points)
         embedder = self._embedder(info.encoder_id, "collection.encoder_id")
 
         def write() -> None:
@@ -345,6 +370,44 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise _not_found(info.name) from exc
         return len(points)
 
+    def _check_points(self, points: Sequence[retrieval_pb2.Point]) -> None:
+        """Sizes and counts of a batch, checked on arrival before any conversion or embedding."""
+        settings = self.settings
+        if not points:
+            raise InvalidArgument.for_field("points", "at least one point is required")
+        if len(points) > settings.max_batch_texts:
+            raise InvalidArgument.for_field(
+                "points",
+                f"has {len(points)} points; send at most "
+                f"{settings.max_batch_texts} per message (see upsert_batched)",
+            )
+        check_total_bytes(
+            (p.text for p in points), field="points", limit=settings.max_request_text_bytes
+        )
+        seen: dict[str, int] = {}
+        for index, point in enumerate(points):
+            field = f"points[{index}]"
+            if not point.id:
+                raise InvalidArgument.for_field(f"{field}.id", "a point id is required")
+            check_id(point.id, field=f"{field}.id", limit=settings.max_id_bytes)
+            if point.id in seen:
+                raise InvalidArgument.for_field(
+                    f"{field}.id", f"repeats points[{seen[point.id]}].id {echo(point.id)}"
+                )
+            seen[point.id] = index
+            check_bytes(point.text, field=f"{field}.text", limit=settings.max_text_bytes)
+            size = point.payload.ByteSize()
+            if size > settings.max_payload_bytes:
+                raise InvalidArgument.for_field(
+                    f"{field}.payload",
+                    f"is {size} bytes encoded; the limit is {settings.max_payload_bytes}",
+                )
+            check_count(
+                len(point.sparse_vector.indices),
+                field=f"{field}.sparse_vector.indices",
+                limit=settings.max_sparse_terms,
+            )
+
     async def Delete(
         self, request: retrieval_pb2.DeleteRequest, context: Any
     ) -> retrieval_pb2.DeleteResponse:
@@ -354,6 +417,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if which == "ids":
             if not request.ids.ids or not all(request.ids.ids):
                 raise InvalidArgument.for_field("ids.ids", "list at least one non-empty id")
+            check_count(request.ids.ids, field="ids.ids", limit=self.settings.max_batch_texts)
+            for index, point_id in enumerate(request.ids.ids):
+                check_id(point_id, field=f"ids.ids[{index}]", limit=self.settings.max_id_bytes)
             ids = list(request.ids.ids)
             count = await self.service.run_blocking(
                 lambda: store.delete_documents(info.name, ids, wait=request.wait)
@@ -363,7 +429,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 raise InvalidArgument.for_field(
                     "filter", "is empty; to remove everything use DeleteCollection"
                 )
-            flt = to_qdrant_filter(request.filter)
+            flt = self._filter(request.filter)
             count = await self.service.run_blocking(
                 lambda: store.delete_matching(info.name, flt, wait=request.wait)
             )
@@ -385,11 +451,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 f"{retrieval_pb2.SearchMode.Name(request.mode)} needs sparse vectors; "
                 f"collection {info.name!r} was created with sparse_enabled=false",
             )
-        if not 0 <= request.top_k <= MAX_TOP_K:
-            raise InvalidArgument.for_field("top_k", f"must be in [0, {MAX_TOP_K}] (0 = 10)")
+        max_top_k = self.settings.max_top_k
+        if not 0 <= request.top_k <= max_top_k:
+            raise InvalidArgument.for_field("top_k", f"must be in [0, {max_top_k}] (0 = 10)")
         top_k = request.top_k or 10
-        if request.prefetch_limit < 0:
-            raise InvalidArgument.for_field("prefetch_limit", "must not be negative")
+        max_prefetch = self.settings.max_prefetch_limit
+        if not 0 <= request.prefetch_limit <= max_prefetch:
+            raise InvalidArgument.for_field(
+                "prefetch_limit", f"must be in [0, {max_prefetch}] (0 = 4 * top_k)"
+            )
         prefetch = request.prefetch_limit or 4 * top_k
         if request.fusion not in (
             retrieval_pb2.FUSION_UNSPECIFIED,
@@ -401,18 +471,21 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument.for_field("score_threshold", "must be finite")
         return mode, top_k, prefetch
 
+    def _filter(self, spec: retrieval_pb2.Filter) -> Filter:
+        return to_qdrant_filter(spec, max_conditions=self.settings.max_filter_conditions)
+
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: Any
     ) -> retrieval_pb2.SearchResponse:
         started = time.perf_counter()
-        info = await self._collection(request.collection)
         which = request.WhichOneof("query")
+        if which == "text":
+            check_bytes(request.text, field="text", limit=self.settings.max_query_bytes)
+        info = await self._collection(request.collection)
         if which is None:
             raise InvalidArgument.for_field("text", "set the query: text or vector")
         if which == "text" and not request.text.strip():
             raise InvalidArgument.for_field("text", "the query text must not be empty")
-        if which == "text" and len(request.text) > self.settings.max_text_chars:
-            raise InvalidArgument.for_field("text", "is longer than max_text_chars")
         mode, top_k, prefetch = self._search_args(request, info)
         dense = None
         if which == "vector":
@@ -421,7 +494,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     "vector", "a vector query searches DENSE only; send text for SPARSE/HYBRID"
                 )
             dense = dense_vector(request.vector, info.vector_size, "vector")
-        flt = to_qdrant_filter(request.filter) if request.HasField("filter") else None
+        flt = self._filter(request.filter) if request.HasField("filter") else None
         reranker = self.backends.reranker
         wants_rerank = _rerank_requested(context)
         rerank = which == "text" and reranker is not None and wants_rerank is not False
@@ -484,15 +557,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def Embed(
         self, request: retrieval_pb2.EmbedRequest, context: Any
     ) -> retrieval_pb2.EmbedResponse:
+        settings = self.settings
         if not request.texts:
             raise InvalidArgument.for_field("texts", "at least one text is required")
-        if len(request.texts) > self.settings.max_batch_texts:
-            raise InvalidArgument.for_field(
-                "texts", f"send at most {self.settings.max_batch_texts} texts per call"
-            )
+        check_count(request.texts, field="texts", limit=settings.max_batch_texts)
+        check_total_bytes(request.texts, field="texts", limit=settings.max_request_text_bytes)
         for index, text in enumerate(request.texts):
-            if len(text) > self.settings.max_text_chars:
-                raise InvalidArgument.for_field(f"texts[{index}]", "is longer than max_text_chars")
+            check_bytes(text, field=f"texts[{index}]", limit=settings.max_text_bytes)
         if request.input_type not in retrieval_pb2.InputType.values():
             raise InvalidArgument.for_field("input_type", "unknown InputType value")
         embedder = self._embedder(request.encoder_id)
@@ -542,7 +613,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             )
         )
         encoders.sort(key=lambda e: e.id)
-        size = page_size(request.page_size, len(encoders))
+        size = page_size(request.page_size, len(encoders), maximum=self.settings.max_page_size)
         offset = decode_token(request.page_token)
         more = offset + size < len(encoders)
         return retrieval_pb2.ListEncodersResponse(
@@ -552,17 +623,95 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     # ---- evaluation -----------------------------------------------------------------------
 
-    def _eval_set(self, request: retrieval_pb2.EvaluateEncoderRequest) -> EvalSet:
+    @property
+    def datasets(self) -> StorageRoot:
+        """Where `dataset_uri` may point (created on first use)."""
+        if self._datasets is None:
+            self._datasets = self.settings.storage_root("datasets", self.settings.datasets_root)
+        return self._datasets
+
+    def _check_eval_request(self, request: retrieval_pb2.EvaluateEncoderRequest) -> None:
+        """Counts and sizes, on arrival (the per-item checks of an inline set run later)."""
+        settings = self.settings
+        for name in ("ndcg_at", "recall_at"):
+            cutoffs = getattr(request, name)
+            check_count(cutoffs, field=name, limit=MAX_CUTOFFS)
+            for index, k in enumerate(cutoffs):
+                if not 0 < k <= settings.max_top_k:
+                    raise InvalidArgument.for_field(
+                        f"{name}[{index}]", f"cut-offs must be in [1, {settings.max_top_k}]"
+                    )
+        if request.max_queries < 0:
+            raise InvalidArgument.for_field("max_queries", "must not be negative")
+        if not 0 <= request.batch_size <= MAX_EVAL_BATCH:
+            raise InvalidArgument.for_field(
+                "batch_size", f"must be in [0, {MAX_EVAL_BATCH}] (0 = server default)"
+            )
         which = request.WhichOneof("dataset")
         if which is None:
             raise InvalidArgument.for_field("dataset_uri", "set dataset_uri or inline")
         if which == "dataset_uri":
-            uri = request.dataset_uri.removeprefix("file://")
-            try:
-                return load_eval_set(uri, request.split or "test")
-            except DatasetError as exc:
-                raise InvalidArgument.for_field("dataset_uri", str(exc)) from exc
+            if request.split:
+                safe_name(request.split, field="split")
+            return
         inline = request.inline
+        check_count(inline.documents, field="inline.documents", limit=settings.max_eval_documents)
+        check_count(inline.queries, field="inline.queries", limit=settings.max_eval_queries)
+        check_count(inline.qrels, field="inline.qrels", limit=settings.max_eval_documents)
+
+    def _check_inline_items(self, inline: retrieval_pb2.InlineEvalSet) -> None:
+        """Blocking: every id and text of an inline set within its limit."""
+        id_limit, text_limit = self.settings.max_id_bytes, self.settings.max_text_bytes
+        for i, doc in enumerate(inline.documents):
+            check_id(doc.id, field=f"inline.documents[{i}].id", limit=id_limit)
+            check_bytes(doc.title, field=f"inline.documents[{i}].title", limit=text_limit)
+            check_bytes(doc.text, field=f"inline.documents[{i}].text", limit=text_limit)
+        for i, query in enumerate(inline.queries):
+            check_id(query.id, field=f"inline.queries[{i}].id", limit=id_limit)
+            check_bytes(query.text, field=f"inline.queries[{i}].text", limit=text_limit)
+        for i, qrel in enumerate(inline.qrels):
+            check_id(qrel.query_id, field=f"inline.qrels[{i}].query_id", limit=id_limit)
+            check_id(qrel.document_id, field=f"inline.qrels[{i}].document_id", limit=id_limit)
+
+    def _load_dataset(self, uri: str, split: str) -> EvalSet:
+        """Blocking: the set `uri` names inside the datasets root, within the size limits."""
+        root = self.datasets
+        location = root.resolve(uri, field="dataset_uri", must_exist=True)
+        # Each file the loader opens must resolve inside the root too (a symlink in a BEIR
+        # directory could point anywhere).
+        files = [root.resolve(str(f), field="dataset_uri") for f in dataset_files(location, split)]
+        total = sum(f.stat().st_size for f in files if f.is_file())
+        if total > self.settings.max_dataset_bytes:
+            raise InvalidArgument.for_field(
+                "dataset_uri",
+                f"holds {total} bytes; the limit is {self.settings.max_dataset_bytes} "
+                "(max_dataset_bytes)",
+            )
+        base = f"{os.path.realpath(root.path or '')}{os.sep}"
+        try:
+            data = load_eval_set(location, split)
+        except DatasetError as exc:  # name files relative to the root, not the server's layout
+            raise InvalidArgument.for_field("dataset_uri", str(exc).replace(base, "")) from exc
+        if len(data.documents) > self.settings.max_eval_documents:
+            raise InvalidArgument.for_field(
+                "dataset_uri",
+                f"has {len(data.documents)} documents; the limit is "
+                f"{self.settings.max_eval_documents} (max_eval_documents)",
+            )
+        if len(data.queries) > self.settings.max_eval_queries:
+            raise InvalidArgument.for_field(
+                "dataset_uri",
+                f"has {len(data.queries)} queries; the limit is "
+                f"{self.settings.max_eval_queries} (max_eval_queries)",
+            )
+        return data
+
+    def _eval_set(self, request: retrieval_pb2.EvaluateEncoderRequest) -> EvalSet:
+        """Blocking: the evaluation set of a checked request."""
+        if request.WhichOneof("dataset") == "dataset_uri":
+            return self._load_dataset(request.dataset_uri, request.split or "test")
+        inline = request.inline
+        self._check_inline_items(inline)
         data = EvalSet(
             documents=[EvalDocument(d.id, d.text, d.title) for d in inline.documents],
             queries={q.id: q.text for q in inline.queries},
@@ -576,26 +725,55 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument.for_field("inline", str(exc)) from exc
         return data
 
+    def _running_evaluations(self) -> list[str]:
+        """Names of this servicer's EvaluateEncoder operations that are not done yet."""
+        running = []
+        for name in self._evaluations:
+            try:
+                if not self.service.operations.get(name).done:
+                    running.append(name)
+            except NotFound:  # deleted or evicted
+                continue
+        self._evaluations = running
+        return running
+
     async def EvaluateEncoder(
         self, request: retrieval_pb2.EvaluateEncoderRequest, context: Any
     ) -> operations_pb2.Operation:
         embedder = self._embedder(request.encoder_id)
-        for name in ("ndcg_at", "recall_at"):
-            if any(k <= 0 for k in getattr(request, name)):
-                raise InvalidArgument.for_field(name, "cut-offs must be > 0")
-        if request.max_queries < 0:
-            raise InvalidArgument.for_field("max_queries", "must not be negative")
-        if request.batch_size < 0:
-            raise InvalidArgument.for_field("batch_size", "must not be negative")
-        data = await self.service.run_blocking(self._eval_set, request)
+        self._check_eval_request(request)
+        limit = self.settings.max_running_evaluations
+        if len(self._running_evaluations()) + self._loading_evaluations >= limit:
+            raise ResourceExhausted(
+                f"{limit} evaluations are running (max_running_evaluations); retry when one "
+                "finishes",
+                retry_after_s=30.0,
+                reason="TOO_MANY_EVALUATIONS",
+            )
+        self._loading_evaluations += 1
+        try:
+            data = await self.service.run_blocking(self._eval_set, request)
+            operation = self._start_evaluation(request, embedder, data)
+        finally:
+            self._loading_evaluations -= 1
+        self._evaluations.append(operation.name)
+        return operation
+
+    def _start_evaluation(
+        self, request: retrieval_pb2.EvaluateEncoderRequest, embedder: Embedder, data: EvalSet
+    ) -> operations_pb2.Operation:
         ndcg_at = sorted(set(request.ndcg_at)) or [10]
         recall_at = sorted(set(request.recall_at)) or [1, 5, 10, 100]
         loop = asyncio.get_running_loop()
         start = timestamp_pb2.Timestamp()
         start.GetCurrentTime()
 
+        stop = threading.Event()  # set when the operation is cancelled: the thread stops too
+
         async def job(handle: OperationHandle) -> retrieval_pb2.EvaluateEncoderResponse:
             def progress(docs: int, docs_total: int, queries: int, queries_total: int) -> None:
+                if stop.is_set():
+                    raise EvaluationCancelled(handle.name)
                 done = (docs + queries) / max(docs_total + queries_total, 1)
                 meta = retrieval_pb2.EvaluateEncoderMetadata(
                     documents_encoded=docs,
@@ -607,7 +785,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 )
                 loop.call_soon_threadsafe(handle.set_metadata, meta)
 
-            result = await self.service.run_blocking(
+            work = self.service.run_blocking(
                 lambda: evaluate(
                     embedder,
                     data,
@@ -619,6 +797,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     progress=progress,
                 )
             )
+            try:
+                result = await work
+            except asyncio.CancelledError:
+                stop.set()
+                raise
             return retrieval_pb2.EvaluateEncoderResponse(
                 encoder_id=embedder.spec.id,
                 ndcg=result.ndcg,

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from gantry.core.settings import ServiceSettings, settings_config
+from gantry.core.settings import MiB, ServiceSettings, settings_config
 
 DEFAULT_ENCODER_ID = "minilm"
 
@@ -81,9 +81,61 @@ class RetrievalSettings(ServiceSettings):
     )
     batch_size: int = Field(default=32, ge=1, description="Texts per encoder forward pass")
     max_batch_texts: int = Field(
-        default=4096, ge=1, description="Most texts (or points) accepted in one request"
+        default=4096, ge=1, description="Most texts (or points, or ids) accepted in one request"
     )
-    max_text_chars: int = Field(default=1_000_000, ge=1, description="Longest single text accepted")
+    max_text_bytes: int = Field(
+        default=1_000_000, ge=1, description="Largest single text (point, Embed text), UTF-8 bytes"
+    )
+    max_request_text_bytes: int = Field(
+        default=16 * MiB,
+        ge=1,
+        description="Text of all points/texts of one Upsert, UpsertStream message or Embed",
+    )
+    max_query_bytes: int = Field(default=65_536, ge=1, description="Largest Search query text")
+    max_id_bytes: int = Field(
+        default=512, ge=1, description="Longest point id / document id (UTF-8 bytes)"
+    )
+    max_payload_bytes: int = Field(
+        default=1 * MiB, ge=1, description="Largest payload Struct of one point (encoded)"
+    )
+    max_sparse_terms: int = Field(
+        default=65_536, ge=1, description="Most index/value pairs in one sparse vector"
+    )
+    max_top_k: int = Field(default=1000, ge=1, description="Largest Search top_k")
+    max_prefetch_limit: int = Field(
+        default=10_000, ge=1, description="Largest HYBRID prefetch_limit (candidates per branch)"
+    )
+    max_filter_conditions: int = Field(
+        default=256, ge=1, description="Conditions in one filter, nested ones included"
+    )
+    max_collections: int = Field(
+        default=1000,
+        ge=1,
+        description="Collections this service creates; CreateCollection beyond it is "
+        "RESOURCE_EXHAUSTED until some are deleted",
+    )
+    max_page_size: int = Field(
+        default=1000, ge=1, description="Larger page_size values are lowered to this"
+    )
+    datasets_root: Path | None = Field(
+        default=None,
+        description="EvaluateEncoder dataset_uri resolves inside this folder "
+        "(default <data_dir>/datasets; `gantry up` sets <state_dir>/shared)",
+    )
+    max_dataset_bytes: int = Field(
+        default=1024 * MiB, ge=1, description="Total size of the files one dataset_uri names"
+    )
+    max_eval_documents: int = Field(
+        default=200_000, ge=1, description="Corpus size of one EvaluateEncoder set"
+    )
+    max_eval_queries: int = Field(
+        default=50_000, ge=1, description="Queries (and qrels per query) of one EvaluateEncoder set"
+    )
+    max_running_evaluations: int = Field(
+        default=2,
+        ge=1,
+        description="EvaluateEncoder operations running at once; more are RESOURCE_EXHAUSTED",
+    )
     chunk_words: int = Field(
         default=160,
         ge=8,

@@ -57,6 +57,10 @@ class CollectionExists(ValueError):
     """A collection of that name already exists."""
 
 
+class TooManyCollections(RuntimeError):
+    """Creating another collection would pass the configured limit."""
+
+
 @dataclass(frozen=True)
 class CollectionInfo:
     name: str
@@ -206,9 +210,12 @@ class QdrantStore:
         distance: Distance,
         vector_size: int,
         sparse_encoder_id: str = "",
+        max_collections: int | None = None,
     ) -> CollectionInfo:
         if self.client.collection_exists(name):
             raise CollectionExists(name)
+        if max_collections is not None and self.count_collections() >= max_collections:
+            raise TooManyCollections(name)
         created = datetime.now(UTC)
         self.client.create_collection(
             name,
@@ -258,6 +265,11 @@ class QdrantStore:
             points_count=self.count_documents(name) if count else -1,
             create_time=datetime.fromisoformat(str(meta["gantry_create_time"])),
         )
+
+    @_serialised
+    def count_collections(self) -> int:
+        """Every collection on the Qdrant this store talks to (a cheap name listing)."""
+        return len(self.client.get_collections().collections)
 
     @_serialised
     def list_collections(self) -> list[CollectionInfo]:
