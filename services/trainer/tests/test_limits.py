@@ -175,6 +175,22 @@ def test_submit_sizes_and_run_capacity(
         ).buffered_count
         == 0
     )  # nothing of the refused messages was kept
+    # Token ids outside the vocabulary are rejected (they would crash the step).
+    wait_run(stub, meta.run_id, until=lambda r: r.state == trainer_pb2.RUN_STATE_RUNNING)
+    negative, huge = trajectory(0, 4, 4), trajectory(1, 4, 4)
+    negative.turns[0].prompt_token_ids[0] = -1
+    huge.turns[0].completion.token_ids[0] = 10**9
+    reply = stub.SubmitTrajectories(
+        iter(
+            [
+                trainer_pb2.SubmitTrajectoriesRequest(
+                    run_id=meta.run_id, trajectories=[negative, huge]
+                )
+            ]
+        )
+    )
+    assert reply.accepted_count == 0
+    assert all("vocabulary" in r.reason for r in reply.rejected) and len(reply.rejected) == 2
 
     # Capacity: one active run at a time (retry later), three stored runs in all.
     busy = error_of(stub.StartRun, trainer_pb2.StartRunRequest(config=config))

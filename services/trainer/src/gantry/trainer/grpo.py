@@ -42,8 +42,15 @@ class TurnSequence:
         return len(self.input_ids) - self.prompt_len
 
 
-def invalid_reason(trajectory: trajectory_pb2.Trajectory) -> str | None:
-    """Why a submitted trajectory cannot be trained on, or None."""
+def _outside(ids: Sequence[int], vocab_size: int | None) -> bool:
+    return any(i < 0 or (vocab_size is not None and i >= vocab_size) for i in ids)
+
+
+def invalid_reason(
+    trajectory: trajectory_pb2.Trajectory, vocab_size: int | None = None
+) -> str | None:
+    """Why a submitted trajectory cannot be trained on, or None. Token ids must lie in
+    [0, vocab_size) (only the sign is checked while the vocabulary is unknown)."""
     if not trajectory.turns:
         return "no turns"
     if not any(turn.completion.token_ids for turn in trajectory.turns):
@@ -54,6 +61,10 @@ def invalid_reason(trajectory: trajectory_pb2.Trajectory) -> str | None:
             continue  # nothing to learn from this turn; it is skipped
         if not turn.prompt_token_ids:
             return f"turn {turn.index}: missing prompt_token_ids"
+        if _outside(turn.prompt_token_ids, vocab_size) or _outside(
+            completion.token_ids, vocab_size
+        ):
+            return f"turn {turn.index}: a token id is outside the model's vocabulary"
         if len(completion.logprobs) != len(completion.token_ids):
             return (
                 f"turn {turn.index}: missing logprobs ({len(completion.logprobs)} for "
@@ -94,9 +105,11 @@ def sequences(
     *,
     scale_advantages: bool = True,
     max_len: int = 0,
+    vocab_size: int | None = None,
 ) -> list[TurnSequence]:
     """One sequence per turn with completion tokens; turns longer than `max_len` (when
-    set) are left out rather than cut, since a cut prompt is not what the policy saw."""
+    set) are left out rather than cut, since a cut prompt is not what the policy saw, and
+    so are turns with token ids outside the vocabulary (when given)."""
     advantages = group_advantages(
         [t.final_reward for t in trajectories],
         [t.group_id or t.id for t in trajectories],
@@ -108,6 +121,8 @@ def sequences(
             prompt = list(turn.prompt_token_ids)
             length = len(prompt) + len(turn.completion.token_ids)
             if not turn.completion.token_ids or (max_len and length > max_len):
+                continue
+            if _outside(prompt, vocab_size) or _outside(turn.completion.token_ids, vocab_size):
                 continue
             out.append(
                 TurnSequence(

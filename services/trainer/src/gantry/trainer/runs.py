@@ -114,7 +114,8 @@ class RunRecord:
     # ----- trajectories in -----
     def judge(self, trajectory: trajectory_pb2.Trajectory) -> str | None:
         """Why a trajectory cannot join this run's buffer, or None."""
-        reason = grpo.invalid_reason(trajectory)
+        trainer = self.trainer
+        reason = grpo.invalid_reason(trajectory, trainer.vocab_size if trainer else None)
         if reason is not None:
             return reason
         limit = self.run.config.grpo.max_staleness

@@ -75,6 +75,9 @@ class Trainer:
         self.bundle, self.fp8_layers = load_policy(config.base_model, self.recipe, self.device)
         self.model = self.bundle.model
         self.tokenizer = self.bundle.tokenizer
+        weight = self.model.get_input_embeddings().weight  # type: ignore[operator]
+        assert isinstance(weight, torch.Tensor)
+        self.vocab_size = int(weight.shape[0])  # token ids must lie below it
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
         self.batch_size = config.batch_size or DEFAULT_BATCH
@@ -199,7 +202,12 @@ class Trainer:
         clip_low = cfg.clip_low or grpo.DEFAULT_CLIP
         clip_high = cfg.clip_high or clip_low
         scale = cfg.scale_advantages if cfg.HasField("scale_advantages") else True
-        items = grpo.sequences(trajectories, scale_advantages=scale, max_len=self.max_seq_len)
+        items = grpo.sequences(
+            trajectories,
+            scale_advantages=scale,
+            max_len=self.max_seq_len,
+            vocab_size=self.vocab_size,
+        )
         turns = sum(len(t.turns) for t in trajectories)
         total = float(sum(s.completion_len for s in items))
         sums = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "entropy": 0.0, "mismatch": 0.0}
