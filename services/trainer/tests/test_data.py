@@ -110,3 +110,8 @@ def test_data_order_is_seeded_and_resumes_from_the_cursor() -> None:
     assert first != data.DataOrder(5, seed=8).take(12)
     resumed = data.DataOrder(5, seed=7, cursor=7)
     assert resumed.take(5) == first[7:12]
+
+
+def test_any_uint64_seed_orders_the_data() -> None:
+    order = data.DataOrder(10, 2**64 - 1)  # RunConfig.seed is a uint64
+    assert sorted(order.take(10)) == list(range(10))

@@ -271,7 +271,8 @@ class DataOrder:
 
     def _permutation(self, epoch: int) -> list[int]:
         if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            # Modulo 2**63: any uint64 seed works (identical to before for smaller seeds).
+            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
             self._perm = torch.randperm(self.size, generator=generator).tolist()
             self._epoch = epoch
         return self._perm
