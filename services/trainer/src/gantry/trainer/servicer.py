@@ -37,12 +37,11 @@ from gantry.trainer import checkpoints, data, grpo, limits
 from gantry.trainer.model import SCHEDULES, TINY_MODEL
 from gantry.trainer.paths import Roots
 from gantry.trainer.runs import TERMINAL, RunRecord
+from gantry.trainer.service import RETRY_AFTER_S
 from gantry.trainer.training import DEFAULT_BATCH, DEFAULT_MAX_SEQ_LEN, extra_options
 
 if TYPE_CHECKING:
     from gantry.trainer.service import TrainerService
-
-RETRY_AFTER_S = 5.0
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
