@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -158,3 +159,32 @@ def test_a_persisted_run_is_checked_again_before_dialling(tmp_path: Path, tiny_p
             cancelled = wait_run(stub, meta.run_id)
             assert cancelled.state == trainer_pb2.RUN_STATE_CANCELLED
         assert harvest.connections == 0 and TOKEN.encode() not in harvest.received
+
+
+def test_an_episodes_run_whose_rollout_is_no_longer_configured_fails_on_resume(
+    tmp_path: Path, tiny_path: str
+) -> None:
+    with listener() as harvest:
+        config = grpo_config(tiny_path, rollout_target=harvest.address)
+        config.data.episodes.env_id = "maze_2d"
+        config.data.episodes.settings.observation_mode = episode_pb2.OBSERVATION_MODE_TEXT
+        with (
+            trainer_server(tmp_path, rollout_target=harvest.address) as target,
+            stubs(target) as (stub, _),
+        ):
+            op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
+            meta = trainer_pb2.StartRunMetadata()
+            op.metadata.Unpack(meta)
+            wait_run(stub, meta.run_id, until=lambda r: r.state == trainer_pb2.RUN_STATE_RUNNING)
+        time.sleep(1.0)  # the configured listener was dialled; let that connection end
+        seen = harvest.connections
+        with (
+            trainer_server(tmp_path, rollout_target="127.0.0.1:1") as target,
+            stubs(target) as (stub, _),
+        ):
+            run = wait_run(stub, meta.run_id)
+        time.sleep(1.0)
+        assert run.state == trainer_pb2.RUN_STATE_FAILED
+        assert run.error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+        assert "config.rollout_target" in run.error.message
+        assert harvest.connections == seen
