@@ -548,6 +548,13 @@ def test_bad_heavy_think_and_playtest_requests_name_the_field(
         assert _field(error) == field, (field, error)
 
 
+def test_model_info_refuses_an_over_long_model_name(
+    stub: rollout_pb2_grpc.RolloutServiceStub,
+) -> None:
+    error = error_of(stub.GetModelInfo, rollout_pb2.GetModelInfoRequest(model="m" * 10_000))
+    assert isinstance(error, errors.InvalidArgument) and _field(error) == "model"
+
+
 def test_overload_is_resource_exhausted_with_retry_info(
     stack: Stack, stub: rollout_pb2_grpc.RolloutServiceStub
 ) -> None:

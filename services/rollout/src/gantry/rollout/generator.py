@@ -147,7 +147,9 @@ class TransformersGenerator:
                 self.engine.abort(request_id)
 
     async def update_weights(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode) -> int:
-        return await asyncio.wrap_future(self.engine.load(tensors, mode))
+        # Validation reads every tensor (shapes, NaN/inf): keep it off the event loop.
+        done = await asyncio.to_thread(self.engine.load, tensors, mode)
+        return await asyncio.wrap_future(done)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.engine.stop)

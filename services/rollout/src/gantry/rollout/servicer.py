@@ -282,6 +282,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     async def GetModelInfo(
         self, request: rollout_pb2.GetModelInfoRequest, context: Any
     ) -> rollout_pb2.GetModelInfoResponse:
+        check_id(request.model, field="model")
         generator = self.generator
         response = rollout_pb2.GetModelInfoResponse(
             model_name=self.service.model_name,
