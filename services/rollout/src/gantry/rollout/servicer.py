@@ -179,22 +179,29 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         producer = asyncio.ensure_future(run_all())
         draining = asyncio.ensure_future(self.service.draining.wait())
         try:
-            while True:
+            while not draining.done():
                 getter = asyncio.ensure_future(queue.get())
                 await asyncio.wait({getter, draining}, return_when=asyncio.FIRST_COMPLETED)
                 if not getter.done():
-                    await cancel_all([getter, producer])
-                    while not queue.empty():
-                        if (message := queue.get_nowait()) is not None:
-                            yield message
-                    raise drained(
-                        self.service.settings.drain_retry_after_s,
-                        "generation stopped; the tokens produced so far were delivered.",
-                    )
-                if (message := getter.result()) is None:
+                    getter.cancel()
                     break
+                if (message := getter.result()) is None:
+                    await producer  # surface producer errors
+                    return
                 yield message
-            await producer  # surface producer errors
+            # Draining: stop generating, deliver what was produced, then UNAVAILABLE.
+            finished = producer.done() and not producer.cancelled()
+            if finished:
+                producer.result()  # a failure is reported as itself
+            await cancel_all([producer])
+            while not queue.empty():
+                if (message := queue.get_nowait()) is not None:
+                    yield message
+            if not finished:
+                raise drained(
+                    self.service.settings.drain_retry_after_s,
+                    "generation stopped; the tokens produced so far were delivered.",
+                )
         finally:
             await cancel_all([producer, draining])
 

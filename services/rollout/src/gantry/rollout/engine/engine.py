@@ -368,7 +368,6 @@ class Engine:
                 self._prefill_chunk(prefill, take)
                 budget -= take
                 if prefill.remaining == 0:
-                    del self._prefilling[client]
                     ready[client] += self._complete_prefill(prefill)
 
     def _start_prefill(self, client: str) -> _Prefill | None:
@@ -399,6 +398,9 @@ class Engine:
         n = request.params.n
         generators = [make_generator(request.params.seed, i) for i in range(n)]
         tokens, logprobs = sample(logits.expand(n, -1), [request.params] * n, generators)
+        # From here on the request is its sequences (a failure above leaves it prefilling,
+        # so the failure path still ends all of its samples).
+        del self._prefilling[request.client]
         seqs = [
             _Sequence(request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i])
             for i in range(n)
