@@ -11,6 +11,7 @@ the text (hedged requirements, mixed terms, ambiguous "otherwise") report its sp
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 
 _STEPS = _rx(
-    r"(^|\n)\s*(\d+[.)]|step\s*\d+|[-*•])\s+\S|\b(first|then|next|finally|afterwards),?\s+\w+|"
+    r"(^|\n)[^\S\n]*(\d+[.)]|step\s*\d+|[-*•])\s+\S|\b(first|then|next|finally|afterwards),?\s+\w+|"
     r"\bstep[- ]by[- ]step\b|\b(algorithm|approach|strategy|procedure)\b"
 )
 _METHOD = _rx(
@@ -90,7 +91,7 @@ _METHOD = _rx(
 )
 _INPUT = _rx(
     r"\b(takes?|accepts?|given|receives?|input|parameters?|arguments?|args?)\b|\bdef \w+\s*\(|"
-    r"\w+\s*:\s*(int|str|float|bool|list|dict|tuple|set)\b"
+    r"\b\w+\s*:\s*(int|str|float|bool|list|dict|tuple|set)\b"
 )
 _OUTPUT = _rx(r"\b(returns?|outputs?|prints?|yields?|produces?|writes?)\b|->")
 _TYPE = _rx(
@@ -98,11 +99,19 @@ _TYPE = _rx(
     r"dictionaries|tuples?|sets?|arrays?|json|csv|dataframe|bytes|none|numbers?|"
     r"matrix|matrices|generator|iterator|mapping|object|path|file)\b"
 )
+# Every pattern runs in linear time on any prompt (a 200 KB prompt is allowed): a word
+# starts at a \b, so `\w+` never restarts inside a word, and the two example shapes that
+# need "anything up to" (`f(...) == 3`, "input: ... output:") are matched in code
+# (`_call_example`, `_input_output`), because `.*` between two patterns backtracks
+# quadratically on a long line.
 _EXAMPLE = _rx(
-    r">>>|\be\.g\.|\bfor example\b|\bfor instance\b|\bexamples?\s*[:\n]|\binput\s*:.*\n?.*"
-    r"\boutput\s*:|\w+\(.*\)\s*(==|->|=>|returns|should return|must return)\s*\S|"
+    r">>>|\be\.g\.|\bfor example\b|\bfor instance\b|\bexamples?\s*[:\n]|"
     r"\bassert\s+\w+\("
 )
+_INPUT_LABEL = _rx(r"\binput\s*:")
+_OUTPUT_LABEL = _rx(r"\boutput\s*:")
+_CALL_OPEN = _rx(r"\b\w+\(")
+_CALL_RESULT = _rx(r"\)\s*(==|->|=>|returns|should return|must return)\s*\S")
 _POST = _rx(
     r"\b(ensure|ensures|guarantee[sd]?|post-?conditions?|afterwards|after (the )?call|"
     r"in[- ]place|unchanged|not (be )?modif\w+|without modifying|must be (sorted|unique|"
@@ -146,6 +155,7 @@ _NOT_HEDGE = _rx(
 _MODAL = frozenset({"should", "could", "might", "may", "try to"})
 _CONDITION = _rx(r"\b(if|when|whenever|unless|in case)\b")
 _OTHERWISE = _rx(r"\b(otherwise|or else|in (all )?other cases|else)\b")
+_OR_ELSE = _rx(r"\bor else\b")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 _IDENTIFIER = re.compile(
     r"`([A-Za-z_][A-Za-z0-9_]*)`|\b([a-z]+(?:_[a-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]+)+)\b"
@@ -240,8 +250,44 @@ def _io_format(ctx: Context) -> list[Finding]:
     ]
 
 
+def _newlines_between(newlines: list[int], start: int, end: int) -> int:
+    return bisect.bisect_left(newlines, end) - bisect.bisect_left(newlines, start)
+
+
+def _newlines(text: str) -> list[int]:
+    return [m.start() for m in re.finditer("\n", text)]
+
+
+def _input_output(text: str) -> bool:
+    """An "input:" label followed by an "output:" label on the same or the next line."""
+    inputs = [m.end() for m in _INPUT_LABEL.finditer(text)]
+    if not inputs:
+        return False
+    newlines = _newlines(text)
+    for output in _OUTPUT_LABEL.finditer(text):
+        before = bisect.bisect_right(inputs, output.start())
+        # The closest input label before this output label has the fewest lines between.
+        if before and _newlines_between(newlines, inputs[before - 1], output.start()) <= 1:
+            return True
+    return False
+
+
+def _call_example(text: str) -> bool:
+    """`name(...)` then, on the same line, `)` followed by `==`, `->`, `returns`, ..."""
+    opens = [m.end() for m in _CALL_OPEN.finditer(text)]
+    if not opens:
+        return False
+    newlines = _newlines(text)
+    for result in _CALL_RESULT.finditer(text):
+        closing = result.start()
+        before = bisect.bisect_right(opens, closing)  # call openings ending by the ")"
+        if before and _newlines_between(newlines, opens[before - 1], closing) == 0:
+            return True
+    return False
+
+
 def _examples(ctx: Context) -> list[Finding]:
-    if _EXAMPLE.search(ctx.prompt):
+    if _EXAMPLE.search(ctx.prompt) or _input_output(ctx.prompt) or _call_example(ctx.prompt):
         return []
     return [
         Finding(
@@ -372,16 +418,17 @@ def _terminology(ctx: Context) -> list[Finding]:
 def _conditionals(ctx: Context) -> list[Finding]:
     findings = []
     sentences = [(m.start(), m.group(0)) for m in _SENTENCE.finditer(ctx.prompt)]
-    for index, (offset, sentence) in enumerate(sentences):
+    previous = 0  # conditions in the sentence before
+    for offset, sentence in sentences:
+        # Condition ends within the sentence, so each "otherwise" counts those before it
+        # by bisection (linear in the sentence, however many "otherwise"s it holds).
+        condition_ends = [m.end() for m in _CONDITION.finditer(sentence)]
+        or_else = _OR_ELSE.search(sentence) is not None
         for match in _OTHERWISE.finditer(sentence):
-            if match.group(0).lower() == "else" and not re.search(r"\bor else\b", sentence, re.I):
+            if match.group(0).lower() == "else" and not or_else:
                 # A bare "else" in prose is usually code ("if/else"); only flag the phrase.
                 continue
-            scope = (
-                "".join(s for _, s in sentences[max(0, index - 1) : index])
-                + sentence[: match.start()]
-            )
-            conditions = len(_CONDITION.findall(scope))
+            conditions = previous + bisect.bisect_right(condition_ends, match.start())
             if conditions == 1:
                 continue  # a single preceding condition: "otherwise" is unambiguous
             start = offset + match.start()
@@ -395,6 +442,7 @@ def _conditionals(ctx: Context) -> list[Finding]:
                     suggestion="state the condition explicitly, e.g. 'if <condition> is false'",
                 )
             )
+        previous = len(condition_ends)
     return findings
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gantry.pruner.scoring import Scorer
+from gantry.pruner.scoring import Scorer, checkpoint
 from gantry.pruner.select import Selector, render
 from gantry.pruner.structure import build_structure, detect_language, normalize_language
 
@@ -90,7 +90,9 @@ class Pruner:
         lines, trailing = split_lines(text)
         canonical = canonical or detect_language(text)
         structure = build_structure(lines, canonical)
+        checkpoint()
         scores = np.clip(np.asarray(self.scorer.score(lines, goal_hint), dtype=np.float64), 0, 1)
+        checkpoint()
         tokens = self.scorer.count_tokens(lines)
         original_tokens = int(sum(tokens))
         selector = Selector(structure, lines, scores, tokens, switch_cost=self.switch_cost)

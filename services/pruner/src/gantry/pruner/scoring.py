@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,6 +33,26 @@ FloatArray = npt.NDArray[np.float64]
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_HEAD = WEIGHTS_DIR / "head.safetensors"
 _WORD_TOKEN = r"\w+|[^\w\s]"
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def checkpoints(check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, on this thread, `checkpoint()` calls `check` between model
+    batches and pruning stages; `check` raises to abandon the work (its caller left)."""
+    previous = getattr(_local, "check", None)
+    _local.check = check
+    try:
+        yield
+    finally:
+        _local.check = previous
+
+
+def checkpoint() -> None:
+    """A point where long work may be abandoned (see `checkpoints`); free otherwise."""
+    check = getattr(_local, "check", None)
+    if check is not None:
+        check()
 
 
 @runtime_checkable
@@ -231,6 +252,7 @@ class LineEncoder:
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for start in range(0, len(windows), self.batch_size):
+                checkpoint()
                 batch = windows[start : start + self.batch_size]
                 # Few distinct shapes: padding to a multiple of 64 lets the CPU kernels
                 # reuse their plans (every new shape costs a lot on the first call).
@@ -348,6 +370,7 @@ class CrossEncoderScorer:
         w = self.neighbours
         with torch.inference_mode():
             for start in range(0, len(todo), self.batch_size):
+                checkpoint()
                 chunk = todo[start : start + self.batch_size]
                 passages = ["\n".join(lines[max(0, i - w) : i + w + 1]) for i in chunk]
                 batch = self.tokenizer(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gantry.pruner.scoring import checkpoint
 from gantry.pruner.structure import Structure
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,6 +113,7 @@ class Selector:
         best = self._finish(np.zeros(len(self.structure.units), dtype=bool))
         lo, hi = float(_logit(_EPS)), float(_logit(1 - _EPS))
         for _ in range(30):
+            checkpoint()
             mid = (lo + hi) / 2
             decoded = self.decode_threshold(1 / (1 + math.exp(-mid)))
             if decoded.kept_tokens <= budget:

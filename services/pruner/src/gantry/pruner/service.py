@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import grpc
@@ -66,6 +68,10 @@ class PrunerService(Service[PrunerSettings]):
     def __init__(self, settings: PrunerSettings) -> None:
         super().__init__(settings)
         self.pruner: Pruner | None = None
+        # Prune's own threads: CheckPrompt (on the shared executor) never waits for them.
+        self.prune_executor = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_prunes, thread_name_prefix="pruner-prune"
+        )
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
         from gantry.pruner.servicer import PrunerServicer
@@ -79,6 +85,10 @@ class PrunerService(Service[PrunerSettings]):
         log.info("pruner ready with scorer %s", scorer.name)
 
     async def stop(self) -> None:
+        # Draining is set by now: a Prune still running stops at its next model batch.
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.prune_executor.shutdown(wait=True, cancel_futures=True)
+        )
         self.pruner = None
 
     @classmethod

@@ -1,79 +1,165 @@
-"""The PrunerService RPCs."""
+"""The PrunerService RPCs.
+
+Limits are checked on arrival, before any tokenization. `Prune` (model work, seconds to
+minutes) runs on the service's own prune threads behind an admission gate: at most
+`max_concurrent_prunes` score at once and `max_queued_prunes` wait; more are
+RESOURCE_EXHAUSTED with a RetryInfo. `CheckPrompt` (regular expressions, milliseconds)
+runs on the shared executor, so it never waits behind a Prune. A Prune whose caller
+cancels or runs out of deadline, or that is still running when the server drains, stops
+at its next model batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import threading
+import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import duration_pb2
 
-from gantry.core.errors import InvalidArgument, Unavailable
+from gantry.core.errors import InvalidArgument, ResourceExhausted, Unavailable, echo
+from gantry.core.limits import check_bytes, check_count
 from gantry.proto.pruner.v1 import pruner_pb2, pruner_pb2_grpc
 from gantry.pruner.guidelines import Guideline, Report, check_prompt
 from gantry.pruner.pruner import PruneInputError, PruneResult
+from gantry.pruner.scoring import checkpoints
 from gantry.pruner.structure import SUPPORTED_LANGUAGES, normalize_language
 
 if TYPE_CHECKING:
     from gantry.pruner.service import PrunerService
 
+MAX_LANGUAGE_BYTES = 32
+
+
+class PruneStopped(Exception):
+    """Raised on a prune thread at a checkpoint once its call is abandoned."""
+
 
 def _language(value: str, field: str) -> str:
+    check_bytes(value, field=field, limit=MAX_LANGUAGE_BYTES)
     canonical = normalize_language(value)
     if canonical is None:
         raise InvalidArgument.for_field(
             field,
-            f"unknown language {value!r}; use one of {', '.join(SUPPORTED_LANGUAGES)} "
+            f"unknown language {echo(value)}; use one of {', '.join(SUPPORTED_LANGUAGES)} "
             "or leave it empty to detect",
         )
     return canonical
 
 
+class PruneGate:
+    """Admission for Prune: `running` at once, `queued` more waiting, the rest refused."""
+
+    def __init__(self, running: int, queued: int) -> None:
+        self.running = running
+        self.capacity = running + queued
+        self._slots = asyncio.Semaphore(running)
+        self._admitted = 0
+        self._mean_s = 5.0  # moving average of a Prune's duration, for RetryInfo
+
+    def retry_after_s(self) -> float:
+        """About when a slot frees: the queue ahead, at the recent pace."""
+        return round(max(1.0, self._mean_s * self._admitted / self.running), 1)
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        if self._admitted >= self.capacity:
+            raise ResourceExhausted(
+                f"{self._admitted} Prune calls are running or queued (max_concurrent_prunes "
+                f"+ max_queued_prunes = {self.capacity}); retry later",
+                retry_after_s=self.retry_after_s(),
+                reason="PRUNE_QUEUE_FULL",
+            )
+        self._admitted += 1
+        try:
+            async with self._slots:
+                started = time.monotonic()
+                yield
+                self._mean_s = 0.8 * self._mean_s + 0.2 * (time.monotonic() - started)
+        finally:
+            self._admitted -= 1
+
+
 class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
     def __init__(self, service: PrunerService) -> None:
         self.service = service
+        settings = service.settings
+        self.gate = PruneGate(settings.max_concurrent_prunes, settings.max_queued_prunes)
 
-    async def Prune(
-        self, request: pruner_pb2.PruneRequest, context: Any
-    ) -> pruner_pb2.PruneResponse:
+    def _check_prune(self, request: pruner_pb2.PruneRequest) -> None:
+        """Sizes first (bytes, lines), then the values; nothing is tokenized yet."""
         settings = self.service.settings
+        check_bytes(request.text, field="text", limit=settings.max_text_bytes)
+        check_bytes(request.goal_hint, field="goal_hint", limit=settings.max_goal_hint_bytes)
+        lines = request.text.count("\n") + (not request.text.endswith("\n"))
+        if lines > settings.max_text_lines:
+            raise InvalidArgument.for_field(
+                "text", f"has {lines} lines; the limit is {settings.max_text_lines}"
+            )
         if not request.text.strip():
             raise InvalidArgument.for_field("text", "must not be empty")
-        if len(request.text) > settings.max_text_chars:
-            raise InvalidArgument.for_field(
-                "text",
-                f"has {len(request.text)} characters; the limit is {settings.max_text_chars}",
-            )
         if not request.goal_hint.strip():
             raise InvalidArgument.for_field(
                 "goal_hint", "is required, e.g. 'focus on the MRO resolution logic'"
             )
-        threshold: float | None = None
-        budget: int | None = None
         which = request.WhichOneof("budget")
         if which == "keep_threshold":
             threshold = request.keep_threshold
             if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
                 raise InvalidArgument.for_field("keep_threshold", "must be in [0, 1]")
-        elif which == "token_budget":
-            budget = request.token_budget
-            if budget <= 0:
-                raise InvalidArgument.for_field("token_budget", "must be > 0")
+        elif which == "token_budget" and request.token_budget <= 0:
+            raise InvalidArgument.for_field("token_budget", "must be > 0")
+
+    async def Prune(
+        self, request: pruner_pb2.PruneRequest, context: Any
+    ) -> pruner_pb2.PruneResponse:
+        self._check_prune(request)
         language = _language(request.language, "language")
+        which = request.WhichOneof("budget")
+        threshold = request.keep_threshold if which == "keep_threshold" else None
+        budget = request.token_budget if which == "token_budget" else None
         pruner = self.service.pruner
         if pruner is None:
-            raise Unavailable("the pruner is not loaded yet")
-        try:
-            result: PruneResult = await self.service.run_blocking(
-                lambda: pruner.prune(
+            raise Unavailable("the pruner is not loaded yet", retry_after_s=2.0)
+        stop = threading.Event()
+
+        def check() -> None:
+            if stop.is_set() or self.service.draining.is_set():
+                raise PruneStopped
+
+        def run() -> PruneResult:
+            with checkpoints(check):
+                return pruner.prune(
                     request.text,
                     request.goal_hint,
                     threshold=threshold,
                     token_budget=budget,
                     language=language,
                 )
-            )
-        except PruneInputError as exc:  # defence in depth: the checks above cover these
-            raise InvalidArgument.for_field(exc.field, exc.message) from exc
+
+        async with self.gate.admit():
+            work = asyncio.get_running_loop().run_in_executor(self.service.prune_executor, run)
+            try:
+                result = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The caller went away: the thread stops at its next batch; hold the slot
+                # until it has, so the admission count stays true.
+                stop.set()
+                with contextlib.suppress(BaseException):
+                    await work
+                raise
+            except PruneStopped as exc:  # only the drain stops a call that is still wanted
+                raise Unavailable(
+                    "the server is shutting down; retry (another replica will answer)",
+                    retry_after_s=1.0,
+                    reason="DRAINING",
+                ) from exc
+            except PruneInputError as exc:  # defence in depth: the checks above cover these
+                raise InvalidArgument.for_field(exc.field, exc.message) from exc
         reply = pruner_pb2.PruneResponse(
             pruned_text=result.text,
             kept_ranges=[
@@ -95,13 +181,10 @@ class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
     async def CheckPrompt(
         self, request: pruner_pb2.CheckPromptRequest, context: Any
     ) -> pruner_pb2.CheckPromptResponse:
+        check_bytes(request.prompt, field="prompt", limit=self.service.settings.max_prompt_bytes)
         if not request.prompt.strip():
             raise InvalidArgument.for_field("prompt", "must not be empty")
-        limit = self.service.settings.max_prompt_chars
-        if len(request.prompt) > limit:
-            raise InvalidArgument.for_field(
-                "prompt", f"has {len(request.prompt)} characters; the limit is {limit}"
-            )
+        check_count(request.guidelines, field="guidelines", limit=len(Guideline))
         chosen: list[Guideline] = []
         for i, value in enumerate(request.guidelines):
             if value not in Guideline._value2member_map_:

@@ -38,7 +38,29 @@ class PrunerSettings(ServiceSettings):
         description="Viterbi cost (nats) of switching between keeping and dropping lines; "
         "higher = fewer, longer kept spans",
     )
-    max_text_chars: int = Field(default=2_000_000, ge=1, description="Largest Prune text accepted")
-    max_prompt_chars: int = Field(
-        default=200_000, ge=1, description="Largest CheckPrompt prompt accepted"
+    max_text_bytes: int = Field(
+        default=2_000_000, ge=1, description="Largest Prune text accepted (UTF-8 bytes)"
+    )
+    max_text_lines: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most lines in one Prune text (each line costs a 384-float vector)",
+    )
+    max_goal_hint_bytes: int = Field(
+        default=4096, ge=1, description="Longest Prune goal_hint (UTF-8 bytes)"
+    )
+    max_prompt_bytes: int = Field(
+        default=200_000, ge=1, description="Largest CheckPrompt prompt accepted (UTF-8 bytes)"
+    )
+    max_concurrent_prunes: int = Field(
+        default=1,
+        ge=1,
+        description="Prune calls scoring at once, on their own threads (CheckPrompt never "
+        "waits for them); keep it at the number of model replicas the cores can run",
+    )
+    max_queued_prunes: int = Field(
+        default=4,
+        ge=0,
+        description="Prune calls waiting for a slot; beyond them RESOURCE_EXHAUSTED with a "
+        "RetryInfo",
     )

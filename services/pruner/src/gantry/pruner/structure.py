@@ -6,8 +6,8 @@ colon), or, for other languages, a line plus its bracket continuation lines. Eac
 lists the units it depends on: keeping a body statement keeps the headers that enclose
 it, keeping an ``else:``/``except`` clause keeps its ``if``/``try`` header, a ``try:``
 keeps its first handler, and for brace languages an opener and its closing line go
-together. Python uses the syntax tree; everything else (and Python that does not parse)
-uses indentation blocks.
+together. Python uses the syntax tree; everything else (and Python that does not parse,
+or is longer than `MAX_PARSE_CHARS`) uses indentation blocks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+
+# `ast.parse` holds the interpreter lock for its whole run (~2.5 s per MB here): longer
+# texts are not parsed, so a large Prune never stalls the server's other calls.
+MAX_PARSE_CHARS = 256 * 1024
 
 # Canonical language names; anything else is rejected by the service.
 PYTHON = "python"
@@ -117,14 +121,16 @@ _CODE_HINT = re.compile(r"^\s*(def|class|import|from|async def|@)\b|=|\(", re.MU
 
 def detect_language(text: str) -> str:
     """``python`` when the text parses as Python and looks like code; ``code`` for other
-    brace/semicolon code; else ``text``."""
-    try:
-        ast.parse(text)
-    except (SyntaxError, ValueError):
-        pass
-    else:
-        if _CODE_HINT.search(text):
-            return PYTHON
+    brace/semicolon code; else ``text``. Texts over `MAX_PARSE_CHARS` are never
+    ``python`` (they are not parsed)."""
+    if len(text) <= MAX_PARSE_CHARS:
+        try:
+            ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            pass
+        else:
+            if _CODE_HINT.search(text):
+                return PYTHON
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     if lines:
         code_like = sum(line.endswith(("{", "}", ";", ")")) for line in lines)
@@ -319,8 +325,11 @@ class _CaseStmt(ast.stmt):
 
 
 def _python_structure(lines: list[str]) -> Structure | None:
+    source = "\n".join(lines)
+    if len(source) > MAX_PARSE_CHARS:
+        return None
     try:
-        tree = ast.parse("\n".join(lines))
+        tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     builder = _PythonBuilder(lines)
