@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 
 from gantry.core.auth import BearerAuth
-from gantry.core.errors import GantryError, Internal, InvalidArgument, Unavailable
+from gantry.core.errors import GantryError, Internal, InvalidArgument, Unavailable, Unimplemented
 from gantry.core.logs import request_id_var
 from gantry.core.metrics import ServerMetrics
 
@@ -106,21 +106,24 @@ class _CallScope:
         with contextlib.suppress(ValueError):
             request_id_var.reset(self._token)
 
-    async def _fail(self, exc: BaseException) -> grpc.StatusCode:
-        """Send the status for `exc`; return its code. Raises AbortError (by design)."""
+    def _error_for(self, exc: BaseException) -> GantryError:
+        """The typed error a handler's exception leaves as."""
         if isinstance(exc, GantryError):
-            error = exc
-            if error.code == grpc.StatusCode.INTERNAL:
-                log.error("rpc %s failed: %s", self.method, error.message)
-        else:
-            log.exception("rpc %s raised an unexpected error", self.method, exc_info=exc)
-            error = Internal(
-                f"internal error (request id {self.request_id})",
-                metadata={"request_id": self.request_id},
-            )
+            if exc.code == grpc.StatusCode.INTERNAL:
+                log.error("rpc %s failed: %s", self.method, exc.message)
+            return exc
+        if isinstance(exc, NotImplementedError):  # generated base servicers raise it
+            return Unimplemented(f"{self.method} is not implemented by this server")
+        log.exception("rpc %s raised an unexpected error", self.method, exc_info=exc)
+        return Internal(
+            f"internal error (request id {self.request_id})",
+            metadata={"request_id": self.request_id},
+        )
+
+    async def _abort(self, error: GantryError) -> None:
+        """Send `error` as the call's status. Raises AbortError (by design)."""
         status = error.to_grpc_status()
         await self.context.abort(status.code, status.details, status.trailing_metadata)
-        return error.code  # unreachable: abort raises
 
     async def run(self, body: Callable[[], Awaitable[Any]]) -> Any:
         self._enter()
@@ -137,8 +140,9 @@ class _CallScope:
             code = _context_code(self.context)
             raise
         except Exception as exc:
-            code = exc.code if isinstance(exc, GantryError) else grpc.StatusCode.INTERNAL
-            await self._fail(exc)
+            error = self._error_for(exc)
+            code = error.code
+            await self._abort(error)
         finally:
             self._exit(code)
 
@@ -157,8 +161,9 @@ class _CallScope:
             code = _context_code(self.context)
             raise
         except Exception as exc:
-            code = exc.code if isinstance(exc, GantryError) else grpc.StatusCode.INTERNAL
-            await self._fail(exc)
+            error = self._error_for(exc)
+            code = error.code
+            await self._abort(error)
         finally:
             self._exit(code)
 

@@ -39,6 +39,18 @@ SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 R = TypeVar("R")
 
 
+class _Health(HealthServicer):  # type: ignore[misc]
+    """grpcio's asyncio health servicer, plus `List` (its base raises NotImplementedError)."""
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: Any
+    ) -> health_pb2.HealthListResponse:
+        reply = health_pb2.HealthListResponse()
+        for name, status in dict(self._server_status).items():
+            reply.statuses[name].status = status
+        return reply
+
+
 class Service(ABC, Generic[SettingsT]):
     """One Gantry service. Subclasses set `name` and `settings_type`."""
 
@@ -97,6 +109,9 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
         # Clients ping every 30 s during long calls (client.py); accept that instead of
         # answering GOAWAY "too_many_pings" after the default 5-minute minimum.
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+        # A busy server may see client pings slightly early; never GOAWAY a long call
+        # with "too_many_pings" for that (seen cutting hour-long episode calls).
+        ("grpc.http2.max_ping_strikes", 0),
     ]
     if settings.max_connection_idle_s is not None:
         options.append(("grpc.max_connection_idle_ms", int(settings.max_connection_idle_s * 1000)))
@@ -118,7 +133,7 @@ class RunningServer:
         service: Service[Any],
         server: grpc.aio.Server,
         port: int,
-        health: HealthServicer,
+        health: _Health,
         service_names: Sequence[str],
         metrics: ServerMetrics,
         endpoint: MetricsEndpoint | None,
@@ -175,7 +190,7 @@ async def start_server(service: Service[Any]) -> RunningServer:
     )
     names = list(service.add_to_server(server))
     names.append(add_operations_service(server, service.operations))
-    health = HealthServicer()
+    health = _Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection([*names, HEALTH_SERVICE, reflection.SERVICE_NAME], server)
     address = f"{settings.host}:{settings.port}"

@@ -1,0 +1,84 @@
+"""The five services as real processes, wired to each other, shared by the security tests.
+
+envfarm starts first, rollout dials it, trainer dials rollout: the same peer wiring as
+`gantry up`, so fuzzed requests that pass validation reach real peers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gantry.core.testing.process import ServiceProcess, spawn_service
+
+TOKEN = "security-suite-token"
+# Tallies of fuzz outcomes: service -> status code name -> count.
+FUZZ_TOTALS: dict[str, Counter[str]] = defaultdict(Counter)
+
+
+@dataclass
+class Stack:
+    token: str = TOKEN
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
+        if name not in self.processes:
+            self.processes[name] = self.exits.enter_context(
+                spawn_service(f"gantry.{name}", name, token=TOKEN, env=env, startup_timeout_s=180)
+            )
+        return self.processes[name]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    shared = tmp_path_factory.mktemp("shared")
+    running = Stack()
+    with running.exits:
+        envfarm = running.start("envfarm")
+        rollout = running.start(
+            "rollout",
+            {
+                "GANTRY_ROLLOUT_ENVFARM_TARGET": envfarm.target,
+                "GANTRY_ROLLOUT_MAX_BATCH_SIZE": "8",
+            },
+        )
+        running.start(
+            "trainer",
+            {
+                "GANTRY_TRAINER_ROLLOUT_TARGET": rollout.target,
+                "GANTRY_TRAINER_DATASETS_ROOT": str(shared),
+                "GANTRY_TRAINER_TORCH_THREADS": "1",
+            },
+        )
+        running.start("pruner")
+        running.start("retrieval", {"GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared)})
+        yield running
+
+
+@pytest.fixture(scope="session")
+def fuzz_totals() -> dict[str, Counter[str]]:
+    return FUZZ_TOTALS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FUZZ_TOTALS:
+        return
+    terminalreporter.section("fuzz: replies by status code")
+    for service in sorted(FUZZ_TOTALS):
+        counts = FUZZ_TOTALS[service]
+        line = ", ".join(f"{code} {n}" for code, n in counts.most_common())
+        terminalreporter.write_line(f"{service}: {sum(counts.values())} calls: {line}")
+    report = os.environ.get("GANTRY_FUZZ_REPORT")
+    if report:
+        Path(report).write_text(
+            json.dumps({s: dict(c) for s, c in sorted(FUZZ_TOTALS.items())}, indent=2)
+        )
