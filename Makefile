@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 DISTS := libs/gantry-proto libs/gantry-core libs/gantry-models libs/gantry-loop kernels $(sort $(dir $(wildcard services/*/pyproject.toml)))
 STAMP := $(VENV)/.gantry-installed
 
-.PHONY: demo test venv lint typecheck protos lint-protos pytest clean
+fuzz: venv
+	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
+
+.PHONY: fuzz demo test venv lint typecheck protos lint-protos pytest clean
 
 venv: $(STAMP)
 
