@@ -9,7 +9,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from numpy.typing import NDArray
 
 from gantry.core.codecs import image_from_array
-from gantry.core.errors import InvalidArgument
+from gantry.core.errors import InvalidArgument, echo
 from gantry.envfarm.envs.base import MAX_STEPS, Difficulty, Observation, VisGymEnv
 from gantry.envfarm.envs.registry import ENVIRONMENTS
 from gantry.envfarm.sessions import Session
@@ -40,7 +40,7 @@ def resolve_env_id(value: str, field: str = "env_id") -> str:
     name = value.removeprefix(VISGYM_PREFIX)
     if name not in ENVIRONMENTS:
         known = ", ".join(wire_id(i) for i in sorted(ENVIRONMENTS))
-        raise InvalidArgument.for_field(field, f"unknown environment {value!r}; known: {known}")
+        raise InvalidArgument.for_field(field, f"unknown environment {echo(value)}; known: {known}")
     return name
 
 

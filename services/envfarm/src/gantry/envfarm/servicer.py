@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import math
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gantry.core.errors import GantryError, InvalidArgument, Unimplemented
+from gantry.core.errors import (
+    FailedPrecondition,
+    GantryError,
+    InvalidArgument,
+    Unimplemented,
+)
+from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.envfarm import convert
 from gantry.envfarm.demonstrations import demonstrate
 from gantry.envfarm.envs.actions import parse_action
@@ -23,15 +32,22 @@ from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 if TYPE_CHECKING:
     from gantry.envfarm.service import EnvFarmService
 
-MAX_ACTION_CHARS = 65536
+log = logging.getLogger("gantry.envfarm")
+
+MAX_ACTION_BYTES = 65536  # the environments read 512 characters; longer is feedback
 MAX_DETOURS = 100
 MAX_DEMO_SEEDS = 10000
 MAX_STEPS_OVERRIDE = 1000
+MAX_HISTORY_WINDOW = 100_000
+MAX_PREFIX_BYTES = 256
+MAX_NAME_BYTES = 64  # strategy names
 
 
 def _page(token: str) -> int:
     if not token:
         return 0
+    if len(token) > 64:
+        raise InvalidArgument.for_field("page_token", "not a token this server issued")
     try:
         offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("e:"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -46,8 +62,10 @@ def _token(offset: int) -> str:
 
 
 def _check_settings(settings: episode_pb2.EpisodeSettings) -> None:
-    if settings.history_window < 0:
-        raise InvalidArgument.for_field("settings.history_window", "must be >= 0 (0 = unbounded)")
+    if not 0 <= settings.history_window <= MAX_HISTORY_WINDOW:
+        raise InvalidArgument.for_field(
+            "settings.history_window", f"must be in [0, {MAX_HISTORY_WINDOW}] (0 = unbounded)"
+        )
     if settings.HasField("max_steps") and not 1 <= settings.max_steps <= MAX_STEPS_OVERRIDE:
         raise InvalidArgument.for_field(
             "settings.max_steps", f"must be between 1 and {MAX_STEPS_OVERRIDE}"
@@ -59,7 +77,53 @@ def _check_settings(settings: episode_pb2.EpisodeSettings) -> None:
 def _session_id(value: str, field: str = "session_id") -> str:
     if not value:
         raise InvalidArgument.for_field(field, "is required")
+    check_id(value, field=field)
     return value
+
+
+def _check_limits(limits: envfarm_pb2.ResourceLimits) -> None:
+    """Visual environments run in-process and ignore limits, but a value must make sense."""
+    if not (math.isfinite(limits.cpus) and limits.cpus >= 0):
+        raise InvalidArgument.for_field("limits.cpus", "must be a finite number >= 0")
+    for name in ("memory_bytes", "storage_bytes"):
+        if getattr(limits, name) < 0:
+            raise InvalidArgument.for_field(f"limits.{name}", "must be >= 0")
+    for name in ("step_timeout", "episode_timeout", "test_timeout"):
+        if limits.HasField(name) and getattr(limits, name).ToNanoseconds() < 0:
+            raise InvalidArgument.for_field(f"limits.{name}", "must not be negative")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:24]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (states hold finite numbers)")
+
+
+def _parse_state(text: str, field: str, limit: int) -> Any:
+    """A client's state JSON: bounded, finite numbers, nesting within the parser's limit."""
+    check_bytes(text, field=field, limit=limit)
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise InvalidArgument.for_field(field, "nests too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
+        raise InvalidArgument.for_field(field, f"is not valid JSON: {exc}") from exc
+
+
+def _solve(plan: Callable[[], list[str]]) -> list[str]:
+    """A solver's plan; a state it cannot solve (a client's own) is FAILED_PRECONDITION."""
+    try:
+        actions = plan()
+    except ValueError as exc:
+        raise FailedPrecondition(
+            f"the solver has no plan from this session's state: {exc}", reason="UNSOLVABLE"
+        ) from exc
+    return actions
 
 
 class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
@@ -73,6 +137,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     ) -> envfarm_pb2.ListEnvironmentsResponse:
         if request.page_size < 0:
             raise InvalidArgument.for_field("page_size", "must not be negative")
+        check_bytes(request.id_prefix, field="id_prefix", limit=MAX_PREFIX_BYTES)
+        if request.kind not in envfarm_pb2.EnvironmentKind.values():
+            raise InvalidArgument.for_field("kind", f"unknown EnvironmentKind {request.kind}")
         if request.kind not in (
             envfarm_pb2.ENVIRONMENT_KIND_UNSPECIFIED,
             envfarm_pb2.ENVIRONMENT_KIND_VISUAL,
@@ -83,7 +150,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             for env_id in sorted(ENVIRONMENTS)
             if convert.wire_id(env_id).startswith(request.id_prefix)
         ]
-        offset, size = _page(request.page_token), request.page_size or 100
+        offset = _page(request.page_token)
+        size = min(request.page_size or 100, self.service.settings.max_page_size)
         page = ids[offset : offset + size]
         return envfarm_pb2.ListEnvironmentsResponse(
             environments=[
@@ -99,6 +167,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         env_id = convert.resolve_env_id(request.env_id)
         difficulty = convert.difficulty_in(request.difficulty)
         _check_settings(request.settings)
+        _check_limits(request.limits)
         ttl: float | None = None
         if request.HasField("ttl"):
             ttl = request.ttl.ToNanoseconds() / 1e9
@@ -112,7 +181,11 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         env = make(env_id, difficulty, max_steps=max_steps, dataset_path=self._dataset(env_id))
         await self._reset(env, seed, request.initial_state_json, "initial_state_json")
         session = self.sessions.add(env_id, env, seed, request.settings, ttl)
-        obs, goal = await self.service.run_blocking(self._observe, session, True)
+        try:
+            obs, goal = await self.service.run_blocking(self._observe, session, True)
+        except BaseException:  # the caller never learns the id: do not leave it open
+            self.sessions.close(session.id, "creation failed")
+            raise
         return envfarm_pb2.CreateSessionResponse(
             session=self._session(session), observation=obs, goal_image=goal
         )
@@ -123,16 +196,20 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         return str(path) if path is not None and path.is_dir() else None
 
     async def _reset(self, env: VisGymEnv, seed: int, state_json: str, field: str) -> None:
-        options: dict[str, Any] = {}
-        if state_json:
-            try:
-                options["state"] = json.loads(state_json)
-            except json.JSONDecodeError as exc:
-                raise InvalidArgument.for_field(field, f"is not valid JSON: {exc}") from exc
+        if not state_json:
+            await self.service.run_blocking(lambda: env.reset(seed=seed))
+            return
+        limit = self.service.settings.max_state_json_bytes
+        options = {"state": _parse_state(state_json, field, limit)}
         try:
             await self.service.run_blocking(lambda: env.reset(seed=seed, options=options))
         except ValueError as exc:
             raise InvalidArgument.for_field(field, str(exc)) from exc
+        except Exception as exc:  # a client's state the environment cannot load or render
+            log.warning("%s: a client state failed to load: %r", env.env_id, exc)
+            raise InvalidArgument.for_field(
+                field, f"is not a state of {env.env_id} ({type(exc).__name__})"
+            ) from exc
 
     def _observe(self, session: Session, with_goal: bool) -> tuple[episode_pb2.Observation, Any]:
         obs = session.env._observation()
@@ -144,7 +221,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
     def _goal_pixels(self, env: VisGymEnv, strategy: str) -> np.ndarray[Any, Any]:
         solver = solver_for(env.env_id)
-        plan = solver.solve(env, strategy or None)
+        plan = _solve(lambda: solver.solve(env, strategy or None))
         work = env.clone()
         for action in plan[:-1]:
             work._apply(parse_action(action))
@@ -179,8 +256,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         return envfarm_pb2.StepResponse(result=result)
 
     async def _step(self, session: Session, action: str, field: str) -> envfarm_pb2.StepResult:
-        if len(action) > MAX_ACTION_CHARS:
-            raise InvalidArgument.for_field(field, f"longer than {MAX_ACTION_CHARS} characters")
+        check_bytes(action, field=field, limit=MAX_ACTION_BYTES)
         async with session.lock:
             ensure_active(session)
             result = await self.service.run_blocking(self._step_blocking, session, action)
@@ -221,10 +297,15 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 )
             seen.add(item.session_id)
 
+        # At most one item per worker thread in flight: the executor's queue stays short,
+        # so other clients' calls interleave with a large batch instead of waiting for it.
+        in_flight = asyncio.Semaphore(self.service.settings.executor_workers)
+
         async def one(i: int, item: envfarm_pb2.StepBatchItem) -> envfarm_pb2.StepBatchResult:
             try:
                 session = self.sessions.get(item.session_id)
-                result = await self._step(session, item.action, f"items[{i}].action")
+                async with in_flight:
+                    result = await self._step(session, item.action, f"items[{i}].action")
             except GantryError as exc:  # one bad item does not fail the others
                 return envfarm_pb2.StepBatchResult(
                     session_id=item.session_id, error=exc.to_status()
@@ -239,6 +320,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     ) -> envfarm_pb2.SolveResponse:
         session = self.sessions.get(_session_id(request.session_id))
         solver = solver_for(session.env_id)
+        check_bytes(request.strategy, field="strategy", limit=MAX_NAME_BYTES)
         if request.strategy and request.strategy not in solver.strategies:
             raise InvalidArgument.for_field(
                 "strategy", f"unknown strategy; choose from {', '.join(solver.strategies)}"
@@ -249,8 +331,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         async with session.lock:
             ensure_active(session)
             actions = await self.service.run_blocking(
-                lambda: solver.solve(
-                    session.env, strategy, detours=request.detour_count, seed=session.seed
+                lambda: _solve(
+                    lambda: solver.solve(
+                        session.env, strategy, detours=request.detour_count, seed=session.seed
+                    )
                 )
             )
             goal = None
@@ -296,6 +380,14 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             raise InvalidArgument.for_field("seeds", "must hold at least one seed")
         if len(request.seeds) > MAX_DEMO_SEEDS:
             raise InvalidArgument.for_field("seeds", f"at most {MAX_DEMO_SEEDS} per call")
+        check_count(request.strategies, field="strategies", limit=len(solver.strategies))
+        demos = len(request.seeds) * max(len(request.strategies), 1)
+        if demos > self.service.settings.max_demonstrations:
+            raise InvalidArgument.for_field(
+                "seeds",
+                f"{len(request.seeds)} seeds x {len(request.strategies) or 1} strategies is "
+                f"{demos} demonstrations; the limit is {self.service.settings.max_demonstrations}",
+            )
         for i, strategy in enumerate(request.strategies):
             if strategy not in solver.strategies:
                 raise InvalidArgument.for_field(

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted
+from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted, echo
 from gantry.envfarm.envs.base import VisGymEnv
 
 log = logging.getLogger("gantry.envfarm.sessions")
@@ -93,7 +93,7 @@ class SessionManager:
         session = self._sessions.get(session_id)
         if session is None or session.closed:
             raise NotFound(
-                f"session {session_id!r} not found (closed, expired or never created)",
+                f"session {echo(session_id)} not found (closed, expired or never created)",
                 resource_type="session",
                 resource_name=session_id,
             )

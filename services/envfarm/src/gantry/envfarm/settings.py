@@ -26,8 +26,23 @@ class EnvFarmSettings(ServiceSettings):
     )
     reap_interval_s: float = Field(default=5.0, gt=0, description="How often expiry is checked")
     max_batch_items: int = Field(default=4096, ge=1, description="Largest StepBatch")
+    max_state_json_bytes: int = Field(
+        default=1024 * 1024,
+        ge=2,
+        description="Largest initial_state_json (CreateSession, Reset), UTF-8 bytes",
+    )
+    max_demonstrations: int = Field(
+        default=10_000,
+        ge=1,
+        description="Demonstrations (seeds x strategies) one ExportDemonstrations call streams",
+    )
+    max_page_size: int = Field(
+        default=1000, ge=1, description="Larger ListEnvironments page_size values are lowered"
+    )
     dataset_dir: Path | None = Field(
         default=None,
         description="Real-image datasets, one subdirectory per environment id "
-        "(e.g. <dir>/counting); environments without one render procedural scenes",
+        "(e.g. <dir>/counting); environments without one render procedural scenes. "
+        "Operator-configured only: no request names a folder; a state names a file by "
+        "plain name, resolved inside the environment's subdirectory",
     )

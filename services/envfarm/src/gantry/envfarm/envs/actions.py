@@ -7,6 +7,7 @@ characters long. Nothing is ever evaluated.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -69,10 +70,17 @@ class _Parser:
     def value(self, depth: int) -> Value:
         kind, text = self.take()
         if kind == "num":
+            if re.fullmatch(r"[-+]?\d+", text):
+                return int(text)
             number = float(text)
-            return int(number) if re.fullmatch(r"[-+]?\d+", text) else number
+            if not math.isfinite(number):
+                raise ActionError(f"the number {text[:16]}... is out of range")
+            return number
         if kind == "str":
-            return bytes(text[1:-1], "utf-8").decode("unicode_escape")
+            try:
+                return bytes(text[1:-1], "utf-8").decode("unicode_escape")
+            except UnicodeDecodeError as exc:
+                raise ActionError(f"a bad escape in the string {text[:24]!r}") from exc
         if kind == "word":
             return text
         if text in "([":
@@ -125,7 +133,7 @@ def expect_int(value: Value, what: str, low: int, high: int) -> int:
 def expect_float(value: Value, what: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ActionError(f"{what} must be a number")
-    if not low <= float(value) <= high:
+    if not low <= value <= high:  # compared exactly: a 400-digit int never becomes a float
         raise ActionError(f"{what} must be between {low} and {high}")
     return float(value)
 

@@ -205,10 +205,14 @@ class MatchstickEquation(VisGymEnv):
         needed = MOVES_NEEDED[self.difficulty]
         while True:
             equation = self._true_equation(rng)
+            stuck = False
             for _ in range(needed):
                 options = legal_moves(equation)
+                if not options:  # no stick can move (about 2% of seeds): draw another
+                    stuck = True
+                    break
                 equation = options[int(rng.integers(len(options)))][1]
-            if is_true(equation):
+            if stuck or is_true(equation):
                 continue
             shorter = shortest_solution(equation, limit=needed - 1) if needed > 1 else None
             if shorter is None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from gantry.envfarm.envs.actions import Action
 from gantry.envfarm.envs.base import Image, JsonState, Solver, VisGymEnv
-from gantry.envfarm.envs.picture import check_choice, check_color, check_number
+from gantry.envfarm.envs.picture import check_choice, check_color, check_number, dataset_file
 from gantry.envfarm.envs.render import LIGHT, PALETTE, Color, canvas, to_array
 from gantry.envfarm.envs.solid import (
     LABEL,
@@ -248,14 +248,9 @@ def mesh_files(root: Path) -> list[str]:
 
 
 def mesh_path(root: Path | None, name: Any) -> Path:
-    if root is None:
-        raise ValueError("this state names a dataset mesh but no dataset_path is set")
-    if not isinstance(name, str) or not name.endswith(".obj") or "/" in name or "\\" in name:
+    if isinstance(name, str) and not name.endswith(".obj"):
         raise ValueError("mesh must be a plain .obj file name inside dataset_path")
-    path = root / name
-    if name.startswith(".") or not path.is_file():
-        raise ValueError(f"mesh {name!r} is not a file in dataset_path")
-    return path
+    return dataset_file(root, name, "mesh")
 
 
 def parse_obj(text: str) -> tuple[Matrix, list[tuple[int, ...]], list[Color]]:

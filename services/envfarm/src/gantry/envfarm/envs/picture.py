@@ -35,15 +35,27 @@ def image_files(root: Path) -> list[str]:
     return names
 
 
-def dataset_file(root: Path | None, name: Any) -> Path:
-    """`root/name`, refusing names that escape `root` (a loaded state is untrusted)."""
+def dataset_file(root: Path | None, name: Any, what: str = "image") -> Path:
+    """`root/name`, refusing names that escape `root` (a loaded state is untrusted): a
+    plain file name, not hidden, whose real path (symlinks resolved) is inside `root`."""
     if root is None:
-        raise ValueError("this state names a dataset image but no dataset_path is set")
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
-        raise ValueError("image must be a plain file name inside dataset_path")
+        raise ValueError(f"this state names a dataset {what} but no dataset_path is set")
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name.encode("utf-8", "surrogatepass")) > 255
+        or any(c in name for c in "/\\\x00")
+        or name.startswith(".")
+    ):
+        raise ValueError(f"{what} must be a plain file name inside dataset_path")
     path = root / name
-    if name.startswith(".") or not path.is_file():
-        raise ValueError(f"image {name!r} is not a file in dataset_path")
+    try:
+        real, base = path.resolve(), root.resolve()
+        found = base in real.parents and real.is_file()
+    except OSError as exc:
+        raise ValueError(f"{what} {name[:64]!r} cannot be read ({exc.strerror})") from exc
+    if not found:
+        raise ValueError(f"{what} {name[:64]!r} is not a file in dataset_path")
     return path
 
 
