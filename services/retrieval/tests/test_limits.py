@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -210,11 +210,15 @@ def test_other_rpcs_check_sizes_on_arrival(small: tuple[Stub, grpc.Channel]) -> 
         (stub.Embed, pb.EmbedRequest(texts=["t"] * 5), "texts"),
         (stub.Embed, pb.EmbedRequest(texts=["t" * 90] * 3), "texts"),
         (stub.Embed, pb.EmbedRequest(texts=["ok", "t" * 101]), "texts[1]"),
-        (stub.Embed, pb.EmbedRequest(texts=["ok"], input_type=7), "input_type"),
+        (stub.Embed, pb.EmbedRequest(texts=["ok"], input_type=cast(Any, 7)), "input_type"),
         (stub.Embed, pb.EmbedRequest(texts=["ok"], encoder_id="e" * 65), "encoder_id"),
         (stub.GetCollection, pb.GetCollectionRequest(name="Not A Name"), "name"),
         (stub.GetCollection, pb.GetCollectionRequest(name="n" * 65), "name"),
-        (stub.CreateCollection, pb.CreateCollectionRequest(name="ok", distance=42), "distance"),
+        (
+            stub.CreateCollection,
+            pb.CreateCollectionRequest(name="ok", distance=cast(Any, 42)),
+            "distance",
+        ),
         (stub.ListCollections, pb.ListCollectionsRequest(page_size=-1), "page_size"),
         (stub.ListEncoders, pb.ListEncodersRequest(page_size=-1), "page_size"),
         (stub.ListCollections, pb.ListCollectionsRequest(page_token="t" * 10_000), "page_token"),

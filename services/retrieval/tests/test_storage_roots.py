@@ -24,7 +24,7 @@ from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
 
 Stub = retrieval_pb2_grpc.RetrievalServiceStub
 
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {"type": "document", "id": "d1", "text": "cats purr and chase mice"},
     {"type": "document", "id": "d2", "text": "the capital of France is Paris"},
     {"type": "query", "id": "q1", "text": "which animal purrs?"},
