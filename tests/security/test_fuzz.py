@@ -5,8 +5,8 @@ sends them with a valid token to the real service process. Any status is accepta
 except INTERNAL, UNKNOWN and DATA_LOSS (those mean the server failed on input it should
 have refused). After each method's run the process must still be alive and SERVING.
 
-`GANTRY_FUZZ_EXAMPLES` sets the examples per RPC (default 60 in `make test`; `make fuzz` runs 200); the suite is
-derandomized so CI is repeatable; set `GANTRY_FUZZ_RANDOM=1` to explore new seeds.
+`GANTRY_FUZZ_EXAMPLES` sets the examples per RPC (60 in `make test`, 200 in `make fuzz`);
+the suite is derandomized so CI is repeatable; `GANTRY_FUZZ_RANDOM=1` explores new seeds.
 """
 
 from __future__ import annotations
