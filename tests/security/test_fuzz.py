@@ -66,7 +66,7 @@ def _vocabulary(service: str) -> list[str]:
     """Strings valid for the service, so fuzzing gets past the first lookup."""
     words = ["tiny", "fuzz", "default", "greedy", "grpo", "sft", "fp8-jet", "bf16"]
     if service == "envfarm":
-        words += ["visgym/maze_2d", "visgym/counting", "visgym/sliding_block", "easy", "hard"]
+        words += ["maze_2d", "counting", "sliding_block", "easy", "hard"]
     if service == "retrieval":
         words += ["fuzz-collection", "minilm", "dense", "hybrid"]
     if service == "pruner":

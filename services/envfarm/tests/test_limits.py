@@ -309,3 +309,12 @@ def test_a_large_step_batch_does_not_starve_a_single_step() -> None:
             latencies.append(time.perf_counter() - started)
         assert all(r.HasField("result") for r in batch.result().results)
     assert len(latencies) > 3 and max(latencies) < 2.0, latencies
+
+
+@pytest.mark.parametrize("env_id", ["maze_2d", "maze_3d", "sliding_block"])
+def test_max_steps_below_the_shortest_goal_is_refused_not_hung(env_id: str) -> None:
+    from gantry.envfarm.envs import make
+
+    env = make(env_id, "easy", max_steps=2)
+    with pytest.raises(ValueError, match="max_steps 2 is too small"):
+        env.reset(seed=0)

@@ -197,7 +197,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
     async def _reset(self, env: VisGymEnv, seed: int, state_json: str, field: str) -> None:
         if not state_json:
-            await self.service.run_blocking(lambda: env.reset(seed=seed))
+            try:
+                await self.service.run_blocking(lambda: env.reset(seed=seed))
+            except ValueError as exc:  # settings no episode can satisfy (max_steps)
+                raise InvalidArgument.for_field("settings.max_steps", str(exc)) from exc
             return
         limit = self.service.settings.max_state_json_bytes
         options = {"state": _parse_state(state_json, field, limit)}

@@ -169,6 +169,11 @@ class Maze3D(VisGymEnv):
         size = SIZES[self.difficulty]
         low, high = COST[self.difficulty]
         high = min(high, self.max_steps - 1)
+        if high < low:  # no goal fits: refuse instead of sampling forever
+            raise ValueError(
+                f"max_steps {self.max_steps} is too small for {self.difficulty}: "
+                f"goals here need at least {low} moves plus 'stop'"
+            )
         while True:
             walls = carve(size, rng)
             free = [(r, c) for r in range(size) for c in range(size) if not walls[r][c]]

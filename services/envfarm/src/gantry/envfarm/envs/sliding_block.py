@@ -170,6 +170,11 @@ class SlidingBlock(VisGymEnv):
     def _sample_state(self, rng: np.random.Generator) -> JsonState:
         low, high = SOLUTION_LENGTH[self.difficulty]
         high = min(high, self.max_steps - 1)
+        if high < low:  # no goal fits: refuse instead of sampling forever
+            raise ValueError(
+                f"max_steps {self.max_steps} is too small for {self.difficulty}: "
+                f"goals here need at least {low} moves plus 'stop'"
+            )
         while True:
             board = random_walk(SHUFFLE_MOVES[self.difficulty], rng)
             if manhattan(board) < low:
