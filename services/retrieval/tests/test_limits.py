@@ -23,6 +23,7 @@ from google.protobuf import struct_pb2
 
 from gantry.core import errors
 from gantry.core.client import sync_channel
+from gantry.core.testing.fuzz import deep_struct
 from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.retrieval.v1 import retrieval_pb2 as pb
 from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
@@ -94,15 +95,6 @@ def _struct(**values: Any) -> struct_pb2.Struct:
     return out
 
 
-def _nested(levels: int) -> struct_pb2.Struct:
-    root = struct_pb2.Struct()
-    node = root
-    for _ in range(levels):
-        node = node.fields["k"].struct_value
-    node.fields["leaf"].number_value = 1.0
-    return root
-
-
 def _point(**fields: Any) -> pb.Point:
     fields.setdefault("id", "p")
     fields.setdefault("text", "hello")
@@ -141,7 +133,7 @@ def test_upsert_limits_name_the_field(small: tuple[Stub, grpc.Channel]) -> None:
         (upsert(_point(payload=_struct(v="x" * 300))), "points[0].payload"),
         (upsert(_point(payload=_struct(v=math.nan))), "points[0].payload.v"),
         (upsert(_point(payload=_struct(v=[1.0, math.inf]))), "points[0].payload.v[1]"),
-        (upsert(_point(payload=_nested(17))), "points[0].payload" + ".k" * 17),
+        (upsert(_point(payload=deep_struct(17))), "points[0].payload" + ".k" * 17),
         (upsert(_point(sparse_vector=sparse)), "points[0].sparse_vector.indices"),
     ]
     for request, field in cases:

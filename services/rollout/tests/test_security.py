@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.codecs import tensor_chunks, tensor_from_torch
+from gantry.core.testing.fuzz import deep_struct
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.service import RolloutService
@@ -330,15 +331,6 @@ def _kwargs(**values: Any) -> struct_pb2.Struct:
     return struct
 
 
-def _deep(levels: int) -> struct_pb2.Struct:
-    root = struct_pb2.Struct()
-    node = root
-    for _ in range(levels):
-        node = node.fields["k"].struct_value
-    node.fields["leaf"].number_value = 1.0
-    return root
-
-
 HI = chat_pb2.ContentPart(text="hi")
 IMAGE = chat_pb2.ContentPart(image={"data": b"\x89PNG", "mime_type": "image/png"})
 GENERATE_CASES: list[tuple[str, rollout_pb2.GenerateRequest, str]] = [
@@ -389,7 +381,7 @@ GENERATE_CASES: list[tuple[str, rollout_pb2.GenerateRequest, str]] = [
 for _name, _kw in (
     ("kwargs nan", _kwargs(t=math.nan)),
     ("kwargs inf", _kwargs(t=-math.inf)),
-    ("kwargs deep", _deep(20)),
+    ("kwargs deep", deep_struct(20)),
     ("kwargs template", _kwargs(chat_template="{% for i in range(10**9) %}x{% endfor %}")),
     ("kwargs tokenize", _kwargs(tokenize=False)),
     ("kwargs many", _kwargs(**{f"k{i}": 1 for i in range(40)})),
