@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gantry.core.registry import DEFAULT_PORTS
+from gantry.core.ports import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gantry"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from gantry.core.registry import DEFAULT_PORTS
+from gantry.core.ports import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

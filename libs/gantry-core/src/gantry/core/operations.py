@@ -13,7 +13,6 @@ results must persist (training runs) write checkpoints themselves.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import uuid
@@ -28,7 +27,9 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import empty_pb2
 from google.protobuf.message import Message
 
+from gantry.core import paging
 from gantry.core.errors import Cancelled, InvalidArgument, NotFound, status_from_exception
+from gantry.core.paging import Page, decode_token
 
 log = logging.getLogger("gantry.operations")
 
@@ -67,26 +68,6 @@ class _Record:
 
         with contextlib.suppress(RuntimeError):  # no running loop: nobody waits
             asyncio.get_running_loop().create_task(notify())
-
-
-def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(token.encode()).decode()
-        tag, _, value = raw.partition(":")
-        if tag != "o":
-            raise ValueError(raw)
-        offset = int(value)
-        if offset < 0:
-            raise ValueError(raw)
-        return offset
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument.for_field("page_token", "not a token this server issued") from exc
 
 
 class OperationStore:
@@ -154,16 +135,17 @@ class OperationStore:
                     "filter", "supported filters are 'done=true' and 'done=false'"
                 )
             wanted = value == "true"
-        if page_size < 0:
-            raise InvalidArgument.for_field("page_size", "must not be negative")
-        size = page_size or 100
+        page = Page(
+            decode_token(page_token, filter_),
+            paging.page_size(page_size, default=100, maximum=1000),
+            filter_,
+        )
         records = [
             r for r in self._records.values() if wanted is None or r.operation.done == wanted
         ]
-        offset = _decode_offset(page_token)
-        page = records[offset : offset + size]
-        more = offset + size < len(records)
-        return [self._copy(r) for r in page], _encode_offset(offset + size) if more else ""
+        return [self._copy(r) for r in records[page.start : page.stop]], page.next_token(
+            len(records)
+        )
 
     async def wait(self, name: str, timeout_s: float | None) -> operations_pb2.Operation:
         """Block until done or timeout; return the operation's state either way."""

@@ -17,21 +17,11 @@ import os
 from importlib.metadata import entry_points
 from typing import Any
 
+from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.server import Service
 
 GROUP = "gantry.services"
 EXTRA_ENV = "GANTRY_EXTRA_SERVICES"
-# Stable local ports, in the order the services appear in the architecture.
-DEFAULT_PORTS = {
-    "rollout": 50051,
-    "trainer": 50052,
-    "envfarm": 50053,
-    "pruner": 50054,
-    "verifier": 50055,
-    "retrieval": 50056,
-    "video": 50057,
-    "vla": 50058,
-}
 
 
 def _specs() -> dict[str, str]:

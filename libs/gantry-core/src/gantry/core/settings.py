@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gantry.core.ports import DEFAULT_PORTS, METRICS_PORT
 from gantry.core.storage import StorageRoot
 
 MiB = 1024 * 1024
@@ -78,9 +79,14 @@ class ServiceSettings(BaseSettings):
         default=None, description="YAML file with settings (lower priority than env vars)"
     )
     host: str = Field(default="0.0.0.0", description="Address the gRPC server binds")
-    port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0 picks a free one)")
+    port: int = Field(
+        default=DEFAULT_PORTS["rollout"],
+        ge=0,
+        le=65535,
+        description="gRPC port (0 picks a free one)",
+    )
     metrics_port: int = Field(
-        default=9090, ge=0, le=65535, description="Prometheus /metrics port (0 disables it)"
+        default=METRICS_PORT, ge=0, le=65535, description="Prometheus /metrics port (0 disables it)"
     )
     port_file: Path | None = Field(
         default=None, description="Write the bound gRPC port here once serving (for port 0)"

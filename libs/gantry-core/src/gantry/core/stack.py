@@ -23,7 +23,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gantry.core.registry import DEFAULT_PORTS, installed_services
+from gantry.core.ports import DEFAULT_PORTS
+from gantry.core.registry import installed_services
 from gantry.core.settings import env_prefix
 
 STACK_FILE = "stack.json"

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import Field
 
+from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.settings import ServiceSettings, settings_config
 
 
 class EnvFarmSettings(ServiceSettings):
     model_config = settings_config("envfarm")
 
-    port: int = Field(default=50053, ge=0, le=65535, description="gRPC port")
+    port: int = Field(default=DEFAULT_PORTS["envfarm"], ge=0, le=65535, description="gRPC port")
     max_sessions: int = Field(
         default=1024,
         ge=1,

@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.settings import ServiceSettings, settings_config
 
 
 class PrunerSettings(ServiceSettings):
     model_config = settings_config("pruner")
 
-    port: int = Field(default=50054, ge=0, le=65535, description="gRPC port")
+    port: int = Field(default=DEFAULT_PORTS["pruner"], ge=0, le=65535, description="gRPC port")
     scorer: Literal["head", "cross_encoder", "lexical"] = Field(
         default="head",
         description="head: MiniLM line embeddings + the trained line head (default); "

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.settings import MiB, ServiceSettings, settings_config
 
 DEFAULT_ENCODER_ID = "minilm"
@@ -46,7 +47,7 @@ def _default_encoders() -> list[EncoderSpec]:
 class RetrievalSettings(ServiceSettings):
     model_config = settings_config("retrieval")
 
-    port: int = Field(default=50056, ge=0, le=65535, description="gRPC port")
+    port: int = Field(default=DEFAULT_PORTS["retrieval"], ge=0, le=65535, description="gRPC port")
     qdrant_url: str = Field(
         default="",
         description="Qdrant server URL (e.g. http://qdrant:6333); empty = embedded Qdrant "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gantry.core.client import sync_channel
+from gantry.core.ports import default_target
 from gantry.proto.common.v1 import sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.playtest import rating_distribution, wasserstein
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--target", default=default_target("rollout"))
     parser.add_argument("--games", type=Path, required=True)
     parser.add_argument(
         "--persona", default="PERSONA_SYSTEM_PURIST", choices=list(rollout_pb2.Persona.keys())[1:]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from gantry.core.ports import DEFAULT_PORTS, default_target
 from gantry.core.settings import MiB, ServiceSettings, peer_secret, settings_config
 
 TINY_MODEL = "tiny"
@@ -16,7 +17,7 @@ KiB = 1024
 class RolloutSettings(ServiceSettings):
     model_config = settings_config("rollout")
 
-    port: int = Field(default=50051, ge=0, le=65535, description="gRPC port")
+    port: int = Field(default=DEFAULT_PORTS["rollout"], ge=0, le=65535, description="gRPC port")
     backend: Literal["transformers", "vllm"] = Field(
         default="transformers",
         description="transformers: CPU/reference continuous-batching engine; vllm: GPUs",
@@ -52,7 +53,8 @@ class RolloutSettings(ServiceSettings):
     )
     vllm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     envfarm_target: str = Field(
-        default="127.0.0.1:50053", description="envfarm address used by RunEpisodes by default"
+        default=default_target("envfarm"),
+        description="envfarm address used by RunEpisodes by default",
     )
     envfarm_peers: dict[str, str] = Field(
         default_factory=dict,

@@ -7,13 +7,14 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.settings import MiB, ServiceSettings, peer_secret, settings_config
 
 
 class TrainerSettings(ServiceSettings):
     model_config = settings_config("trainer")
 
-    port: int = Field(default=50052, ge=0, le=65535, description="gRPC port")
+    port: int = Field(default=DEFAULT_PORTS["trainer"], ge=0, le=65535, description="gRPC port")
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where runs train; auto = cuda when available, else cpu"
     )
