@@ -17,7 +17,7 @@ import signal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -49,6 +49,20 @@ class _Health(HealthServicer):  # type: ignore[misc]
         for name, status in dict(self._server_status).items():
             reply.statuses[name].status = status
         return reply
+
+
+class Runtime(Protocol):
+    """What a servicer needs from the process it runs in, and nothing more.
+
+    Servicers take this (plus their own typed collaborators) instead of the whole
+    `Service`, so each one's dependencies are visible in its constructor and checked by
+    mypy; `Service` satisfies it.
+    """
+
+    @property
+    def draining(self) -> asyncio.Event: ...
+
+    async def run_blocking(self, fn: Callable[..., R], *args: Any) -> R: ...
 
 
 class Service(ABC, Generic[SettingsT]):
