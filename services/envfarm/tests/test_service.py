@@ -85,6 +85,29 @@ def test_list_environments_describes_every_env_and_pages(
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in error.message
 
 
+def test_list_environments_token_is_bound_to_its_filter(
+    stub: envfarm_pb2_grpc.EnvFarmServiceStub,
+) -> None:
+    request = envfarm_pb2.ListEnvironmentsRequest
+    mazes = [e.id for e in stub.ListEnvironments(request(id_prefix="visgym/maze")).environments]
+    first = stub.ListEnvironments(request(id_prefix="visgym/maze", page_size=1))
+    assert len(mazes) > 1 and first.next_page_token
+    rest = stub.ListEnvironments(request(id_prefix="visgym/maze", page_token=first.next_page_token))
+    assert [e.id for e in first.environments] + [e.id for e in rest.environments] == mazes
+    for other in (
+        request(id_prefix="visgym/", page_token=first.next_page_token),
+        request(
+            id_prefix="visgym/maze",
+            kind=envfarm_pb2.ENVIRONMENT_KIND_VISUAL,
+            page_token=first.next_page_token,
+        ),
+    ):
+        code, error = _code(stub.ListEnvironments, other)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+        assert isinstance(error, errors.InvalidArgument)
+        assert [v.field for v in error.violations] == ["page_token"]
+
+
 @pytest.mark.parametrize(
     ("request_", "field"),
     [

@@ -36,9 +36,15 @@ class EnvFarmService(Service[EnvFarmSettings]):
         log.info("session %s closed: %s", session.id, reason, extra={"env_id": session.env_id})
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
-        from gantry.envfarm.servicer import EnvFarmServicer
+        from gantry.envfarm.servicer import EnvFarmLimits, EnvFarmServicer
 
-        envfarm_pb2_grpc.add_EnvFarmServiceServicer_to_server(EnvFarmServicer(self), server)
+        servicer = EnvFarmServicer(
+            self,
+            self.sessions,
+            EnvFarmLimits.from_settings(self.settings),
+            dataset_dir=self.settings.dataset_dir,
+        )
+        envfarm_pb2_grpc.add_EnvFarmServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     async def start(self) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import math
 import secrets
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,17 +21,17 @@ from gantry.core.errors import (
     Unimplemented,
 )
 from gantry.core.limits import check_bytes, check_count, check_id
+from gantry.core.paging import Page
+from gantry.core.server import Runtime
 from gantry.envfarm import convert
-from gantry.envfarm.demonstrations import demonstrate
+from gantry.envfarm.demonstrations import Demonstration, demonstrate
 from gantry.envfarm.envs.actions import parse_action
 from gantry.envfarm.envs.base import Difficulty, VisGymEnv
 from gantry.envfarm.envs.registry import ENVIRONMENTS, make, solver_for
-from gantry.envfarm.sessions import Session, ensure_active
-from gantry.proto.common.v1 import chat_pb2, episode_pb2
+from gantry.envfarm.sessions import Session, SessionManager, ensure_active
+from gantry.envfarm.settings import EnvFarmSettings
+from gantry.proto.common.v1 import chat_pb2, episode_pb2, media_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
-
-if TYPE_CHECKING:
-    from gantry.envfarm.service import EnvFarmService
 
 log = logging.getLogger("gantry.envfarm")
 
@@ -41,24 +42,28 @@ MAX_STEPS_OVERRIDE = 1000
 MAX_HISTORY_WINDOW = 100_000
 MAX_PREFIX_BYTES = 256
 MAX_NAME_BYTES = 64  # strategy names
+DEFAULT_PAGE_SIZE = 100
 
 
-def _page(token: str) -> int:
-    if not token:
-        return 0
-    if len(token) > 64:
-        raise InvalidArgument.for_field("page_token", "not a token this server issued")
-    try:
-        offset = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("e:"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgument.for_field("page_token", "not a token this server issued") from exc
-    if offset < 0:
-        raise InvalidArgument.for_field("page_token", "not a token this server issued")
-    return offset
+@dataclass(frozen=True)
+class EnvFarmLimits:
+    """The operator's bounds the RPCs enforce (from `EnvFarmSettings`)."""
 
+    max_page_size: int
+    max_batch_items: int
+    max_state_json_bytes: int
+    max_demonstrations: int
+    batch_concurrency: int  # StepBatch items in flight at once: one per executor worker
 
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"e:{offset}".encode()).decode()
+    @classmethod
+    def from_settings(cls, settings: EnvFarmSettings) -> EnvFarmLimits:
+        return cls(
+            max_page_size=settings.max_page_size,
+            max_batch_items=settings.max_batch_items,
+            max_state_json_bytes=settings.max_state_json_bytes,
+            max_demonstrations=settings.max_demonstrations,
+            batch_concurrency=settings.executor_workers,
+        )
 
 
 def _check_settings(settings: episode_pb2.EpisodeSettings) -> None:
@@ -127,19 +132,31 @@ def _solve(plan: Callable[[], list[str]]) -> list[str]:
 
 
 class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
-    def __init__(self, service: EnvFarmService) -> None:
-        self.service = service
-        self.sessions = service.sessions
+    def __init__(
+        self,
+        runtime: Runtime,
+        sessions: SessionManager,
+        limits: EnvFarmLimits,
+        dataset_dir: Path | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.sessions = sessions
+        self.limits = limits
+        self.dataset_dir = dataset_dir
 
     # ----- catalogue -----
     async def ListEnvironments(
         self, request: envfarm_pb2.ListEnvironmentsRequest, context: Any
     ) -> envfarm_pb2.ListEnvironmentsResponse:
-        if request.page_size < 0:
-            raise InvalidArgument.for_field("page_size", "must not be negative")
         check_bytes(request.id_prefix, field="id_prefix", limit=MAX_PREFIX_BYTES)
         if request.kind not in envfarm_pb2.EnvironmentKind.values():
             raise InvalidArgument.for_field("kind", f"unknown EnvironmentKind {request.kind}")
+        page = Page.from_request(
+            request,
+            default_size=DEFAULT_PAGE_SIZE,
+            max_size=self.limits.max_page_size,
+            scope=f"{request.kind}:{request.id_prefix}",
+        )
         if request.kind not in (
             envfarm_pb2.ENVIRONMENT_KIND_UNSPECIFIED,
             envfarm_pb2.ENVIRONMENT_KIND_VISUAL,
@@ -150,14 +167,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             for env_id in sorted(ENVIRONMENTS)
             if convert.wire_id(env_id).startswith(request.id_prefix)
         ]
-        offset = _page(request.page_token)
-        size = min(request.page_size or 100, self.service.settings.max_page_size)
-        page = ids[offset : offset + size]
         return envfarm_pb2.ListEnvironmentsResponse(
             environments=[
-                convert.environment(ENVIRONMENTS[i][0], ENVIRONMENTS[i][1].strategies) for i in page
+                convert.environment(ENVIRONMENTS[i][0], ENVIRONMENTS[i][1].strategies)
+                for i in ids[page.start : page.stop]
             ],
-            next_page_token=_token(offset + size) if offset + size < len(ids) else "",
+            next_page_token=page.next_token(len(ids)),
         )
 
     # ----- sessions -----
@@ -171,9 +186,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         ttl: float | None = None
         if request.HasField("ttl"):
             ttl = request.ttl.ToNanoseconds() / 1e9
-            if not 0 < ttl <= self.service.settings.session_max_lifetime_s:
+            if not 0 < ttl <= self.sessions.lifetime_s:
                 raise InvalidArgument.for_field(
-                    "ttl", f"must be in (0, {self.service.settings.session_max_lifetime_s}] s"
+                    "ttl", f"must be in (0, {self.sessions.lifetime_s}] s"
                 )
         self.sessions.reserve()
         seed = request.seed if request.HasField("seed") else secrets.randbits(63)
@@ -182,7 +197,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         await self._reset(env, seed, request.initial_state_json, "initial_state_json")
         session = self.sessions.add(env_id, env, seed, request.settings, ttl)
         try:
-            obs, goal = await self.service.run_blocking(self._observe, session, True)
+            obs, goal = await self.runtime.run_blocking(self._observe, session, True)
         except BaseException:  # the caller never learns the id: do not leave it open
             self.sessions.close(session.id, "creation failed")
             raise
@@ -191,21 +206,21 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         )
 
     def _dataset(self, env_id: str) -> str | None:
-        root = self.service.settings.dataset_dir
+        root = self.dataset_dir
         path = root / env_id if root is not None else None
         return str(path) if path is not None and path.is_dir() else None
 
     async def _reset(self, env: VisGymEnv, seed: int, state_json: str, field: str) -> None:
         if not state_json:
             try:
-                await self.service.run_blocking(lambda: env.reset(seed=seed))
+                await self.runtime.run_blocking(lambda: env.reset(seed=seed))
             except ValueError as exc:  # settings no episode can satisfy (max_steps)
                 raise InvalidArgument.for_field("settings.max_steps", str(exc)) from exc
             return
-        limit = self.service.settings.max_state_json_bytes
+        limit = self.limits.max_state_json_bytes
         options = {"state": _parse_state(state_json, field, limit)}
         try:
-            await self.service.run_blocking(lambda: env.reset(seed=seed, options=options))
+            await self.runtime.run_blocking(lambda: env.reset(seed=seed, options=options))
         except ValueError as exc:
             raise InvalidArgument.for_field(field, str(exc)) from exc
         except Exception as exc:  # a client's state the environment cannot load or render
@@ -214,7 +229,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 field, f"is not a state of {env.env_id} ({type(exc).__name__})"
             ) from exc
 
-    def _observe(self, session: Session, with_goal: bool) -> tuple[episode_pb2.Observation, Any]:
+    def _observe(
+        self, session: Session, with_goal: bool
+    ) -> tuple[episode_pb2.Observation, media_pb2.Image | None]:
         obs = session.env._observation()
         wire = convert.observation(obs, session.settings.observation_mode)
         goal = None
@@ -246,7 +263,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 seed, state = session.seed, json.dumps(session.env.initial_state())
             await self._reset(session.env, seed, state, "initial_state_json")
             session.seed, session.total_reward = seed, 0.0
-            obs, goal = await self.service.run_blocking(self._observe, session, True)
+            obs, goal = await self.runtime.run_blocking(self._observe, session, True)
         return envfarm_pb2.ResetResponse(
             session=self._session(session), observation=obs, goal_image=goal
         )
@@ -262,7 +279,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         check_bytes(action, field=field, limit=MAX_ACTION_BYTES)
         async with session.lock:
             ensure_active(session)
-            result = await self.service.run_blocking(self._step_blocking, session, action)
+            result = await self.runtime.run_blocking(self._step_blocking, session, action)
             session.total_reward += result.reward
             session.touch()
             return result
@@ -287,9 +304,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         items = request.items
         if not items:
             raise InvalidArgument.for_field("items", "must hold at least one (session, action)")
-        if len(items) > self.service.settings.max_batch_items:
+        if len(items) > self.limits.max_batch_items:
             raise InvalidArgument.for_field(
-                "items", f"at most {self.service.settings.max_batch_items} per batch"
+                "items", f"at most {self.limits.max_batch_items} per batch"
             )
         seen: set[str] = set()
         for i, item in enumerate(items):
@@ -302,7 +319,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
         # At most one item per worker thread in flight: the executor's queue stays short,
         # so other clients' calls interleave with a large batch instead of waiting for it.
-        in_flight = asyncio.Semaphore(self.service.settings.executor_workers)
+        in_flight = asyncio.Semaphore(self.limits.batch_concurrency)
 
         async def one(i: int, item: envfarm_pb2.StepBatchItem) -> envfarm_pb2.StepBatchResult:
             try:
@@ -333,7 +350,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         strategy = request.strategy or solver.strategies[0]
         async with session.lock:
             ensure_active(session)
-            actions = await self.service.run_blocking(
+            actions = await self.runtime.run_blocking(
                 lambda: _solve(
                     lambda: solver.solve(
                         session.env, strategy, detours=request.detour_count, seed=session.seed
@@ -342,7 +359,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             )
             goal = None
             if request.include_goal_image:
-                pixels = await self.service.run_blocking(self._goal_pixels, session.env, strategy)
+                pixels = await self.runtime.run_blocking(self._goal_pixels, session.env, strategy)
                 goal = convert.image(pixels)
         return envfarm_pb2.SolveResponse(
             actions=actions, strategy=strategy, detour_count=request.detour_count, goal_image=goal
@@ -375,7 +392,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
     async def ExportDemonstrations(
         self, request: envfarm_pb2.ExportDemonstrationsRequest, context: Any
-    ) -> Any:
+    ) -> AsyncIterator[envfarm_pb2.ExportDemonstrationsResponse]:
         env_id = convert.resolve_env_id(request.env_id)
         difficulty: Difficulty = convert.difficulty_in(request.difficulty)
         solver = solver_for(env_id)
@@ -385,11 +402,11 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             raise InvalidArgument.for_field("seeds", f"at most {MAX_DEMO_SEEDS} per call")
         check_count(request.strategies, field="strategies", limit=len(solver.strategies))
         demos = len(request.seeds) * max(len(request.strategies), 1)
-        if demos > self.service.settings.max_demonstrations:
+        if demos > self.limits.max_demonstrations:
             raise InvalidArgument.for_field(
                 "seeds",
                 f"{len(request.seeds)} seeds x {len(request.strategies) or 1} strategies is "
-                f"{demos} demonstrations; the limit is {self.service.settings.max_demonstrations}",
+                f"{demos} demonstrations; the limit is {self.limits.max_demonstrations}",
             )
         for i, strategy in enumerate(request.strategies):
             if strategy not in solver.strategies:
@@ -402,12 +419,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         strategies = list(request.strategies) or [solver.strategies[0]]
         for seed in request.seeds:
             for strategy in strategies:
-                demo = await self.service.run_blocking(
+                demo = await self.runtime.run_blocking(
                     lambda s=seed, st=strategy: demonstrate(  # type: ignore[misc]
                         env_id, difficulty, s, strategy=st, detours=request.detour_count
                     )
                 )
-                conversation = await self.service.run_blocking(
+                conversation = await self.runtime.run_blocking(
                     self._conversation, demo, request.settings
                 )
                 yield envfarm_pb2.ExportDemonstrationsResponse(
@@ -418,7 +435,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 )
 
     @staticmethod
-    def _conversation(demo: Any, settings: episode_pb2.EpisodeSettings) -> chat_pb2.Conversation:
+    def _conversation(
+        demo: Demonstration, settings: episode_pb2.EpisodeSettings
+    ) -> chat_pb2.Conversation:
         messages = [convert.text_message(chat_pb2.ROLE_SYSTEM, demo.instructions)]
         previous = ""
         for turn in demo.turns:
