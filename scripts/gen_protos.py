@@ -11,7 +11,10 @@ Runs grpc_tools.protoc over every `protos/gantry/**/*.proto` and writes `_pb2.py
 writes into a scratch directory, then the files are moved and their references to
 `gantry.<area>.v1.*_pb2` modules rewritten. Descriptor file names stay
 `gantry/<area>/v1/<file>.proto` (server reflection serves them under those names) and
-`google.*` imports are left alone. The output directory is replaced as a whole, so files
+`google.*` imports are left alone. Foreign contracts whose package cannot follow that
+scheme (`protos/inference/`: KServe's Open Inference Protocol, package `inference`) land
+at `gantry.proto.<package>`, so they never shadow another distribution's top-level
+`inference` module. The output directory is replaced as a whole, so files
 of deleted protos disappear. Output is deterministic for pinned tool versions.
 
 Third-party imports are vendored into a scratch include directory: googleapis protos from
@@ -38,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 DEFAULT_OUT = ROOT / "libs" / "gantry-proto" / "src" / "gantry" / "proto"
 
+# Foreign proto packages (protos/<name>/, package <name>) -> gantry.proto.<name>.
+FOREIGN_PACKAGES = ("inference",)
+
 # googleapis directories whose top-level *.proto files are vendored.
 GOOGLEAPIS_DIRS = ("api", "rpc", "longrunning")
 # Vendored files that must be renamed: wheel name -> canonical googleapis name.
@@ -54,6 +60,9 @@ TOP_INIT = (
 # not end in a module name, so they are never touched.
 _FROM_IMPORT = re.compile(r"^(\s*from )gantry\.([a-z0-9_]+)\.(v[0-9]+) import ", re.MULTILINE)
 _DOTTED_MODULE = re.compile(r"(?<![\w.])gantry\.([a-z0-9_]+)\.(v[0-9]+)\.(\w+_pb2(?:_grpc)?)\b")
+_FOREIGN = "|".join(FOREIGN_PACKAGES)
+_FOREIGN_FROM_IMPORT = re.compile(rf"^(\s*from )({_FOREIGN}) import ", re.MULTILINE)
+_FOREIGN_DOTTED = re.compile(rf"(?<![\w.])({_FOREIGN})\.(\w+_pb2(?:_grpc)?)\b")
 
 
 def _package_dir(module: str) -> Path:
@@ -80,9 +89,10 @@ def vendor_third_party(dest: Path) -> None:
 
 
 def proto_sources() -> list[str]:
-    """Every Gantry .proto, relative to protos/, sorted."""
+    """Every Gantry .proto (and foreign contract), relative to protos/, sorted."""
+    roots = [PROTO_ROOT / "gantry", *(PROTO_ROOT / name for name in FOREIGN_PACKAGES)]
     files = sorted(
-        p.relative_to(PROTO_ROOT).as_posix() for p in (PROTO_ROOT / "gantry").rglob("*.proto")
+        p.relative_to(PROTO_ROOT).as_posix() for root in roots for p in root.rglob("*.proto")
     )
     if not files:
         raise SystemExit(f"no .proto files under {PROTO_ROOT / 'gantry'}")
@@ -129,18 +139,28 @@ def run_protoc(include: Path, out: Path, sources: list[str]) -> None:
 def rewrite_imports(text: str) -> str:
     """Point references to generated Gantry modules at gantry.proto.<area>.<version>."""
     text = _FROM_IMPORT.sub(r"\1gantry.proto.\2.\3 import ", text)
-    return _DOTTED_MODULE.sub(r"gantry.proto.\1.\2.\3", text)
+    text = _DOTTED_MODULE.sub(r"gantry.proto.\1.\2.\3", text)
+    text = _FOREIGN_FROM_IMPORT.sub(r"\1gantry.proto.\2 import ", text)
+    return _FOREIGN_DOTTED.sub(r"gantry.proto.\1.\2", text)
 
 
 def assemble(generated: Path, package: Path) -> None:
-    """Move protoc's gantry/<area>/<v>/ files to <package>/<area>/<v>/ with rewritten imports."""
+    """Move protoc's gantry/<area>/<v>/ files to <package>/<area>/<v>/ (and foreign
+    <name>/ files to <package>/<name>/) with rewritten imports."""
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(TOP_INIT)
     (package / "py.typed").write_text("")
-    for src in sorted((generated / "gantry").rglob("*")):
+    sources = [
+        (src, src.relative_to(generated / "gantry"))
+        for src in sorted((generated / "gantry").rglob("*"))
+    ]
+    for name in FOREIGN_PACKAGES:
+        sources += [
+            (src, src.relative_to(generated)) for src in sorted((generated / name).rglob("*"))
+        ]
+    for src, rel in sources:
         if not src.is_file():
             continue
-        rel = src.relative_to(generated / "gantry")
         target = package / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(rewrite_imports(src.read_text()))
