@@ -4,18 +4,24 @@
 generated stubs. Both set the message-size limits to match the servers, add the bearer
 token and a request id to every call, give unary calls a default deadline, and retry
 calls that fail with UNAVAILABLE with exponential backoff (gRPC's own retry policy).
+Every call is an OpenTelemetry CLIENT span whose trace context travels in the metadata
+(`traceparent`), so the server's span, and whatever it calls, join the caller's trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 
+from gantry.core import tracing
 from gantry.core.interceptor import REQUEST_ID
 from gantry.core.settings import MiB
 
@@ -63,14 +69,43 @@ def channel_options(
     return options
 
 
-def _metadata(existing: Metadata | None, token: str | None) -> list[tuple[str, str | bytes]]:
+def _metadata(
+    existing: Metadata | None, token: str | None, span: trace.Span
+) -> list[tuple[str, str | bytes]]:
     merged = list(existing or ())
     keys = {k.lower() for k, _ in merged}
     if token is not None and "authorization" not in keys:
         merged.append(("authorization", f"Bearer {token}"))
     if REQUEST_ID not in keys:
         merged.append((REQUEST_ID, uuid.uuid4().hex[:16]))
-    return merged
+    return tracing.inject(merged, span)
+
+
+def _method_name(details: Any) -> str:
+    method = details.method
+    return method.decode() if isinstance(method, bytes) else str(method)
+
+
+def _client_span(details: Any) -> trace.Span:
+    """The CLIENT span of one call, a child of whatever span is current."""
+    return tracing.start_rpc_span(_method_name(details), trace.SpanKind.CLIENT)
+
+
+def _end_failed(span: trace.Span, exc: BaseException) -> None:
+    code = exc.code() if isinstance(exc, grpc.RpcError) else grpc.StatusCode.UNKNOWN
+    tracing.end_rpc_span(span, code, message=type(exc).__name__)
+
+
+# Tasks that read an aio call's status once it is done; held so they are not collected.
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _end_aio(span: trace.Span, call: Any, end_time_ns: int) -> None:
+    try:
+        code, message = await call.code(), await call.details()
+    except Exception:  # the call object cannot report (cancelled before it started)
+        code, message = grpc.StatusCode.CANCELLED, ""
+    tracing.end_rpc_span(span, code, message=message or "", end_time_ns=end_time_ns)
 
 
 class _AioMetadata:
@@ -78,33 +113,52 @@ class _AioMetadata:
         self.token = token
         self.default_timeout_s = default_timeout_s
 
-    def _details(self, details: Any, *, unary_response: bool) -> Any:
+    async def _call(
+        self, continuation: Any, details: Any, request: Any, *, unary_response: bool
+    ) -> Any:
         timeout = details.timeout
         if timeout is None and unary_response:
             timeout = self.default_timeout_s
-        return details._replace(metadata=_metadata(details.metadata, self.token), timeout=timeout)
+        span = _client_span(details)
+        details = details._replace(
+            metadata=_metadata(details.metadata, self.token, span), timeout=timeout
+        )
+        try:
+            call = await continuation(details, request)
+        except BaseException as exc:
+            _end_failed(span, exc)
+            raise
+
+        def done(finished: Any) -> None:
+            # aio calls report their status through coroutines: read it on the loop.
+            task = asyncio.ensure_future(_end_aio(span, finished, time.time_ns()))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+        call.add_done_callback(done)
+        return call
 
 
 # grpc.aio files each interceptor under the first call type it implements, so each
 # call type needs its own class.
 class _AioUnaryUnary(_AioMetadata, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details, unary_response=True), request)
+        return await self._call(continuation, details, request, unary_response=True)
 
 
 class _AioUnaryStream(_AioMetadata, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details, unary_response=False), request)
+        return await self._call(continuation, details, request, unary_response=False)
 
 
 class _AioStreamUnary(_AioMetadata, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details, unary_response=True), requests)
+        return await self._call(continuation, details, requests, unary_response=True)
 
 
 class _AioStreamStream(_AioMetadata, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details, unary_response=False), requests)
+        return await self._call(continuation, details, requests, unary_response=False)
 
 
 @dataclass(frozen=True)
@@ -127,30 +181,42 @@ class _SyncInterceptor(
         self.token = token
         self.default_timeout_s = default_timeout_s
 
-    def _details(self, details: Any, *, unary_response: bool) -> _CallDetails:
+    def _call(self, continuation: Any, details: Any, request: Any, *, unary_response: bool) -> Any:
         timeout = details.timeout
         if timeout is None and unary_response:
             timeout = self.default_timeout_s
-        return _CallDetails(
+        span = _client_span(details)
+        details = _CallDetails(
             method=details.method,
             timeout=timeout,
-            metadata=_metadata(details.metadata, self.token),
+            metadata=_metadata(details.metadata, self.token, span),
             credentials=details.credentials,
             wait_for_ready=getattr(details, "wait_for_ready", None),
             compression=getattr(details, "compression", None),
         )
+        try:
+            call = continuation(details, request)
+        except BaseException as exc:
+            _end_failed(span, exc)
+            raise
+
+        def done(finished: Any) -> None:  # at once for unary calls, at the end for streams
+            tracing.end_rpc_span(span, finished.code(), message=finished.details() or "")
+
+        call.add_done_callback(done)
+        return call
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details, unary_response=True), request)
+        return self._call(continuation, details, request, unary_response=True)
 
     def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return continuation(self._details(details, unary_response=False), request)
+        return self._call(continuation, details, request, unary_response=False)
 
     def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(self._details(details, unary_response=True), requests)
+        return self._call(continuation, details, requests, unary_response=True)
 
     def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return continuation(self._details(details, unary_response=False), requests)
+        return self._call(continuation, details, requests, unary_response=False)
 
 
 def _credentials(

@@ -9,6 +9,10 @@ Requests arrive as raw bytes and are parsed here, after authentication: a messag
 does not parse (garbage, nesting past protobuf's recursion limit) is INVALID_ARGUMENT
 for an authenticated caller and UNAUTHENTICATED for anyone else, never UNKNOWN. While
 the server drains (SIGTERM), new calls get UNAVAILABLE with a RetryInfo.
+
+Each call (health and reflection aside) is one OpenTelemetry SERVER span, current while
+the handler runs, so stage spans and outgoing calls nest under it. Only an
+authenticated caller's trace context is honoured: a refused call is a root span.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
+from gantry.core import tracing
 from gantry.core.auth import BearerAuth
 from gantry.core.errors import GantryError, Internal, InvalidArgument, Unavailable, Unimplemented
 from gantry.core.logs import request_id_var
@@ -57,6 +64,17 @@ def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCod
     return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
 
 
+def _context_details(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The status message a handler set itself (context.abort / set_details), if any."""
+    try:
+        details = context.details()
+    except Exception:  # not every grpc version keeps it readable
+        return ""
+    if isinstance(details, bytes):
+        return details.decode("utf-8", "replace")
+    return details or ""
+
+
 class _CallScope:
     """Book-keeping for one RPC; `run` and `run_stream` wrap the handler body."""
 
@@ -77,17 +95,50 @@ class _CallScope:
         metadata = context.invocation_metadata()
         self.request_id = _metadata_value(metadata, REQUEST_ID) or uuid.uuid4().hex[:16]
         self.metadata: Any = metadata
+        self.quiet = method.startswith(_QUIET_PREFIXES)
+        self._span: tracing.Attached | None = None
+        self._error: GantryError | None = None
 
     def _enter(self) -> None:
         self._token = request_id_var.set(self.request_id)
         self._start = time.perf_counter()
+        self._start_ns = time.time_ns()
         self.metrics.in_flight.labels(self.service, self.name).inc()
 
     def _authenticate(self) -> None:
-        if self.auth is not None:
-            self.auth.check(self.method, self.metadata)
-        if self.gate is not None and not self.method.startswith(_QUIET_PREFIXES):
+        try:
+            if self.auth is not None:
+                self.auth.check(self.method, self.metadata)
+        except GantryError:
+            self._open_span(trusted=False)
+            raise
+        self._open_span(trusted=True)
+        if self.gate is not None and not self.quiet:
             self.gate.check()
+
+    def _open_span(self, *, trusted: bool) -> None:
+        """The call's span, current from here on; a parent only from a trusted caller."""
+        if self.quiet:
+            return
+        parent = tracing.extract(self.metadata) if trusted else otel_context.Context()
+        span = tracing.start_rpc_span(
+            self.method,
+            trace.SpanKind.SERVER,
+            parent=parent,
+            start_time_ns=self._start_ns,
+            attributes={"gantry.request_id": self.request_id},
+        )
+        self._span = tracing.Attached(span)
+
+    def _close_span(self, code: grpc.StatusCode) -> None:
+        if self._span is None:
+            return
+        error = self._error
+        message = error.message if error is not None else _context_details(self.context)
+        reason = error.reason if error is not None else ""
+        tracing.end_rpc_span(self._span.span, code, message=message, reason=reason)
+        self._span.detach()
+        self._span = None
 
     def _exit(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self._start
@@ -102,12 +153,17 @@ class _CallScope:
                 elapsed * 1e3,
                 extra={"method": self.method, "code": code.name, "ms": round(elapsed * 1e3, 3)},
             )
+        self._close_span(code)  # after the log line, which carries the trace id
         # A stream may finish in another context: then there is nothing to restore.
         with contextlib.suppress(ValueError):
             request_id_var.reset(self._token)
 
     def _error_for(self, exc: BaseException) -> GantryError:
-        """The typed error a handler's exception leaves as."""
+        """The typed error a handler's exception leaves as (kept for the span)."""
+        self._error = self._classify(exc)
+        return self._error
+
+    def _classify(self, exc: BaseException) -> GantryError:
         if isinstance(exc, GantryError):
             if exc.code == grpc.StatusCode.INTERNAL:
                 log.error("rpc %s failed: %s", self.method, exc.message)

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, stamped with service and request id."""
+"""Structured logging: one JSON object per line, stamped with service, request id and,
+when a span is active (an RPC, a stage), the OpenTelemetry trace and span ids."""
 
 from __future__ import annotations
 
@@ -9,12 +10,22 @@ import sys
 import time
 from typing import Any
 
+from opentelemetry import trace
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "gantry_request_id", default=None
 )
 
 # Attributes every LogRecord has; anything else passed via `extra=` is emitted as a field.
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def trace_fields() -> dict[str, str]:
+    """`trace_id` and `span_id` of the current span (hex, as tracing backends show them)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,6 +45,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        entry |= trace_fields()
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import signal
 from abc import ABC, abstractmethod
@@ -31,6 +32,7 @@ from gantry.core.metrics import MetricsEndpoint, ServerMetrics
 from gantry.core.operations import OperationStore, add_operations_service
 from gantry.core.settings import ServiceSettings
 from gantry.core.storage import write_atomically
+from gantry.core.telemetry import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("gantry.server")
 
@@ -106,7 +108,11 @@ class Service(ABC, Generic[SettingsT]):
 
     async def run_blocking(self, fn: Callable[..., R], *args: Any) -> R:
         """Run model/tensor work on the service's executor, never on the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        # In the caller's context: its RPC span (trace) and request id follow the work.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, context.run, fn, *args
+        )
 
     def close_executor(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -265,4 +271,8 @@ def serve(service_type: type[Service[Any]], settings: ServiceSettings | None = N
     """Entry point used by `gantry serve <name>` and `python -m gantry.<name>`."""
     settings = settings or service_type.settings_type()
     configure_logging(service_type.name, level=settings.log_level, json_format=settings.log_json)
-    asyncio.run(serve_async(service_type(settings)))
+    tracing = configure_tracing(service_type.name, endpoint=settings.otlp_endpoint)
+    try:
+        asyncio.run(serve_async(service_type(settings)))
+    finally:
+        shutdown_tracing(tracing)  # after the drain: the last calls' spans are exported

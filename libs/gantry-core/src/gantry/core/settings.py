@@ -135,6 +135,11 @@ class ServiceSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level")
     log_json: bool = Field(default=True, description="Structured JSON logs (one object a line)")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Export traces over OTLP/gRPC here (e.g. http://otel-collector:4317); "
+        "off when unset, unless the standard OTEL_EXPORTER_OTLP_ENDPOINT is set",
+    )
 
     @classmethod
     def settings_customise_sources(
