@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -10,7 +12,8 @@ import grpc
 import pytest
 
 from gantry.core import errors
-from gantry.core.client import sync_channel
+from gantry.core.client import aio_channel, sync_channel
+from gantry.core.server import start_server
 from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.pruner.v1 import pruner_pb2, pruner_pb2_grpc
 from gantry.pruner.service import DEMO_CODE, PrunerService
@@ -162,3 +165,45 @@ def test_demo_call(target: str) -> None:
     with sync_channel(target, token=TOKEN) as channel:
         summary = PrunerService.demo_call(channel)
     assert summary.startswith("Prune kept lines") and "CheckPrompt score" in summary
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_calls_while_the_model_loads_are_unavailable() -> None:
+    """The core call gate answers UNAVAILABLE (NOT_READY) until start() has loaded the scorer."""
+    loading = asyncio.Event()
+
+    class SlowLoad(PrunerService):
+        async def start(self) -> None:
+            await loading.wait()
+            await super().start()
+
+    port = _free_port()
+    settings = PrunerSettings(
+        host="127.0.0.1", port=port, metrics_port=0, auth_token=TOKEN, scorer="lexical"
+    )
+    starting = asyncio.ensure_future(start_server(SlowLoad(settings)))
+    prune = pruner_pb2.PruneRequest(text=DEMO_CODE, goal_hint="retry")
+    async with aio_channel(f"127.0.0.1:{port}", token=TOKEN, retry=None) as channel:
+        stub = pruner_pb2_grpc.PrunerServiceStub(channel)
+        calls: list[tuple[Any, Any]] = [
+            (stub.Prune, prune),
+            (stub.CheckPrompt, pruner_pb2.CheckPromptRequest(prompt="Sort a list.")),
+        ]
+        for call, request in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(request, timeout=10, wait_for_ready=True)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value
+            assert errors.from_rpc_error(info.value).reason == "NOT_READY"
+        loading.set()
+        running = await asyncio.wait_for(starting, 30)
+        try:
+            reply = await stub.Prune(prune, timeout=10)
+            assert reply.original_lines == DEMO_CODE.count("\n")
+        finally:
+            await running.stop(grace_s=0)

@@ -74,10 +74,19 @@ class PrunerService(Service[PrunerSettings]):
         )
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
-        from gantry.pruner.servicer import PrunerServicer
+        from gantry.pruner.servicer import PrunerLimits, PrunerServicer
 
-        pruner_pb2_grpc.add_PrunerServiceServicer_to_server(PrunerServicer(self), server)
+        servicer = PrunerServicer(
+            self, self.loaded_pruner, self.prune_executor, PrunerLimits.from_settings(self.settings)
+        )
+        pruner_pb2_grpc.add_PrunerServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
+
+    def loaded_pruner(self) -> Pruner:
+        """The pipeline `start()` built; no call reaches a servicer before (the call gate)."""
+        if self.pruner is None:
+            raise RuntimeError("the pruner is used before start() loaded it")
+        return self.pruner
 
     async def start(self) -> None:
         scorer = await self.run_blocking(load_scorer, self.settings)

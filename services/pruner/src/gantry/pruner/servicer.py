@@ -16,23 +16,47 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import duration_pb2
 
 from gantry.core.errors import InvalidArgument, ResourceExhausted, Unavailable, echo
 from gantry.core.limits import check_bytes, check_count
+from gantry.core.server import Runtime
 from gantry.proto.pruner.v1 import pruner_pb2, pruner_pb2_grpc
 from gantry.pruner.guidelines import Guideline, Report, check_prompt
-from gantry.pruner.pruner import PruneInputError, PruneResult
+from gantry.pruner.pruner import PruneInputError, Pruner, PruneResult
 from gantry.pruner.scoring import checkpoints
+from gantry.pruner.settings import PrunerSettings
 from gantry.pruner.structure import SUPPORTED_LANGUAGES, normalize_language
 
-if TYPE_CHECKING:
-    from gantry.pruner.service import PrunerService
-
 MAX_LANGUAGE_BYTES = 32
+
+
+@dataclass(frozen=True)
+class PrunerLimits:
+    """The operator's bounds the RPCs enforce (from `PrunerSettings`)."""
+
+    max_text_bytes: int
+    max_text_lines: int
+    max_goal_hint_bytes: int
+    max_prompt_bytes: int
+    max_concurrent_prunes: int
+    max_queued_prunes: int
+
+    @classmethod
+    def from_settings(cls, settings: PrunerSettings) -> PrunerLimits:
+        return cls(
+            max_text_bytes=settings.max_text_bytes,
+            max_text_lines=settings.max_text_lines,
+            max_goal_hint_bytes=settings.max_goal_hint_bytes,
+            max_prompt_bytes=settings.max_prompt_bytes,
+            max_concurrent_prunes=settings.max_concurrent_prunes,
+            max_queued_prunes=settings.max_queued_prunes,
+        )
 
 
 class PruneStopped(Exception):
@@ -85,20 +109,30 @@ class PruneGate:
 
 
 class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
-    def __init__(self, service: PrunerService) -> None:
-        self.service = service
-        settings = service.settings
-        self.gate = PruneGate(settings.max_concurrent_prunes, settings.max_queued_prunes)
+    """`pruner` gives the loaded pipeline; the core's call gate refuses calls before then."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        pruner: Callable[[], Pruner],
+        prune_executor: Executor,
+        limits: PrunerLimits,
+    ) -> None:
+        self.runtime = runtime
+        self.pruner = pruner
+        self.prune_executor = prune_executor
+        self.limits = limits
+        self.gate = PruneGate(limits.max_concurrent_prunes, limits.max_queued_prunes)
 
     def _check_prune(self, request: pruner_pb2.PruneRequest) -> None:
         """Sizes first (bytes, lines), then the values; nothing is tokenized yet."""
-        settings = self.service.settings
-        check_bytes(request.text, field="text", limit=settings.max_text_bytes)
-        check_bytes(request.goal_hint, field="goal_hint", limit=settings.max_goal_hint_bytes)
+        limits = self.limits
+        check_bytes(request.text, field="text", limit=limits.max_text_bytes)
+        check_bytes(request.goal_hint, field="goal_hint", limit=limits.max_goal_hint_bytes)
         lines = request.text.count("\n") + (not request.text.endswith("\n"))
-        if lines > settings.max_text_lines:
+        if lines > limits.max_text_lines:
             raise InvalidArgument.for_field(
-                "text", f"has {lines} lines; the limit is {settings.max_text_lines}"
+                "text", f"has {lines} lines; the limit is {limits.max_text_lines}"
             )
         if not request.text.strip():
             raise InvalidArgument.for_field("text", "must not be empty")
@@ -122,13 +156,11 @@ class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
         which = request.WhichOneof("budget")
         threshold = request.keep_threshold if which == "keep_threshold" else None
         budget = request.token_budget if which == "token_budget" else None
-        pruner = self.service.pruner
-        if pruner is None:
-            raise Unavailable("the pruner is not loaded yet", retry_after_s=2.0)
+        pruner = self.pruner()
         stop = threading.Event()
 
         def check() -> None:
-            if stop.is_set() or self.service.draining.is_set():
+            if stop.is_set() or self.runtime.draining.is_set():
                 raise PruneStopped
 
         def run() -> PruneResult:
@@ -142,7 +174,7 @@ class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
                 )
 
         async with self.gate.admit():
-            work = asyncio.get_running_loop().run_in_executor(self.service.prune_executor, run)
+            work = asyncio.get_running_loop().run_in_executor(self.prune_executor, run)
             try:
                 result = await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -181,7 +213,7 @@ class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
     async def CheckPrompt(
         self, request: pruner_pb2.CheckPromptRequest, context: Any
     ) -> pruner_pb2.CheckPromptResponse:
-        check_bytes(request.prompt, field="prompt", limit=self.service.settings.max_prompt_bytes)
+        check_bytes(request.prompt, field="prompt", limit=self.limits.max_prompt_bytes)
         if not request.prompt.strip():
             raise InvalidArgument.for_field("prompt", "must not be empty")
         check_count(request.guidelines, field="guidelines", limit=len(Guideline))
@@ -193,7 +225,7 @@ class PrunerServicer(pruner_pb2_grpc.PrunerServiceServicer):
                 )
             chosen.append(Guideline(value))
         language = _language(request.language, "language") or "python"
-        report: Report = await self.service.run_blocking(
+        report: Report = await self.runtime.run_blocking(
             lambda: check_prompt(request.prompt, language, chosen, rewrite=request.suggest_rewrite)
         )
         return pruner_pb2.CheckPromptResponse(
