@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test venv lint typecheck protos lint-protos pytest clean
+.PHONY: fuzz demo test venv lint typecheck protos lint-protos pytest clean oip-client
 
 venv: $(STAMP)
 
@@ -24,6 +24,18 @@ demo: venv
 	$(BIN)/gantry demo
 
 test: venv lint-protos lint typecheck pytest
+
+# The OIP test client (tritonclient, protobuf < 7) lives in its own venv; the OIP tests
+# drive it as a subprocess and fail (never skip) without it.
+OIP_VENV := .tools/oip-venv
+OIP_STAMP := $(OIP_VENV)/.installed
+
+oip-client: $(OIP_STAMP)
+
+$(OIP_STAMP): requirements-oip-client.txt
+	@test -x $(OIP_VENV)/bin/python || $(PYTHON) -m venv $(OIP_VENV)
+	$(OIP_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-oip-client.txt
+	@touch $@
 
 lint-protos:
 	bash scripts/lint_protos.sh
@@ -48,7 +60,7 @@ typecheck: venv
 	  if [ -n "$$files" ]; then echo "mypy $$unit"; MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$files; fi; \
 	done
 
-pytest: venv
+pytest: venv oip-client
 	$(BIN)/pytest -q
 
 clean:

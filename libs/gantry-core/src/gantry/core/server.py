@@ -26,6 +26,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gantry.core.auth import BearerAuth
+from gantry.core.inference import InferenceModel, add_inference_service
 from gantry.core.interceptor import CallGate, RuntimeInterceptor
 from gantry.core.logs import configure_logging
 from gantry.core.metrics import MetricsEndpoint, ServerMetrics
@@ -87,6 +88,11 @@ class Service(ABC, Generic[SettingsT]):
     @abstractmethod
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
         """Register servicers; return their full service names (for health and reflection)."""
+
+    def inference_models(self) -> Sequence[InferenceModel]:
+        """Models to offer over KServe's Open Inference Protocol (gantry.core.inference) on
+        the same port; none by default, and then no `inference.GRPCInferenceService`."""
+        return ()
 
     @classmethod
     @abstractmethod
@@ -209,6 +215,8 @@ async def start_server(service: Service[Any]) -> RunningServer:
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     names = list(service.add_to_server(server))
+    if models := service.inference_models():
+        names.append(add_inference_service(server, models, service.gate))
     names.append(add_operations_service(server, service.operations))
     health = _Health()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
