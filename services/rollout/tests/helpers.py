@@ -14,6 +14,10 @@ import pytest
 
 from gantry.core import errors
 from gantry.core.server import RunningServer, Service, start_server
+from gantry.rollout.engine.engine import Engine
+from gantry.rollout.generator import TransformersGenerator
+from gantry.rollout.service import RolloutService
+from gantry.rollout.vlm import VlmGenerator
 
 TOKEN = "rollout-test-token"
 
@@ -69,3 +73,15 @@ def error_of(fn: Callable[..., Any], request: Any, **kwargs: Any) -> errors.Gant
     with pytest.raises(grpc.RpcError) as info:
         fn(request, **kwargs)
     return errors.from_rpc_error(info.value)
+
+
+def engine_of(service: RolloutService) -> Engine:
+    """The transformers engine of a started service (the backend the tests run)."""
+    generator = service.generator
+    assert isinstance(generator, TransformersGenerator)
+    return generator.engine
+
+
+def vlm_of(service: RolloutService) -> VlmGenerator:
+    assert service.model.vlm is not None
+    return service.model.vlm

@@ -30,7 +30,7 @@ from gantry.rollout.generator import TransformersGenerator, complete
 from gantry.rollout.service import RolloutService
 from gantry.rollout.settings import RolloutSettings
 
-from .helpers import TOKEN, common_settings, serve_with_loop
+from .helpers import TOKEN, common_settings, engine_of, serve_with_loop
 
 
 def test_fair_shares_are_max_min_fair() -> None:
@@ -213,7 +213,7 @@ def test_small_call_latency_while_a_huge_call_runs(tmp_path: Path) -> None:
             started = time.perf_counter()
             stub.Generate(small, metadata=(("x-client-id", "small"),), timeout=30)
             latencies.append(time.perf_counter() - started)
-            in_flight.append(service.generator.engine.in_flight)
+            in_flight.append(engine_of(service).in_flight)
         huge_tokens = received[0]
         huge.cancel()
         reader.join(timeout=10)

@@ -29,7 +29,7 @@ from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.service import RolloutService
 
-from .helpers import TOKEN, error_of
+from .helpers import TOKEN, engine_of, error_of
 
 Stack = tuple[RolloutService, str]
 UNKNOWN_ENUM: Any = 99
@@ -142,7 +142,7 @@ def _update(stub: rollout_pb2_grpc.RolloutServiceStub, uri: str) -> Any:
 
 
 def _served(stack: Stack) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in stack[0].generator.engine.model.state_dict().items()}
+    return {k: v.clone() for k, v in engine_of(stack[0]).model.state_dict().items()}
 
 
 PROJ = "model.layers.0.mlp.down_proj.weight"
@@ -150,7 +150,7 @@ PROJ = "model.layers.0.mlp.down_proj.weight"
 
 @pytest.fixture
 def root(stack: Stack) -> Path:
-    path = stack[0].checkpoints.path
+    path = stack[0].model.checkpoints.path
     assert path is not None
     return path
 
@@ -167,7 +167,7 @@ def test_checkpoints_load_from_inside_the_root(
         str(root / "step-1"),
         f"file://{root / 'step-1'}",
     ):
-        before = stack[0].generator.policy_version
+        before = stack[0].model.generator.policy_version
         reply = _update(stub, uri)
         assert reply.tensors_loaded == 1 and reply.policy_version == before + 1, uri
     assert torch.equal(_served(stack)[PROJ], weights[PROJ])
@@ -187,7 +187,7 @@ def test_checkpoint_paths_cannot_escape_the_root(
     shard = mixed / "model-00001.safetensors"
     if not shard.exists():
         shard.symlink_to(outside / "model.safetensors")
-    before = stack[0].generator.policy_version
+    before = stack[0].model.generator.policy_version
     for uri in (
         "../outside",
         "step-1/../../outside",
@@ -205,7 +205,7 @@ def test_checkpoint_paths_cannot_escape_the_root(
         error = _refused(stub, uri)
         assert isinstance(error, errors.PermissionDenied), (uri, error)
         assert _field(error) == "header.checkpoint_uri"
-    assert stack[0].generator.policy_version == before
+    assert stack[0].model.generator.policy_version == before
 
 
 def _refused(stub: rollout_pb2_grpc.RolloutServiceStub, uri: str) -> errors.GantryError:
@@ -240,7 +240,7 @@ def test_bad_checkpoints_are_client_errors_and_change_nothing(
     nan = served[PROJ].clone()
     nan[0, 0] = math.nan
     save_file({PROJ: nan}, str(root / "nan.safetensors"))
-    before = stack[0].generator.policy_version
+    before = stack[0].model.generator.policy_version
     cases: list[tuple[str, type[errors.GantryError]]] = [
         ("missing", errors.NotFound),
         ("missing.safetensors", errors.NotFound),
@@ -261,7 +261,7 @@ def test_bad_checkpoints_are_client_errors_and_change_nothing(
         assert type(error) is expected, (uri, error)
         assert "header.checkpoint_uri" in (_field(error) or error.message), (uri, error)
     assert not marker.exists()
-    assert stack[0].generator.policy_version == before
+    assert stack[0].model.generator.policy_version == before
     after = _served(stack)
     assert all(torch.equal(after[k], served[k]) for k in served)
 
@@ -270,7 +270,7 @@ def test_streamed_updates_are_bounded_and_validated(
     stack: Stack, stub: rollout_pb2_grpc.RolloutServiceStub
 ) -> None:
     served = _served(stack)
-    before = stack[0].generator.policy_version
+    before = stack[0].model.generator.policy_version
     header = rollout_pb2.UpdateWeightsRequest(header=rollout_pb2.WeightsHeader())
 
     def chunks(name: str, tensor: torch.Tensor) -> list[rollout_pb2.UpdateWeightsRequest]:
@@ -281,7 +281,7 @@ def test_streamed_updates_are_bounded_and_validated(
 
     nan = served[PROJ].clone()
     nan[1, 1] = math.inf
-    big = torch.zeros(stack[0].max_weights_bytes // 4 + 1)
+    big = torch.zeros(stack[0].model.max_weights_bytes // 4 + 1)
     cases: list[tuple[list[rollout_pb2.UpdateWeightsRequest], str]] = [
         ([header, *chunks(PROJ, nan)], "chunk"),
         ([header, *chunks("x" * 1000, served[PROJ])], "chunk.name"),
@@ -297,7 +297,7 @@ def test_streamed_updates_are_bounded_and_validated(
         error = error_of(stub.UpdateWeights, iter(messages))
         assert isinstance(error, errors.InvalidArgument), (field, error)
         assert _field(error) == field, error
-    assert stack[0].generator.policy_version == before
+    assert stack[0].model.generator.policy_version == before
     after = _served(stack)
     assert all(torch.equal(after[k], served[k]) for k in served)
 
@@ -550,7 +550,7 @@ def test_model_info_refuses_an_over_long_model_name(
 def test_overload_is_resource_exhausted_with_retry_info(
     stack: Stack, stub: rollout_pb2_grpc.RolloutServiceStub
 ) -> None:
-    engine = stack[0].generator.engine
+    engine = engine_of(stack[0])
     bound, engine.max_queued = engine.max_queued, 0  # any sequence beyond the batch is too many
     try:
         error = error_of(stub.Generate, _gen(*[_text("x")] * 8, n=4))  # 32 > 16 slots

@@ -17,7 +17,7 @@ from gantry.proto.common.v1 import chat_pb2, episode_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.service import RolloutService
 
-from .helpers import TOKEN
+from .helpers import TOKEN, engine_of, vlm_of
 
 
 @pytest.fixture
@@ -113,12 +113,12 @@ def test_stream_cancellation_frees_the_slot(
     )
     first = next(call)
     assert first.tokens.token_ids
-    assert service.generator.engine.in_flight == 1
+    assert engine_of(service).in_flight == 1
     call.cancel()
     deadline = time.monotonic() + 5
-    while service.generator.engine.in_flight and time.monotonic() < deadline:
+    while engine_of(service).in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert service.generator.engine.in_flight == 0
+    assert engine_of(service).in_flight == 0
 
 
 def test_stream_deltas_add_up(stub: rollout_pb2_grpc.RolloutServiceStub) -> None:
@@ -209,7 +209,7 @@ def test_image_episodes_go_to_the_vlm(
     assert not reply.errors, reply.errors
     (trajectory,) = reply.trajectories
     assert len(trajectory.turns) == 2
-    image_token = stack[0].vlm.model.config.image_token_index
+    image_token = vlm_of(stack[0]).model.config.image_token_index
     for turn in trajectory.turns:
         assert turn.observation.image.data[:4] == b"\x89PNG"
         assert len(turn.completion.logprobs) == len(turn.completion.token_ids) > 0
@@ -239,7 +239,7 @@ def test_update_weights_changes_outputs_without_restart(
 ) -> None:
     greedy = rollout_pb2.GenerateRequest(input=_input("hello world", max_tokens=8, temperature=0.0))
     before = stub.Generate(greedy)
-    model = stack[0].generator.engine.model
+    model = engine_of(stack[0]).model
     generator = torch.Generator().manual_seed(0)
     updates = {
         name: torch.randn(t.shape, generator=generator) * 0.3

@@ -14,6 +14,7 @@ from typing import Any
 from gantry.core.errors import InvalidArgument
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout.engine.types import Sample, SamplingParams
+from gantry.rollout.generator import Generator
 from gantry.rollout.prompts import apply_chat
 
 Message = dict[str, str]
@@ -39,7 +40,7 @@ def _window(history: list[Message], window: int) -> list[Message]:
 
 
 async def fit_history(
-    generator: Any,
+    generator: Generator,
     task: str,
     history: list[Message],
     window: int,
@@ -89,7 +90,12 @@ async def fit_history(
 
 
 async def summarise(
-    generator: Any, messages: list[Message], budget: int, *, run: Run = _inline, client: str = ""
+    generator: Generator,
+    messages: list[Message],
+    budget: int,
+    *,
+    run: Run = _inline,
+    client: str = "",
 ) -> str:
     """One greedy pass asking the model to summarise `messages`."""
     request = [*messages, {"role": "user", "content": SUMMARY_INSTRUCTION}]

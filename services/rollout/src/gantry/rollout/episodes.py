@@ -23,7 +23,7 @@ import itertools
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -34,6 +34,7 @@ from gantry.core.client import aio_channel
 from gantry.core.codecs import image_to_array
 from gantry.core.errors import GantryError, InvalidArgument
 from gantry.core.peers import Peers
+from gantry.core.tracing import stage
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, trajectory_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2
@@ -43,7 +44,11 @@ from gantry.rollout.context import fit_history
 from gantry.rollout.engine.types import PromptTooLong, Sample
 
 if TYPE_CHECKING:
-    from gantry.rollout.service import RolloutService
+    from gantry.core.server import Runtime
+    from gantry.rollout.generator import Generator
+    from gantry.rollout.model import ServedModel
+    from gantry.rollout.settings import RolloutSettings
+    from gantry.rollout.vlm import VlmGenerator
 
 DEFAULT_CONCURRENCY = 16
 
@@ -75,9 +80,10 @@ class Stale(Exception):
 
 
 class EpisodeRunner:
-    def __init__(self, service: RolloutService) -> None:
-        self.service = service
-        settings = service.settings
+    def __init__(self, model: ServedModel, runtime: Runtime, settings: RolloutSettings) -> None:
+        self.model = model
+        self.runtime = runtime
+        self.settings = settings
         self.peers = Peers("envfarm", settings.envfarm_target, settings.envfarm_peers)
         self._pruners = Peers("pruner")  # pruning is not served yet: no pruner is configured
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -92,16 +98,16 @@ class EpisodeRunner:
         """A stub for `target`, an address already resolved through `self.peers`."""
         assert target in self.peers.targets()
         if target not in self._channels:
-            token = self.service.settings.resolved_envfarm_token()
+            token = self.settings.resolved_envfarm_token()
             self._channels[target] = aio_channel(target, token=token, default_timeout_s=60)
         return envfarm_pb2_grpc.EnvFarmServiceStub(self._channels[target])
 
     # ----- validation -----
     def _check(self, spec: rollout_pb2.EpisodeSpec, *, continuous: bool = False) -> str:
         """Validate the spec before any work; returns the envfarm address to dial."""
-        self.service.limits.episode_spec(spec, continuous=continuous)
+        self.model.limits.episode_spec(spec, continuous=continuous)
         target = self.peers.resolve(spec.envfarm_target, field="spec.envfarm_target")
-        if _visual(spec) and self.service.vlm is None:
+        if _visual(spec) and self.model.vlm is None:
             raise InvalidArgument.for_field(
                 "spec.settings.observation_mode",
                 "image observations need a vision-language model; this server has none "
@@ -121,7 +127,7 @@ class EpisodeRunner:
         prompts.sampling(spec.sampling, "spec.sampling")
         return target
 
-    def _jobs(self, spec: rollout_pb2.EpisodeSpec, cycle: bool) -> Any:
+    def _jobs(self, spec: rollout_pb2.EpisodeSpec, cycle: bool) -> Iterator[tuple[int, str, int]]:
         seeds = list(spec.seeds)
         per_seed = spec.episodes_per_seed or 1
         source = itertools.cycle(seeds) if (cycle and seeds) else iter(seeds)
@@ -139,12 +145,10 @@ class EpisodeRunner:
                 yield seed, group, index
 
     def _concurrency(self, spec: rollout_pb2.EpisodeSpec) -> int:
-        return min(
-            spec.concurrency or DEFAULT_CONCURRENCY, self.service.settings.max_episode_concurrency
-        )
+        return min(spec.concurrency or DEFAULT_CONCURRENCY, self.settings.max_episode_concurrency)
 
     def _drained(self, what: str) -> GantryError:
-        return drained(self.service.settings.drain_retry_after_s, what)
+        return drained(self.settings.drain_retry_after_s, what)
 
     # ----- RunEpisodes -----
     async def run(
@@ -152,9 +156,9 @@ class EpisodeRunner:
     ) -> rollout_pb2.RunEpisodesResponse:
         target = self._check(spec)
         limit = self._concurrency(spec)
-        self.service.generator.check_capacity(client, limit)
+        self.model.generator.check_capacity(client, limit)
         gate = asyncio.Semaphore(limit)
-        draining = self.service.draining
+        draining = self.runtime.draining
 
         async def bounded(seed: int, group: str, index: int) -> Any:
             async with gate:
@@ -209,10 +213,10 @@ class EpisodeRunner:
             raise InvalidArgument.for_field("max_staleness", "must be >= 0 (0 = unbounded)")
         target = self._check(spec, continuous=continuous)
         limit = self._concurrency(spec)
-        self.service.generator.check_capacity(client, limit)
+        self.model.generator.check_capacity(client, limit)
         jobs = self._jobs(spec, cycle=continuous)
         in_flight: set[asyncio.Future[Any]] = set()
-        stop = asyncio.ensure_future(self.service.draining.wait())
+        stop = asyncio.ensure_future(self.runtime.draining.wait())
 
         def refill() -> None:
             while len(in_flight) < limit and not stop.done():
@@ -229,7 +233,7 @@ class EpisodeRunner:
 
         def message_for(outcome: Any) -> rollout_pb2.StreamEpisodesResponse:
             message = rollout_pb2.StreamEpisodesResponse(
-                current_policy_version=self.service.generator.policy_version
+                current_policy_version=self.model.generator.policy_version
             )
             if isinstance(outcome, rollout_pb2.EpisodeError):
                 message.error.CopyFrom(outcome)
@@ -270,13 +274,20 @@ class EpisodeRunner:
         *,
         max_staleness: int,
         client: str = "",
-    ) -> Any:
+    ) -> trajectory_pb2.Trajectory | rollout_pb2.EpisodeError:
         try:
-            coro = self._play(spec, target, seed, group, index, max_staleness, client)
-            if spec.HasField("episode_timeout"):
-                timeout = spec.episode_timeout.ToNanoseconds() / 1e9
-                return await asyncio.wait_for(coro, timeout)
-            return await coro
+            with stage("rollout.episode", env_id=spec.env_id, seed=seed, group_index=index) as span:
+                coro = self._play(spec, target, seed, group, index, max_staleness, client)
+                if spec.HasField("episode_timeout"):
+                    timeout = spec.episode_timeout.ToNanoseconds() / 1e9
+                    trajectory = await asyncio.wait_for(coro, timeout)
+                else:
+                    trajectory = await coro
+                span.set_attribute("steps", len(trajectory.turns))
+                span.set_attribute("reward", trajectory.final_reward)
+                span.set_attribute("terminated", trajectory.terminated)
+                span.set_attribute("policy_version", trajectory.policy_version)
+                return trajectory
         except GantryError as exc:
             return rollout_pb2.EpisodeError(seed=seed, group_index=index, status=exc.to_status())
         except grpc.RpcError as exc:
@@ -319,8 +330,9 @@ class EpisodeRunner:
         if history[-1]["content"]:
             parts.append({"type": "text", "text": history[-1]["content"]})
         messages.append({"role": "user", "content": parts})
+        assert self.model.vlm is not None  # checked by _check
         try:
-            return await self.service.vlm.chat(messages, images, params)  # type: ignore[no-any-return]
+            return await self.model.vlm.chat(messages, images, params)
         except PromptTooLong as exc:
             raise InvalidArgument.for_field("spec.sampling.max_tokens", str(exc)) from exc
 
@@ -345,7 +357,12 @@ class EpisodeRunner:
         client: str,
     ) -> trajectory_pb2.Trajectory:
         visual = _visual(spec)
-        generator = self.service.vlm if visual else self.service.generator
+        text_generator = self.model.generator
+        # The policy whose version the trajectory records: _check refused image modes
+        # without a VLM.
+        policy: Generator | VlmGenerator = (
+            self.model.vlm if visual and self.model.vlm is not None else text_generator
+        )
         stub = self._envfarm(target)
         settings = episode_pb2.EpisodeSettings()
         settings.CopyFrom(spec.settings)
@@ -369,7 +386,7 @@ class EpisodeRunner:
             seed=seed,
             settings=spec.settings,
             task=task,
-            policy_version=generator.policy_version,
+            policy_version=policy.policy_version,
             start_time=_timestamp(started),
         )
         history: list[dict[str, str]] = []
@@ -381,7 +398,7 @@ class EpisodeRunner:
             for turn_index in range(max_turns):
                 if (
                     max_staleness
-                    and generator.policy_version - trajectory.policy_version > max_staleness
+                    and policy.policy_version - trajectory.policy_version > max_staleness
                 ):
                     raise Stale()
                 user = (
@@ -394,17 +411,17 @@ class EpisodeRunner:
                     ids, sample = await self._look(spec, task, history, observation, goal, params)
                 else:
                     ids = await fit_history(
-                        generator,
+                        text_generator,
                         task,
                         history,
                         spec.settings.history_window,
                         spec.context_strategy,
                         params.max_tokens,
-                        run=self.service.run_blocking,
+                        run=self.runtime.run_blocking,
                         client=client,
                     )
                     sample = Sample(0)
-                    async for delta in generator.generate(ids, params, client=client):
+                    async for delta in text_generator.generate(ids, params, client=client):
                         sample.add(delta)
                 action = extract_action(sample.text)
                 history.append({"role": "assistant", "content": sample.text})

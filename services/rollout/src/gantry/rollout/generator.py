@@ -28,6 +28,8 @@ class Generator(Protocol):
     context_length: int
     tokenizer: PreTrainedTokenizerBase
     dtype: torch.dtype
+    # Largest weight update worth receiving (the default of `max_weights_bytes`).
+    max_weights_bytes: int
 
     @property
     def policy_version(self) -> int: ...

@@ -23,7 +23,8 @@ from gantry.rollout.engine.types import SamplingParams
 from gantry.rollout.generator import complete
 
 if TYPE_CHECKING:
-    from gantry.rollout.service import RolloutService
+    from gantry.core.server import Runtime
+    from gantry.rollout.model import ServedModel
 
 MAX_REVIEWS = 64
 
@@ -151,10 +152,14 @@ def wasserstein(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 async def playtest(
-    service: RolloutService, request: rollout_pb2.PlaytestRequest, *, client: str = ""
+    model: ServedModel,
+    runtime: Runtime,
+    request: rollout_pb2.PlaytestRequest,
+    *,
+    client: str = "",
 ) -> rollout_pb2.PlaytestResponse:
-    generator = service.generator
-    count = service.limits.playtest(request, MAX_REVIEWS)
+    generator = model.generator
+    count = model.limits.playtest(request, MAX_REVIEWS)
     if not request.rulebook.strip():
         raise InvalidArgument.for_field("rulebook", "is required")
     card = persona_card(request)
@@ -164,7 +169,7 @@ async def playtest(
     params = SamplingParams(**{**params.__dict__, "n": count})
     generator.check_capacity(client, count)
     messages = instructions(card, request.game_title, request.rulebook)
-    ids = await service.run_blocking(
+    ids = await runtime.run_blocking(
         lambda: prompts.apply_chat(generator.tokenizer, messages, field="rulebook")
     )
     if len(ids) + params.max_tokens >= generator.context_length:

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
-from gantry.core.storage import StorageRoot
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
-from gantry.rollout.limits import RequestLimits
 from gantry.rollout.settings import TINY_MODEL, RolloutSettings
 
+if TYPE_CHECKING:  # the model stack (torch, transformers) loads when a service is built
+    from torch import nn
+
+    from gantry.rollout.generator import Generator
+    from gantry.rollout.openai_http import OpenAIServer
+    from gantry.rollout.vlm import VlmGenerator
+
 log = logging.getLogger("gantry.rollout")
-VLLM_MAX_WEIGHTS_BYTES = 256 * 2**30
 SERVICE_NAME = rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
 
 
-def load_generator(settings: RolloutSettings) -> Any:
+def load_generator(settings: RolloutSettings) -> Generator:
     """Build the configured backend (blocking: loads the model)."""
     if settings.backend == "vllm":
         from gantry.rollout.vllm_backend import VllmGenerator
@@ -51,14 +54,14 @@ def load_generator(settings: RolloutSettings) -> Any:
     )
 
 
-def apply_precision(model: Any, recipe: str) -> int:
+def apply_precision(model: nn.Module, recipe: str) -> int:
     """Convert the model to the recipe's rollout forward; return the FP8 layer count."""
     from gantry.kernels.recipes import get_recipe
 
     return len(get_recipe(recipe).apply(model, "rollout"))
 
 
-def load_vlm_generator(path: str) -> Any:
+def load_vlm_generator(path: str) -> VlmGenerator:
     from gantry.models.loading import load_vlm
     from gantry.rollout.vlm import VlmGenerator
 
@@ -75,49 +78,51 @@ class RolloutService(Service[RolloutSettings]):
 
     def __init__(self, settings: RolloutSettings) -> None:
         super().__init__(settings)
-        self.generator: Any = None
-        self.vlm: Any = None
-        self.run_id = ""
-        self.weights_time: float | None = None
-        self.model_name = settings.model_name or settings.model_path
-        self.checkpoints: StorageRoot = settings.storage_root(
-            "checkpoints", settings.checkpoints_root
-        )
-        self.limits = RequestLimits(settings, context_length=2)  # set from the model in start()
-        self.max_weights_bytes = settings.max_weights_bytes or VLLM_MAX_WEIGHTS_BYTES
         from gantry.rollout.episodes import EpisodeRunner
+        from gantry.rollout.generation import Generation
+        from gantry.rollout.model import ServedModel
 
-        self.episodes = EpisodeRunner(self)
+        self.model = ServedModel(
+            settings, settings.storage_root("checkpoints", settings.checkpoints_root)
+        )
+        self.generation = Generation(self.model, self, settings.drain_retry_after_s)
+        self.episodes = EpisodeRunner(self.model, self, settings)
+        self.openai: OpenAIServer | None = None
 
-    def weights_updated(self, run_id: str) -> None:
-        self.run_id, self.weights_time = run_id or self.run_id, time.time()
+    @property
+    def generator(self) -> Generator | None:
+        """The loaded text generator (None before start())."""
+        return self.model.loaded
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
         from gantry.rollout.servicer import RolloutServicer
 
-        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(RolloutServicer(self), server)
+        servicer = RolloutServicer(self.model, self.generation, self, self.episodes)
+        rollout_pb2_grpc.add_RolloutServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     async def start(self) -> None:
+        if self.settings.openai_port:
+            # Up before the model loads, like the gRPC port: it answers 503 until ready.
+            from gantry.rollout.openai_http import OpenAIServer
+
+            self.openai = OpenAIServer(self.settings, self.model, self.generation, self.gate)
+            await self.openai.start()
         if self.settings.torch_threads:
             import torch
 
             torch.set_num_threads(self.settings.torch_threads)
-        self.generator = await self.run_blocking(load_generator, self.settings)
-        self.limits = RequestLimits(self.settings, context_length=self.generator.context_length)
-        if self.settings.max_weights_bytes is None:
-            self.max_weights_bytes = getattr(
-                self.generator, "max_weights_bytes", VLLM_MAX_WEIGHTS_BYTES
-            )
+        self.model.load(await self.run_blocking(load_generator, self.settings))
         if self.settings.vlm_model_path:
-            self.vlm = await self.run_blocking(load_vlm_generator, self.settings.vlm_model_path)
+            self.model.vlm = await self.run_blocking(
+                load_vlm_generator, self.settings.vlm_model_path
+            )
 
     async def stop(self) -> None:
+        if self.openai is not None:
+            await self.openai.stop()
         await self.episodes.close()
-        if self.generator is not None:
-            await self.generator.close()
-        if self.vlm is not None:
-            await self.vlm.close()
+        await self.model.close()
 
     @classmethod
     def demo_call(cls, channel: grpc.Channel) -> str:

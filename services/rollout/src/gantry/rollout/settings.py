@@ -70,6 +70,23 @@ class RolloutSettings(ServiceSettings):
     envfarm_token_file: Path | None = Field(default=None, description="File holding it")
     max_episode_concurrency: int = Field(default=64, ge=1, description="Episodes in flight")
 
+    # ----- OpenAI-compatible HTTP front (docs/openai.md) -----
+    openai_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the OpenAI-compatible HTTP API (/v1/chat/completions, "
+        "/v1/completions, /v1/models) served next to the gRPC port; unset or 0 = off",
+    )
+    openai_host: str | None = Field(
+        default=None, description="Address the OpenAI HTTP API binds (default: host)"
+    )
+    openai_max_body_bytes: int = Field(
+        default=8 * MiB,
+        ge=KiB,
+        description="Largest OpenAI request body, refused with 413 before it is parsed",
+    )
+
     # ----- limits, checked on arrival before any tokenization -----
     max_prompts_per_request: int = Field(default=256, ge=1, description="Prompts per Generate")
     max_n: int = Field(default=64, ge=1, description="Samples per prompt (sampling.n)")

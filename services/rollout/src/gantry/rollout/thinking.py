@@ -6,17 +6,18 @@ all of them, compares them and writes the final answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gantry.core.errors import InvalidArgument
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
 from gantry.rollout.engine.types import Sample, SamplingParams
-from gantry.rollout.generator import complete
+from gantry.rollout.generator import Generator, complete
 
 if TYPE_CHECKING:
-    from gantry.rollout.service import RolloutService
+    from gantry.core.server import Runtime
+    from gantry.rollout.model import ServedModel
 
 DEFAULT_PATHS = 4
 MAX_PATHS = 32
@@ -37,7 +38,7 @@ def final_answer(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _question(tokenizer: Any, prompt: rollout_pb2.Prompt) -> tuple[list[dict[str, str]], str]:
+def _question(prompt: rollout_pb2.Prompt) -> tuple[list[dict[str, str]], str]:
     kind = prompt.WhichOneof("kind")
     if kind == "text":
         return [{"role": "user", "content": prompt.text}], prompt.text
@@ -48,18 +49,22 @@ def _question(tokenizer: Any, prompt: rollout_pb2.Prompt) -> tuple[list[dict[str
 
 
 async def heavy_think(
-    service: RolloutService, request: rollout_pb2.HeavyThinkRequest, *, client: str = ""
+    model: ServedModel,
+    runtime: Runtime,
+    request: rollout_pb2.HeavyThinkRequest,
+    *,
+    client: str = "",
 ) -> rollout_pb2.HeavyThinkResponse:
-    generator = service.generator
+    generator = model.generator
     k = request.num_paths or DEFAULT_PATHS
-    sequences = service.limits.heavy_think(request, MAX_PATHS)
+    sequences = model.limits.heavy_think(request, MAX_PATHS)
     if not 1 <= k <= MAX_PATHS:
         raise InvalidArgument.for_field("num_paths", f"must be between 1 and {MAX_PATHS}")
-    messages, question = _question(generator.tokenizer, request.prompt)
+    messages, question = _question(request.prompt)
     path_params = prompts.sampling(request.path_sampling, "path_sampling")
     path_params = SamplingParams(**{**path_params.__dict__, "n": k})
     generator.check_capacity(client, max(sequences, k))
-    ids = await service.run_blocking(
+    ids = await runtime.run_blocking(
         lambda: prompts.apply_chat(generator.tokenizer, messages, field="prompt")
     )
     if len(ids) + path_params.max_tokens >= generator.context_length:
@@ -73,7 +78,7 @@ async def heavy_think(
         reflection_params = SamplingParams(**{**reflection_params.__dict__, "temperature": 0.0})
     reflection_params = SamplingParams(**{**reflection_params.__dict__, "n": 1})
     instruction = request.reflection_instruction or REFLECTION_INSTRUCTION
-    reflection_ids = await service.run_blocking(
+    reflection_ids = await runtime.run_blocking(
         _reflection_prompt, generator, question, paths, instruction, reflection_params.max_tokens
     )
     (reflection,) = await complete(generator, reflection_ids, reflection_params, client)
@@ -104,7 +109,7 @@ async def heavy_think(
 
 
 def _reflection_prompt(
-    generator: Any, question: str, paths: list[Sample], instruction: str, budget: int
+    generator: Generator, question: str, paths: list[Sample], instruction: str, budget: int
 ) -> list[int]:
     """Question + every path + instruction; paths are shortened evenly if they do not fit."""
     room = generator.context_length - budget - 1

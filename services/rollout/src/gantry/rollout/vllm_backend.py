@@ -70,8 +70,13 @@ def delta_from_output(request_id: str, index: int, output: Any, version: int) ->
     return Delta(request_id, index, token_ids, logprobs, completion.text, finish, version)
 
 
+# vLLM shards weights across workers we cannot size from here: a generous default bound.
+VLLM_MAX_WEIGHTS_BYTES = 256 * 2**30
+
+
 class VllmGenerator:
     backend = "vllm"
+    max_weights_bytes = VLLM_MAX_WEIGHTS_BYTES
 
     def __init__(
         self,
