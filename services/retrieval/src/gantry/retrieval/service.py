@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import grpc
 
+from gantry.core.inference import InferenceModel
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
@@ -81,6 +82,12 @@ class RetrievalService(Service[RetrievalSettings]):
 
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(RetrievalServicer(self), server)
         return [SERVICE_NAME]
+
+    def inference_models(self) -> Sequence[InferenceModel]:
+        """Each encoder as an Open Inference Protocol model (gantry.retrieval.oip)."""
+        from gantry.retrieval.oip import embedding_models
+
+        return embedding_models(self)
 
     async def start(self) -> None:
         self.backends = await self.run_blocking(load_backends, self.settings)
