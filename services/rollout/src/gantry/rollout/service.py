@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 
+from gantry.core.inference import InferenceModel
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.proto.common.v1 import episode_pb2
@@ -100,6 +101,12 @@ class RolloutService(Service[RolloutSettings]):
         servicer = RolloutServicer(self.model, self.generation, self, self.episodes)
         rollout_pb2_grpc.add_RolloutServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
+
+    def inference_models(self) -> Sequence[InferenceModel]:
+        """Text generation as an Open Inference Protocol model (gantry.rollout.oip)."""
+        from gantry.rollout.oip import TextGenerationModel
+
+        return [TextGenerationModel(self)]
 
     async def start(self) -> None:
         if self.settings.openai_port:
