@@ -104,7 +104,9 @@ class Guard:
                 self.auth.check(f"/openai{scope['path']}", headers)
             self.gate.check()
         except errors.Unauthenticated as exc:
-            return api.OpenAIError(401, exc.message, param=None, code="invalid_api_key")
+            return api.OpenAIError(
+                401, exc.message, kind="authentication_error", code="invalid_api_key"
+            )
         except errors.GantryError as exc:
             return translate(exc)
         return None
