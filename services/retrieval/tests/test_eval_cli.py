@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gantry.core.cli import app
-from gantry.retrieval.evaluation import DatasetError, load_eval_set, save_jsonl_set
+from gantry.retrieval.encoder_eval import DatasetError, load_eval_set, save_jsonl_set
 from gantry.retrieval.keyword_set import keyword_set
 
 from .tiny_models import tiny_encoder
@@ -77,9 +77,9 @@ def test_cli_ranks_real_minilm_above_a_random_encoder(tmp_path: Path) -> None:
     assert "minilm" in result.output  # the ranking table
 
 
-def test_module_entry_point_runs() -> None:
+def test_command_is_mounted_through_the_entry_point() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "gantry.retrieval.eval", "--help"],
+        [sys.executable, "-m", "gantry.core.cli", "retrieval", "eval", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from gantry.retrieval.chunking import chunk_text
-from gantry.retrieval.metrics import mrr_at, ndcg_at, recall_at
+from gantry.retrieval.ranking_metrics import mrr_at, ndcg_at, recall_at
 from gantry.retrieval.sparse import BM25Encoder, term_index, tokenize
 
 

@@ -28,7 +28,7 @@ from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.retrieval.v1 import retrieval_pb2 as pb
 from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
 from gantry.retrieval import servicer as servicer_module
-from gantry.retrieval.evaluation import EvalResult
+from gantry.retrieval.encoder_eval import EvalResult
 from gantry.retrieval.service import RetrievalService
 from gantry.retrieval.settings import EncoderSpec, RetrievalSettings
 

@@ -19,7 +19,7 @@ from gantry.proto.retrieval.v1 import retrieval_pb2 as pb
 from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
 from gantry.retrieval.client import upsert_batched
 from gantry.retrieval.keyword_set import keyword_set
-from gantry.retrieval.metrics import ndcg_at, recall_at
+from gantry.retrieval.ranking_metrics import ndcg_at, recall_at
 
 Stub = retrieval_pb2_grpc.RetrievalServiceStub
 
@@ -363,6 +363,24 @@ def test_embed_and_list_encoders(stub: Stub) -> None:
     assert not second.next_page_token
     unknown = _error(stub.Embed, pb.EmbedRequest(texts=["x"], encoder_id="nope"))
     assert isinstance(unknown, errors.NotFound) and unknown.resource_name == "nope"
+
+
+def test_page_tokens_belong_to_their_list(stub: Stub) -> None:
+    """A token replayed on another List RPC is INVALID_ARGUMENT, not a page of that list."""
+    for _ in range(2):
+        _collection(stub)
+    collections = stub.ListCollections(pb.ListCollectionsRequest(page_size=1))
+    encoders = stub.ListEncoders(pb.ListEncodersRequest(page_size=1))
+    assert collections.next_page_token and encoders.next_page_token
+    crossed = [
+        (stub.ListEncoders, pb.ListEncodersRequest(page_token=collections.next_page_token)),
+        (stub.ListCollections, pb.ListCollectionsRequest(page_token=encoders.next_page_token)),
+    ]
+    for call, request in crossed:
+        assert _field(_error(call, request)) == "page_token"
+    assert _field(_error(stub.ListCollections, pb.ListCollectionsRequest(page_size=-1))) == (
+        "page_size"
+    )
 
 
 def test_evaluate_encoder_operation(stub: Stub, channel: grpc.Channel) -> None:

@@ -1,4 +1,4 @@
-"""Retrieval commands: `gantry retrieval eval ...` and `python -m gantry.retrieval.eval ...`.
+"""Retrieval commands: `gantry retrieval eval ...` (the encoder evaluation lives in `encoder_eval`).
 
 `gantry` finds this app through the `gantry.commands` entry point group.
 """
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gantry.retrieval.embedders import default_model_path, load_embedder
-from gantry.retrieval.evaluation import DatasetError, EvalResult, evaluate, load_eval_set
+from gantry.retrieval.encoder_eval import DatasetError, EvalResult, evaluate, load_eval_set
 from gantry.retrieval.settings import DEFAULT_ENCODER_ID, EncoderSpec
 
 app = typer.Typer(help="Retrieval tools: encoder evaluation.", no_args_is_help=True)

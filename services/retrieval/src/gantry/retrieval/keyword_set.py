@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from gantry.retrieval.evaluation import EvalDocument, EvalSet
+from gantry.retrieval.encoder_eval import EvalDocument, EvalSet
 
 COMPONENTS = ("conveyor motor", "hydraulic pump", "cooling fan", "servo drive")
 FAULTS = (

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from gantry.retrieval.embedders import resolve_device
+
+
+class Reranker(Protocol):
+    """Re-scores a query's candidate passages; the servicer needs nothing else of it."""
+
+    def score(
+        self, query: str, passages: Sequence[str], *, batch_size: int = 32
+    ) -> npt.NDArray[np.float32]: ...
 
 
 class CrossEncoderReranker:

@@ -14,7 +14,7 @@ from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gantry.retrieval.embedders import Embedder, load_embedder
-from gantry.retrieval.rerank import CrossEncoderReranker
+from gantry.retrieval.rerank import CrossEncoderReranker, Reranker
 from gantry.retrieval.settings import RetrievalSettings
 from gantry.retrieval.sparse import BM25Encoder
 from gantry.retrieval.store import QdrantStore
@@ -36,7 +36,7 @@ class Backends:
 
     embedders: dict[str, Embedder]
     sparse: BM25Encoder
-    reranker: CrossEncoderReranker | None
+    reranker: Reranker | None
     store: QdrantStore
 
 
@@ -78,9 +78,16 @@ class RetrievalService(Service[RetrievalSettings]):
         self.backends: Backends | None = None
 
     def add_to_server(self, server: grpc.aio.Server) -> Sequence[str]:
-        from gantry.retrieval.servicer import RetrievalServicer
+        from gantry.retrieval.servicer import RetrievalLimits, RetrievalServicer
 
-        retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(RetrievalServicer(self), server)
+        servicer = RetrievalServicer(
+            self,
+            self.loaded_backends,
+            self.operations,
+            RetrievalLimits.from_settings(self.settings),
+            datasets=lambda: self.settings.storage_root("datasets", self.settings.datasets_root),
+        )
+        retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     def inference_models(self) -> Sequence[InferenceModel]:
@@ -88,6 +95,12 @@ class RetrievalService(Service[RetrievalSettings]):
         from gantry.retrieval.oip import embedding_models
 
         return embedding_models(self)
+
+    def loaded_backends(self) -> Backends:
+        """What `start()` loaded; no call reaches a servicer before (the core's call gate)."""
+        if self.backends is None:
+            raise RuntimeError("the retrieval backends are used before start() loaded them")
+        return self.backends
 
     async def start(self) -> None:
         self.backends = await self.run_blocking(load_backends, self.settings)

@@ -8,7 +8,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -22,11 +23,12 @@ from gantry.core.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
-    Unavailable,
     echo,
 )
 from gantry.core.limits import check_bytes, check_count, check_id, check_total_bytes
-from gantry.core.operations import OperationHandle
+from gantry.core.operations import OperationHandle, OperationStore
+from gantry.core.paging import Page
+from gantry.core.server import Runtime
 from gantry.core.storage import StorageRoot, safe_name
 from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gantry.retrieval.chunking import chunk_text
@@ -40,7 +42,7 @@ from gantry.retrieval.convert import (
     sparse_vector,
 )
 from gantry.retrieval.embedders import Embedder, InputKind
-from gantry.retrieval.evaluation import (
+from gantry.retrieval.encoder_eval import (
     DatasetError,
     EvalDocument,
     EvalSet,
@@ -49,7 +51,7 @@ from gantry.retrieval.evaluation import (
     load_eval_set,
 )
 from gantry.retrieval.filters import RESERVED_PREFIX, is_empty, to_qdrant_filter
-from gantry.retrieval.paging import decode_token, encode_token, page_size
+from gantry.retrieval.settings import RetrievalSettings
 from gantry.retrieval.sparse import SPARSE_ENCODER_ID, SparseVector
 from gantry.retrieval.store import (
     TEXT_KEY,
@@ -62,12 +64,13 @@ from gantry.retrieval.store import (
 )
 
 if TYPE_CHECKING:
-    from gantry.retrieval.service import Backends, RetrievalService
+    from gantry.retrieval.service import Backends
 
 COLLECTION_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 ENCODER_ID_BYTES = 64  # EncoderSpec.id is at most 64 characters of [A-Za-z0-9._-]
 MAX_CUTOFFS = 16
 MAX_EVAL_BATCH = 1024
+DEFAULT_PAGE_SIZE = 100  # ListCollections; ListEncoders returns every encoder by default
 RERANK_HEADER = "x-gantry-rerank"
 _MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
     retrieval_pb2.SEARCH_MODE_UNSPECIFIED: "dense",
@@ -75,6 +78,37 @@ _MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
     retrieval_pb2.SEARCH_MODE_SPARSE: "sparse",
     retrieval_pb2.SEARCH_MODE_HYBRID: "hybrid",
 }
+
+
+@dataclass(frozen=True)
+class RetrievalLimits:
+    """The settings the RPCs read: bounds checked on arrival and per-request defaults."""
+
+    default_encoder_id: str
+    batch_size: int
+    chunk_words: int
+    chunk_overlap_words: int
+    rerank_candidates: int
+    max_batch_texts: int
+    max_text_bytes: int
+    max_request_text_bytes: int
+    max_query_bytes: int
+    max_id_bytes: int
+    max_payload_bytes: int
+    max_sparse_terms: int
+    max_top_k: int
+    max_prefetch_limit: int
+    max_filter_conditions: int
+    max_collections: int
+    max_page_size: int
+    max_dataset_bytes: int
+    max_eval_documents: int
+    max_eval_queries: int
+    max_running_evaluations: int
+
+    @classmethod
+    def from_settings(cls, settings: RetrievalSettings) -> RetrievalLimits:
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 class EvaluationCancelled(Exception):
@@ -109,9 +143,23 @@ def _rerank_requested(context: Any) -> bool | None:
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, service: RetrievalService) -> None:
-        self.service = service
-        self.settings = service.settings
+    """`backends` gives what `start()` loaded (the core's call gate refuses calls before);
+    `datasets` gives the root `dataset_uri` resolves in (it creates the folder, so it is
+    called on first use)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        backends: Callable[[], Backends],
+        operations: OperationStore,
+        limits: RetrievalLimits,
+        datasets: Callable[[], StorageRoot],
+    ) -> None:
+        self.runtime = runtime
+        self._backends = backends
+        self.operations = operations
+        self.limits = limits
+        self._datasets_root = datasets
         self._creating = asyncio.Lock()  # count + create as one step (max_collections)
         self._evaluations: list[str] = []  # EvaluateEncoder operations started
         self._loading_evaluations = 0  # admitted, still reading their set
@@ -121,14 +169,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     @property
     def backends(self) -> Backends:
-        backends = self.service.backends
-        if backends is None:
-            raise Unavailable("the retrieval service is still loading", retry_after_s=1.0)
-        return backends
+        return self._backends()
 
     def _embedder(self, encoder_id: str, field: str = "encoder_id") -> Embedder:
         """A served encoder by id: ids name encoders the operator configured, never paths."""
-        wanted = encoder_id or self.settings.default_encoder_id
+        wanted = encoder_id or self.limits.default_encoder_id
         embedder = self.backends.embedders.get(wanted)
         if embedder is None:
             check_id(wanted, field=field, limit=ENCODER_ID_BYTES)
@@ -145,7 +190,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> CollectionInfo:
         _check_collection_name(name, field)
         try:
-            return await self.service.run_blocking(
+            return await self.runtime.run_blocking(
                 lambda: self.backends.store.get(name, count=count)
             )
         except CollectionMissing as exc:
@@ -154,9 +199,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def _encode(
         self, embedder: Embedder, texts: Sequence[str], kind: InputKind, normalize: bool = True
     ) -> np.ndarray:
-        return await self.service.run_blocking(
+        return await self.runtime.run_blocking(
             lambda: embedder.encode(
-                texts, input_type=kind, normalize=normalize, batch_size=self.settings.batch_size
+                texts, input_type=kind, normalize=normalize, batch_size=self.limits.batch_size
             )
         )
 
@@ -184,10 +229,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     resource_type="encoder",
                     resource_name=sparse_id,
                 )
-        limit = self.settings.max_collections
+        limit = self.limits.max_collections
         try:
             async with self._creating:
-                info = await self.service.run_blocking(
+                info = await self.runtime.run_blocking(
                     lambda: self.backends.store.create(
                         request.name,
                         encoder_id=embedder.spec.id,
@@ -221,14 +266,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListCollections(
         self, request: retrieval_pb2.ListCollectionsRequest, context: Any
     ) -> retrieval_pb2.ListCollectionsResponse:
-        size = page_size(request.page_size, 100, maximum=self.settings.max_page_size)
-        offset = decode_token(request.page_token)
-        every = await self.service.run_blocking(self.backends.store.list_collections)
-        page = every[offset : offset + size]
-        more = offset + size < len(every)
+        page = Page.from_request(
+            request,
+            default_size=DEFAULT_PAGE_SIZE,
+            max_size=self.limits.max_page_size,
+            scope="collections",
+        )
+        every = await self.runtime.run_blocking(self.backends.store.list_collections)
         return retrieval_pb2.ListCollectionsResponse(
-            collections=[collection_to_proto(c) for c in page],
-            next_page_token=encode_token(offset + size) if more else "",
+            collections=[collection_to_proto(c) for c in every[page.start : page.stop]],
+            next_page_token=page.next_token(len(every)),
         )
 
     async def DeleteCollection(
@@ -236,7 +283,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.DeleteCollectionResponse:
         await self._collection(request.name, "name")
         try:
-            await self.service.run_blocking(self.backends.store.delete, request.name)
+            await self.runtime.run_blocking(self.backends.store.delete, request.name)
         except CollectionMissing as exc:
             raise _not_found(request.name) from exc
         return retrieval_pb2.DeleteCollectionResponse()
@@ -288,8 +335,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 if dense is not None or sparse is not None
                 else chunk_text(
                     point.text,
-                    max_words=self.settings.chunk_words,
-                    overlap_words=self.settings.chunk_overlap_words,
+                    max_words=self.limits.chunk_words,
+                    overlap_words=self.limits.chunk_overlap_words,
                 )
             )
             for n, piece in enumerate(pieces):
@@ -310,7 +357,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 chunks.append(chunk)
         if texts:
             vectors = embedder.encode(
-                texts, input_type="document", batch_size=self.settings.batch_size
+                texts, input_type="document", batch_size=self.limits.batch_size
             )
             for chunk, vector in zip(to_embed, vectors, strict=True):
                 chunk.dense = vector
@@ -365,47 +412,47 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             self.backends.store.upsert(info.name, chunks, wait=wait)
 
         try:
-            await self.service.run_blocking(write)
+            await self.runtime.run_blocking(write)
         except CollectionMissing as exc:
             raise _not_found(info.name) from exc
         return len(points)
 
     def _check_points(self, points: Sequence[retrieval_pb2.Point]) -> None:
         """Sizes and counts of a batch, checked on arrival before any conversion or embedding."""
-        settings = self.settings
+        limits = self.limits
         if not points:
             raise InvalidArgument.for_field("points", "at least one point is required")
-        if len(points) > settings.max_batch_texts:
+        if len(points) > limits.max_batch_texts:
             raise InvalidArgument.for_field(
                 "points",
                 f"has {len(points)} points; send at most "
-                f"{settings.max_batch_texts} per message (see upsert_batched)",
+                f"{limits.max_batch_texts} per message (see upsert_batched)",
             )
         check_total_bytes(
-            (p.text for p in points), field="points", limit=settings.max_request_text_bytes
+            (p.text for p in points), field="points", limit=limits.max_request_text_bytes
         )
         seen: dict[str, int] = {}
         for index, point in enumerate(points):
             field = f"points[{index}]"
             if not point.id:
                 raise InvalidArgument.for_field(f"{field}.id", "a point id is required")
-            check_id(point.id, field=f"{field}.id", limit=settings.max_id_bytes)
+            check_id(point.id, field=f"{field}.id", limit=limits.max_id_bytes)
             if point.id in seen:
                 raise InvalidArgument.for_field(
                     f"{field}.id", f"repeats points[{seen[point.id]}].id {echo(point.id)}"
                 )
             seen[point.id] = index
-            check_bytes(point.text, field=f"{field}.text", limit=settings.max_text_bytes)
+            check_bytes(point.text, field=f"{field}.text", limit=limits.max_text_bytes)
             size = point.payload.ByteSize()
-            if size > settings.max_payload_bytes:
+            if size > limits.max_payload_bytes:
                 raise InvalidArgument.for_field(
                     f"{field}.payload",
-                    f"is {size} bytes encoded; the limit is {settings.max_payload_bytes}",
+                    f"is {size} bytes encoded; the limit is {limits.max_payload_bytes}",
                 )
             check_count(
                 len(point.sparse_vector.indices),
                 field=f"{field}.sparse_vector.indices",
-                limit=settings.max_sparse_terms,
+                limit=limits.max_sparse_terms,
             )
 
     async def Delete(
@@ -417,11 +464,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if which == "ids":
             if not request.ids.ids or not all(request.ids.ids):
                 raise InvalidArgument.for_field("ids.ids", "list at least one non-empty id")
-            check_count(request.ids.ids, field="ids.ids", limit=self.settings.max_batch_texts)
+            check_count(request.ids.ids, field="ids.ids", limit=self.limits.max_batch_texts)
             for index, point_id in enumerate(request.ids.ids):
-                check_id(point_id, field=f"ids.ids[{index}]", limit=self.settings.max_id_bytes)
+                check_id(point_id, field=f"ids.ids[{index}]", limit=self.limits.max_id_bytes)
             ids = list(request.ids.ids)
-            count = await self.service.run_blocking(
+            count = await self.runtime.run_blocking(
                 lambda: store.delete_documents(info.name, ids, wait=request.wait)
             )
         elif which == "filter":
@@ -430,7 +477,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     "filter", "is empty; to remove everything use DeleteCollection"
                 )
             flt = self._filter(request.filter)
-            count = await self.service.run_blocking(
+            count = await self.runtime.run_blocking(
                 lambda: store.delete_matching(info.name, flt, wait=request.wait)
             )
         else:
@@ -451,11 +498,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 f"{retrieval_pb2.SearchMode.Name(request.mode)} needs sparse vectors; "
                 f"collection {info.name!r} was created with sparse_enabled=false",
             )
-        max_top_k = self.settings.max_top_k
+        max_top_k = self.limits.max_top_k
         if not 0 <= request.top_k <= max_top_k:
             raise InvalidArgument.for_field("top_k", f"must be in [0, {max_top_k}] (0 = 10)")
         top_k = request.top_k or 10
-        max_prefetch = self.settings.max_prefetch_limit
+        max_prefetch = self.limits.max_prefetch_limit
         if not 0 <= request.prefetch_limit <= max_prefetch:
             raise InvalidArgument.for_field(
                 "prefetch_limit", f"must be in [0, {max_prefetch}] (0 = 4 * top_k)"
@@ -472,7 +519,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return mode, top_k, prefetch
 
     def _filter(self, spec: retrieval_pb2.Filter) -> Filter:
-        return to_qdrant_filter(spec, max_conditions=self.settings.max_filter_conditions)
+        return to_qdrant_filter(spec, max_conditions=self.limits.max_filter_conditions)
 
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: Any
@@ -480,7 +527,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         started = time.perf_counter()
         which = request.WhichOneof("query")
         if which == "text":
-            check_bytes(request.text, field="text", limit=self.settings.max_query_bytes)
+            check_bytes(request.text, field="text", limit=self.limits.max_query_bytes)
         info = await self._collection(request.collection)
         if which is None:
             raise InvalidArgument.for_field("text", "set the query: text or vector")
@@ -502,7 +549,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument.for_field(
                 RERANK_HEADER, "no re-ranker is configured (set reranker_path)"
             )
-        fetch = max(top_k, self.settings.rerank_candidates) if rerank else top_k
+        fetch = max(top_k, self.limits.rerank_candidates) if rerank else top_k
         embedder = self._embedder(info.encoder_id, "collection.encoder_id")
         fusion: Literal["rrf", "dbsf"] = (
             "dbsf" if request.fusion == retrieval_pb2.FUSION_DBSF else "rrf"
@@ -532,12 +579,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             if not rerank or reranker is None or not hits:
                 return [(h, h.score) for h in hits[:top_k]]
             passages = [str(h.payload.get(TEXT_KEY, "")) for h in hits]
-            scores = reranker.score(request.text, passages, batch_size=self.settings.batch_size)
+            scores = reranker.score(request.text, passages, batch_size=self.limits.batch_size)
             order = np.argsort(-scores, kind="stable")[:top_k]
             return [(hits[i], float(scores[i])) for i in order]
 
         try:
-            ranked = await self.service.run_blocking(run)
+            ranked = await self.runtime.run_blocking(run)
         except CollectionMissing as exc:
             raise _not_found(info.name) from exc
         results = []
@@ -557,13 +604,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def Embed(
         self, request: retrieval_pb2.EmbedRequest, context: Any
     ) -> retrieval_pb2.EmbedResponse:
-        settings = self.settings
+        limits = self.limits
         if not request.texts:
             raise InvalidArgument.for_field("texts", "at least one text is required")
-        check_count(request.texts, field="texts", limit=settings.max_batch_texts)
-        check_total_bytes(request.texts, field="texts", limit=settings.max_request_text_bytes)
+        check_count(request.texts, field="texts", limit=limits.max_batch_texts)
+        check_total_bytes(request.texts, field="texts", limit=limits.max_request_text_bytes)
         for index, text in enumerate(request.texts):
-            check_bytes(text, field=f"texts[{index}]", limit=settings.max_text_bytes)
+            check_bytes(text, field=f"texts[{index}]", limit=limits.max_text_bytes)
         if request.input_type not in retrieval_pb2.InputType.values():
             raise InvalidArgument.for_field("input_type", "unknown InputType value")
         embedder = self._embedder(request.encoder_id)
@@ -577,11 +624,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 texts,
                 input_type=kind,
                 normalize=request.normalize,
-                batch_size=self.settings.batch_size,
+                batch_size=self.limits.batch_size,
             )
             return vectors, sum(embedder.count_tokens(texts, input_type=kind))
 
-        vectors, tokens = await self.service.run_blocking(run)
+        vectors, tokens = await self.runtime.run_blocking(run)
         return retrieval_pb2.EmbedResponse(
             embeddings=tensor_from_numpy(vectors), encoder_id=embedder.spec.id, total_tokens=tokens
         )
@@ -613,12 +660,15 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             )
         )
         encoders.sort(key=lambda e: e.id)
-        size = page_size(request.page_size, len(encoders), maximum=self.settings.max_page_size)
-        offset = decode_token(request.page_token)
-        more = offset + size < len(encoders)
+        page = Page.from_request(
+            request,
+            default_size=len(encoders),
+            max_size=self.limits.max_page_size,
+            scope="encoders",
+        )
         return retrieval_pb2.ListEncodersResponse(
-            encoders=encoders[offset : offset + size],
-            next_page_token=encode_token(offset + size) if more else "",
+            encoders=encoders[page.start : page.stop],
+            next_page_token=page.next_token(len(encoders)),
         )
 
     # ---- evaluation -----------------------------------------------------------------------
@@ -627,19 +677,19 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     def datasets(self) -> StorageRoot:
         """Where `dataset_uri` may point (created on first use)."""
         if self._datasets is None:
-            self._datasets = self.settings.storage_root("datasets", self.settings.datasets_root)
+            self._datasets = self._datasets_root()
         return self._datasets
 
     def _check_eval_request(self, request: retrieval_pb2.EvaluateEncoderRequest) -> None:
         """Counts and sizes, on arrival (the per-item checks of an inline set run later)."""
-        settings = self.settings
+        limits = self.limits
         for name in ("ndcg_at", "recall_at"):
             cutoffs = getattr(request, name)
             check_count(cutoffs, field=name, limit=MAX_CUTOFFS)
             for index, k in enumerate(cutoffs):
-                if not 0 < k <= settings.max_top_k:
+                if not 0 < k <= limits.max_top_k:
                     raise InvalidArgument.for_field(
-                        f"{name}[{index}]", f"cut-offs must be in [1, {settings.max_top_k}]"
+                        f"{name}[{index}]", f"cut-offs must be in [1, {limits.max_top_k}]"
                     )
         if request.max_queries < 0:
             raise InvalidArgument.for_field("max_queries", "must not be negative")
@@ -655,13 +705,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 safe_name(request.split, field="split")
             return
         inline = request.inline
-        check_count(inline.documents, field="inline.documents", limit=settings.max_eval_documents)
-        check_count(inline.queries, field="inline.queries", limit=settings.max_eval_queries)
-        check_count(inline.qrels, field="inline.qrels", limit=settings.max_eval_documents)
+        check_count(inline.documents, field="inline.documents", limit=limits.max_eval_documents)
+        check_count(inline.queries, field="inline.queries", limit=limits.max_eval_queries)
+        check_count(inline.qrels, field="inline.qrels", limit=limits.max_eval_documents)
 
     def _check_inline_items(self, inline: retrieval_pb2.InlineEvalSet) -> None:
         """Blocking: every id and text of an inline set within its limit."""
-        id_limit, text_limit = self.settings.max_id_bytes, self.settings.max_text_bytes
+        id_limit, text_limit = self.limits.max_id_bytes, self.limits.max_text_bytes
         for i, doc in enumerate(inline.documents):
             check_id(doc.id, field=f"inline.documents[{i}].id", limit=id_limit)
             check_bytes(doc.title, field=f"inline.documents[{i}].title", limit=text_limit)
@@ -681,10 +731,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         # directory could point anywhere).
         files = [root.resolve(str(f), field="dataset_uri") for f in dataset_files(location, split)]
         total = sum(f.stat().st_size for f in files if f.is_file())
-        if total > self.settings.max_dataset_bytes:
+        if total > self.limits.max_dataset_bytes:
             raise InvalidArgument.for_field(
                 "dataset_uri",
-                f"holds {total} bytes; the limit is {self.settings.max_dataset_bytes} "
+                f"holds {total} bytes; the limit is {self.limits.max_dataset_bytes} "
                 "(max_dataset_bytes)",
             )
         base = f"{os.path.realpath(root.path or '')}{os.sep}"
@@ -692,17 +742,17 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             data = load_eval_set(location, split)
         except DatasetError as exc:  # name files relative to the root, not the server's layout
             raise InvalidArgument.for_field("dataset_uri", str(exc).replace(base, "")) from exc
-        if len(data.documents) > self.settings.max_eval_documents:
+        if len(data.documents) > self.limits.max_eval_documents:
             raise InvalidArgument.for_field(
                 "dataset_uri",
                 f"has {len(data.documents)} documents; the limit is "
-                f"{self.settings.max_eval_documents} (max_eval_documents)",
+                f"{self.limits.max_eval_documents} (max_eval_documents)",
             )
-        if len(data.queries) > self.settings.max_eval_queries:
+        if len(data.queries) > self.limits.max_eval_queries:
             raise InvalidArgument.for_field(
                 "dataset_uri",
                 f"has {len(data.queries)} queries; the limit is "
-                f"{self.settings.max_eval_queries} (max_eval_queries)",
+                f"{self.limits.max_eval_queries} (max_eval_queries)",
             )
         return data
 
@@ -730,7 +780,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         running = []
         for name in self._evaluations:
             try:
-                if not self.service.operations.get(name).done:
+                if not self.operations.get(name).done:
                     running.append(name)
             except NotFound:  # deleted or evicted
                 continue
@@ -742,7 +792,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> operations_pb2.Operation:
         embedder = self._embedder(request.encoder_id)
         self._check_eval_request(request)
-        limit = self.settings.max_running_evaluations
+        limit = self.limits.max_running_evaluations
         if len(self._running_evaluations()) + self._loading_evaluations >= limit:
             raise ResourceExhausted(
                 f"{limit} evaluations are running (max_running_evaluations); retry when one "
@@ -752,7 +802,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             )
         self._loading_evaluations += 1
         try:
-            data = await self.service.run_blocking(self._eval_set, request)
+            data = await self.runtime.run_blocking(self._eval_set, request)
             operation = self._start_evaluation(request, embedder, data)
         finally:
             self._loading_evaluations -= 1
@@ -785,7 +835,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 )
                 loop.call_soon_threadsafe(handle.set_metadata, meta)
 
-            work = self.service.run_blocking(
+            work = self.runtime.run_blocking(
                 lambda: evaluate(
                     embedder,
                     data,
@@ -793,7 +843,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                     ndcg_at_k=ndcg_at,
                     recall_at_k=recall_at,
                     max_queries=request.max_queries,
-                    batch_size=request.batch_size or self.settings.batch_size,
+                    batch_size=request.batch_size or self.limits.batch_size,
                     progress=progress,
                 )
             )
@@ -817,4 +867,4 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             queries_total=len(data.judged_queries()),
             start_time=start,
         )
-        return self.service.operations.start(job, metadata=queued)
+        return self.operations.start(job, metadata=queued)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gantry.retrieval.embedders import Embedder
-from gantry.retrieval.metrics import mrr_at, ndcg_at, recall_at
+from gantry.retrieval.ranking_metrics import mrr_at, ndcg_at, recall_at
 
 
 class DatasetError(ValueError):
