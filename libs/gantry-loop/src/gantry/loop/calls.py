@@ -158,6 +158,17 @@ class Episodes:
         return sum(t.final_reward for t in self.trajectories) / len(self.trajectories)
 
     @property
+    def mean_turns(self) -> float:
+        """Episode length: agent turns per episode."""
+        if not self.trajectories:
+            return 0.0
+        return sum(len(t.turns) for t in self.trajectories) / len(self.trajectories)
+
+    @property
+    def mean_completion_tokens(self) -> float:
+        return self.completion_tokens / len(self.trajectories) if self.trajectories else 0.0
+
+    @property
     def completion_tokens(self) -> int:
         return sum(len(turn.completion.token_ids) for t in self.trajectories for turn in t.turns)
 

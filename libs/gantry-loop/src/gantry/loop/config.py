@@ -113,6 +113,19 @@ class EvalConfig(_Strict):
     )
 
 
+class TelemetryConfig(_Strict):
+    """What the loop records besides its report: TensorBoard events and traces."""
+
+    tensorboard: bool = Field(
+        default=True, description="Write TensorBoard event files to <report dir>/tensorboard"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Export traces over OTLP/gRPC here (e.g. http://localhost:4317), also "
+        "from the local stack's services; unset: the OTEL_* environment decides (off)",
+    )
+
+
 class LoopConfig(_Strict):
     name: str = "gantry-loop"
     services: ServicesConfig = ServicesConfig()
@@ -125,6 +138,7 @@ class LoopConfig(_Strict):
     sft: SftConfig = SftConfig()
     grpo: GrpoConfig = GrpoConfig()
     eval: EvalConfig = EvalConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     report_dir: Path = Path("reports")
     seed: int = 0
 

@@ -3,7 +3,9 @@
     demonstrations (envfarm) -> SFT (trainer) -> publish -> [episodes (rollout <-> envfarm)
     -> GRPO step (trainer) -> publish] x iterations -> held-out evaluation
 
-Every stage reports to an `Observer` (the live terminal view and the report writer).
+Every stage reports to an `Observer` (the live terminal view, the report writer, the
+TensorBoard writer) and is an OpenTelemetry span (`loop.<stage>`), so with tracing on a
+whole run is one trace: each stage's calls, and what the services do for them, below it.
 Seeds: demonstrations use [0, n), GRPO iterations the seeds after them, evaluation the
 held-out range from `eval.seed_offset`, so the policy is never scored on a training seed.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +23,7 @@ from typing import Any, Protocol
 from google.protobuf import struct_pb2
 
 from gantry.core.precision import precision_message
+from gantry.core.tracing import AttributeValue, stage
 from gantry.loop import calls
 from gantry.loop.config import LoopConfig, TaskConfig
 from gantry.proto.common.v1 import precision_pb2, sampling_pb2
@@ -102,30 +107,40 @@ class TrainingLoop:
 
     def run(self) -> LoopResult:
         try:
-            dataset = self.demonstrations()
-            self.evaluate("untrained", 0)
-            checkpoint = self.sft(dataset)
-            self.evaluate("sft", 0)
-            if self.config.grpo.iterations:
-                self.grpo(checkpoint)
+            with stage("loop.run", loop=self.config.name):
+                dataset = self.demonstrations()
+                self.evaluate("untrained", 0)
+                checkpoint = self.sft(dataset)
+                self.evaluate("sft", 0)
+                if self.config.grpo.iterations:
+                    self.grpo(checkpoint)
             return self.result
         finally:
             if self._active_run:
                 calls.cancel(self.stubs, self._active_run)
 
+    @contextmanager
+    def _stage(self, name: str, detail: str, **attributes: AttributeValue) -> Iterator[None]:
+        """One stage: shown by the observers, traced as the span `loop.<name>`."""
+        self.observer.stage(name, detail)
+        with stage(f"loop.{name}", **attributes):
+            yield
+
     def demonstrations(self) -> str:
         n = self.config.sft.demonstrations
         out = self.data_dir / f"sft-{self._tag}.jsonl"
         for task in self.config.tasks:
-            self.observer.stage("demonstrations", f"{task.env_id}/{task.difficulty}: {n} seeds")
-            written = calls.export_demonstrations(
-                self.stubs,
-                task.env_id,
-                task.difficulty,
-                range(n),
-                out,
-                system_prompt=self.config.system_prompt,
-            )
+            with self._stage(
+                "demonstrations", f"{_name(task)}: {n} seeds", task=_name(task), seeds=n
+            ):
+                written = calls.export_demonstrations(
+                    self.stubs,
+                    task.env_id,
+                    task.difficulty,
+                    range(n),
+                    out,
+                    system_prompt=self.config.system_prompt,
+                )
             self.observer.record(
                 {"stage": "demonstrations", "task": _name(task), "examples": written}
             )
@@ -135,17 +150,23 @@ class TrainingLoop:
         cfg = self.config.eval
         rates = []
         for task in self.config.tasks:
-            self.observer.stage("evaluate", f"{label}: {_name(task)}, {cfg.episodes} seeds")
             seeds = list(range(cfg.seed_offset, cfg.seed_offset + cfg.episodes))
-            episodes = self._episodes(
-                task,
-                seeds,
-                group_size=1,
-                temperature=0.0,
-                record={"label": label},
-                stage="evaluate",
+            with self._stage(
+                "evaluate",
+                f"{label}: {_name(task)}, {cfg.episodes} seeds",
+                label=label,
+                task=_name(task),
                 iteration=iteration,
-            )
+            ):
+                episodes = self._episodes(
+                    task,
+                    seeds,
+                    group_size=1,
+                    temperature=0.0,
+                    record={"label": label},
+                    stage="evaluate",
+                    iteration=iteration,
+                )
             rates.append(episodes.success_rate)
         rate = sum(rates) / len(rates)
         self.result.success[label] = rate
@@ -172,12 +193,13 @@ class TrainingLoop:
             seed=self.config.seed,
             extra=extra,
         )
-        run_id = self._start(f"{self.config.name}-sft", run_config)
-        self.result.sft_run = run_id
-        self.observer.stage("sft", f"run {run_id}: {cfg.steps} steps")
-        for metrics in calls.follow_run(self.stubs, run_id, until_step=cfg.steps):
-            self.observer.record(_metrics_record("sft", 0, metrics))
-        run = self._finish(run_id)
+        with self._stage("sft", f"{cfg.steps} steps", steps=cfg.steps):
+            run_id = self._start(f"{self.config.name}-sft", run_config)
+            self.result.sft_run = run_id
+            self.observer.stage("sft", f"run {run_id}: {cfg.steps} steps")
+            for metrics in calls.follow_run(self.stubs, run_id, until_step=cfg.steps):
+                self.observer.record(_metrics_record("sft", 0, metrics))
+            run = self._finish(run_id)
         self._publish(run_id, "sft", 0)
         return run.latest_checkpoint.uri
 
@@ -211,20 +233,24 @@ class TrainingLoop:
         )
         run_id = self._start(f"{self.config.name}-grpo", run_config)
         self.result.grpo_run = run_id
-        first_seed = self.config.sft.demonstrations
         for iteration in range(1, cfg.iterations + 1):
-            seeds = list(
-                range(
-                    first_seed + (iteration - 1) * cfg.seeds_per_iteration,
-                    first_seed + iteration * cfg.seeds_per_iteration,
-                )
-            )
-            for task in self.config.tasks:
-                self.observer.stage(
-                    "rollouts",
-                    f"iteration {iteration}/{cfg.iterations}: {_name(task)}, "
-                    f"{len(seeds)} seeds x {cfg.group_size}",
-                )
+            with stage("loop.iteration", iteration=iteration, run_id=run_id):
+                self._iteration(run_id, iteration)
+        self._finish(run_id)
+
+    def _iteration(self, run_id: str, iteration: int) -> None:
+        """Rollouts for every task, the GRPO steps on them, publish, evaluate."""
+        cfg = self.config.grpo
+        first_seed = self.config.sft.demonstrations + (iteration - 1) * cfg.seeds_per_iteration
+        seeds = list(range(first_seed, first_seed + cfg.seeds_per_iteration))
+        of = f"iteration {iteration}/{cfg.iterations}"
+        for task in self.config.tasks:
+            with self._stage(
+                "rollouts",
+                f"{of}: {_name(task)}, {len(seeds)} seeds x {cfg.group_size}",
+                task=_name(task),
+                iteration=iteration,
+            ):
                 episodes = self._episodes(
                     task,
                     seeds,
@@ -235,18 +261,16 @@ class TrainingLoop:
                     iteration=iteration,
                 )
                 calls.submit(self.stubs, run_id, episodes.trajectories)
-            self.observer.stage("grpo", f"iteration {iteration}/{cfg.iterations}: training")
+        with self._stage("grpo", f"{of}: training", iteration=iteration):
             target = iteration * cfg.steps_per_iteration
             since = target - cfg.steps_per_iteration + 1
             for metrics in calls.follow_run(
                 self.stubs, run_id, since_step=since, until_step=target
             ):
                 self.observer.record(_metrics_record("grpo", iteration, metrics))
-            self._publish(run_id, "grpo", iteration)
-            last = iteration == cfg.iterations
-            if last or self.config.eval.every_iteration:
-                self.evaluate(f"grpo-{iteration}", iteration)
-        self._finish(run_id)
+        self._publish(run_id, "grpo", iteration)
+        if iteration == cfg.iterations or self.config.eval.every_iteration:
+            self.evaluate(f"grpo-{iteration}", iteration)
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -284,6 +308,9 @@ class TrainingLoop:
                 "episodes": len(episodes.trajectories),
                 "errors": episodes.errors,
                 "tokens_per_second": episodes.tokens_per_second,
+                "mean_turns": episodes.mean_turns,
+                "mean_completion_tokens": episodes.mean_completion_tokens,
+                "seconds": episodes.seconds,
             }
         )
         return episodes
@@ -305,15 +332,15 @@ class TrainingLoop:
         self._active_run = ""
         return run
 
-    def _publish(self, run_id: str, stage: str, iteration: int) -> None:
+    def _publish(self, run_id: str, after: str, iteration: int) -> None:
         # Runs carry no rollout_target, so the trainer publishes only when asked, here.
-        self.observer.stage("publish", f"{stage} weights -> rollout")
-        started = time.perf_counter()
-        response = calls.publish(self.stubs, run_id, self.rollout_for_trainer)
+        with self._stage("publish", f"{after} weights -> rollout", iteration=iteration):
+            started = time.perf_counter()
+            response = calls.publish(self.stubs, run_id, self.rollout_for_trainer)
         self.observer.record(
             {
                 "stage": "publish",
-                "after": stage,
+                "after": after,
                 "iteration": iteration,
                 "policy_version": response.policy_version,
                 "seconds": time.perf_counter() - started,

@@ -21,12 +21,15 @@ from rich.console import Console
 
 from gantry.core import stack
 from gantry.core.client import sync_channel
+from gantry.core.telemetry import configure_tracing, shutdown_tracing
 from gantry.loop import calls
 from gantry.loop.calls import Stubs
 from gantry.loop.config import LoopConfig
 from gantry.loop.loop import LoopResult, Record, TrainingLoop
 from gantry.loop.progress import LiveView
 from gantry.loop.report import ReportWriter, plot, read_records, summary
+from gantry.loop.tensorboard_log import DIRECTORY as TENSORBOARD_DIR
+from gantry.loop.tensorboard_log import TensorBoardWriter
 from gantry.proto.envfarm.v1 import envfarm_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2_grpc
 from gantry.proto.trainer.v1 import trainer_pb2_grpc
@@ -48,7 +51,7 @@ class Endpoints:
 
 
 class _Fanout:
-    def __init__(self, *observers: LiveView | ReportWriter | None) -> None:
+    def __init__(self, *observers: LiveView | ReportWriter | TensorBoardWriter | None) -> None:
         self.observers = [o for o in observers if o is not None]
 
     def stage(self, name: str, detail: str = "") -> None:
@@ -68,7 +71,11 @@ def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool =
     config_text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     (report_dir / "config.yaml").write_text(config_text)
     writer = ReportWriter(report_dir)
+    board = (
+        TensorBoardWriter(report_dir / TENSORBOARD_DIR) if config.telemetry.tensorboard else None
+    )
     view = LiveView(console) if live else None
+    tracing = configure_tracing("loop", endpoint=config.telemetry.otlp_endpoint)
     data_dir = config.services.shared_dir or report_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     result = LoopResult()
@@ -80,13 +87,16 @@ def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool =
                 base_model=endpoints.base_model,
                 data_dir=data_dir,
                 rollout_for_trainer=endpoints.rollout_for_trainer,
-                observer=_Fanout(view, writer),
+                observer=_Fanout(view, writer, board),
             )
             result = loop.result  # filled in stage by stage: partial if interrupted
             with view if view is not None else contextlib.nullcontext():
                 loop.run()
     finally:
         writer.close()
+        if board is not None:
+            board.close()
+        shutdown_tracing(tracing)
         # The report covers whatever ran, also after Ctrl-C or a failed stage.
         records = read_records(report_dir)
         plot(report_dir, records)
@@ -151,7 +161,10 @@ def local_stack_env(
     """Settings of the local stack's services for this loop: rollout serves the base
     model, and the trainer's storage roots hold the SFT data the loop writes
     (`data_dir`) and the base model."""
+    endpoint = config.telemetry.otlp_endpoint
+    traces = {f"GANTRY_{name.upper()}_OTLP_ENDPOINT": endpoint for name in LOCAL_SERVICES}
     return {
+        **(traces if endpoint else {}),
         "GANTRY_ROLLOUT_MODEL_PATH": base_model,
         "GANTRY_ROLLOUT_PRECISION_RECIPE": config.policy.precision,
         "GANTRY_TRAINER_DATASETS_ROOT": str(data_dir.resolve()),
