@@ -3,6 +3,7 @@ rollout server (tiny model, real ports) whose gRPC answers are the reference."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from gantry.rollout.openai_http import OpenAIFront
 from gantry.rollout.service import RolloutService
 from gantry.rollout.settings import RolloutSettings
 
-from .helpers import TOKEN, common_settings, engine_of
+from .helpers import TOKEN, common_settings, engine_of, serve_with_loop
 
 MODEL = "gantry-tiny"
 MESSAGES: list[Any] = [
@@ -292,3 +293,32 @@ def test_the_front_is_off_unless_a_port_is_set(monkeypatch: pytest.MonkeyPatch) 
     assert RolloutSettings().openai_port is None
     monkeypatch.setenv("GANTRY_ROLLOUT_OPENAI_PORT", "8123")
     assert RolloutSettings().openai_port == 8123
+
+
+def test_drain_ends_streams_with_an_error_event(tmp_path_factory: pytest.TempPathFactory) -> None:
+    service = RolloutService(_settings(tmp_path_factory.mktemp("drain"), openai_port=_free_port()))
+    with serve_with_loop(service) as (running, loop):
+        assert service.openai is not None
+        url = f"http://127.0.0.1:{service.openai.port}/v1"
+        client = openai.OpenAI(base_url=url, api_key=TOKEN, max_retries=0, timeout=60)
+        stream = client.completions.create(
+            model=MODEL, prompt="The maze has", temperature=0, max_tokens=1500, stream=True
+        )
+        chunks = iter(stream)
+        first = next(chunks)
+        assert first.choices[0].finish_reason is None
+        sigterm = time.monotonic()
+        stopped = asyncio.run_coroutine_threadsafe(running.stop(grace_s=20), loop)
+        finishes: list[str | None] = []
+
+        def read_all() -> None:
+            finishes.extend(chunk.choices[0].finish_reason for chunk in chunks)
+
+        with pytest.raises(openai.APIError) as info:
+            read_all()
+        assert not any(finishes), "the stream finished before the drain"
+        assert info.value.code == "draining"
+        stopped.result(timeout=30)
+        assert time.monotonic() - sigterm < 10, "the stream was cut at the grace period"
+        with pytest.raises(openai.APIConnectionError):  # the port is closed
+            client.models.list()
