@@ -8,6 +8,8 @@ runs in .tools/oip-venv (`make oip-client`).
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -16,7 +18,8 @@ import grpc
 import numpy as np
 import pytest
 
-from gantry.core.client import sync_channel
+from gantry.core import errors
+from gantry.core.client import aio_channel, sync_channel
 from gantry.core.errors import InvalidArgument
 from gantry.core.inference import (
     SERVICE_NAME,
@@ -29,6 +32,7 @@ from gantry.core.inference import (
     server_version,
 )
 from gantry.core.interceptor import CallGate
+from gantry.core.server import start_server
 from gantry.core.testing.oip import OipClient, OipError
 from gantry.core.testing.probe import TEST_TOKEN, ProbeService, ProbeSettings
 from gantry.core.testing.threaded import serve_in_thread
@@ -335,3 +339,41 @@ def test_raw_bytes_round_trip() -> None:
     assert decode_raw_bytes(encode_raw_bytes(items), 4, spec, "raw") == items
     with pytest.raises(InvalidArgument):
         decode_raw_bytes(b"\xff\xff\xff\xff", 1, spec, "raw")  # 4 GiB declared
+
+
+# ---- while models load -------------------------------------------------------------------
+
+
+async def test_probes_report_not_ready_while_models_load() -> None:
+    """KServe/Triton clients poll ServerReady during a load: it answers false, not UNAVAILABLE;
+    ServerLive is true; inference itself is refused by the core gate (NOT_READY)."""
+    loading = asyncio.Event()
+
+    class SlowLoad(ScaleService):
+        async def start(self) -> None:
+            await loading.wait()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ProbeSettings(
+        host="127.0.0.1", port=port, metrics_port=0, auth_token=TEST_TOKEN, log_json=False
+    )
+    starting = asyncio.ensure_future(start_server(SlowLoad(settings)))
+    async with aio_channel(f"127.0.0.1:{port}", token=TEST_TOKEN, retry=None) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        live = await stub.ServerLive(oip.ServerLiveRequest(), timeout=10, wait_for_ready=True)
+        ready = await stub.ServerReady(oip.ServerReadyRequest(), timeout=10)
+        model = await stub.ModelReady(oip.ModelReadyRequest(name="scale"), timeout=10)
+        assert (live.live, ready.ready, model.ready) == (True, False, False)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ModelInfer(oip.ModelInferRequest(model_name="scale"), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert errors.from_rpc_error(info.value).reason == "NOT_READY"
+        loading.set()
+        running = await asyncio.wait_for(starting, 30)
+        try:
+            ready = await stub.ServerReady(oip.ServerReadyRequest(), timeout=10)
+            assert ready.ready is True
+        finally:
+            await running.stop(grace_s=0)

@@ -41,6 +41,12 @@ log = logging.getLogger("gantry.rpc")
 REQUEST_ID = "x-request-id"
 # Health probes and reflection fire constantly; keep them out of the info log.
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Probes that report readiness themselves (KServe/Triton clients poll them while a model
+# loads): the call gate must let them answer "not ready" rather than refuse them.
+_STATE_PROBES = frozenset(
+    f"/inference.GRPCInferenceService/{name}"
+    for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata")
+)
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -113,7 +119,7 @@ class _CallScope:
             self._open_span(trusted=False)
             raise
         self._open_span(trusted=True)
-        if self.gate is not None and not self.quiet:
+        if self.gate is not None and not self.quiet and self.method not in _STATE_PROBES:
             self.gate.check()
 
     def _open_span(self, *, trusted: bool) -> None:
