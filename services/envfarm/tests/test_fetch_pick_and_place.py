@@ -15,7 +15,7 @@ import pytest
 from gantry.envfarm.envs import make, solver_for
 from gantry.envfarm.envs.base import run_plan
 from gantry.envfarm.envs.fetch_pick_and_place import FetchPickAndPlace
-from gantry.envfarm.envs.fetch_scene import BLOCK_HALF
+from gantry.envfarm.envs.fetch_sim import BLOCK_HALF
 
 REST = BLOCK_HALF  # a block resting on the table has its centre this high
 

@@ -16,7 +16,7 @@ import numpy as np
 from gantry.envfarm.envs.actions import Action, ActionError, expect_args
 from gantry.envfarm.envs.base import Image, JsonState, VisGymEnv
 from gantry.envfarm.envs.fetch_render import render_scene
-from gantry.envfarm.envs.fetch_scene import (
+from gantry.envfarm.envs.fetch_sim import (
     MOVE_UNIT,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,

@@ -3,7 +3,7 @@
 VisGym wraps gymnasium-robotics' FetchPickAndPlace (MuJoCo): the agent moves the end
 effector by (dx, dy, dz) and opens or closes the gripper; success is the block's centre
 within 5 cm of the target, which is on the table or (half the time) in the air. Gantry
-simulates the task in MuJoCo (`fetch_scene`): the 5 cm blue block is held only by the
+simulates the task in MuJoCo (`fetch_sim`): the 5 cm blue block is held only by the
 fingers' friction, so it must be grasped between them, and it falls when released.
 Actions: ('move', dx, dy, dz) with 1 = 10 cm, and ('gripper', 'open'|'close').
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from gantry.envfarm.envs.base import JsonState, Solver, VisGymEnv
 from gantry.envfarm.envs.fetch_env import AXES_TEXT, FetchEnv
-from gantry.envfarm.envs.fetch_scene import (
+from gantry.envfarm.envs.fetch_sim import (
     BLOCK_HALF,
     MOVE_GRAMMAR,
     WORKSPACE_LOW,

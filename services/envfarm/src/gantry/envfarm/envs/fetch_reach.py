@@ -3,7 +3,7 @@
 VisGym wraps gymnasium-robotics' FetchReach (MuJoCo): the agent moves the end effector
 by a delta (dx, dy, dz), each in [-1, 1], and succeeds when the gripper is within 5 cm
 of a red target ball. Gantry simulates a Fetch-style gripper in MuJoCo (see
-`fetch_scene` for the model and why the image is drawn by a software renderer) and
+`fetch_sim` for the model and why the image is drawn by a software renderer) and
 keeps the action: ('move', dx, dy, dz) with 1 = 10 cm, x to the right, y away from the
 camera, z up. As in FetchReach the fingers stay closed.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from gantry.envfarm.envs.base import JsonState, Solver, VisGymEnv
 from gantry.envfarm.envs.fetch_env import AXES_TEXT, FetchEnv
-from gantry.envfarm.envs.fetch_scene import (
+from gantry.envfarm.envs.fetch_sim import (
     MOVE_GRAMMAR,
     WORKSPACE_HIGH,
     WORKSPACE_LOW,

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from gantry.envfarm.envs.base import IMAGE_LONG_SIDE, Image
-from gantry.envfarm.envs.fetch_scene import (
+from gantry.envfarm.envs.fetch_sim import (
     BLOCK_HALF,
     FINGER_HALF,
     FINGER_OPEN_X,
