@@ -124,3 +124,17 @@ def wait_operation(
         if op.done or time.monotonic() > deadline:
             return op  # type: ignore[no-any-return]
         time.sleep(0.05)
+
+
+def tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """What TensorBoard shows for one run folder: each scalar tag's (step, value) points."""
+    from tensorboard.backend.event_processing.event_accumulator import (  # type: ignore[import-untyped]
+        EventAccumulator,
+    )
+
+    events = EventAccumulator(str(directory))
+    events.Reload()
+    return {
+        tag: [(int(e.step), float(e.value)) for e in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }

@@ -3,6 +3,7 @@ uninterrupted run with the same seed (every step once, bit-identical weights).""
 
 from __future__ import annotations
 
+import math
 import signal
 from pathlib import Path
 
@@ -13,7 +14,15 @@ from safetensors.torch import load_file
 from gantry.core.testing.process import spawn_service
 from gantry.proto.trainer.v1 import trainer_pb2
 
-from .helpers import TOKEN, root_env, sft_config, stubs, trainer_server, wait_run
+from .helpers import (
+    TOKEN,
+    root_env,
+    sft_config,
+    stubs,
+    tensorboard_scalars,
+    trainer_server,
+    wait_run,
+)
 
 STEPS = 8
 
@@ -73,10 +82,41 @@ def test_sigkill_then_restart_resumes_without_lost_or_repeated_steps(
             ]
     assert reference.state == trainer_pb2.RUN_STATE_SUCCEEDED
     assert [h.metrics.loss for h in history] == reference_losses
+    _assert_tensorboard_shows_each_step_once(
+        data_dir / "outputs" / "tensorboard" / run_id, [h.metrics for h in history]
+    )
     ours = load_file(str(Path(resumed.latest_checkpoint.uri) / "model.safetensors"))
     theirs = load_file(str(Path(reference.latest_checkpoint.uri) / "model.safetensors"))
     assert ours.keys() == theirs.keys()
     assert all(ours[k].equal(theirs[k]) for k in ours)
+
+
+def _assert_tensorboard_shows_each_step_once(
+    directory: Path, history: list[trainer_pb2.StepMetrics]
+) -> None:
+    """The killed process's event file and the resumed one: the resumed file starts with
+    a purge at the first step it recomputes, so TensorBoard shows every step once, with
+    the values of the steps that count."""
+    from tensorboard.backend.event_processing.event_file_loader import (  # type: ignore[import-untyped]
+        EventFileLoader,
+    )
+    from tensorboard.compat.proto.event_pb2 import SessionLog  # type: ignore[import-untyped]
+
+    first, resumed = sorted(directory.glob("events.out.tfevents.*"))
+    restarts = [
+        e.step
+        for e in EventFileLoader(str(resumed)).Load()
+        if e.session_log.status == SessionLog.START
+    ]
+    steps = [e.step for e in EventFileLoader(str(resumed)).Load() if e.summary.value]
+    assert restarts == [min(steps)] and min(steps) > 1
+    assert any(e.summary.value for e in EventFileLoader(str(first)).Load())
+    losses = tensorboard_scalars(directory)["sft/loss"]
+    assert [step for step, _ in losses] == [m.step for m in history]
+    assert all(
+        math.isclose(value, m.loss, rel_tol=1e-6)
+        for (_, value), m in zip(losses, history, strict=True)
+    )
 
 
 def test_sigterm_checkpoints_and_the_next_start_resumes(

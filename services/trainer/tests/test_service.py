@@ -83,6 +83,20 @@ def test_sft_on_envfarm_demonstrations_lowers_the_loss(
         iter(stub.StreamRunMetrics(trainer_pb2.StreamRunMetricsRequest(run_id=chained.id)))
     )
     assert first.metrics.loss < losses[0]  # it starts from the trained weights
+    # A page token belongs to one run's list: the next page there, refused anywhere else.
+    rest = stub.ListCheckpoints(
+        trainer_pb2.ListCheckpointsRequest(
+            run_id=final.id, page_size=1, page_token=page.next_page_token
+        )
+    )
+    assert [c.step for c in rest.checkpoints] == [4] and not rest.next_page_token
+    err = error_of(
+        stub.ListCheckpoints,
+        trainer_pb2.ListCheckpointsRequest(
+            run_id=chained.id, page_size=1, page_token=page.next_page_token
+        ),
+    )
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in err.message
 
 
 def test_cancel_saves_a_checkpoint_and_lists_newest_first(
@@ -112,6 +126,16 @@ def test_cancel_saves_a_checkpoint_and_lists_newest_first(
         trainer_pb2.ListRunsRequest(page_size=1, page_token=first.next_page_token)
     )
     assert second.runs[0].id != first.runs[0].id
+    # The states filter defines the list: its token is no good with another filter.
+    err = error_of(
+        stub.ListRuns,
+        trainer_pb2.ListRunsRequest(
+            page_size=1,
+            page_token=first.next_page_token,
+            states=[trainer_pb2.RUN_STATE_CANCELLED],
+        ),
+    )
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in err.message
 
 
 def test_validation_errors_name_the_field(

@@ -10,10 +10,12 @@ are settings.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from gantry.core.errors import InvalidArgument
 from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer.settings import TrainerSettings
 
 MAX_STEPS = 10_000_000  # max_steps, checkpoint/publish intervals, warmup_steps
 MAX_BATCH_SIZE = 8192  # batch_size, micro_batch_size (sequences per optimiser step)
@@ -22,7 +24,29 @@ MAX_GROUP_SIZE = 1024  # grpo.group_size
 MAX_SEEDS = 100_000  # data.episodes.seeds
 MAX_TURNS = 10_000  # data.episodes.max_turns, turns of one submitted trajectory
 MAX_DISPLAY_NAME_BYTES = 1024
-MAX_PAGE_TOKEN_BYTES = 128
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The caps an operator sizes (the TrainerSettings fields of the same names)."""
+
+    max_runs: int
+    max_active_runs: int
+    max_trajectories_per_message: int
+    max_tokens_per_trajectory: int
+    max_buffered_trajectories: int
+    max_dataset_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: TrainerSettings) -> Capacity:
+        return cls(
+            max_runs=settings.max_runs,
+            max_active_runs=settings.max_active_runs,
+            max_trajectories_per_message=settings.max_trajectories_per_message,
+            max_tokens_per_trajectory=settings.max_tokens_per_trajectory,
+            max_buffered_trajectories=settings.max_buffered_trajectories,
+            max_dataset_bytes=settings.max_dataset_bytes,
+        )
 
 
 def check_finite(value: float, *, field: str) -> None:

@@ -7,6 +7,9 @@
                       SubmitTrajectories reply (nothing acknowledged is lost)
   checkpoints/        see checkpoints.py
 
+and, unless turned off, TensorBoard event files go to the outputs root
+(tensorboard_log.py).
+
 A run that was RUNNING when the process died resumes from its latest checkpoint: the
 metrics after that step are dropped and recomputed from the restored data position
 (SFT cursor, index into the trajectory log), so every step appears exactly once.
@@ -27,13 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry import context as otel_context
 
 from gantry.core.errors import FailedPrecondition, GantryError, echo, status_from_exception
 from gantry.core.storage import write_atomically
+from gantry.core.tracing import stage
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints, data, grpo
+from gantry.trainer import checkpoints, data, grpo, tensorboard_log
 from gantry.trainer.paths import Roots, inside
+from gantry.trainer.tensorboard_log import TensorBoardLog
 from gantry.trainer.training import Trainer
 
 log = logging.getLogger("gantry.trainer.runs")
@@ -103,6 +109,7 @@ class RunRecord:
         self.listeners: list[Callable[[], None]] = []
         self.consumed = 0  # submitted trajectories already trained on
         self.versions: dict[int, int] = {}  # rollout policy version -> this run's version
+        self.trace_context: otel_context.Context | None = None  # where the run was launched
 
     @property
     def checkpoint_root(self) -> Path:
@@ -110,6 +117,16 @@ class RunRecord:
         resolved inside the outputs root (checked on every use: run.json may be old)."""
         output = self.run.config.output_uri
         return self.roots.output(output) if output else self.dir / "checkpoints"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """`tensorboard/` in the run's output_uri folder, else `<outputs
+        root>/tensorboard/<run id>`: all inside the outputs root, one folder per run."""
+        output = self.run.config.output_uri
+        if output:
+            return self.roots.output(output) / tensorboard_log.DIRECTORY
+        assert self.roots.outputs.path is not None
+        return self.roots.outputs.path / tensorboard_log.DIRECTORY / self.run.id
 
     # ----- trajectories in -----
     def judge(self, trajectory: trajectory_pb2.Trajectory) -> str | None:
@@ -243,12 +260,15 @@ class Worker:
         publish: Callable[[RunRecord], None],
         device: str = "cpu",
         max_dataset_bytes: int | None = None,
+        tensorboard: bool = True,
     ) -> None:
         self.record = record
         self.device = device
         self.resume = resume
         self.publish = publish
         self.max_dataset_bytes = max_dataset_bytes
+        self.tensorboard = tensorboard
+        self.board: TensorBoardLog | None = None
 
     def _checkpoint(self, trainer: Trainer) -> trainer_pb2.Checkpoint:
         record = self.record
@@ -289,6 +309,9 @@ class Worker:
 
     def run(self) -> None:
         record = self.record
+        # OpenTelemetry's context stays on its thread: bring the launching call's here.
+        context = record.trace_context
+        token = otel_context.attach(context) if context is not None else None
         try:
             self._train()
         except Exception as exc:
@@ -301,6 +324,36 @@ class Worker:
             record.trainer = None
             if record.feeder is not None:
                 record.feeder.stop()
+            self._close_board()
+            if token is not None:
+                otel_context.detach(token)
+
+    def _open_board(self, trainer: Trainer) -> None:
+        """The run's TensorBoard writer; a resumed run purges the steps it recomputes."""
+        if not self.tensorboard:
+            return
+        purge = trainer.position.step + 1 if self.resume else None
+        try:
+            self.board = TensorBoardLog(
+                self.record.tensorboard_dir, trainer.method, purge_step=purge
+            )
+        except OSError as exc:
+            log.warning("run %s: no TensorBoard events (%s)", self.record.run.id, exc)
+
+    def _write_board(self, metrics: trainer_pb2.StepMetrics) -> None:
+        if self.board is None:
+            return
+        try:
+            self.board.write(metrics)
+        except OSError as exc:  # a full disk loses the charts, not the run
+            log.warning("run %s: TensorBoard events stop (%s)", self.record.run.id, exc)
+            self._close_board()
+
+    def _close_board(self) -> None:
+        board, self.board = self.board, None
+        if board is not None:
+            with contextlib.suppress(OSError):
+                board.close()
 
     def _trainer(self) -> Trainer:
         """The run's Trainer, with every path of its (possibly persisted) config checked
@@ -348,6 +401,7 @@ class Worker:
                 else trainer_pb2.RUN_STATE_RUNNING
             )
         record.set_state(state)
+        self._open_board(trainer)
         log.info("run %s training from step %d", record.run.id, trainer.position.step)
         interval = record.run.config.checkpoint_interval
         while True:
@@ -362,19 +416,14 @@ class Worker:
                 return
             if trainer.total_steps and trainer.position.step >= trainer.total_steps:
                 break
-            if trainer.method == "sft":
-                with record.model_lock:
-                    metrics = trainer.sft_step()
-            else:
+            batch = None
+            if trainer.method != "sft":
                 batch = self._next_trajectories(trainer)
                 if batch is None:
                     continue
-                with record.model_lock:
-                    metrics = trainer.grpo_step(batch)
-                    trainer.position.consumed += len(batch)
-                with record.lock:
-                    record.consumed = trainer.position.consumed
+            metrics = self._step(trainer, batch)
             record.append_metrics(metrics)
+            self._write_board(metrics)
             with record.lock:
                 record.run.step = trainer.position.step
                 record.run.policy_version = trainer.position.policy_version
@@ -392,6 +441,29 @@ class Worker:
             if self._publish_due(trainer.position.step, checkpointed=True):
                 self.publish(record)
         record.set_state(trainer_pb2.RUN_STATE_SUCCEEDED)
+
+    def _step(
+        self, trainer: Trainer, batch: list[trajectory_pb2.Trajectory] | None
+    ) -> trainer_pb2.StepMetrics:
+        """One optimiser step: SFT on the next examples, or GRPO on `batch`."""
+        record = self.record
+        with stage(
+            "trainer.step",
+            run_id=record.run.id,
+            step=trainer.position.step + 1,
+            method=trainer.method,
+        ) as span:
+            with record.model_lock:
+                if batch is None:
+                    metrics = trainer.sft_step()
+                else:
+                    metrics = trainer.grpo_step(batch)
+                    trainer.position.consumed += len(batch)
+            if batch is not None:
+                with record.lock:
+                    record.consumed = trainer.position.consumed
+            span.set_attribute("loss", metrics.loss)
+            return metrics
 
     def _publish_due(self, step: int, checkpointed: bool) -> bool:
         """publish_interval N: every N-th step; 0: with each checkpoint, when the run has
@@ -419,12 +491,14 @@ class RunManager:
         device: str = "cpu",
         *,
         max_dataset_bytes: int | None = None,
+        tensorboard: bool = True,
     ) -> None:
         assert roots.runs.path is not None
         self.roots = roots
         self.root = roots.runs.path
         self.device = device
         self.max_dataset_bytes = max_dataset_bytes
+        self.tensorboard = tensorboard
         self.root.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, RunRecord] = {}
         self.workers: dict[str, Worker] = {}
@@ -510,6 +584,7 @@ class RunManager:
             publish=self.publish,
             device=self.device,
             max_dataset_bytes=self.max_dataset_bytes,
+            tensorboard=self.tensorboard,
         )
         thread = threading.Thread(target=worker.run, name=f"trainer-{record.run.id}", daemon=True)
         record.thread = thread

@@ -8,12 +8,12 @@ configured peers), then capacity, and only then any reading of data.
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextvars
 import math
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import duration_pb2
@@ -28,48 +28,26 @@ from gantry.core.errors import (
     Unimplemented,
     echo,
 )
-from gantry.core.limits import check_bytes, check_id
+from gantry.core.limits import check_id
+from gantry.core.operations import OperationStore
+from gantry.core.paging import Page
 from gantry.core.peers import Peers
+from gantry.core.server import Runtime
 from gantry.models.checkpoint import check_checkpoint_dir
 from gantry.models.errors import ModelLoadError
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo, limits
+from gantry.trainer.limits import Capacity
 from gantry.trainer.model import SCHEDULES, TINY_MODEL
+from gantry.trainer.orchestrator import RETRY_AFTER_S, RunOrchestrator
 from gantry.trainer.paths import Roots
-from gantry.trainer.runs import TERMINAL, RunRecord
-from gantry.trainer.service import RETRY_AFTER_S
+from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.training import DEFAULT_BATCH, DEFAULT_MAX_SEQ_LEN, extra_options
-
-if TYPE_CHECKING:
-    from gantry.trainer.service import TrainerService
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 DEFAULT_LR = 1e-5
 DEFAULT_GROUP_SIZE = 8
-
-
-def _page(token: str, field: str = "page_token") -> int:
-    if not token:
-        return 0
-    check_bytes(token, field=field, limit=limits.MAX_PAGE_TOKEN_BYTES)
-    try:
-        tag, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if tag != "p" or int(value) < 0:
-            raise ValueError(token)
-        return int(value)
-    except ValueError as exc:
-        raise InvalidArgument.for_field(field, "not a token this server issued") from exc
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{offset}".encode()).decode()
-
-
-def _page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument.for_field("page_size", "must not be negative")
-    return min(size or DEFAULT_PAGE, MAX_PAGE)
 
 
 def _require(problems: list[FieldViolation]) -> None:
@@ -223,15 +201,31 @@ def check_dataset(roots: Roots, uri: str, max_bytes: int) -> None:
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
-    def __init__(self, service: TrainerService) -> None:
-        self.service = service
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        orchestrator: RunOrchestrator,
+        runs: RunManager,
+        operations: OperationStore,
+        roots: Roots,
+        rollout_peers: Peers,
+        capacity: Capacity,
+    ) -> None:
+        self.runtime = runtime
+        self.orchestrator = orchestrator
+        self.runs = runs
+        self.operations = operations
+        self.roots = roots
+        self.rollout_peers = rollout_peers
+        self.capacity = capacity
         self.by_request_id: dict[str, str] = {}
 
     def _record(self, run_id: str, field: str = "run_id") -> RunRecord:
         if not run_id:
             raise InvalidArgument.for_field(field, "is required")
         check_id(run_id, field=field)
-        record = self.service.runs.get(run_id)
+        record = self.runs.get(run_id)
         if record is None:
             raise NotFound(
                 f"run {echo(run_id)} not found", resource_type="run", resource_name=run_id
@@ -239,19 +233,19 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         return record
 
     def _check_capacity(self) -> None:
-        settings = self.service.settings
-        runs = self.service.runs
-        if len(runs.records) >= settings.max_runs:
+        capacity = self.capacity
+        runs = self.runs
+        if len(runs.records) >= capacity.max_runs:
             raise ResourceExhausted(
                 f"the trainer holds {len(runs.records)} runs, its limit (max_runs); an "
                 "operator must remove finished runs from <data_dir>/runs or raise max_runs",
                 reason="TOO_MANY_RUNS",
             )
         active = runs.active()
-        if active >= settings.max_active_runs:
+        if active >= capacity.max_active_runs:
             raise ResourceExhausted(
                 f"{active} runs are active; the limit is max_active_runs "
-                f"({settings.max_active_runs}): retry when one ends",
+                f"({capacity.max_active_runs}): retry when one ends",
                 retry_after_s=30,
                 reason="TOO_MANY_ACTIVE_RUNS",
             )
@@ -262,24 +256,22 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         limits.check_start_request(request)
         if request.request_id and request.request_id in self.by_request_id:
             existing = self._record(self.by_request_id[request.request_id])
-            return self.service.operations.get(existing.run.operation_name)
-        config = validate_config(request.config, self.service.roots, self.service.rollout_peers)
+            return self.operations.get(existing.run.operation_name)
+        config = validate_config(request.config, self.roots, self.rollout_peers)
         self._check_capacity()
         if config.WhichOneof("method") == "sft":
-            await self.service.run_blocking(
+            await self.runtime.run_blocking(
                 check_dataset,
-                self.service.roots,
+                self.roots,
                 config.data.dataset_uri,
-                self.service.settings.max_dataset_bytes,
+                self.capacity.max_dataset_bytes,
             )
         self._check_capacity()  # again: other calls may have started runs meanwhile
-        record = await self.service.run_blocking(
-            self.service.runs.create, request.display_name, config
-        )
+        record = await self.runtime.run_blocking(self.runs.create, request.display_name, config)
         if request.request_id:
             self.by_request_id[request.request_id] = record.run.id
-        run = self.service.launch(record, resume=False)
-        return self.service.operations.get(run.operation_name)
+        run = self.orchestrator.launch(record, resume=False)
+        return self.operations.get(run.operation_name)
 
     async def GetRun(
         self, request: trainer_pb2.GetRunRequest, context: Any
@@ -289,25 +281,22 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     async def ListRuns(
         self, request: trainer_pb2.ListRunsRequest, context: Any
     ) -> trainer_pb2.ListRunsResponse:
-        size = _page_size(request.page_size)
-        offset = _page(request.page_token)
         wanted = set(request.states)
+        # The filter defines the list: a token is only good with the same set of states.
+        scope = "states=" + ",".join(str(s) for s in sorted(wanted))
+        page = Page.from_request(request, default_size=DEFAULT_PAGE, max_size=MAX_PAGE, scope=scope)
         runs = [
-            r.snapshot()
-            for r in self.service.runs.newest_first()
-            if not wanted or r.run.state in wanted
+            r.snapshot() for r in self.runs.newest_first() if not wanted or r.run.state in wanted
         ]
-        page = runs[offset : offset + size]
-        more = offset + size < len(runs)
         return trainer_pb2.ListRunsResponse(
-            runs=page, next_page_token=_token(offset + size) if more else ""
+            runs=runs[page.start : page.stop], next_page_token=page.next_token(len(runs))
         )
 
     async def CancelRun(
         self, request: trainer_pb2.CancelRunRequest, context: Any
     ) -> trainer_pb2.CancelRunResponse:
         record = self._record(request.run_id)
-        run = await self.service.run_blocking(self.service.cancel, record)
+        run = await self.runtime.run_blocking(self.orchestrator.cancel, record)
         return trainer_pb2.CancelRunResponse(run=run)
 
     async def SubmitTrajectories(
@@ -315,12 +304,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
     ) -> trainer_pb2.SubmitTrajectoriesResponse:
         record: RunRecord | None = None
         reply = trainer_pb2.SubmitTrajectoriesResponse()
-        settings = self.service.settings
+        capacity = self.capacity
         async for message in request_iterator:
             limits.check_trajectories(
                 message,
-                max_count=settings.max_trajectories_per_message,
-                max_tokens=settings.max_tokens_per_trajectory,
+                max_count=capacity.max_trajectories_per_message,
+                max_tokens=capacity.max_tokens_per_trajectory,
             )
             if record is None:
                 record = self._record(message.run_id)
@@ -335,10 +324,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 raise FailedPrecondition(
                     f"run {record.run.id} is {trainer_pb2.RunState.Name(record.run.state)}"
                 )
-            accepted, rejected = await self.service.run_blocking(
+            accepted, rejected = await self.runtime.run_blocking(
                 record.intake,
                 list(message.trajectories),
-                self.service.settings.max_buffered_trajectories,
+                capacity.max_buffered_trajectories,
             )
             reply.rejected.extend(rejected)
             reply.accepted_count += accepted
@@ -354,9 +343,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if request.since_step < 0:
             raise InvalidArgument.for_field("since_step", "must be >= 0")
         next_step = max(1, request.since_step)
-        draining = self.service.draining
+        draining = self.runtime.draining
         while True:
-            changed = self.service.event(record.run.id)
+            changed = self.orchestrator.event(record.run.id)
             with record.lock:
                 state = record.run.state
                 fresh = [m for m in record.metrics if m.step >= next_step]
@@ -380,15 +369,15 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         self, request: trainer_pb2.ListCheckpointsRequest, context: Any
     ) -> trainer_pb2.ListCheckpointsResponse:
         record = self._record(request.run_id)
-        size = _page_size(request.page_size)
-        offset = _page(request.page_token)
-        found = await self.service.run_blocking(
+        # One run's checkpoints: a token from another run's list is refused.
+        page = Page.from_request(
+            request, default_size=DEFAULT_PAGE, max_size=MAX_PAGE, scope=f"run={record.run.id}"
+        )
+        found = await self.runtime.run_blocking(
             checkpoints.list_checkpoints, record.checkpoint_root
         )
-        more = offset + size < len(found)
         return trainer_pb2.ListCheckpointsResponse(
-            checkpoints=found[offset : offset + size],
-            next_page_token=_token(offset + size) if more else "",
+            checkpoints=found[page.start : page.stop], next_page_token=page.next_token(len(found))
         )
 
     async def PublishWeights(
@@ -398,18 +387,24 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         check_id(request.checkpoint_id, field="checkpoint_id")
         # Resolved before anything is read or dialled; PERMISSION_DENIED for an address
         # the operator did not configure (the bearer token goes nowhere else).
-        target = self.service.rollout_target(record, request.rollout_target)
+        target = self.orchestrator.rollout_target(record, request.rollout_target)
         if request.checkpoint_id:
-            checkpoint = await self.service.run_blocking(
+            checkpoint = await self.runtime.run_blocking(
                 checkpoints.find, record.checkpoint_root, request.checkpoint_id
             )
         else:
-            checkpoint = await self.service.run_blocking(
-                self.service.live_or_latest_checkpoint, record
+            checkpoint = await self.runtime.run_blocking(
+                self.orchestrator.live_or_latest_checkpoint, record
             )
         uri_only = request.transfer == trainer_pb2.WEIGHT_TRANSFER_URI
-        done = await self.service.run_blocking(
-            self.service.push, record, checkpoint, target, uri_only
+        # The executor thread runs the publish in this call's context: its span is a child.
+        done = await self.runtime.run_blocking(
+            contextvars.copy_context().run,
+            self.orchestrator.push,
+            record,
+            checkpoint,
+            target,
+            uri_only,
         )
         elapsed = duration_pb2.Duration()
         elapsed.FromNanoseconds(int(done.seconds * 1e9))

@@ -29,6 +29,11 @@ class TrainerSettings(ServiceSettings):
         description="torch.use_deterministic_algorithms: a resumed run reproduces the "
         "uninterrupted one",
     )
+    tensorboard: bool = Field(
+        default=True,
+        description="Write each run's step metrics as TensorBoard event files under the "
+        "outputs root (`tensorboard --logdir <outputs_root>`)",
+    )
     max_buffered_trajectories: int = Field(
         default=10_000, ge=1, description="SubmitTrajectories back-pressure per run"
     )

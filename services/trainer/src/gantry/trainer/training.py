@@ -153,7 +153,9 @@ class Trainer:
         metrics.policy_version = self.position.policy_version
         metrics.grad_norm = norm
         metrics.learning_rate = lr
-        metrics.tokens_per_second = tokens / max(time.perf_counter() - started, 1e-9)
+        elapsed = time.perf_counter() - started
+        metrics.tokens_per_second = tokens / max(elapsed, 1e-9)
+        metrics.extra["step_seconds"] = elapsed
         metrics.time.GetCurrentTime()
 
     def sft_step(self) -> trainer_pb2.StepMetrics:
