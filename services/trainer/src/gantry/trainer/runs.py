@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 from opentelemetry import context as otel_context
@@ -41,6 +41,9 @@ from gantry.trainer import checkpoints, data, grpo, tensorboard_log
 from gantry.trainer.paths import Roots, inside
 from gantry.trainer.tensorboard_log import TensorBoardLog
 from gantry.trainer.training import Trainer
+
+if TYPE_CHECKING:
+    from gantry.trainer.episodes import EpisodeFeeder
 
 log = logging.getLogger("gantry.trainer.runs")
 
@@ -104,7 +107,7 @@ class RunRecord:
         self.cancel_requested = False
         self.stop_requested = False
         self.trainer: Trainer | None = None
-        self.feeder: Any = None  # episodes source: has stop()
+        self.feeder: EpisodeFeeder | None = None  # the episodes source's reader
         self.thread: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []
         self.consumed = 0  # submitted trajectories already trained on

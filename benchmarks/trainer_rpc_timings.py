@@ -1,9 +1,9 @@
-"""Measure the trainer on this machine: SFT loss and step time, GRPO step time, publish time.
+"""The trainer through its RPCs: SFT loss and step time, GRPO step time, publish time.
 
-    python services/trainer/benchmarks/trainer_numbers.py [--model DIR] [--sft-steps 20]
+    .venv/bin/python benchmarks/trainer_rpc_timings.py [--model DIR] [--sft-steps 20]
 
 Runs a real TrainerService and a real RolloutService (fp8-jet) in-process on free ports,
-SFT on exported envfarm maze_2d demonstrations, then one GRPO step on trajectories the
+SFT on exported envfarm maze_2d demonstrations, then three GRPO steps on trajectories the
 rollout server generated, then PublishWeights (stream and URI). Prints one line per figure.
 """
 

@@ -1,6 +1,9 @@
-"""GPU check of the training core: SFT and GRPO steps in bf16 and fp8-jet on one device.
+"""The training core in bf16 vs fp8-jet: SFT and GRPO step times on one device (a GPU).
 
-    python services/trainer/benchmarks/gpu_check.py [--hidden 2048 --layers 8 --seq 1024]
+    .venv/bin/python benchmarks/trainer_fp8_steps.py [--hidden 2048 --layers 8 --words 400]
+
+(benchmarks/gpu_checks.py checks and times the FP8 kernels themselves; this script times
+whole trainer steps built on them.)
 
 Builds a random Qwen3 of the given size with the tiny tokenizer, then for each recipe runs
 `Trainer.sft_step` on synthetic chat data (loss must fall) and `Trainer.grpo_step` on
