@@ -44,6 +44,27 @@ async def test_batched_logprobs_equal_a_plain_forward_pass(
     assert generator.engine.steps < 4 * 2 * 24, "sequences were not decoded together"
 
 
+async def test_top_logprobs_are_the_raw_distributions_best(
+    generator: TransformersGenerator, bundle: CausalLM
+) -> None:
+    prompt = _ids(bundle, PROMPTS[0])
+    params = SamplingParams(max_tokens=6, seed=5, n=2, ignore_eos=True, top_logprobs=3)
+    plain, asked = await asyncio.gather(
+        complete(generator, prompt, SamplingParams(max_tokens=6, ignore_eos=True)),
+        complete(generator, prompt, params),
+    )
+    assert plain[0].top_logprobs == []  # only callers that ask pay for alternatives
+    for sample in asked:
+        with torch.no_grad():
+            logits = bundle.model(torch.tensor([prompt + sample.token_ids])).logits[0].float()
+        reference = torch.log_softmax(logits, -1)[len(prompt) - 1 : -1].topk(3, dim=-1)
+        assert len(sample.top_logprobs) == len(sample.token_ids) == 6
+        for position, top in enumerate(sample.top_logprobs):
+            assert [t for t, _ in top] == reference.indices[position].tolist()
+            expected = reference.values[position].tolist()
+            assert [lp for _, lp in top] == pytest.approx(expected, abs=1e-4)
+
+
 async def test_greedy_matches_hf_generate(
     generator: TransformersGenerator, bundle: CausalLM
 ) -> None:

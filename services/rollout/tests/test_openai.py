@@ -135,6 +135,39 @@ def test_completion_logprobs_equal_grpc(
     assert reply.usage is not None and reply.usage.prompt_tokens == len(reference.prompt_token_ids)
 
 
+def test_top_logprobs_list_the_likeliest_tokens(client: openai.OpenAI) -> None:
+    chat = client.chat.completions.create(
+        model=MODEL,
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=6,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    content = chat.choices[0].logprobs
+    assert content is not None and content.content
+    for entry in content.content:  # greedy: the sampled token is the likeliest
+        alternatives = [t.logprob for t in entry.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert entry.top_logprobs[0].token == entry.token
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob, abs=1e-6)
+    streamed = client.completions.create(
+        model=MODEL, prompt="The maze has", max_tokens=6, logprobs=2, seed=3, stream=True
+    )
+    positions = 0
+    for chunk in streamed:
+        logprobs = chunk.choices[0].logprobs
+        if logprobs is None or not logprobs.tokens:
+            continue
+        assert logprobs.top_logprobs is not None and logprobs.token_logprobs is not None
+        for token, logprob, top in zip(
+            logprobs.tokens, logprobs.token_logprobs, logprobs.top_logprobs, strict=True
+        ):
+            assert top[token] == logprob and 1 <= len(top) <= 3
+            positions += 1
+    assert positions == 6
+
+
 def test_streams_add_up_to_the_whole(client: openai.OpenAI) -> None:
     whole = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, temperature=0, max_completion_tokens=12
@@ -205,7 +238,7 @@ def test_a_wrong_or_missing_token_is_401(server: tuple[RolloutService, str, str]
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_completion_tokens": 5000}, "max_completion_tokens"),
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
-        ({"logprobs": True, "top_logprobs": 3}, "top_logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
         ({"seed": -1}, "seed"),

@@ -99,6 +99,7 @@ class Request:
     stream: bool
     include_usage: bool
     logprobs: bool  # report the sampled tokens' logprobs
+    top_logprobs: int  # and this many most likely alternatives at each position
     max_tokens_param: str  # which parameter set the completion budget, for errors
 
 
@@ -194,24 +195,13 @@ def parse(kind: Kind, body: object, limits: RequestLimits, models: tuple[str, ..
         top = _int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
         if top is not None and not logprobs:
             raise bad("top_logprobs", "needs logprobs: true")
-        if top:
-            raise unsupported(
-                "top_logprobs",
-                "only 0 is supported: Gantry reports the sampled token's logprob "
-                "(the one RL importance ratios need), not alternatives",
-            )
         request.prompts.append(rollout_pb2.Prompt(messages=_messages(body, limits)))
     else:
         top = _int(body, "logprobs", 0, MAX_TOP_LOGPROBS)
-        if top:
-            raise unsupported(
-                "logprobs",
-                "only 0 is supported: Gantry reports the sampled token's logprob, not alternatives",
-            )
         logprobs = top is not None
         request.prompts.extend(_prompts(body, limits))
     sampling.logprobs = logprobs
-    return Request(kind, model, request, stream, include_usage, logprobs, max_param)
+    return Request(kind, model, request, stream, include_usage, logprobs, top or 0, max_param)
 
 
 def _refuse_unimplemented(kind: Kind, body: Json) -> None:
@@ -392,30 +382,41 @@ def usage(prompt_tokens: int, completion_tokens: int) -> Json:
     }
 
 
-def chat_logprobs(tokens: list[str], logprobs: list[float]) -> Json:
+Alternatives = list[list[tuple[str, float]]]  # per position: (token text, logprob)
+
+
+def _entry(token: str, logprob: float) -> Json:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def chat_logprobs(tokens: list[str], logprobs: list[float], tops: Alternatives) -> Json:
+    """`tops` is empty when no alternatives were asked for, else one list per token."""
+    alternatives = tops or [[] for _ in tokens]
     return {
         "content": [
-            {
-                "token": token,
-                "logprob": logprob,
-                "bytes": list(token.encode("utf-8")),
-                "top_logprobs": [],
-            }
-            for token, logprob in zip(tokens, logprobs, strict=True)
+            {**_entry(token, logprob), "top_logprobs": [_entry(t, lp) for t, lp in top]}
+            for token, logprob, top in zip(tokens, logprobs, alternatives, strict=True)
         ],
         "refusal": None,
     }
 
 
-def completion_logprobs(tokens: list[str], logprobs: list[float], offset: int) -> Json:
+def completion_logprobs(
+    tokens: list[str], logprobs: list[float], tops: Alternatives, offset: int
+) -> Json:
+    """Each position's `top_logprobs` holds the alternatives and the sampled token (so
+    `logprobs: 0` lists the sampled token only, as OpenAI's legacy API does)."""
     offsets = []
     for token in tokens:
         offsets.append(offset)
         offset += len(token)
+    alternatives = tops or [[] for _ in tokens]
     return {
         "tokens": tokens,
         "token_logprobs": logprobs,
-        # logprobs=0 asks for no alternatives: each position lists the sampled token only.
-        "top_logprobs": [{t: lp} for t, lp in zip(tokens, logprobs, strict=True)],
+        "top_logprobs": [
+            {**dict(top), token: logprob}
+            for token, logprob, top in zip(tokens, logprobs, alternatives, strict=True)
+        ],
         "text_offset": offsets,
     }

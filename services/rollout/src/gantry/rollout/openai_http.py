@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from gantry.core import errors
 from gantry.core.auth import BearerAuth
 from gantry.core.interceptor import CallGate
 from gantry.rollout import openai_api as api
-from gantry.rollout.engine.types import Sample
+from gantry.rollout.engine.types import Sample, TopLogprobs
 from gantry.rollout.generation import Batch, Generation
 from gantry.rollout.model import ServedModel
 from gantry.rollout.settings import RolloutSettings
@@ -157,9 +158,21 @@ class OpenAIFront:
     def _fingerprint(self) -> str:
         return f"gantry-policy-v{self.model.generator.policy_version}"
 
-    def _tokens(self, ids: list[int]) -> list[str]:
-        tokenizer = self.model.generator.tokenizer
-        return [str(tokenizer.decode([t])) for t in ids]
+    def _logprobs(
+        self,
+        parsed: api.Request,
+        ids: list[int],
+        logprobs: list[float],
+        tops: list[TopLogprobs],
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A choice's `logprobs` object; token texts are each token decoded alone."""
+        decode = self.model.generator.tokenizer.decode
+        tokens = [str(decode([t])) for t in ids]
+        named = [[(str(decode([t])), lp) for t, lp in top] for top in tops]
+        if parsed.kind == "chat":
+            return api.chat_logprobs(tokens, logprobs, named)
+        return api.completion_logprobs(tokens, logprobs, named, offset)
 
     # ----- routes -----
     async def health(self, request: Request) -> Response:
@@ -193,6 +206,9 @@ class OpenAIFront:
             batch = await self.generation.prepare(parsed.input, "input", client)
         except errors.GantryError as exc:
             raise translate(exc, parsed) from None
+        if parsed.top_logprobs:  # an OpenAI-only option: the gRPC input has no field for it
+            params = dataclasses.replace(batch.params, top_logprobs=parsed.top_logprobs)
+            batch = dataclasses.replace(batch, params=params)
         if parsed.stream:
             return StreamingResponse(
                 self._stream(parsed, batch, client),
@@ -218,11 +234,8 @@ class OpenAIFront:
                 choice: dict[str, Any] = {"index": p * batch.params.n + sample.index}
                 logprobs = None
                 if parsed.logprobs:
-                    tokens = self._tokens(sample.token_ids)
-                    logprobs = (
-                        api.chat_logprobs(tokens, sample.logprobs)
-                        if parsed.kind == "chat"
-                        else api.completion_logprobs(tokens, sample.logprobs, 0)
+                    logprobs = self._logprobs(
+                        parsed, sample.token_ids, sample.logprobs, sample.top_logprobs
                     )
                 if parsed.kind == "chat":
                     choice["message"] = {"role": "assistant", "content": sample.text}
@@ -264,14 +277,11 @@ class OpenAIFront:
                 completion_tokens += len(delta.token_ids)
                 logprobs = None
                 if parsed.logprobs:
-                    tokens = self._tokens(delta.token_ids)
-                    if parsed.kind == "chat":
-                        logprobs = api.chat_logprobs(tokens, delta.logprobs)
-                    else:
-                        logprobs = api.completion_logprobs(
-                            tokens, delta.logprobs, offsets.get(index, 0)
-                        )
-                        offsets[index] = offsets.get(index, 0) + sum(len(t) for t in tokens)
+                    offset = offsets.get(index, 0)
+                    logprobs = self._logprobs(
+                        parsed, delta.token_ids, delta.logprobs, delta.top_logprobs, offset
+                    )
+                    offsets[index] = offset + sum(len(t) for t in logprobs.get("tokens", ()))
                 choice: dict[str, Any] = {"index": index}
                 if parsed.kind == "chat":
                     choice["delta"] = {"content": delta.text}
@@ -314,6 +324,16 @@ class OpenAIFront:
             )
             return error_response(api.OpenAIError(exc.status_code, message, code=code))
 
+        async def gantry_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, errors.GantryError)
+            return error_response(translate(exc))
+
+        async def server_error(request: Request, exc: Exception) -> Response:
+            log.exception("OpenAI front: %s %s failed", request.method, request.url.path)
+            return error_response(
+                api.OpenAIError(500, "internal error", kind="server_error", code="internal")
+            )
+
         starlette = Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
@@ -322,7 +342,12 @@ class OpenAIFront:
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
             ],
-            exception_handlers={api.OpenAIError: openai_error, HTTPException: http_error},
+            exception_handlers={
+                api.OpenAIError: openai_error,
+                errors.GantryError: gantry_error,
+                HTTPException: http_error,
+                Exception: server_error,  # never a bare text 500
+            },
         )
         return Guard(starlette, auth, gate)
 

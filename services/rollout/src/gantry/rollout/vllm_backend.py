@@ -41,7 +41,7 @@ def to_vllm_params(params: SamplingParams, vllm_sampling_params: Any) -> Any:
         seed=params.seed,
         stop=list(params.stop) or None,
         ignore_eos=params.ignore_eos,
-        logprobs=0,  # the sampled token's logprob only
+        logprobs=params.top_logprobs,  # the sampled token's, plus any asked-for alternatives
         output_kind=_delta_kind(),
     )
 
@@ -58,16 +58,25 @@ def sample_seed(params: SamplingParams, index: int) -> int | None:
     return None if params.seed is None else (params.seed * 1_000_003 + index) % (2**63)
 
 
-def delta_from_output(request_id: str, index: int, output: Any, version: int) -> Delta:
-    """One vLLM delta output (RequestOutputKind.DELTA) as a Gantry Delta."""
+def _most_likely(entry: dict[int, Any], k: int) -> list[tuple[int, float]]:
+    ranked = sorted(entry.items(), key=lambda item: -float(item[1].logprob))
+    return [(int(token), float(lp.logprob)) for token, lp in ranked[:k]]
+
+
+def delta_from_output(
+    request_id: str, index: int, output: Any, version: int, top: int = 0
+) -> Delta:
+    """One vLLM delta output (RequestOutputKind.DELTA) as a Gantry Delta; `top` is the
+    number of alternatives asked for (vLLM returns them with the sampled token)."""
     completion = output.outputs[0]
     token_ids = list(completion.token_ids)
+    entries = list(completion.logprobs or [])
     logprobs = [
-        float(entry[token].logprob)
-        for token, entry in zip(token_ids, completion.logprobs or [], strict=False)
+        float(entry[token].logprob) for token, entry in zip(token_ids, entries, strict=False)
     ]
+    tops = [_most_likely(entry, top) for entry in entries] if top else []
     finish = _FINISH.get(completion.finish_reason) if output.finished else None
-    return Delta(request_id, index, token_ids, logprobs, completion.text, finish, version)
+    return Delta(request_id, index, token_ids, logprobs, completion.text, finish, version, tops)
 
 
 # vLLM shards weights across workers we cannot size from here: a generous default bound.
@@ -168,7 +177,10 @@ class VllmGenerator:
                 async for output in self.engine.generate(
                     TokensPrompt(prompt_token_ids=prompt_ids), sample_params, rid
                 ):
-                    await queue.put(delta_from_output(base, index, output, self._version))
+                    delta = delta_from_output(
+                        base, index, output, self._version, params.top_logprobs
+                    )
+                    await queue.put(delta)
             except BaseException as exc:  # hand errors to the consumer
                 await queue.put(exc)
             finally:

@@ -43,6 +43,7 @@ from gantry.rollout.engine.types import (
     Overloaded,
     PromptTooLong,
     SamplingParams,
+    TopLogprobs,
 )
 
 log = logging.getLogger("gantry.rollout.engine")
@@ -397,7 +398,7 @@ class Engine:
         kv = own_cache(prefill.cache)
         n = request.params.n
         generators = [make_generator(request.params.seed, i) for i in range(n)]
-        tokens, logprobs = sample(logits.expand(n, -1), [request.params] * n, generators)
+        tokens, logprobs, tops = sample(logits.expand(n, -1), [request.params] * n, generators)
         # From here on the request is its sequences (a failure above leaves it prefilling,
         # so the failure path still ends all of its samples).
         del self._prefilling[request.client]
@@ -408,7 +409,7 @@ class Engine:
         parked = self._parked.setdefault(request.client, deque())
         kept = 0
         for i, seq in enumerate(seqs):
-            if not self._emit(seq, tokens[i], logprobs[i]):
+            if not self._emit(seq, tokens[i], logprobs[i], tops[i]):
                 parked.append(seq)
                 kept += 1
         return kept
@@ -485,16 +486,17 @@ class Engine:
         self.steps += 1
         for seq in self._running:
             seq.slot.length += 1
-        tokens, logprobs = sample(
+        tokens, logprobs, tops = sample(
             out.logits[:, -1, :],
             [s.request.params for s in self._running],
             [s.generator for s in self._running],
         )
-        for seq, token, logprob in zip(list(self._running), tokens, logprobs, strict=True):
+        running = list(self._running)
+        for seq, token, logprob, top in zip(running, tokens, logprobs, tops, strict=True):
             seq.next_token = token
-            self._emit(seq, token, logprob)  # a finished sequence leaves the batch
+            self._emit(seq, token, logprob, top)  # a finished sequence leaves the batch
 
-    def _emit(self, seq: _Sequence, token: int, logprob: float) -> bool:
+    def _emit(self, seq: _Sequence, token: int, logprob: float, top: TopLogprobs) -> bool:
         """Record a sampled token and send the delta; True when the sequence is done
         (then it has been taken out of the batch)."""
         seq.output_ids.append(token)
@@ -522,6 +524,7 @@ class Engine:
             new_text,
             finish,
             self.policy_version,
+            [top] if params.top_logprobs else [],
         )
         self._deliver(seq.request, delta)
         return finish is not None

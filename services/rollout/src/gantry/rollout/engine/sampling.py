@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from gantry.rollout.engine.types import SamplingParams
+from gantry.rollout.engine.types import SamplingParams, TopLogprobs
 
 # Temperatures below this sample greedily (as vLLM does): dividing by a tiny temperature
 # would overflow the logits to inf and make the distribution NaN.
@@ -49,8 +49,9 @@ def sample(
     logits: torch.Tensor,
     params: list[SamplingParams],
     generators: list[torch.Generator],
-) -> tuple[list[int], list[float]]:
-    """Next token and its raw logprob for each row of `logits` [B, V]."""
+) -> tuple[list[int], list[float], list[TopLogprobs]]:
+    """Next token, its raw logprob and the rows' asked-for top alternatives, per row of
+    `logits` [B, V]."""
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
     tokens: list[int] = []
@@ -62,4 +63,16 @@ def sample(
             token = int(torch.multinomial(probs, 1, generator=gen))
         tokens.append(token)
     index = torch.tensor(tokens).unsqueeze(1)
-    return tokens, raw.gather(1, index).squeeze(1).tolist()
+    return tokens, raw.gather(1, index).squeeze(1).tolist(), top_alternatives(raw, params)
+
+
+def top_alternatives(raw: torch.Tensor, params: list[SamplingParams]) -> list[TopLogprobs]:
+    """Each row's `top_logprobs` most likely tokens under the raw distribution."""
+    k = min(max(p.top_logprobs for p in params), raw.shape[-1])
+    if k == 0:
+        return [[] for _ in params]
+    values, indices = raw.topk(k, dim=-1)
+    rows = zip(indices.tolist(), values.tolist(), params, strict=True)
+    return [
+        list(zip(ids[: p.top_logprobs], lps[: p.top_logprobs], strict=True)) for ids, lps, p in rows
+    ]

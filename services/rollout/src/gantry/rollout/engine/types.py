@@ -6,6 +6,9 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+MAX_TOP_LOGPROBS = 20
+TopLogprobs = list[tuple[int, float]]  # one position's alternatives, most likely first
+
 
 class FinishReason(enum.Enum):
     STOP = "stop"  # an end-of-sequence token or a stop string
@@ -24,6 +27,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     n: int = 1
     ignore_eos: bool = False
+    top_logprobs: int = 0  # also report the k most likely tokens at each step (raw logprobs)
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when valid. Field names match the wire."""
@@ -40,6 +44,8 @@ class SamplingParams:
             problems.append(("n", "must be between 1 and 64"))
         if any(not s for s in self.stop):
             problems.append(("stop", "stop strings must not be empty"))
+        if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            problems.append(("top_logprobs", f"must be between 0 and {MAX_TOP_LOGPROBS}"))
         return problems
 
 
@@ -54,6 +60,8 @@ class Delta:
     text: str
     finish_reason: FinishReason | None = None
     policy_version: int = 0
+    # Per token, the `top_logprobs` most likely (token id, raw logprob); empty when not asked.
+    top_logprobs: list[TopLogprobs] = field(default_factory=list)
 
 
 @dataclass
@@ -66,10 +74,12 @@ class Sample:
     text: str = ""
     finish_reason: FinishReason | None = None
     policy_version: int = 0
+    top_logprobs: list[TopLogprobs] = field(default_factory=list)
 
     def add(self, delta: Delta) -> None:
         self.token_ids += delta.token_ids
         self.logprobs += delta.logprobs
+        self.top_logprobs += delta.top_logprobs
         self.text += delta.text
         self.policy_version = delta.policy_version
         if delta.finish_reason is not None:
