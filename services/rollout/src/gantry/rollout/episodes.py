@@ -27,7 +27,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import numpy as np
 from google.protobuf import duration_pb2, timestamp_pb2
+from numpy.typing import NDArray
 
 from gantry.core import errors
 from gantry.core.client import aio_channel
@@ -41,7 +43,7 @@ from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout import prompts
 from gantry.rollout.calls import cancel_all, drained
 from gantry.rollout.context import fit_history
-from gantry.rollout.engine.types import PromptTooLong, Sample
+from gantry.rollout.engine.types import PromptTooLong, Sample, SamplingParams
 
 if TYPE_CHECKING:
     from gantry.core.server import Runtime
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from gantry.rollout.vlm import VlmGenerator
 
 DEFAULT_CONCURRENCY = 16
+Outcome = trajectory_pb2.Trajectory | rollout_pb2.EpisodeError  # one episode, played or failed
 
 
 def extract_action(completion: str) -> str:
@@ -160,7 +163,7 @@ class EpisodeRunner:
         gate = asyncio.Semaphore(limit)
         draining = self.runtime.draining
 
-        async def bounded(seed: int, group: str, index: int) -> Any:
+        async def bounded(seed: int, group: str, index: int) -> Outcome:
             async with gate:
                 if draining.is_set():  # stop taking new work
                     raise self._drained("no new episode was started.")
@@ -169,7 +172,7 @@ class EpisodeRunner:
                 )
 
         tasks = [asyncio.ensure_future(bounded(*job)) for job in self._jobs(spec, cycle=False)]
-        everything: asyncio.Future[list[Any]] = asyncio.gather(*tasks)
+        everything: asyncio.Future[list[Outcome]] = asyncio.gather(*tasks)
         stop: asyncio.Future[Any] = asyncio.ensure_future(draining.wait())
         try:
             await asyncio.wait({everything, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -215,6 +218,7 @@ class EpisodeRunner:
         limit = self._concurrency(spec)
         self.model.generator.check_capacity(client, limit)
         jobs = self._jobs(spec, cycle=continuous)
+        # Any: asyncio.wait takes these with the drain future in one set.
         in_flight: set[asyncio.Future[Any]] = set()
         stop = asyncio.ensure_future(self.runtime.draining.wait())
 
@@ -231,7 +235,7 @@ class EpisodeRunner:
                     )
                 )
 
-        def message_for(outcome: Any) -> rollout_pb2.StreamEpisodesResponse:
+        def message_for(outcome: Outcome) -> rollout_pb2.StreamEpisodesResponse:
             message = rollout_pb2.StreamEpisodesResponse(
                 current_policy_version=self.model.generator.policy_version
             )
@@ -274,7 +278,7 @@ class EpisodeRunner:
         *,
         max_staleness: int,
         client: str = "",
-    ) -> trajectory_pb2.Trajectory | rollout_pb2.EpisodeError:
+    ) -> Outcome:
         try:
             with stage("rollout.episode", env_id=spec.env_id, seed=seed, group_index=index) as span:
                 coro = self._play(spec, target, seed, group, index, max_staleness, client)
@@ -303,8 +307,8 @@ class EpisodeRunner:
         task: str,
         history: list[dict[str, str]],
         observation: episode_pb2.Observation,
-        goal: Any,
-        params: Any,
+        goal: NDArray[np.uint8] | None,
+        params: SamplingParams,
     ) -> tuple[list[int], Sample]:
         """One VLM turn: earlier turns as text, the current observation (and goal) as images.
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import torch
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -35,7 +36,7 @@ DTYPES = {
     torch.float16: tensor_pb2.DTYPE_FLOAT16,
 }
 CHUNK_OVERHEAD_BYTES = 256  # each chunk counts at least this much against the budget
-Context = Any  # grpc.aio.ServicerContext; its stubs are generic in types we do not name
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> chat_pb2.Usage:
