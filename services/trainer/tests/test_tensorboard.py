@@ -7,12 +7,13 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from gantry.proto.common.v1 import chat_pb2, trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
-from .helpers import sft_config, stubs, tensorboard_scalars, trainer_server, wait_run
+from .helpers import error_of, sft_config, stubs, tensorboard_scalars, trainer_server, wait_run
 
 SFT_TAGS = {"loss", "learning_rate", "grad_norm", "tokens_per_second", "step_seconds"}
 GRPO_TAGS = SFT_TAGS | {
@@ -112,6 +113,12 @@ def test_sft_and_grpo_runs_write_their_metrics_as_tensorboard_scalars(
                 ]
             )
         )
+        # The default runs' event folder is no run's output folder.
+        taken = trainer_pb2.RunConfig()
+        taken.CopyFrom(grpo)
+        taken.output_uri = "tensorboard/mine"
+        err = error_of(stub.StartRun, trainer_pb2.StartRunRequest(config=taken))
+        assert err.code == grpc.StatusCode.FAILED_PRECONDITION and "tensorboard" in err.message
         for run_id in (sft_id, grpo_id):
             assert wait_run(stub, run_id).state == trainer_pb2.RUN_STATE_SUCCEEDED
         sft_history = _history(stub, sft_id)

@@ -555,7 +555,8 @@ class RunManager:
 
     def _claim_output(self, record: RunRecord) -> None:
         """A run's output_uri becomes its own folder: new or empty, not another run's, not
-        inside <data_dir>/runs. The trainer replaces and cleans up in it freely after."""
+        inside <data_dir>/runs nor <outputs root>/tensorboard. The trainer replaces and
+        cleans up in it freely after."""
         output = record.checkpoint_root
         uri = record.run.config.output_uri
         taken = [
@@ -563,8 +564,15 @@ class RunManager:
             for other in self.records.values()
             if other.run.config.output_uri and _same_folder(other, output)
         ]
-        if taken or inside(output, self.root):
-            why = f"run {taken[0]} writes there" if taken else "it lies inside the runs folder"
+        assert self.roots.outputs.path is not None
+        boards = self.roots.outputs.path / tensorboard_log.DIRECTORY
+        if taken or inside(output, self.root) or inside(output, boards):
+            if taken:
+                why = f"run {taken[0]} writes there"
+            elif inside(output, self.root):
+                why = "it lies inside the runs folder"
+            else:
+                why = "the outputs root's tensorboard/ folder holds runs' TensorBoard events"
             raise FailedPrecondition(
                 f"config.output_uri: {echo(uri)} cannot hold this run's checkpoints: {why}; "
                 "name a new folder inside the outputs root",
