@@ -6,13 +6,14 @@ import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from gantry.envfarm.demonstrations import demonstrate
 from gantry.models.loading import load_causal_lm
 from gantry.rollout.context import fit_history
+from gantry.rollout.generator import Generator
 from gantry.trainer import data
 
 from .conftest import DEMO_ENV, DEMO_SEEDS
@@ -30,7 +31,8 @@ def _rollout_prompts(tokenizer: Any, seed: int) -> tuple[list[list[int]], list[s
     """Rollout's prompt ids for each turn of the demonstration, built the way
     rollout/episodes.py builds them (text mode, text feedback, unbounded history)."""
     demo = demonstrate(DEMO_ENV, "easy", seed)
-    generator = _Generator(tokenizer)
+    # fit_history reads only the tokenizer and the context length of its generator.
+    generator = cast(Generator, _Generator(tokenizer))
     history: list[dict[str, str]] = []
     prompts, actions = [], []
     feedback = ""
