@@ -258,6 +258,69 @@ def test_bad_chat_parameters_are_400_naming_them(
     assert info.value.param == param, info.value.message
 
 
+NASTY_BODIES: list[Any] = [
+    [],
+    "text",
+    None,
+    {"model": MODEL},
+    {"model": 7, "messages": MESSAGES},
+    {"model": MODEL, "messages": "hi"},
+    {"model": MODEL, "messages": [None]},
+    {"model": MODEL, "messages": [{"role": "user"}]},
+    {"model": MODEL, "messages": [{"role": "user", "content": None}]},
+    {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+    {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+    {"model": MODEL, "messages": [{"role": "assistant", "content": "x", "tool_calls": []}]},
+    {"model": MODEL, "messages": MESSAGES, "n": "2"},
+    {"model": MODEL, "messages": MESSAGES, "n": True},
+    {"model": MODEL, "messages": MESSAGES, "n": 2.5},
+    b'{"model": "gantry-tiny", "messages": [{"role": "user", "content": "x"}], "top_p": 1e400}',
+    b'{"model": "gantry-tiny", "messages": [{"role": "user", "content": "x"}], "top_p": NaN}',
+    b'{"model": "gantry-tiny", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"model": "gantry-tiny", "prompt": "\xff\xfe"}',
+    {"model": MODEL, "messages": MESSAGES, "max_tokens": 10**30},
+    {"model": MODEL, "messages": MESSAGES, "seed": 2**64},
+    {"model": MODEL, "messages": MESSAGES, "stop": [""]},
+    {"model": MODEL, "messages": MESSAGES, "stop": "x" * 10_000},
+    {"model": MODEL, "messages": MESSAGES, "stop": [1]},
+    {"model": MODEL, "messages": MESSAGES, "stream": "yes"},
+    {"model": MODEL, "messages": MESSAGES, "stream_options": {"include_usage": True}},
+    {"model": MODEL, "messages": MESSAGES, "logit_bias": {"5": 10}},
+    {"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function"}]},
+    {"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_object"}},
+    {"model": MODEL, "messages": MESSAGES, "chat_template_kwargs": {"tokenize": False}},
+    {"model": MODEL, "messages": MESSAGES, "chat_template_kwargs": [1]},
+    {"model": MODEL, "messages": [{"role": "user", "content": "x" * 70_000}]},
+    {"model": MODEL, "messages": [{"role": "user", "content": ""}] * 2000},
+    {"model": MODEL, "prompt": []},
+    {"model": MODEL, "prompt": [[]]},
+    {"model": MODEL, "prompt": [-1, 5]},
+    {"model": MODEL, "prompt": [10**6]},
+    {"model": MODEL, "prompt": ["a", 1]},
+    {"model": MODEL, "prompt": ["a"] * 300},
+    {"model": MODEL, "prompt": ""},
+    {"model": MODEL, "prompt": "a", "echo": True},
+    {"model": MODEL, "prompt": "a", "best_of": 3},
+    {"model": MODEL, "prompt": "a", "logprobs": 21},
+    {"model": MODEL, "prompt": "a", "suffix": "b"},
+]
+
+
+@pytest.mark.parametrize("body", NASTY_BODIES)
+def test_malformed_bodies_are_client_errors(
+    server: tuple[RolloutService, str, str], body: Any
+) -> None:
+    route = "completions" if isinstance(body, dict) and "prompt" in body else "chat/completions"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if isinstance(body, bytes):
+        response = httpx.post(f"{server[2]}/{route}", content=body, headers=headers)
+    else:
+        response = httpx.post(f"{server[2]}/{route}", json=body, headers=headers)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+
+
 def test_prompts_past_the_context_and_unknown_models(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model=MODEL, prompt=[1] * 5000, max_tokens=4)
