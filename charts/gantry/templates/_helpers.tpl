@@ -144,6 +144,17 @@ message naming the values to change. Called once, from configmap.yaml.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if $root.Values.openai.enabled -}}
+{{- if not $root.Values.rollout.enabled -}}
+{{- fail "openai.enabled needs rollout.enabled=true: the OpenAI front is served by rollout" -}}
+{{- end -}}
+{{- if $root.Values.kserve.rollout.enabled -}}
+{{- fail "openai.enabled and kserve.rollout.enabled: the InferenceService predictor exposes gRPC only; serve the OpenAI front from the plain rollout Deployment" -}}
+{{- end -}}
+{{- if has (int $root.Values.openai.port) (list (int $root.Values.rollout.port) (int $root.Values.rollout.metricsPort)) -}}
+{{- fail (printf "openai.port %v collides with rollout's port or metricsPort" $root.Values.openai.port) -}}
+{{- end -}}
+{{- end -}}
 {{- if $root.Values.retrieval.enabled -}}
 {{- if and $root.Values.qdrant.enabled $root.Values.retrieval.qdrant.url -}}
 {{- fail "retrieval.qdrant.url is set and qdrant.enabled=true: use either the in-chart Qdrant or an external URL, not both" -}}
@@ -183,6 +194,10 @@ services it calls, then its `config` entries. Context: (dict "root" "name" "svc"
 {{- if include "gantry.qdrantApiKeySecret" $root }}
 {{ $p }}QDRANT_API_KEY_FILE: /var/run/secrets/gantry/qdrant/api-key
 {{- end }}
+{{- end }}
+{{- if and (eq .name "rollout") $root.Values.openai.enabled }}
+{{ $p }}OPENAI_HOST: "0.0.0.0"
+{{ $p }}OPENAI_PORT: {{ $root.Values.openai.port | quote }}
 {{- end }}
 {{- range $key, $value := .svc.config }}
 {{ $p }}{{ upper $key }}: {{ $value | toString | quote }}
