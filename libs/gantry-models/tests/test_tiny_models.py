@@ -175,3 +175,17 @@ def test_encoder_same_seed_same_weights(tmp_path: Path, encoder_dir: Path) -> No
     ref = _weights(encoder_dir)
     assert all(torch.equal(ref[k], again[k]) for k in ref)
     assert not all(torch.equal(ref[k], other[k]) for k in ref)
+
+
+def test_concurrent_loads_in_one_process_all_succeed(causal_lm_dir: Path) -> None:
+    """Servers load on worker threads (two trainer runs, rollout beside a run): building two
+    models at once used to leave meta tensors behind and poison every later load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: load_causal_lm(causal_lm_dir).model, range(4)))
+    reference = models[0].state_dict()
+    for model in models[1:]:
+        for name, tensor in model.state_dict().items():
+            assert not tensor.is_meta, name
+            assert torch.equal(tensor, reference[name]), name

@@ -8,6 +8,7 @@ download, and with ``trust_remote_code=False`` unless the caller opts in.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ T = TypeVar("T")
 # Errors transformers raises for a directory it cannot use (bad config, unknown
 # architecture, missing optional dependency such as torchvision).
 _LOAD_ERRORS = (OSError, ValueError, KeyError, ImportError)
+# transformers' from_pretrained patches process-wide state while it builds a model: two
+# threads loading at once leave meta tensors behind ("Cannot copy out of meta tensor")
+# and later loads keep failing. One model build at a time per process.
+_BUILDING = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +205,10 @@ def _load_model(
     common: dict[str, Any],
 ) -> GenerativeModel:
     torch_dtype = parse_dtype(dtype)
-    model: GenerativeModel = _guard(
-        root, lambda: auto_cls.from_pretrained(root, dtype=torch_dtype, **common)
-    )
+    with _BUILDING:
+        model: GenerativeModel = _guard(
+            root, lambda: auto_cls.from_pretrained(root, dtype=torch_dtype, **common)
+        )
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers' decorator typing
     model.eval()  # type: ignore[no-untyped-call]
     return model

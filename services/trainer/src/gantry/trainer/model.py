@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,10 +32,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-# transformers' from_pretrained patches process-wide state while it builds a model: two
-# runs loading at once on their worker threads leave meta tensors behind ("Cannot copy
-# out of meta tensor"), and later loads keep failing. One load at a time.
-_LOADING = threading.Lock()
 
 
 def load_policy(
@@ -48,8 +43,7 @@ def load_policy(
     """
     from gantry.kernels.recipes import get_recipe
 
-    with _LOADING:
-        bundle = load_causal_lm(resolve_model_path(base_model), dtype="float32")
+    bundle = load_causal_lm(resolve_model_path(base_model), dtype="float32")
     if device is not None:
         bundle.model.to(device)  # type: ignore[arg-type]
     layers = get_recipe(recipe).apply(bundle.model, "trainer")
