@@ -32,8 +32,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-
-
 def load_policy(
     base_model: str, recipe: str, device: torch.device | None = None
 ) -> tuple[CausalLM, list[str]]:
