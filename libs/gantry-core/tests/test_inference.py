@@ -9,7 +9,6 @@ runs in .tools/oip-venv (`make oip-client`).
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from gantry.core.inference import (
     server_version,
 )
 from gantry.core.interceptor import CallGate
+from gantry.core.ports import free_port
 from gantry.core.server import start_server
 from gantry.core.testing.oip import OipClient, OipError
 from gantry.core.testing.probe import TEST_TOKEN, ProbeService, ProbeSettings
@@ -353,9 +353,7 @@ async def test_probes_report_not_ready_while_models_load() -> None:
         async def start(self) -> None:
             await loading.wait()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     settings = ProbeSettings(
         host="127.0.0.1", port=port, metrics_port=0, auth_token=TEST_TOKEN, log_json=False
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +16,7 @@ from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gantry.core.client import aio_channel, sync_channel
+from gantry.core.ports import free_port
 from gantry.core.server import RunningServer, start_server
 from gantry.core.testing.probe import TEST_TOKEN as TOKEN
 from gantry.core.testing.probe import ProbeService, ProbeSettings, probe_method
@@ -24,12 +24,6 @@ from gantry.core.testing.process import spawn_service
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _health(target: str) -> int:
@@ -41,7 +35,7 @@ async def _health(target: str) -> int:
 
 
 async def test_health_serving_only_after_start_then_not_serving_on_stop() -> None:
-    port = _free_port()
+    port = free_port()
     settings = ProbeSettings(
         host="127.0.0.1", port=port, metrics_port=0, auth_token=TOKEN, start_delay_s=0.5
     )
@@ -146,7 +140,7 @@ async def test_message_size_limit_is_enforced() -> None:
 
 @pytest.fixture
 def probe_process() -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    metrics_port = _free_port()
+    metrics_port = free_port()
     env = {"GANTRY_PROBE_METRICS_PORT": str(metrics_port), "GANTRY_PROBE_GRACE_PERIOD_S": "10"}
     with spawn_service("gantry.core.testing.probe", "probe", token=TOKEN, env=env) as service:
         port = int(service.target.rsplit(":", 1)[1])

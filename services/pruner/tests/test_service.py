@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import socket
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -13,6 +12,7 @@ import pytest
 
 from gantry.core import errors
 from gantry.core.client import aio_channel, sync_channel
+from gantry.core.ports import free_port
 from gantry.core.server import start_server
 from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.pruner.v1 import pruner_pb2, pruner_pb2_grpc
@@ -167,13 +167,6 @@ def test_demo_call(target: str) -> None:
     assert summary.startswith("Prune kept lines") and "CheckPrompt score" in summary
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_calls_while_the_model_loads_are_unavailable() -> None:
     """The core call gate answers UNAVAILABLE (NOT_READY) until start() has loaded the scorer."""
     loading = asyncio.Event()
@@ -183,7 +176,7 @@ async def test_calls_while_the_model_loads_are_unavailable() -> None:
             await loading.wait()
             await super().start()
 
-    port = _free_port()
+    port = free_port()
     settings = PrunerSettings(
         host="127.0.0.1", port=port, metrics_port=0, auth_token=TOKEN, scorer="lexical"
     )

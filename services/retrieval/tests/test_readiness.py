@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from gantry.core import errors
 from gantry.core.client import aio_channel
+from gantry.core.ports import free_port
 from gantry.core.server import start_server
 from gantry.proto.retrieval.v1 import retrieval_pb2 as pb
 from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
@@ -23,13 +23,6 @@ from .tiny_models import tiny_encoder
 TOKEN = "retrieval-readiness-token"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_calls_while_the_models_load_are_unavailable(tmp_path: Path) -> None:
     """The core call gate answers, with NOT_READY: no INTERNAL, no FAILED_PRECONDITION."""
     loading = asyncio.Event()
@@ -39,7 +32,7 @@ async def test_calls_while_the_models_load_are_unavailable(tmp_path: Path) -> No
             await loading.wait()
             await super().start()
 
-    port = _free_port()
+    port = free_port()
     settings = RetrievalSettings(
         host="127.0.0.1",
         port=port,

@@ -4,7 +4,6 @@ rollout server (tiny model, real ports) whose gRPC answers are the reference."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gantry.core.client import sync_channel
+from gantry.core.ports import free_port
 from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
@@ -29,13 +29,6 @@ MESSAGES: list[Any] = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Name a colour."},
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _settings(data_dir: Any, **extra: Any) -> RolloutSettings:
@@ -56,7 +49,7 @@ def _settings(data_dir: Any, **extra: Any) -> RolloutSettings:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RolloutService, str, str]]:
     """(service, gRPC target, OpenAI base URL) of one server shared by the module."""
-    service = RolloutService(_settings(tmp_path_factory.mktemp("openai"), openai_port=_free_port()))
+    service = RolloutService(_settings(tmp_path_factory.mktemp("openai"), openai_port=free_port()))
     with serve_in_thread(service) as running:
         assert service.openai is not None
         yield service, f"127.0.0.1:{running.port}", f"http://127.0.0.1:{service.openai.port}/v1"
@@ -392,7 +385,7 @@ def test_the_front_is_off_unless_a_port_is_set(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_drain_ends_streams_with_an_error_event(tmp_path_factory: pytest.TempPathFactory) -> None:
-    service = RolloutService(_settings(tmp_path_factory.mktemp("drain"), openai_port=_free_port()))
+    service = RolloutService(_settings(tmp_path_factory.mktemp("drain"), openai_port=free_port()))
     with serve_with_loop(service) as (running, loop):
         assert service.openai is not None
         url = f"http://127.0.0.1:{service.openai.port}/v1"

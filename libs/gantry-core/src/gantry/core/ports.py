@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 # Stable gRPC ports, in the order the services appear in the architecture.
 DEFAULT_PORTS = {
     "rollout": 50051,
@@ -18,3 +20,10 @@ METRICS_PORT = 9090  # Prometheus /metrics, in its own port beside gRPC
 
 def default_target(service: str, host: str = "127.0.0.1") -> str:
     return f"{host}:{DEFAULT_PORTS[service]}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it; another process may take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

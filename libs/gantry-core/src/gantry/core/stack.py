@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gantry.core.ports import DEFAULT_PORTS
+from gantry.core.ports import DEFAULT_PORTS, free_port
 from gantry.core.registry import installed_services
 from gantry.core.settings import env_prefix
 
@@ -77,18 +77,12 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _pick_port(preferred: int | None, taken: set[int]) -> int:
     if preferred and preferred not in taken and _port_free(preferred):
         return preferred
-    port = _free_port()
+    port = free_port()
     while port in taken:
-        port = _free_port()
+        port = free_port()
     return port
 
 
