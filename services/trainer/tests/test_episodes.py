@@ -87,6 +87,7 @@ def test_grpo_pulls_episodes_from_rollout_and_publishes_each_step(
     assert info.run_id == run.id and info.policy_version >= 2
 
 
+@pytest.mark.slow
 def test_the_agent_training_loop_flow(
     tmp_path: Path, tiny_path: str, demos: Path, rollout_target: str
 ) -> None:

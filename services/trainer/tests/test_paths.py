@@ -102,6 +102,7 @@ def test_dataset_uri_escapes_are_permission_denied(
     )
 
 
+@pytest.mark.slow
 def test_dataset_walks_stay_inside_the_root(
     stub: trainer_pb2_grpc.TrainerServiceStub, layout: Layout, tiny_path: str
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
@@ -161,6 +162,7 @@ def test_a_persisted_run_is_checked_again_before_dialling(tmp_path: Path, tiny_p
         assert harvest.connections == 0 and TOKEN.encode() not in harvest.received
 
 
+@pytest.mark.slow
 def test_an_episodes_run_whose_rollout_is_no_longer_configured_fails_on_resume(
     tmp_path: Path, tiny_path: str
 ) -> None:

@@ -119,6 +119,7 @@ def _assert_tensorboard_shows_each_step_once(
     )
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_the_next_start_resumes(
     tmp_path: Path, demos: Path, tiny_path: str
 ) -> None:

@@ -34,6 +34,7 @@ def stub(
     return both[0]
 
 
+@pytest.mark.slow
 def test_sft_on_envfarm_demonstrations_lowers_the_loss(
     both: tuple[trainer_pb2_grpc.TrainerServiceStub, Any], demos: Path, tiny_path: str
 ) -> None:
@@ -99,6 +100,7 @@ def test_sft_on_envfarm_demonstrations_lowers_the_loss(
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in err.message
 
 
+@pytest.mark.slow
 def test_cancel_saves_a_checkpoint_and_lists_newest_first(
     stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
 ) -> None:
