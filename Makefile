@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client
+.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client
 
 # ---- the lock (docs/development.md) -------------------------------------------------------
 # requirements.lock pins every third-party distribution of the workspace (dev tools and
@@ -130,6 +130,11 @@ typecheck: venv
 
 pytest: venv oip-client
 	$(BIN)/pytest -q
+
+# The inner loop: the unit tests beside each package, without the ones marked slow (model
+# training, process restarts, whole-stack runs). `make test` runs everything.
+test-fast: venv oip-client
+	$(BIN)/pytest -q -m "not slow" libs kernels services
 
 clean:
 	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache
