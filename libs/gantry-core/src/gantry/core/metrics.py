@@ -1,4 +1,11 @@
-"""Prometheus metrics for a gRPC server: requests, latency and in-flight calls per method."""
+"""Prometheus metrics: the runtime's per-RPC series, HTTP fronts' series, the endpoint.
+
+Every server process has one registry (`Service.registry`), served by `/metrics`: the
+runtime registers `ServerMetrics` on it, and a service adds its own series there by
+passing `registry=` to the metric types re-exported here (so services depend on the
+runtime for metrics, not on prometheus_client directly). Label values must come from a
+small fixed set (methods, codes, env ids, routes), never from client ids or seeds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,16 @@ from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "CollectorRegistry",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "HttpMetrics",
+    "MetricsEndpoint",
+    "ServerMetrics",
+]
 
 _LATENCY_BUCKETS = (
     0.0005,
@@ -60,6 +77,33 @@ class ServerMetrics:
             "1 once models/backends are loaded and health reports SERVING",
             registry=self.registry,
         )
+
+
+class HttpMetrics:
+    """Requests and latency of an HTTP front (e.g. rollout's OpenAI-compatible API).
+
+    `route` is the route's template (`/v1/models/{model}`), never the raw path, so
+    unknown paths share one value and the series stay bounded.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "gantry_http_requests",
+            "Completed HTTP requests by route template and status code",
+            ["route", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "gantry_http_request_seconds",
+            "HTTP request latency by route template, until the last byte of the response",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        self.requests.labels(route, str(code)).inc()
+        self.latency.labels(route).observe(seconds)
 
 
 class MetricsEndpoint:

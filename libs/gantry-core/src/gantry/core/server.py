@@ -29,7 +29,7 @@ from gantry.core.auth import BearerAuth
 from gantry.core.inference import InferenceModel, add_inference_service
 from gantry.core.interceptor import CallGate, RuntimeInterceptor
 from gantry.core.logs import configure_logging
-from gantry.core.metrics import MetricsEndpoint, ServerMetrics
+from gantry.core.metrics import CollectorRegistry, MetricsEndpoint, ServerMetrics
 from gantry.core.operations import OperationStore, add_operations_service
 from gantry.core.settings import ServiceSettings
 from gantry.core.storage import write_atomically
@@ -81,6 +81,9 @@ class Service(ABC, Generic[SettingsT]):
         # UNAVAILABLE + RetryInfo outside that window. Long calls watch `draining` to
         # checkpoint or finish early instead of being cut at the grace period.
         self.gate = CallGate()
+        # What `/metrics` serves: the runtime's series, plus any the service registers
+        # here (gantry.core.metrics).
+        self.registry = CollectorRegistry()
         self._executor = ThreadPoolExecutor(
             max_workers=settings.executor_workers, thread_name_prefix=f"{self.name}-work"
         )
@@ -208,7 +211,7 @@ async def start_server(service: Service[Any]) -> RunningServer:
     auth = BearerAuth(token) if token is not None else None
     if auth is None:
         log.warning("authentication is DISABLED (auth_disabled=true): local development only")
-    metrics = ServerMetrics()
+    metrics = ServerMetrics(service.registry)
     server = grpc.aio.server(
         interceptors=[RuntimeInterceptor(metrics, auth, service.gate)],
         options=server_options(settings),

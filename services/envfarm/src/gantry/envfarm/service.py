@@ -10,7 +10,7 @@ import grpc
 
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
-from gantry.envfarm.sessions import Session, SessionManager
+from gantry.envfarm.sessions import Session, SessionManager, SessionMetrics
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
@@ -29,6 +29,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
             idle_timeout_s=settings.session_idle_timeout_s,
             lifetime_s=settings.session_max_lifetime_s,
             on_close=self._closed,
+            metrics=SessionMetrics(self.registry),
         )
 
     @staticmethod

@@ -282,6 +282,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             result = await self.runtime.run_blocking(self._step_blocking, session, action)
             session.total_reward += result.reward
             session.touch()
+            self.sessions.stepped(session)
             return result
 
     def _step_blocking(self, session: Session, action: str) -> envfarm_pb2.StepResult:

@@ -4,6 +4,8 @@ Each session owns one environment instance. Steps on the same session are serial
 by its lock (a batch may touch many sessions at once, never one session twice). A
 session ends when closed, when idle past its TTL, or when older than the hard lifetime;
 the reaper closes expired sessions so abandoned clients never leak environments.
+Live sessions, openings, closings (by reason) and steps are Prometheus series
+(`SessionMetrics`), labelled by env id: a fixed set, unlike session ids or seeds.
 """
 
 from __future__ import annotations
@@ -18,9 +20,48 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted, echo
+from gantry.core.metrics import CollectorRegistry, Counter, Gauge
 from gantry.envfarm.envs.base import VisGymEnv
 
 log = logging.getLogger("gantry.envfarm.sessions")
+
+# Why a session ended; also the `reason` label of gantry_envfarm_sessions_closed_total
+# (spaces become underscores there).
+CLOSED_BY_CLIENT = "client"
+IDLE_TIMEOUT = "idle timeout"
+LIFETIME_EXCEEDED = "lifetime exceeded"
+SERVER_STOPPING = "server stopping"
+
+
+class SessionMetrics:
+    """The farm's session series, on the registry `/metrics` serves."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.live = Gauge(
+            "gantry_envfarm_sessions",
+            "Live sessions by environment",
+            ["env_id"],
+            registry=registry,
+        )
+        self.opened = Counter(
+            "gantry_envfarm_sessions_opened",
+            "Sessions created, by environment",
+            ["env_id"],
+            registry=registry,
+        )
+        self.closed = Counter(
+            "gantry_envfarm_sessions_closed",
+            "Sessions ended, by reason: client, idle_timeout, lifetime_exceeded, "
+            "creation_failed, server_stopping",
+            ["reason"],
+            registry=registry,
+        )
+        self.steps = Counter(
+            "gantry_envfarm_steps",
+            "Environment steps taken (Step and StepBatch items), by environment",
+            ["env_id"],
+            registry=registry,
+        )
 
 
 @dataclass
@@ -54,6 +95,7 @@ class SessionManager:
         idle_timeout_s: float,
         lifetime_s: float,
         on_close: Callable[[Session, str], None] | None = None,
+        metrics: SessionMetrics | None = None,
     ) -> None:
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
@@ -61,6 +103,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._on_close = on_close
         self._reaper: asyncio.Task[None] | None = None
+        self.metrics = metrics or SessionMetrics(CollectorRegistry())
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -87,6 +130,8 @@ class SessionManager:
             ttl_s=ttl_s or self.idle_timeout_s,
         )
         self._sessions[session.id] = session
+        self.metrics.opened.labels(env_id).inc()
+        self.metrics.live.labels(env_id).inc()
         return session
 
     def get(self, session_id: str) -> Session:
@@ -100,17 +145,23 @@ class SessionManager:
         session.touch()
         return session
 
-    def close(self, session_id: str, reason: str = "closed") -> Session:
+    def close(self, session_id: str, reason: str = CLOSED_BY_CLIENT) -> Session:
         session = self.get(session_id)
         self._drop(session, reason)
         return session
 
     def _drop(self, session: Session, reason: str) -> None:
         session.closed = True
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None:
+            self.metrics.live.labels(session.env_id).dec()
+            self.metrics.closed.labels(reason.replace(" ", "_")).inc()
         session.env.close()
         if self._on_close is not None:
             self._on_close(session, reason)
+
+    def stepped(self, session: Session) -> None:
+        """Count one environment step of `session`."""
+        self.metrics.steps.labels(session.env_id).inc()
 
     def reap(self, now: float | None = None) -> list[str]:
         """Close every expired session; return their ids."""
@@ -119,7 +170,7 @@ class SessionManager:
             if session.lock.locked():
                 continue  # mid-step: it is in use, not abandoned
             idle = session.last_used + session.ttl_s <= (now or time.monotonic())
-            self._drop(session, "idle timeout" if idle else "lifetime exceeded")
+            self._drop(session, IDLE_TIMEOUT if idle else LIFETIME_EXCEEDED)
             log.info("reaped session %s (%s)", session.id, session.env_id)
         return [s.id for s in expired if s.closed]
 
@@ -137,7 +188,7 @@ class SessionManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         for session in list(self._sessions.values()):
-            self._drop(session, "server stopping")
+            self._drop(session, SERVER_STOPPING)
 
 
 def ensure_active(session: Session) -> None:
