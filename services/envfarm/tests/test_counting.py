@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image as PILImage
 
 from gantry.envfarm.envs import make, solver_for
 from gantry.envfarm.envs.base import run_plan
-from gantry.envfarm.envs.counting import COUNTS, Counting
+from gantry.envfarm.envs.counting import COUNTS, Counting, plural
 
 
 def fresh(difficulty: str = "easy", seed: int = 0) -> Counting:
@@ -58,18 +59,56 @@ def test_mark_spellings_and_undo() -> None:
 def test_guess_feedback_and_reward_follow_the_latest_guess() -> None:
     env = fresh(seed=4)
     wrong, right = env.count + 1, env.count
+    # A guess is recorded, never judged: the feedback is the same for right and wrong.
     assert env.transition(f"('guess', {wrong})")[3]["env_feedback"] == (
-        f"Your guess of {wrong} is incorrect."
+        f"Recorded your guess of {wrong}."
     )
     assert not env.goal_reached()
     assert env.transition(f"('guess', {right})")[3]["env_feedback"] == (
-        f"Your guess of {right} is correct."
+        f"Recorded your guess of {right}."
     )
+    assert env.goal_reached()
     env.transition(f"('guess', {wrong})")  # a later wrong guess replaces the right one
     reward, terminated, _, _ = env.transition("stop")
     assert terminated and reward == 0.0
     env = fresh(seed=4)
     assert run_plan(env, [f"('guess', {right})", "('mark', 0.5, 0.5)", "stop"]) == 1.0
+
+
+def test_feedback_never_tells_a_blind_agent_the_count() -> None:
+    # Guessing 0, 1, 2, ... must not reveal which guess was right: every guess of an
+    # episode gets feedback that differs only in the guessed number.
+    for difficulty in ("easy", "hard"):
+        env = fresh(difficulty, 7)
+        replies = set()
+        for n in range(COUNTS[difficulty][1] + 1):
+            feedback = env.transition(f"('guess', {n})")[3]["env_feedback"]
+            if env.done:
+                break  # the step limit's note is appended to the last one
+            replies.add(feedback.replace(str(n), "N"))
+        assert replies == {"Recorded your guess of N."}
+
+
+def test_text_mode_does_not_give_the_count_away() -> None:
+    # VisGym's counting has no text mode; the text carries the question and the agent's
+    # own marks, never the objects (their list made counting a reading task).
+    for difficulty in ("easy", "hard"):
+        for seed in range(40):
+            env = fresh(difficulty, 900_000 + seed)
+            text = env.render_text()
+            lines = text.splitlines()
+            assert lines[0] == f"Question: how many {plural(env.category)} are there?"
+            assert "visible only in the image" in text
+            assert env.category not in "\n".join(lines[1:])  # named only in the question
+            for obj in env.objects:
+                assert f"{obj['x']:.3f}" not in text and f"{obj['x']:.2f}" not in text
+            digits = [int(n) for n in re.findall(r"\d+", text)]
+            assert env.count not in digits
+            assert len(text) < 200  # no scene inventory, however many objects there are
+    env = fresh("easy", 3)
+    env.transition("('mark', 0.25, 0.5)")
+    env.transition("('guess', 4)")
+    assert env.render_text().splitlines()[-2:] == ["Marks: 1: (0.25, 0.50)", "Last guess: 4"]
 
 
 def test_counts_and_distractors_follow_the_difficulty() -> None:

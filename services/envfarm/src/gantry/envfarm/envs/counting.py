@@ -9,8 +9,16 @@ shape so the category has to be read carefully. The target has 2-20 instances (e
 5-30 (hard, with more distractors).
 
 The goal is met when the latest guess equals the true count; `stop` then earns the reward.
-A guess is answered only with "correct" or "incorrect" (no higher/lower hint), so the
-agent cannot binary-search the count. Marks never affect the goal.
+A guess is only recorded, never judged (as in VisGym, whose feedback is "Action executed
+successfully."): a correct/incorrect verdict would let an agent that sees nothing try
+2, 3, 4, ... and win within the step limit. Marks never affect the goal.
+
+Text mode: VisGym's counting has no text rendering (its render modes are RGB only; its
+text-mode runs cover maze_2d, sliding_block, matchstick_equation and patch_reassembly).
+Listing the objects would turn counting into reading, so the text observation carries only
+what VisGym gives as text: the question, plus the agent's own marks and last guess. The
+objects are visible only in the image; text-only sessions are a baseline, not a solvable
+task.
 
 Dataset mode (`dataset_path`): a directory with images and `annotations.json`, a list of
 `{"image": "street.jpg", "category": "car", "points": [[x, y], ...]}` where each point is
@@ -101,8 +109,9 @@ class Counting(VisGymEnv):
     description: ClassVar[str] = (
         "A scene of objects of several categories. Count the objects of the category named "
         "in the question. You may mark objects (marks appear as numbered dots), undo the last "
-        "mark, and guess the count; a guess is answered correct or incorrect. Coordinates "
-        "are fractions of the image: (0, 0) is the top-left corner, (1, 1) the bottom-right."
+        "mark, and guess the count (a guess is recorded, not judged). Coordinates "
+        "are fractions of the image: (0, 0) is the top-left corner, (1, 1) the bottom-right. "
+        "The objects are shown only in the image: text mode gives the question and your marks."
     )
     action_grammar: ClassVar[str] = (
         "('mark', x, y) with x, y in [0, 1]; ('undo',) removes the last mark; "
@@ -263,8 +272,7 @@ class Counting(VisGymEnv):
         if action.name == "guess":
             (value,) = expect_args(action, 1, "('guess', n) with n an integer")
             self.guess = expect_int(value, "the guess", 0, MAX_GUESS)
-            verdict = "correct" if self.guess == self.count else "incorrect"
-            return f"Your guess of {self.guess} is {verdict}."
+            return f"Recorded your guess of {self.guess}."
         raise ActionError(
             f"unknown action {action.name!r}; use ('mark', x, y), ('undo',), ('guess', n) or 'stop'"
         )
@@ -311,19 +319,16 @@ class Counting(VisGymEnv):
             draw.text((label[0] + 2, label[1] + 1), str(number), fill=BLACK, font=small)
 
     def render_text(self) -> str:
-        lines = [f"Question: how many {plural(self.category)} are there?"]
-        if self.image is not None:
-            lines.append(f"Image: {self.image} (the instances are only visible in the image)")
-        else:
-            lines.append("Objects (centre x, y as fractions of the image, (0, 0) top-left):")
-            lines += [
-                f"- {category_name(o['color'], o['shape'])} at ({o['x']:.3f}, {o['y']:.3f})"
-                for o in self.objects
-            ]
+        # The question and the agent's own actions only: the scene is perceived in the image.
         marks = ", ".join(f"{k}: ({x:.2f}, {y:.2f})" for k, (x, y) in enumerate(self.marks, 1))
-        lines.append(f"Marks: {marks or 'none'}")
-        lines.append(f"Last guess: {'none' if self.guess is None else self.guess}")
-        return "\n".join(lines)
+        return "\n".join(
+            [
+                f"Question: how many {plural(self.category)} are there?",
+                "The objects are visible only in the image.",
+                f"Marks: {marks or 'none'}",
+                f"Last guess: {'none' if self.guess is None else self.guess}",
+            ]
+        )
 
 
 def reading_order(points: list[list[float]]) -> list[list[float]]:
