@@ -9,7 +9,9 @@ Each line is one episode: {"messages": [...], "env_id", "difficulty", "seed", "s
 message holds the task instructions; each user message holds the observation (an
 {"type": "image", "image": "<relative png path>"} part and/or a text part, plus the
 previous action's feedback when --feedback is on); each assistant message holds one
-action string; the last is "stop".
+action string; the last is "stop". Only demonstrations that reach the goal within the
+level's step limit are written (a strategy the limit refuses for a seed is skipped), unless
+--include-failures asks for the others too (their "reward" is then 0.0).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from gantry.envfarm.demonstrations import Demonstration, demonstrate
+from gantry.envfarm.demonstrations import Demonstration, demonstration_or_none
 from gantry.envfarm.envs.registry import env_ids
 
 MODES = ("image", "text", "image_and_text")
@@ -62,6 +64,7 @@ def export(
     detours: int = 0,
     mode: str = "image",
     feedback: bool = False,
+    include_failures: bool = False,
 ) -> Path:
     """Write `<out>/demonstrations.jsonl` and `<out>/images/`; return the JSONL path."""
     if mode not in MODES:
@@ -74,7 +77,16 @@ def export(
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w") as fh:
         for seed in seeds:
-            demo = demonstrate(env_id, difficulty, seed, strategy=strategy, detours=detours)  # type: ignore[arg-type]
+            demo = demonstration_or_none(
+                env_id,
+                difficulty,  # type: ignore[arg-type]
+                seed,
+                strategy=strategy,
+                detours=detours,
+                include_failures=include_failures,
+            )
+            if demo is None:
+                continue
             record = {
                 "messages": conversation(demo, image_dir, out, mode=mode, feedback=feedback),
                 "env_id": env_id,
@@ -82,6 +94,7 @@ def export(
                 "seed": seed,
                 "strategy": demo.strategy,
                 "reward": demo.final_reward,
+                "detours": demo.detours,
             }
             fh.write(json.dumps(record) + "\n")
     tmp.replace(path)  # a killed export never leaves a half-written file behind
@@ -105,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detours", type=int, default=0)
     parser.add_argument("--mode", default="image", choices=MODES)
     parser.add_argument("--feedback", action="store_true", help="include text feedback")
+    parser.add_argument(
+        "--include-failures",
+        action="store_true",
+        help="also write demonstrations that do not reach the goal within the step limit",
+    )
     args = parser.parse_args(argv)
     path = export(
         args.env,
@@ -115,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         detours=args.detours,
         mode=args.mode,
         feedback=args.feedback,
+        include_failures=args.include_failures,
     )
     print(path)
 

@@ -24,9 +24,9 @@ from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.core.paging import Page
 from gantry.core.server import Runtime
 from gantry.envfarm import convert
-from gantry.envfarm.demonstrations import Demonstration, demonstrate
+from gantry.envfarm.demonstrations import UNBOUNDED, Demonstration, demonstration_or_none
 from gantry.envfarm.envs.actions import parse_action
-from gantry.envfarm.envs.base import Difficulty, VisGymEnv
+from gantry.envfarm.envs.base import Difficulty, Plan, PlanTooLong, VisGymEnv
 from gantry.envfarm.envs.registry import ENVIRONMENTS, make, solver_for
 from gantry.envfarm.sessions import Session, SessionManager, ensure_active
 from gantry.envfarm.settings import EnvFarmSettings
@@ -120,15 +120,25 @@ def _parse_state(text: str, field: str, limit: int) -> Any:
         raise InvalidArgument.for_field(field, f"is not valid JSON: {exc}") from exc
 
 
-def _solve(plan: Callable[[], list[str]]) -> list[str]:
-    """A solver's plan; a state it cannot solve (a client's own) is FAILED_PRECONDITION."""
+def _solve(plan: Callable[[], Plan]) -> Plan:
+    """A solver's plan; a state it cannot solve (a client's own), or a strategy whose plan
+    does not fit the steps left, is FAILED_PRECONDITION."""
     try:
-        actions = plan()
+        return plan()
+    except PlanTooLong as exc:
+        raise FailedPrecondition(
+            str(exc),
+            reason="PLAN_TOO_LONG",
+            metadata={
+                "strategy": exc.strategy,
+                "plan_length": str(exc.length),
+                "step_limit": str(exc.limit),
+            },
+        ) from exc
     except ValueError as exc:
         raise FailedPrecondition(
             f"the solver has no plan from this session's state: {exc}", reason="UNSOLVABLE"
         ) from exc
-    return actions
 
 
 class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
@@ -241,9 +251,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
     def _goal_pixels(self, env: VisGymEnv, strategy: str) -> np.ndarray[Any, Any]:
         solver = solver_for(env.env_id)
-        plan = _solve(lambda: solver.solve(env, strategy or None))
+        # The goal, not a demonstration: plan without the episode's step limit.
+        plan = _solve(lambda: solver.make_plan(env, strategy or None, max_actions=UNBOUNDED))
         work = env.clone()
-        for action in plan[:-1]:
+        for action in plan.actions[:-1]:
             work._apply(parse_action(action))
         return work.render_image()
 
@@ -351,9 +362,9 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         strategy = request.strategy or solver.strategies[0]
         async with session.lock:
             ensure_active(session)
-            actions = await self.runtime.run_blocking(
+            plan = await self.runtime.run_blocking(
                 lambda: _solve(
-                    lambda: solver.solve(
+                    lambda: solver.make_plan(
                         session.env, strategy, detours=request.detour_count, seed=session.seed
                     )
                 )
@@ -363,7 +374,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 pixels = await self.runtime.run_blocking(self._goal_pixels, session.env, strategy)
                 goal = convert.image(pixels)
         return envfarm_pb2.SolveResponse(
-            actions=actions, strategy=strategy, detour_count=request.detour_count, goal_image=goal
+            actions=plan.actions, strategy=strategy, detour_count=plan.detours, goal_image=goal
         )
 
     async def GetSession(
@@ -421,10 +432,17 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         for seed in request.seeds:
             for strategy in strategies:
                 demo = await self.runtime.run_blocking(
-                    lambda s=seed, st=strategy: demonstrate(  # type: ignore[misc]
-                        env_id, difficulty, s, strategy=st, detours=request.detour_count
+                    lambda s=seed, st=strategy: demonstration_or_none(  # type: ignore[misc]
+                        env_id,
+                        difficulty,
+                        s,
+                        strategy=st,
+                        detours=request.detour_count,
+                        include_failures=request.include_failures,
                     )
                 )
+                if demo is None:
+                    continue  # refused by the step limit, or failed: not a demonstration
                 conversation = await self.runtime.run_blocking(
                     self._conversation, demo, request.settings
                 )
@@ -433,6 +451,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                     strategy=strategy,
                     conversation=conversation,
                     final_reward=demo.final_reward,
+                    detour_count=demo.detours,
                 )
 
     @staticmethod

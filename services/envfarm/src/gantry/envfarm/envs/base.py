@@ -16,6 +16,7 @@ import json
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -117,6 +118,11 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
             state = self._sample_state(self.np_random)
         elif isinstance(state, str):
             state = json.loads(state)
+        self._start(state)
+        return self._observation(), {"env_feedback": "", "step": 0}
+
+    def _start(self, state: JsonState) -> None:
+        """Begin an episode at `state` (reset without the observation)."""
         # Round-trip through JSON: the state must be pure data, and a caller's dict must
         # never alias the environment's internals.
         state = json.loads(json.dumps(state))
@@ -127,7 +133,6 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
         self._initial_state = copy.deepcopy(state)
         self.steps = 0
         self.done = False
-        return self._observation(), {"env_feedback": "", "step": 0}
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         reward, terminated, truncated, info = self.transition(action)
@@ -180,10 +185,12 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
         state: JsonState = json.loads(json.dumps(self._state()))
         return state
 
-    def clone(self) -> VisGymEnv:
-        """An independent copy at the current state (steps restart at 0)."""
+    def clone(self, state: JsonState | None = None) -> VisGymEnv:
+        """An independent copy at the current state, or at `state` (steps restart at 0)."""
         twin = type(self)(self.difficulty, dataset_path=self.dataset_path, max_steps=self.max_steps)
-        twin.reset(options={"state": self.export_state()})
+        # No observation: planning clones often and never looks (gymnasium's own reset
+        # bookkeeping, the seeded generator, is not needed to replay a state either).
+        twin._start(self.export_state() if state is None else state)
         return twin
 
     @classmethod
@@ -196,8 +203,34 @@ class VisGymEnv(gym.Env[Observation, str], ABC):
         )
 
 
+class PlanTooLong(ValueError):
+    """A strategy's plan does not fit the steps left in the episode (a refusal, not a bug)."""
+
+    def __init__(self, strategy: str, length: int, limit: int) -> None:
+        super().__init__(
+            f"strategy {strategy!r} needs {length} actions including 'stop' from this state, "
+            f"but the step limit leaves {limit}"
+        )
+        self.strategy, self.length, self.limit = strategy, length, limit
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A solver's answer: actions ending in `stop`, and how many detours it begins with."""
+
+    actions: list[str]
+    strategy: str
+    detours: int
+
+
 class Solver(ABC):
-    """Produces a full action plan, ending in `stop`, from an environment's current state."""
+    """Produces a full action plan, ending in `stop`, from an environment's current state.
+
+    Every plan fits the step limit: `make_plan` asks the strategy for a plan within the
+    steps left (`plan_within`, which a solver overrides where its strategy can be
+    shortened), refuses one that is still too long with `PlanTooLong`, and takes only as
+    many detours as leave room for the rest of the plan.
+    """
 
     strategies: ClassVar[tuple[str, ...]]
 
@@ -205,9 +238,62 @@ class Solver(ABC):
     def plan(self, env: VisGymEnv, strategy: str) -> list[str]:
         """Actions that reach the goal from `env`'s current state, without `stop`."""
 
+    def plan_within(self, env: VisGymEnv, strategy: str, max_moves: int) -> list[str]:
+        """`plan`, shortened to at most `max_moves` actions where the strategy allows.
+
+        The default cannot shorten; `make_plan` refuses a result that is too long.
+        """
+        return self.plan(env, strategy)
+
     @abstractmethod
     def detour(self, env: VisGymEnv, rng: np.random.Generator) -> str:
         """One valid action that does not make the task unsolvable (used for padding)."""
+
+    def make_plan(
+        self,
+        env: VisGymEnv,
+        strategy: str | None = None,
+        *,
+        detours: int = 0,
+        seed: int | None = None,
+        max_actions: int | None = None,
+    ) -> Plan:
+        """The plan from `env`'s current state (env is not modified), ending in `stop`.
+
+        It holds at most `max_actions` actions, `stop` included (default: the steps left
+        in `env`'s episode), or raises `PlanTooLong`. With `detours` > 0 it first takes
+        up to that many detour actions and then solves from where they lead: a longer,
+        still correct demonstration. Detours are capped: the most of them (a prefix of
+        the seeded sequence) after which the strategy's plan still fits.
+        """
+        strategy = strategy or self.strategies[0]
+        if strategy not in self.strategies:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {self.strategies}")
+        if detours < 0:
+            raise ValueError("detours must be >= 0")
+        limit = env.max_steps - env.steps if max_actions is None else max_actions
+        work = env.clone()
+        base = self.plan_within(work, strategy, limit - 1)
+        if len(base) + 1 > limit:
+            raise PlanTooLong(strategy, len(base) + 1, limit)
+        rng = np.random.default_rng(seed)
+        taken: list[str] = []
+        states: list[JsonState] = []
+        for _ in range(min(detours, limit - 1)):
+            action = self.detour(work, rng)
+            work._apply(parse_action(action))
+            taken.append(action)
+            states.append(work.export_state())
+        # The longest prefix of detours after which the rest of the plan still fits.
+        for count in range(len(taken), 0, -1):
+            room = limit - 1 - count
+            try:
+                rest = self.plan_within(env.clone(states[count - 1]), strategy, room)
+            except ValueError:
+                continue  # this detour left no plan for the strategy; take fewer
+            if len(rest) <= room:
+                return Plan([*taken[:count], *rest, "stop"], strategy, count)
+        return Plan([*base, "stop"], strategy, 0)
 
     def solve(
         self,
@@ -216,26 +302,12 @@ class Solver(ABC):
         *,
         detours: int = 0,
         seed: int | None = None,
+        max_actions: int | None = None,
     ) -> list[str]:
-        """The plan from `env`'s current state (env is not modified), ending in `stop`.
-
-        With `detours` > 0, the plan first takes that many detour actions and then
-        solves from where they lead: a longer, still correct demonstration.
-        """
-        strategy = strategy or self.strategies[0]
-        if strategy not in self.strategies:
-            raise ValueError(f"unknown strategy {strategy!r}; choose from {self.strategies}")
-        if detours < 0:
-            raise ValueError("detours must be >= 0")
-        work = env.clone()
-        rng = np.random.default_rng(seed)
-        actions: list[str] = []
-        for _ in range(detours):
-            action = self.detour(work, rng)
-            work._apply(parse_action(action))
-            actions.append(action)
-        actions += self.plan(work, strategy)
-        return [*actions, "stop"]
+        """`make_plan`'s actions."""
+        return self.make_plan(
+            env, strategy, detours=detours, seed=seed, max_actions=max_actions
+        ).actions
 
 
 def run_plan(env: VisGymEnv, plan: Sequence[str]) -> float:

@@ -9,6 +9,7 @@ step budget.
 from __future__ import annotations
 
 from collections import deque
+from itertools import pairwise
 from typing import ClassVar
 
 import numpy as np
@@ -68,6 +69,64 @@ def distances(walls: list[list[int]], source: Cell) -> dict[Cell, int]:
                 dist[nxt] = dist[(r, c)] + 1
                 queue.append(nxt)
     return dist
+
+
+def _right_hand(env: Maze2D) -> list[Cell]:
+    """The cells visited by keeping a hand on the right wall until the goal."""
+    size = len(env.walls)
+    order = list(DIRECTIONS)
+    heading, cell = 0, env.agent
+    cells = [cell]
+
+    def free(c: Cell) -> bool:
+        return 0 <= c[0] < size and 0 <= c[1] < size and not env.walls[c[0]][c[1]]
+
+    for _ in range(4 * size * size):
+        if cell == env.goal:
+            return cells
+        for turn in (1, 0, 3, 2):  # right, straight, left, back
+            candidate = (heading + turn) % 4
+            dr, dc = DIRECTIONS[order[candidate]]
+            nxt = (cell[0] + dr, cell[1] + dc)
+            if free(nxt):
+                heading, cell = candidate, nxt
+                cells.append(cell)
+                break
+    raise ValueError("wall following did not reach the goal")
+
+
+def _excursions(cells: list[Cell]) -> list[tuple[int, int]]:
+    """Outermost loops of a walk: (i, j) with cells[i] == cells[j], i < j, not nested."""
+    last = {cell: index for index, cell in enumerate(cells)}
+    loops, i = [], 0
+    while i < len(cells):
+        j = last[cells[i]]
+        if j > i:
+            loops.append((i, j))
+        i = max(i, j) + 1
+    return loops
+
+
+def _cut_excursions(cells: list[Cell], max_moves: int) -> list[Cell]:
+    """Drop whole excursions until the walk takes at most `max_moves` moves (or none is left)."""
+    while len(cells) - 1 > max_moves:
+        loops = _excursions(cells)
+        if not loops:
+            break
+        excess = len(cells) - 1 - max_moves
+        enough = [loop for loop in loops if loop[1] - loop[0] >= excess]
+        i, j = (
+            min(enough, key=lambda lp: lp[1] - lp[0])
+            if enough
+            else max(loops, key=lambda lp: lp[1] - lp[0])
+        )
+        cells = cells[: i + 1] + cells[j + 1 :]
+    return cells
+
+
+def _moves(cells: list[Cell]) -> list[str]:
+    names = {delta: name for name, delta in DIRECTIONS.items()}
+    return [f"('move', '{names[(b[0] - a[0], b[1] - a[1])]}')" for a, b in pairwise(cells)]
 
 
 class Maze2D(VisGymEnv):
@@ -181,48 +240,33 @@ class Maze2D(VisGymEnv):
 
 
 class Maze2DSolver(Solver):
-    """`bfs`: a shortest path. `right_hand`: follow the right wall (longer, still correct)."""
+    """`bfs`: a shortest path. `right_hand`: follow the right wall, which explores dead
+    ends and comes back; when that walk does not fit the step limit, whole dead-end
+    excursions are cut (the shortest one that frees enough room, else the longest, and
+    again) until it fits. In these perfect mazes cutting them all leaves the shortest
+    path, so the strategy always fits."""
 
     strategies: ClassVar[tuple[str, ...]] = ("bfs", "right_hand")
 
     def plan(self, env: VisGymEnv, strategy: str) -> list[str]:
+        return self.plan_within(env, strategy, 1 << 30)
+
+    def plan_within(self, env: VisGymEnv, strategy: str, max_moves: int) -> list[str]:
         assert isinstance(env, Maze2D)
         if strategy == "right_hand":
-            return self._right_hand(env)
+            return _moves(_cut_excursions(_right_hand(env), max_moves))
         dist = distances(env.walls, env.goal)
         if env.agent not in dist:
             raise ValueError("the goal is unreachable")
-        actions, cell = [], env.agent
+        cells, cell = [env.agent], env.agent
         while cell != env.goal:
-            for name, (dr, dc) in DIRECTIONS.items():
+            for dr, dc in DIRECTIONS.values():
                 nxt = (cell[0] + dr, cell[1] + dc)
                 if dist.get(nxt, 1 << 30) == dist[cell] - 1:
-                    actions.append(f"('move', '{name}')")
+                    cells.append(nxt)
                     cell = nxt
                     break
-        return actions
-
-    def _right_hand(self, env: Maze2D) -> list[str]:
-        size = len(env.walls)
-        order = list(DIRECTIONS)
-        heading, cell = 0, env.agent
-        actions: list[str] = []
-
-        def free(c: Cell) -> bool:
-            return 0 <= c[0] < size and 0 <= c[1] < size and not env.walls[c[0]][c[1]]
-
-        for _ in range(4 * size * size):
-            if cell == env.goal:
-                return actions
-            for turn in (1, 0, 3, 2):  # right, straight, left, back
-                candidate = (heading + turn) % 4
-                dr, dc = DIRECTIONS[order[candidate]]
-                nxt = (cell[0] + dr, cell[1] + dc)
-                if free(nxt):
-                    heading, cell = candidate, nxt
-                    actions.append(f"('move', '{order[candidate]}')")
-                    break
-        raise ValueError("wall following did not reach the goal")
+        return _moves(cells)
 
     def detour(self, env: VisGymEnv, rng: np.random.Generator) -> str:
         assert isinstance(env, Maze2D)

@@ -342,32 +342,36 @@ class ExportStateResponse(_message.Message):
     def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., state_json: _Optional[str] = ...) -> None: ...
 
 class ExportDemonstrationsRequest(_message.Message):
-    __slots__ = ("env_id", "difficulty", "seeds", "strategies", "detour_count", "settings")
+    __slots__ = ("env_id", "difficulty", "seeds", "strategies", "detour_count", "settings", "include_failures")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     STRATEGIES_FIELD_NUMBER: _ClassVar[int]
     DETOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     difficulty: _episode_pb2.Difficulty
     seeds: _containers.RepeatedScalarFieldContainer[int]
     strategies: _containers.RepeatedScalarFieldContainer[str]
     detour_count: int
     settings: _episode_pb2.EpisodeSettings
-    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seeds: _Optional[_Iterable[int]] = ..., strategies: _Optional[_Iterable[str]] = ..., detour_count: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ...) -> None: ...
+    include_failures: bool
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seeds: _Optional[_Iterable[int]] = ..., strategies: _Optional[_Iterable[str]] = ..., detour_count: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., include_failures: _Optional[bool] = ...) -> None: ...
 
 class ExportDemonstrationsResponse(_message.Message):
-    __slots__ = ("seed", "strategy", "conversation", "final_reward")
+    __slots__ = ("seed", "strategy", "conversation", "final_reward", "detour_count")
     SEED_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_FIELD_NUMBER: _ClassVar[int]
     FINAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    DETOUR_COUNT_FIELD_NUMBER: _ClassVar[int]
     seed: int
     strategy: str
     conversation: _chat_pb2.Conversation
     final_reward: float
-    def __init__(self, seed: _Optional[int] = ..., strategy: _Optional[str] = ..., conversation: _Optional[_Union[_chat_pb2.Conversation, _Mapping]] = ..., final_reward: _Optional[float] = ...) -> None: ...
+    detour_count: int
+    def __init__(self, seed: _Optional[int] = ..., strategy: _Optional[str] = ..., conversation: _Optional[_Union[_chat_pb2.Conversation, _Mapping]] = ..., final_reward: _Optional[float] = ..., detour_count: _Optional[int] = ...) -> None: ...
 
 class GenerateTasksRequest(_message.Message):
     __slots__ = ("suite_name", "num_tasks", "categories", "generator_target", "generator_sampling", "solver_target", "solve_attempts", "min_solved", "max_build_iterations", "limits", "seed")
