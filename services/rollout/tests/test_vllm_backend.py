@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import torch
 
+from gantry.core.errors import FailedPrecondition
 from gantry.rollout.engine.types import FinishReason, SamplingParams
 from gantry.rollout.vllm_backend import (
+    VLLM_LOGPROBS_MODES,
     VllmGenerator,
     delta_from_output,
     sample_seed,
@@ -120,3 +123,32 @@ async def test_generate_streams_n_samples_and_updates_weights(monkeypatch: Any) 
     await stream.__anext__()
     await stream.aclose()
     assert len(engine.aborted) == 1 and engine.aborted[0].endswith("-0")
+
+
+def test_processed_greedy_deltas_report_a_point_mass() -> None:
+    # vLLM's processed logprob for a greedy token omits the point mass; Gantry reports 0.
+    output = _Output([_Completion([5], [{5: _Logprob(-0.4)}], "a", None)], False)
+    assert delta_from_output("r", 0, output, 1, point_mass=True).logprobs == [0.0]
+    assert delta_from_output("r", 0, output, 1).logprobs == [-0.4]
+
+
+async def test_a_request_for_the_other_logprobs_mode_is_refused(monkeypatch: Any) -> None:
+    import sys
+    import types
+
+    vllm = types.ModuleType("vllm")
+    vllm.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)  # type: ignore[attr-defined]
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = dict  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
+    engine = _FakeEngine()
+    gen = VllmGenerator(
+        engine, None, model_path="m", context_length=128, dtype=torch.bfloat16,
+        logprobs_mode="processed",
+    )  # fmt: skip
+    with pytest.raises(FailedPrecondition, match="logprobs_mode"):
+        await gen.generate([1], SamplingParams()).__anext__()
+    deltas = [d async for d in gen.generate([1], SamplingParams(logprobs_mode="processed"))]
+    assert deltas and not engine.aborted
+    assert VLLM_LOGPROBS_MODES == {"raw": "raw_logprobs", "processed": "processed_logprobs"}

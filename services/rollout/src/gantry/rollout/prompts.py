@@ -12,7 +12,7 @@ from gantry.core.errors import FieldViolation, InvalidArgument, echo
 from gantry.core.limits import struct_to_python
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
-from gantry.rollout.engine.types import FinishReason, SamplingParams
+from gantry.rollout.engine.types import FinishReason, LogprobsMode, SamplingParams
 
 ROLES = {
     chat_pb2.ROLE_SYSTEM: "system",
@@ -26,12 +26,22 @@ FINISH = {
     FinishReason.CANCELLED: sampling_pb2.FINISH_REASON_CANCELLED,
     FinishReason.RESTARTED: sampling_pb2.FINISH_REASON_CANCELLED,
 }
+LOGPROBS_MODES: dict[int, LogprobsMode] = {
+    sampling_pb2.LOGPROBS_MODE_UNSPECIFIED: "raw",
+    sampling_pb2.LOGPROBS_MODE_RAW: "raw",
+    sampling_pb2.LOGPROBS_MODE_PROCESSED: "processed",
+}
 
 
 def sampling(
     params: sampling_pb2.SamplingParams, field: str, *, default_max: int = 256
 ) -> SamplingParams:
     """Engine parameters from the wire (unset fields take vLLM-like defaults)."""
+    if params.logprobs_mode not in LOGPROBS_MODES:
+        raise InvalidArgument.for_field(
+            f"{field}.logprobs_mode",
+            "must be LOGPROBS_MODE_UNSPECIFIED, LOGPROBS_MODE_RAW or LOGPROBS_MODE_PROCESSED",
+        )
     result = SamplingParams(
         max_tokens=params.max_tokens or default_max,
         temperature=params.temperature if params.HasField("temperature") else 1.0,
@@ -40,6 +50,7 @@ def sampling(
         seed=params.seed if params.HasField("seed") else None,
         stop=tuple(params.stop),
         n=params.n or 1,
+        logprobs_mode=LOGPROBS_MODES[params.logprobs_mode],
     )
     problems = result.validate()
     if params.max_tokens < 0:

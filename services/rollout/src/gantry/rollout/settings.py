@@ -52,6 +52,11 @@ class RolloutSettings(ServiceSettings):
         "restarted on the new ones",
     )
     vllm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    vllm_logprobs_mode: Literal["raw", "processed"] = Field(
+        default="raw",
+        description="vllm backend: the logprobs the engine reports (vLLM fixes this per "
+        "engine); requests asking for the other SamplingParams.logprobs_mode are refused",
+    )
     envfarm_target: str = Field(
         default=default_target("envfarm"),
         description="envfarm address used by RunEpisodes by default",

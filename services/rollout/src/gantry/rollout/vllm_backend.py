@@ -1,9 +1,14 @@
 """The GPU backend: vLLM's async engine behind the same `Generator` interface.
 
 Semantics match the transformers engine: one `Delta` per new token per sample, and the
-logprob of each sampled token under the raw model distribution (`logprobs=0` with
-`logprobs_mode="raw_logprobs"`: temperature/top-k/top-p shape sampling, not the reported
-logprob). Weight updates load the tensors into every worker's model between steps
+logprob of each sampled token (`logprobs=0`) in the server's logprobs mode. vLLM fixes the
+mode per engine (`logprobs_mode`, a model-config option, not a per-request one), so the
+server reports one mode, chosen at start (`vllm_logprobs_mode`): "raw" runs vLLM with
+`"raw_logprobs"` (temperature/top-k/top-p shape sampling, not the reported logprob),
+"processed" with `"processed_logprobs"` (after temperature, top-k and top-p, renormalised);
+a request asking for the other mode is FAILED_PRECONDITION. vLLM reports a greedy token's
+processed logprob without the point mass, so greedy samples report 0 here, as in the
+transformers engine. Weight updates load the tensors into every worker's model between steps
 (`collective_rpc`), after pausing new requests ("drain") or aborting the running ones
 ("rerun"). vllm is imported lazily: it is an optional dependency (`gantry-rollout[vllm]`)
 present only on GPU images.
@@ -18,15 +23,21 @@ from typing import Any
 
 import torch
 
-from gantry.core.errors import ResourceExhausted
+from gantry.core.errors import FailedPrecondition, ResourceExhausted
 from gantry.rollout.engine.engine import UpdateMode
-from gantry.rollout.engine.types import Delta, FinishReason, SamplingParams
+from gantry.rollout.engine.sampling import GREEDY_BELOW
+from gantry.rollout.engine.types import Delta, FinishReason, LogprobsMode, SamplingParams
 from gantry.rollout.settings import RolloutSettings
 
 _FINISH = {
     "stop": FinishReason.STOP,
     "length": FinishReason.LENGTH,
     "abort": FinishReason.CANCELLED,
+}
+# Gantry's logprobs mode -> vLLM's engine option.
+VLLM_LOGPROBS_MODES: dict[LogprobsMode, str] = {
+    "raw": "raw_logprobs",
+    "processed": "processed_logprobs",
 }
 
 
@@ -64,15 +75,17 @@ def _most_likely(entry: dict[int, Any], k: int) -> list[tuple[int, float]]:
 
 
 def delta_from_output(
-    request_id: str, index: int, output: Any, version: int, top: int = 0
+    request_id: str, index: int, output: Any, version: int, top: int = 0, point_mass: bool = False
 ) -> Delta:
     """One vLLM delta output (RequestOutputKind.DELTA) as a Gantry Delta; `top` is the
-    number of alternatives asked for (vLLM returns them with the sampled token)."""
+    number of alternatives asked for (vLLM returns them with the sampled token);
+    `point_mass`: a greedy sample in processed mode, whose tokens have logprob 0."""
     completion = output.outputs[0]
     token_ids = list(completion.token_ids)
     entries = list(completion.logprobs or [])
     logprobs = [
-        float(entry[token].logprob) for token, entry in zip(token_ids, entries, strict=False)
+        0.0 if point_mass else float(entry[token].logprob)
+        for token, entry in zip(token_ids, entries, strict=False)
     ]
     tops = [_most_likely(entry, top) for entry in entries] if top else []
     finish = _FINISH.get(completion.finish_reason) if output.finished else None
@@ -97,8 +110,10 @@ class VllmGenerator:
         dtype: torch.dtype,
         max_in_flight: int | None = None,
         retry_after_s: float = 2.0,
+        logprobs_mode: LogprobsMode = "raw",
     ) -> None:
         self.engine = engine
+        self.logprobs_mode = logprobs_mode  # the engine's, fixed at start
         # Admission control: vLLM schedules fairly enough within its batch, but its queue
         # is unbounded, so sequences beyond this are refused with RESOURCE_EXHAUSTED.
         self.max_in_flight = max_in_flight
@@ -124,7 +139,7 @@ class VllmGenerator:
             dtype=settings.dtype,
             gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
             max_num_seqs=settings.max_batch_size,
-            logprobs_mode="raw_logprobs",
+            logprobs_mode=VLLM_LOGPROBS_MODES[settings.vllm_logprobs_mode],
             worker_extension_cls="gantry.rollout.vllm_worker.WeightLoader",
         )
         engine = AsyncLLM.from_engine_args(args)
@@ -137,6 +152,7 @@ class VllmGenerator:
             dtype=config.dtype,
             max_in_flight=settings.max_batch_size + settings.max_queued_sequences,
             retry_after_s=settings.overload_retry_after_s,
+            logprobs_mode=settings.vllm_logprobs_mode,
         )
 
     @property
@@ -162,10 +178,18 @@ class VllmGenerator:
         from vllm import SamplingParams as VllmSamplingParams
         from vllm.inputs import TokensPrompt
 
+        if params.logprobs_mode != self.logprobs_mode:
+            raise FailedPrecondition(
+                f"logprobs_mode: this vLLM server reports {self.logprobs_mode} logprobs "
+                f"(vLLM fixes the mode per engine; start a server with "
+                f"GANTRY_ROLLOUT_VLLM_LOGPROBS_MODE={params.logprobs_mode})",
+                reason="LOGPROBS_MODE_UNAVAILABLE",
+            )
         self.check_capacity(client, params.n)
         await self._gate.wait()  # a draining weight update holds new requests
         base = request_id or uuid.uuid4().hex
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
+        point_mass = params.logprobs_mode == "processed" and params.temperature < GREEDY_BELOW
 
         async def one(index: int) -> None:
             rid = f"{base}-{index}"
@@ -178,7 +202,7 @@ class VllmGenerator:
                     TokensPrompt(prompt_token_ids=prompt_ids), sample_params, rid
                 ):
                     delta = delta_from_output(
-                        base, index, output, self._version, params.top_logprobs
+                        base, index, output, self._version, params.top_logprobs, point_mass
                     )
                     await queue.put(delta)
             except BaseException as exc:  # hand errors to the consumer

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PIL import Image as PILImage
 
 from gantry.models.loading import VisionLanguageModel
+from gantry.rollout.engine.sampling import GREEDY_BELOW, processed_logprobs
 from gantry.rollout.engine.types import FinishReason, PromptTooLong, Sample, SamplingParams
 
 ChatMessage = dict[
@@ -80,11 +81,10 @@ class VlmGenerator:
             )
         new = out.sequences[0, len(prompt_ids) :]
         logits = torch.stack(out.logits, dim=1)[0].float()
-        logprobs = torch.log_softmax(logits, -1).gather(1, new.unsqueeze(1)).squeeze(1)
         sample = Sample(
             0,
             token_ids=new.tolist(),
-            logprobs=logprobs.tolist(),
+            logprobs=_logprobs(logits, new, params),
             policy_version=self.policy_version,
         )
         decoded = str(self.tokenizer.decode(sample.token_ids, skip_special_tokens=True))
@@ -97,3 +97,17 @@ class VlmGenerator:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _logprobs(logits: torch.Tensor, tokens: torch.Tensor, params: SamplingParams) -> list[float]:
+    """The sampled tokens' logprobs from generate's raw logits, in `params.logprobs_mode`
+    (the same rule as the text engine's, see gantry.rollout.engine.sampling)."""
+    if params.logprobs_mode == "raw":
+        raw = torch.log_softmax(logits, -1).gather(1, tokens.unsqueeze(1)).squeeze(1)
+        return [float(v) for v in raw.tolist()]
+    if params.temperature < GREEDY_BELOW:
+        return [0.0] * len(tokens)
+    return [
+        float(processed_logprobs(row, params)[t])
+        for row, t in zip(logits, tokens.tolist(), strict=True)
+    ]

@@ -1,9 +1,18 @@
 """Choosing the next token, and the logprob reported for it.
 
-The reported logprob is log softmax of the model's raw logits (temperature 1, no top-k/p),
-i.e. log π(token | context) under the current policy: what GRPO/PPO ratios need, and what
-vLLM reports with `logprobs_mode="raw_logprobs"`. Temperature, top-k and top-p only shape
-the distribution the token is drawn from.
+Two reporting modes (`SamplingParams.logprobs_mode`):
+
+- "raw" (default): log softmax of the model's raw logits (temperature 1, no top-k/p), i.e.
+  log π(token | context) under the current policy: what GRPO/PPO ratios against the
+  trainer's forward pass need, and what vLLM reports with `logprobs_mode="raw_logprobs"`.
+  Temperature, top-k and top-p only shape the distribution the token is drawn from.
+- "processed": the log-probability under the distribution the token was actually drawn
+  from: logits / temperature, top-k cut, then top-p cut, renormalised over the kept tokens
+  (vLLM's `"processed_logprobs"`). A sampled token is always kept, so it is finite. Greedy
+  decoding (temperature 0) draws from a point mass: the argmax token's processed logprob
+  is 0.
+
+Top alternatives (`top_logprobs`) always come from the raw distribution.
 """
 
 from __future__ import annotations
@@ -27,22 +36,40 @@ def make_generator(seed: int | None, index: int) -> torch.Generator:
     return generator
 
 
-def processed_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
-    """The sampling distribution for one row of logits (float32, shape [V])."""
+def _scaled_and_kept(
+    logits: torch.Tensor, params: SamplingParams
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For one row [V]: logits / temperature with the top-k cut applied (-inf), the
+    distribution before the top-p cut, and the mask of tokens that survive both cuts."""
     scaled = logits / params.temperature
     if params.top_k and params.top_k < scaled.numel():
         kth = torch.topk(scaled, params.top_k).values[-1]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
     probs = torch.softmax(scaled, dim=-1)
+    kept = torch.isfinite(scaled)
     if params.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         cumulative = torch.cumsum(sorted_probs, dim=-1)
         # Keep the smallest prefix whose mass reaches top_p (always at least one token).
         drop = cumulative - sorted_probs >= params.top_p
-        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+        kept = kept & torch.zeros_like(kept).scatter(0, order, ~drop)
+    return scaled, probs, kept
+
+
+def processed_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """The sampling distribution for one row of logits (float32, shape [V])."""
+    _, probs, kept = _scaled_and_kept(logits, params)
+    if params.top_p < 1.0:
+        probs = probs.masked_fill(~kept, 0.0)
         probs = probs / probs.sum()
     return probs
+
+
+def processed_logprobs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Log of the sampling distribution for one row [V] (-inf outside the kept tokens),
+    computed in log space so that unlikely kept tokens stay exact."""
+    scaled, _, kept = _scaled_and_kept(logits, params)
+    return torch.log_softmax(scaled.masked_fill(~kept, float("-inf")), dim=-1)
 
 
 def sample(
@@ -50,8 +77,8 @@ def sample(
     params: list[SamplingParams],
     generators: list[torch.Generator],
 ) -> tuple[list[int], list[float], list[TopLogprobs]]:
-    """Next token, its raw logprob and the rows' asked-for top alternatives, per row of
-    `logits` [B, V]."""
+    """Next token, its logprob (in each row's `logprobs_mode`) and the rows' asked-for top
+    alternatives, per row of `logits` [B, V]."""
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
     tokens: list[int] = []
@@ -63,7 +90,12 @@ def sample(
             token = int(torch.multinomial(probs, 1, generator=gen))
         tokens.append(token)
     index = torch.tensor(tokens).unsqueeze(1)
-    return tokens, raw.gather(1, index).squeeze(1).tolist(), top_alternatives(raw, params)
+    reported = raw.gather(1, index).squeeze(1).tolist()
+    for row, (p, token) in enumerate(zip(params, tokens, strict=True)):
+        if p.logprobs_mode == "processed":
+            greedy = p.temperature < GREEDY_BELOW
+            reported[row] = 0.0 if greedy else float(processed_logprobs(logits[row], p)[token])
+    return tokens, reported, top_alternatives(raw, params)
 
 
 def top_alternatives(raw: torch.Tensor, params: list[SamplingParams]) -> list[TopLogprobs]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 MAX_TOP_LOGPROBS = 20
+# "raw": log softmax of the raw logits (temperature 1, no cuts); "processed": under the
+# distribution actually sampled from (temperature, top-k, top-p, renormalised). See sampling.
+LogprobsMode = Literal["raw", "processed"]
+LOGPROBS_MODES: tuple[LogprobsMode, ...] = ("raw", "processed")
 TopLogprobs = list[tuple[int, float]]  # one position's alternatives, most likely first
 
 
@@ -28,6 +33,7 @@ class SamplingParams:
     n: int = 1
     ignore_eos: bool = False
     top_logprobs: int = 0  # also report the k most likely tokens at each step (raw logprobs)
+    logprobs_mode: LogprobsMode = "raw"  # what the sampled tokens' logprobs are measured under
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when valid. Field names match the wire."""
@@ -46,6 +52,8 @@ class SamplingParams:
             problems.append(("stop", "stop strings must not be empty"))
         if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
             problems.append(("top_logprobs", f"must be between 0 and {MAX_TOP_LOGPROBS}"))
+        if self.logprobs_mode not in LOGPROBS_MODES:
+            problems.append(("logprobs_mode", f"must be one of {', '.join(LOGPROBS_MODES)}"))
         return problems
 
 
