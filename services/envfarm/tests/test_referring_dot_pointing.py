@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gantry.envfarm.envs import make, solver_for
+from gantry.envfarm.envs import make, referring_dot_pointing, solver_for
 from gantry.envfarm.envs.base import run_plan
 from gantry.envfarm.envs.referring_dot_pointing import ReferringDotPointing
 
@@ -78,6 +78,34 @@ def test_hard_adds_distractors() -> None:
     hard = [len(fresh("hard", s).objects) for s in range(30)]
     assert min(easy) >= 5 and max(easy) <= 7
     assert min(hard) >= 8 and max(hard) <= 11
+
+
+def test_hard_is_documented_as_a_gantry_extension() -> None:
+    # VisGym has one setting (reproduced by easy); hard must say it is Gantry's own.
+    assert "VisGym" in ReferringDotPointing.levels["easy"]
+    assert "extension" in ReferringDotPointing.levels["hard"]
+    assert "not in VisGym" in ReferringDotPointing.levels["hard"]
+    assert "extension" in ReferringDotPointing.description
+    assert "Gantry extension" in (referring_dot_pointing.__doc__ or "")
+
+
+def test_text_mode_does_not_give_the_target_away() -> None:
+    # No object inventory: neither the target's position nor any object's shows in text.
+    for difficulty in ("easy", "hard"):
+        for seed in range(40):
+            env = fresh(difficulty, 900_000 + seed)
+            text = env.render_text()
+            assert text.splitlines()[0] == f"Point at {env.expression}."
+            assert "visible only in the image" in text
+            numbers = [float(n) for n in re.findall(r"\d*\.\d+", text)]
+            assert numbers == []  # no coordinates before the agent marks anything
+            for obj in env.objects:
+                assert f"{obj['x']:.2f}" not in text and f"{obj['y']:.2f}" not in text
+            x0, y0, x1, y1 = env.box
+            assert f"{(x0 + x1) / 2:.2f}, {(y0 + y1) / 2:.2f}" not in text
+    env = fresh("easy", 2)
+    env.transition("('mark', 0.25, 0.5)")
+    assert env.render_text().splitlines()[-1] == "Latest mark: (0.25, 0.50)"
 
 
 def test_the_latest_mark_decides() -> None:

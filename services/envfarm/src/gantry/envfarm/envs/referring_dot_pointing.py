@@ -11,10 +11,16 @@ image beyond the anchor, within a 45-degree cone of the named direction; every o
 candidate with the same name is on the other side of the anchor), and "leftmost"-style
 words need a 0.08 lead over the runner-up, so an expression is never borderline.
 
-VisGym has a single setting; here `hard` adds distractors (8-11 objects instead of 5-7,
-with more look-alikes). The goal is met when the latest mark lies inside the referred
-object's bounding box (objects' boxes never overlap). A mark's feedback only echoes the
-point, so it does not reveal the answer.
+Levels: VisGym has a single setting, which `easy` reproduces (5-7 objects). `hard` is a
+Gantry extension with no counterpart in the paper: 8-11 objects with more look-alikes;
+results on it are not comparable with VisGym's. The goal is met when the latest mark lies
+inside the referred object's bounding box (objects' boxes never overlap). A mark's
+feedback only echoes the point, so it does not reveal the answer.
+
+Text mode: VisGym's referring_dot_pointing has no text rendering (RGB only); the text it
+gives is the expression. Listing the objects with their positions would make pointing a
+reading task, so the text observation carries the expression and the latest mark only; the
+objects are visible only in the image, and text-only sessions are a baseline.
 
 Dataset mode (`dataset_path`): a directory with images and `annotations.json`, a list of
 `{"image": "kitchen.jpg", "expression": "the cup left of the kettle",
@@ -170,13 +176,15 @@ class ReferringDotPointing(VisGymEnv):
     description: ClassVar[str] = (
         "A scene of objects and a referring expression that describes exactly one of them. "
         "Mark a point on the referred object. Coordinates are fractions of the image: (0, 0) "
-        "is the top-left corner, (1, 1) the bottom-right. The latest mark is your answer."
+        "is the top-left corner, (1, 1) the bottom-right. The latest mark is your answer. "
+        "The objects are shown only in the image: text mode gives the expression and your "
+        "latest mark. Level hard is a Gantry extension (VisGym has one setting, like easy)."
     )
     action_grammar: ClassVar[str] = "('mark', x, y) with x, y in [0, 1]; 'stop'"
     action_examples: ClassVar[tuple[str, ...]] = ("('mark', 0.25, 0.6)", "stop")
     levels: ClassVar[dict[str, str]] = {
         "easy": "5-7 objects (VisGym's single setting)",
-        "hard": "8-11 objects with more look-alike distractors",
+        "hard": "Gantry extension, not in VisGym: 8-11 objects with more look-alikes",
     }
 
     expression: str
@@ -332,18 +340,15 @@ class ReferringDotPointing(VisGymEnv):
         return to_array(picture)
 
     def render_text(self) -> str:
-        lines = [f"Point at {self.expression}."]
-        if self.image is not None:
-            lines.append(f"Image: {self.image} (the objects are only visible in the image)")
-        else:
-            lines.append("Objects (centre x, y and half-width as fractions of the image):")
-            lines += [
-                f"- {noun(o, True)} at ({o['x']:.3f}, {o['y']:.3f}), half-width {o['r']:.3f}"
-                for o in self.objects
-            ]
+        # The expression and the agent's own mark only: the scene is perceived in the image.
         latest = f"({self.marks[-1][0]:.2f}, {self.marks[-1][1]:.2f})" if self.marks else "none"
-        lines.append(f"Latest mark: {latest}")
-        return "\n".join(lines)
+        return "\n".join(
+            [
+                f"Point at {self.expression}.",
+                "The objects are visible only in the image.",
+                f"Latest mark: {latest}",
+            ]
+        )
 
 
 def _draw_cross(
@@ -370,7 +375,6 @@ class ReferringDotPointingSolver(Solver):
             dx, dy = np.random.default_rng(seed).uniform(-0.3, 0.3, size=2)
             cx, cy = cx + dx * (x1 - x0) / 2, cy + dy * (y1 - y0) / 2
         if strategy == "center":
-            # The centre as the text observation prints it, so a text policy can copy it.
             return [f"('mark', {cx:.3f}, {cy:.3f})"]
         return [f"('mark', {cx:.4f}, {cy:.4f})"]
 
