@@ -3,6 +3,9 @@
 A generator streams `Delta`s for one prompt (n samples), frees the request's batch slots
 as soon as the caller stops listening, swaps weights between decode steps and reports
 the policy version. The service and the episode runner only ever see this interface.
+
+Backends count the prompt tokens they admit and the tokens they deliver in
+`GenerationMetrics`, labelled by the front that asked (`FRONT`).
 """
 
 from __future__ import annotations
@@ -11,15 +14,66 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Mapping
+from contextvars import ContextVar
 from typing import Protocol
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from gantry.core.errors import ResourceExhausted
+from gantry.core.metrics import CollectorRegistry, Counter, Gauge
 from gantry.models.loading import CausalLM
 from gantry.rollout.engine.engine import Engine, UpdateMode
 from gantry.rollout.engine.types import Delta, Overloaded, Sample, SamplingParams
+
+FRONTS = ("grpc", "openai", "oip")
+# The front serving the current request: gRPC unless the OpenAI HTTP front or the Open
+# Inference Protocol adapter says otherwise. Tasks started for the request inherit it.
+FRONT: ContextVar[str] = ContextVar("gantry_rollout_front", default="grpc")
+
+
+class GenerationMetrics:
+    """Tokens in and out by front, and the engine's queue, on the service's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.prompt_tokens = Counter(
+            "gantry_rollout_prompt_tokens",
+            "Prompt tokens admitted for generation (once per prompt, whatever n), by front",
+            ["front"],
+            registry=registry,
+        )
+        self.generated_tokens = Counter(
+            "gantry_rollout_generated_tokens",
+            "Tokens generated and delivered, over every sample, by front",
+            ["front"],
+            registry=registry,
+        )
+        for front in FRONTS:  # every series exists from the start: rate() sees its zero
+            self.prompt_tokens.labels(front)
+            self.generated_tokens.labels(front)
+
+    def prompt(self, tokens: int) -> None:
+        self.prompt_tokens.labels(FRONT.get()).inc(tokens)
+
+    def generated(self, tokens: int) -> None:
+        if tokens:
+            self.generated_tokens.labels(FRONT.get()).inc(tokens)
+
+    def watch(self, engine: Engine) -> None:
+        """Export the engine's scheduler, read at each scrape (vLLM's is not visible)."""
+        queued = Gauge(
+            "gantry_rollout_queued_sequences",
+            "Sequences admitted but not in the decode batch (waiting, prefilling, parked)",
+            registry=self.registry,
+        )
+        running = Gauge(
+            "gantry_rollout_running_sequences",
+            "Sequences in the engine's decode batch",
+            registry=self.registry,
+        )
+        queued.set_function(lambda: engine.queued)
+        running.set_function(lambda: engine.running)
 
 
 class Generator(Protocol):
@@ -81,6 +135,7 @@ class TransformersGenerator:
         max_queued: int = 2048,
         max_queued_per_client: int = 1024,
         retry_after_s: float = 2.0,
+        metrics: GenerationMetrics | None = None,
     ) -> None:
         self.model_path = str(bundle.path)
         self.context_length = bundle.context_length
@@ -106,6 +161,9 @@ class TransformersGenerator:
         self.max_weights_bytes = (
             sum(p.numel() for p in bundle.model.state_dict().values()) * 4 * 5 // 4 + 2**20
         )
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watch(self.engine)
         self.engine.start()
 
     @property
@@ -137,12 +195,16 @@ class TransformersGenerator:
             self.engine.submit(request_id, prompt_ids, params, sink, client)
         except Overloaded as exc:
             raise overloaded(exc) from None
+        if self.metrics is not None:
+            self.metrics.prompt(len(prompt_ids))
         remaining = params.n
         try:
             while remaining:
                 delta = await queue.get()
                 if delta.finish_reason is not None:
                     remaining -= 1
+                if self.metrics is not None:
+                    self.metrics.generated(len(delta.token_ids))
                 yield delta
         finally:
             if remaining:  # cancelled or abandoned: free the batch slots now

@@ -22,6 +22,7 @@ from gantry.core.errors import InvalidArgument
 from gantry.core.inference import InferCall, InferenceModel, ParameterSpec, TensorSpec
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.rollout.engine.types import FinishReason
+from gantry.rollout.generator import FRONT
 
 if TYPE_CHECKING:
     from gantry.rollout.service import RolloutService
@@ -131,6 +132,7 @@ class TextGenerationModel(InferenceModel):
         return request
 
     async def infer(self, call: InferCall) -> Mapping[str, Any]:
+        FRONT.set("oip")  # this call's own context: counted as the OIP front's tokens
         generation = self.service.generation
         batch = await generation.prepare(self._input(call), "text_input", call.client)
         results = await generation.complete(batch, call.client, call.timeout_s)

@@ -5,7 +5,9 @@ the readiness/drain gate (503 + Retry-After), then the body size before any pars
 (413), then the OpenAI parameters (`openai_api.py`), then the shared generation path
 (limits, per-client admission: 429 + Retry-After, tokenization off the loop). Streams
 are server-sent events ending with `data: [DONE]`; when the caller disconnects, the
-generation is cancelled and its batch slots freed.
+generation is cancelled and its batch slots freed. Every request is counted and timed by
+route template and status (`gantry_http_requests_total`, `gantry_http_request_seconds`),
+and the tokens it generates are counted as the "openai" front's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
@@ -28,21 +30,24 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gantry.core import errors
 from gantry.core.auth import BearerAuth
 from gantry.core.interceptor import CallGate
+from gantry.core.metrics import CollectorRegistry, HttpMetrics
 from gantry.rollout import openai_api as api
 from gantry.rollout.engine.types import Sample, TopLogprobs
 from gantry.rollout.generation import Batch, Generation
+from gantry.rollout.generator import FRONT
 from gantry.rollout.model import ServedModel
 from gantry.rollout.settings import RolloutSettings
 
 log = logging.getLogger("gantry.rollout.openai")
 T = TypeVar("T")
 STOP_TIMEOUT_S = 10.0
+UNMATCHED_ROUTE = "unmatched"  # the route label of every path no route serves
 CLIENT_ID_HEADER = "x-client-id"
 STATUS = {  # gRPC code of a shared-path error -> (HTTP status, OpenAI error type)
     "INVALID_ARGUMENT": (400, "invalid_request_error"),
@@ -111,6 +116,41 @@ class Guard:
         except errors.GantryError as exc:
             return translate(exc)
         return None
+
+
+class Measure:
+    """ASGI middleware, outermost: counts and times every request (refusals included) by
+    route template and status, and marks the generation it runs as the OpenAI front's."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], metrics: HttpMetrics) -> None:
+        self.app, self.routes, self.metrics = app, routes, metrics
+
+    def route(self, scope: Scope) -> str:
+        """The template of the route the path matches (whatever the method), never the path."""
+        for route in self.routes:
+            if isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
+                return route.path_format
+        return UNMATCHED_ROUTE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route, status, started = self.route(scope), 500, time.perf_counter()
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        front = FRONT.set("openai")
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            FRONT.reset(front)
+            # Until the last byte: a stream's whole duration, like a gRPC stream's.
+            self.metrics.observe(route, status, time.perf_counter() - started)
 
 
 class OpenAIFront:
@@ -309,7 +349,9 @@ class OpenAIFront:
         except errors.GantryError as exc:  # e.g. draining: what was produced was sent
             yield sse(translate(exc, parsed).body())
 
-    def app(self, auth: BearerAuth | None, gate: CallGate) -> ASGIApp:
+    def app(
+        self, auth: BearerAuth | None, gate: CallGate, metrics: HttpMetrics | None = None
+    ) -> ASGIApp:
         async def openai_error(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, api.OpenAIError)
             return error_response(exc)
@@ -349,7 +391,8 @@ class OpenAIFront:
                 Exception: server_error,  # never a bare text 500
             },
         )
-        return Guard(starlette, auth, gate)
+        metrics = metrics or HttpMetrics(CollectorRegistry())
+        return Measure(Guard(starlette, auth, gate), starlette.routes, metrics)
 
 
 def _no_constants(name: str) -> object:
@@ -391,11 +434,13 @@ class OpenAIServer:
         model: ServedModel,
         generation: Generation,
         gate: CallGate,
+        metrics: HttpMetrics | None = None,
     ) -> None:
         token = settings.resolved_token()
         self.settings = settings
         self.front = OpenAIFront(settings, model, generation)
-        self.app = self.front.app(BearerAuth(token) if token is not None else None, gate)
+        auth = BearerAuth(token) if token is not None else None
+        self.app = self.front.app(auth, gate, metrics)
         self.port = 0
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None

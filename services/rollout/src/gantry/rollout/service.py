@@ -18,7 +18,7 @@ from gantry.rollout.settings import TINY_MODEL, RolloutSettings
 if TYPE_CHECKING:  # the model stack (torch, transformers) loads when a service is built
     from torch import nn
 
-    from gantry.rollout.generator import Generator
+    from gantry.rollout.generator import GenerationMetrics, Generator
     from gantry.rollout.openai_http import OpenAIServer
     from gantry.rollout.vlm import VlmGenerator
 
@@ -26,7 +26,9 @@ log = logging.getLogger("gantry.rollout")
 SERVICE_NAME = rollout_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name
 
 
-def load_generator(settings: RolloutSettings) -> Generator:
+def load_generator(
+    settings: RolloutSettings, metrics: GenerationMetrics | None = None
+) -> Generator:
     """Build the configured backend (blocking: loads the model)."""
     if settings.backend == "vllm":
         from gantry.rollout.vllm_backend import VllmGenerator
@@ -52,6 +54,7 @@ def load_generator(settings: RolloutSettings) -> Generator:
         max_queued=settings.max_queued_sequences,
         max_queued_per_client=settings.max_queued_sequences_per_client,
         retry_after_s=settings.overload_retry_after_s,
+        metrics=metrics,
     )
 
 
@@ -81,6 +84,7 @@ class RolloutService(Service[RolloutSettings]):
         super().__init__(settings)
         from gantry.rollout.episodes import EpisodeRunner
         from gantry.rollout.generation import Generation
+        from gantry.rollout.generator import GenerationMetrics
         from gantry.rollout.model import ServedModel
 
         self.model = ServedModel(
@@ -89,6 +93,7 @@ class RolloutService(Service[RolloutSettings]):
         self.generation = Generation(self.model, self, settings.drain_retry_after_s)
         self.episodes = EpisodeRunner(self.model, self, settings)
         self.openai: OpenAIServer | None = None
+        self.generation_metrics = GenerationMetrics(self.registry)
 
     @property
     def generator(self) -> Generator | None:
@@ -111,15 +116,20 @@ class RolloutService(Service[RolloutSettings]):
     async def start(self) -> None:
         if self.settings.openai_port:
             # Up before the model loads, like the gRPC port: it answers 503 until ready.
+            from gantry.core.metrics import HttpMetrics
             from gantry.rollout.openai_http import OpenAIServer
 
-            self.openai = OpenAIServer(self.settings, self.model, self.generation, self.gate)
+            self.openai = OpenAIServer(
+                self.settings, self.model, self.generation, self.gate, HttpMetrics(self.registry)
+            )
             await self.openai.start()
         if self.settings.torch_threads:
             import torch
 
             torch.set_num_threads(self.settings.torch_threads)
-        self.model.load(await self.run_blocking(load_generator, self.settings))
+        self.model.load(
+            await self.run_blocking(load_generator, self.settings, self.generation_metrics)
+        )
         if self.settings.vlm_model_path:
             self.model.vlm = await self.run_blocking(
                 load_vlm_generator, self.settings.vlm_model_path

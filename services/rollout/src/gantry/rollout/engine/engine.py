@@ -217,6 +217,16 @@ class Engine:
         with self._wake:
             return sum(self._active.values())
 
+    @property
+    def running(self) -> int:
+        """Sequences in the decode batch (read unlocked: a gauge's momentary view)."""
+        return len(self._running)
+
+    @property
+    def queued(self) -> int:
+        """Sequences submitted but outside the decode batch: waiting, prefilling, parked."""
+        return max(0, self.in_flight - self.running)
+
     # ----- the engine thread -----
     def _deliver(self, request: _Request, delta: Delta) -> None:
         if delta.finish_reason is not None:
