@@ -10,7 +10,13 @@ from PIL import Image as PILImage
 
 from gantry.envfarm.envs import make, solver_for
 from gantry.envfarm.envs.base import run_plan
-from gantry.envfarm.envs.colorization import RADIUS, Colorization, error_size, recolor
+from gantry.envfarm.envs.colorization import (
+    RADIUS,
+    TOLERANCE,
+    Colorization,
+    color_distance,
+    recolor,
+)
 
 
 def fresh(difficulty: str = "easy", seed: int = 0, **kwargs: object) -> Colorization:
@@ -52,20 +58,31 @@ def test_actions_accumulate_wrap_and_clamp() -> None:
     assert env.transition("('saturate', -5)")[3]["env_feedback"] == "Saturation changed by -5."
 
 
-def test_accuracy_radius_sets_the_initial_error() -> None:
-    sizes = {difficulty: [fresh(difficulty, s).error() for s in range(60)] for difficulty in RADIUS}
-    for difficulty, radius in RADIUS.items():
-        assert all(max(2.0, radius / 2 - 0.1) <= e <= radius + 0.1 for e in sizes[difficulty])
-    assert max(sizes["hard"]) > RADIUS["easy"] + 1  # hard starts further away
-    assert max(sizes["easy"]) <= RADIUS["easy"] + 0.1
+def test_accuracy_radius_is_the_success_tolerance() -> None:
+    # VisGym: success when sqrt((2 dh)^2 + ds^2) <= radius / 20 * 0.3 * sqrt(360^2 + 2 * 255^2).
+    assert TOLERANCE["easy"] == pytest.approx(84.08, abs=0.01)
+    assert TOLERANCE["hard"] == pytest.approx(122.29, abs=0.01)
+    cases = {
+        "easy": ((42, 0, True), (43, 0, False), (0, 84, True), (0, 85, False), (30, 58, True)),
+        "hard": ((61, 0, True), (62, 0, False), (0, 122, True), (0, 123, False), (43, 86, True)),
+    }
+    for difficulty, rows in cases.items():
+        env = fresh(difficulty)
+        for hue, saturation, matched in rows:
+            state = env.export_state() | {"hue": hue, "saturation": saturation}
+            env.reset(options={"state": state})
+            assert env.goal_reached() is matched, (difficulty, hue, saturation)
+            assert (env.error() <= 1.0) is matched
+    assert color_distance(30, 40) == pytest.approx(72.11, abs=0.01)
 
 
-def test_goal_is_the_tolerance_ellipse() -> None:
-    env = fresh()
-    for hue, saturation, matched in ((9, 0, True), (0, 12, True), (7, 8, True), (11, 0, False)):
-        env.reset(options={"state": env.export_state() | {"hue": hue, "saturation": saturation}})
-        assert env.goal_reached() is matched, (hue, saturation)
-    assert error_size(10, 12) == pytest.approx(2**0.5)
+def test_episodes_start_outside_the_tolerance_anywhere_on_the_wheel() -> None:
+    for difficulty in RADIUS:
+        starts = [fresh(difficulty, 900_000 + s) for s in range(80)]
+        assert all(env.error() >= 1.25 and not env.goal_reached() for env in starts)
+        assert all(abs(env.saturation) <= 120 for env in starts)
+        hues = [env.hue for env in starts]
+        assert min(hues) < -120 and max(hues) > 120  # the whole hue circle, as in VisGym
 
 
 def test_solving_restores_the_original_exactly() -> None:

@@ -1,16 +1,23 @@
 """colorization: undo a hue rotation and a saturation change applied to a picture.
 
 VisGym shows a photo whose colours were altered; the agent rotates the hue (degrees in
-[-360, 360]) and changes the saturation ([-255, 255]) until the colours look right, with
-an "accuracy radius" of 11 (easy) and 16 (hard). Gantry reads that radius as the size of
-the initial colour error, in tolerance units, since a larger value is the harder setting:
+[-360, 360]) and changes the saturation ([-255, 255]) until the colours look right. Its
+"accuracy radius" (11 easy, 16 hard) is the success tolerance, as in VisGym's code: the
+colour distance d = sqrt((2 * dh)^2 + ds^2), with dh the hue error in degrees (wrapped to
+(-180, 180]) and ds the saturation error (0-255 scale), must be at most
 
-* error (dh, ds) = the hue rotation (degrees, wrapped to (-180, 180]) and the saturation
-  offset (0-255 scale) still applied; its size is d = hypot(dh / 10, ds / 12), so
-  d <= 1 (hue within about 10 degrees and saturation within about 12) counts as
-  restored in both settings;
-* the episode starts with d between radius / 2 and radius (11 easy, 16 hard), the
-  saturation offset capped at 120 so the picture keeps its colours.
+    radius / circle_size * 0.3 * sqrt(360^2 + 255^2 + 255^2),  circle_size = 20
+
+(the circle size of VisGym's evaluation config): 84.1 easy, 122.3 hard, i.e. a hue error
+alone of up to 42 degrees (easy) or 61 degrees (hard). The larger radius is the hard
+level's, so, exactly as in the paper, hard is the more lenient tolerance (VisGym's two
+levels differ in nothing else; Gantry's hard also has the longer step limit). Gantry keeps
+the paper's numbers rather than invert them.
+
+The episode starts, like VisGym's (a random hue and saturation), from a random error: the
+hue rotation uniform over the circle and the saturation offset uniform in [-120, 120] (the
+cap keeps the picture's colours), redrawn until d is at least 1.25 tolerances, so the
+start is never restored or borderline.
 
 The colour change is HSV arithmetic on the original: hue + dh, and saturation + ds
 tapered for near-grey pixels (so greys stay grey and labels stay readable), clipped to
@@ -53,10 +60,13 @@ from gantry.envfarm.envs.render import Color, font
 SIZE = IMAGE_LONG_SIDE
 STRIP = 46  # reference strip height
 SCENE_HEIGHT = SIZE - STRIP
-HUE_UNIT = 10.0  # degrees of hue per tolerance unit
-SAT_UNIT = 12.0  # saturation (0-255) per tolerance unit
-RADIUS = {"easy": 11, "hard": 16}
+HUE_WEIGHT = 2.0  # VisGym weighs a degree of hue twice a unit of saturation
+RADIUS = {"easy": 11, "hard": 16}  # VisGym's accuracy radius per level
+CIRCLE_SIZE = 20  # VisGym's evaluation config
+MAX_DISTANCE = math.sqrt(360**2 + 255**2 + 255**2)
+TOLERANCE = {level: r / CIRCLE_SIZE * 0.3 * MAX_DISTANCE for level, r in RADIUS.items()}
 MAX_START_SATURATION = 120
+MIN_START_ERROR = 1.25  # in tolerances: a start is never restored or borderline
 GREY_TAPER = 48.0  # pixels below this saturation get a proportionally smaller change
 REFERENCE: tuple[tuple[str, int], ...] = (
     ("red", 0),
@@ -79,8 +89,9 @@ def wrap(degrees: int) -> int:
     return 180 if wrapped == -180 else wrapped
 
 
-def error_size(hue: float, saturation: float) -> float:
-    return math.hypot(hue / HUE_UNIT, saturation / SAT_UNIT)
+def color_distance(hue: float, saturation: float) -> float:
+    """VisGym's colour distance for a hue error (degrees) and a saturation error (0-255)."""
+    return math.hypot(HUE_WEIGHT * hue, saturation)
 
 
 def hsv_color(hue: float, saturation: float, value: float) -> Color:
@@ -266,7 +277,8 @@ class Colorization(VisGymEnv):
         "changed. Restore the original colours. The strip at the bottom shows six patches "
         "labelled with their original hue (red, yellow, green, cyan, blue, magenta, each "
         "at saturation 170 of 255); they were altered with the picture. Restored means "
-        "hue within about 10 degrees and saturation within about 12."
+        "sqrt((2 * hue error in degrees)^2 + (saturation error)^2) is within the level's "
+        "tolerance: 84 (easy, VisGym's accuracy radius 11) or 122 (hard, radius 16)."
     )
     action_grammar: ClassVar[str] = (
         "('rotate', D) turns the hue by integer D degrees in [-360, 360]; ('saturate', S) "
@@ -274,8 +286,9 @@ class Colorization(VisGymEnv):
     )
     action_examples: ClassVar[tuple[str, ...]] = ("('rotate', 40)", "('saturate', -30)", "stop")
     levels: ClassVar[dict[str, str]] = {
-        "easy": "initial colour error up to 11 tolerance units",
-        "hard": "initial colour error up to 16 tolerance units",
+        "easy": "accuracy radius 11: restored within colour distance 84 (hue alone: 42 degrees)",
+        "hard": "accuracy radius 16: restored within colour distance 122 (hue alone: 61 "
+        "degrees); as in VisGym, the more lenient tolerance",
     }
 
     picture: JsonState
@@ -288,13 +301,11 @@ class Colorization(VisGymEnv):
             picture: JsonState = {"image": names[int(rng.integers(len(names)))]}
         else:
             picture = {"scene": sample_scene(rng)}
-        radius = RADIUS[self.difficulty]
+        least = MIN_START_ERROR * TOLERANCE[self.difficulty]
         while True:
-            size = float(rng.uniform(radius / 2, radius))
-            theta = float(rng.uniform(0, 2 * math.pi))
-            hue = wrap(round(size * HUE_UNIT * math.cos(theta)))
-            saturation = round(size * SAT_UNIT * math.sin(theta))
-            if abs(saturation) <= MAX_START_SATURATION and error_size(hue, saturation) > 2:
+            hue = wrap(int(rng.integers(-179, 181)))
+            saturation = int(rng.integers(-MAX_START_SATURATION, MAX_START_SATURATION + 1))
+            if color_distance(hue, saturation) >= least:
                 return {"picture": picture, "hue": hue, "saturation": saturation}
 
     def _load_state(self, state: JsonState) -> None:
@@ -338,8 +349,8 @@ class Colorization(VisGymEnv):
         return f"Saturation changed by {amount}."
 
     def error(self) -> float:
-        """The remaining colour change in tolerance units (restored when <= 1)."""
-        return error_size(self.hue, self.saturation)
+        """The remaining colour distance in tolerances of this level (restored when <= 1)."""
+        return color_distance(self.hue, self.saturation) / TOLERANCE[self.difficulty]
 
     def goal_reached(self) -> bool:
         return self.error() <= 1.0
