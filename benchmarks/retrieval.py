@@ -8,13 +8,19 @@ On N random unit 384-d vectors (MiniLM's width):
 - search latency (mean, p99) and QPS for sequential top-10 vector queries;
 - recall@10 of the served search against exact numpy search;
 - the embedding path: Upsert of short texts (MiniLM on this machine's device) and text
-  Search latency, which is what most callers pay.
+  Search latency, which is what most callers pay;
+- fusion quality (`--fusion`): nDCG@10, recall@1 and recall@10 of dense, sparse (BM25) and
+  hybrid search with each fusion (RRF, DBSF, and the default) on four sets: the keyword
+  set above, `fusion_sets`' identifier set (one rare token among paraphrases), its
+  paraphrase set (new wording, no identifier) and its pydoc set (general prose), each as
+  a ratio to the stronger single-branch baseline.
 
 The store is Qdrant's embedded (local) mode, persisted on disk, as the service runs by
 default; it searches exhaustively, so recall is exact by construction and latency grows
 linearly with N. A Qdrant server (HNSW) is the production path; it is not available here.
 
     .venv/bin/python benchmarks/retrieval.py [--n 100000] [--queries 200] [--json out.json]
+    .venv/bin/python benchmarks/retrieval.py --fusion      # fusion quality only (~3 min)
 """
 
 from __future__ import annotations
@@ -38,7 +44,10 @@ from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.retrieval.v1 import retrieval_pb2 as pb
 from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
 from gantry.retrieval.client import upsert_batched
+from gantry.retrieval.encoder_eval import EvalSet
+from gantry.retrieval.fusion_sets import identifier_set, paraphrase_set, pydoc_set
 from gantry.retrieval.keyword_set import keyword_set
+from gantry.retrieval.ranking_metrics import ndcg_at, recall_at
 from gantry.retrieval.service import RetrievalService
 from gantry.retrieval.settings import RetrievalSettings
 from gantry.retrieval.store import QdrantStore
@@ -123,6 +132,83 @@ def _points(vectors: np.ndarray) -> Iterator[pb.Point]:
         yield pb.Point(id=str(i), vector=tensor_from_numpy(row))
 
 
+# (label, mode, fusion); "hybrid (default)" sends FUSION_UNSPECIFIED, what callers get.
+METHODS = (
+    ("dense", pb.SEARCH_MODE_DENSE, pb.FUSION_UNSPECIFIED),
+    ("sparse (BM25)", pb.SEARCH_MODE_SPARSE, pb.FUSION_UNSPECIFIED),
+    ("hybrid RRF", pb.SEARCH_MODE_HYBRID, pb.FUSION_RRF),
+    ("hybrid DBSF", pb.SEARCH_MODE_HYBRID, pb.FUSION_DBSF),
+    ("hybrid (default)", pb.SEARCH_MODE_HYBRID, pb.FUSION_UNSPECIFIED),
+)
+
+
+def fusion_quality(stub: Any, name: str, data: EvalSet) -> dict[str, dict[str, float]]:
+    """Mean nDCG@10, recall@1 and recall@10 of each method over the set's judged queries."""
+    stub.CreateCollection(pb.CreateCollectionRequest(name=name, sparse_enabled=True))
+    points = (pb.Point(id=d.id, text=d.full_text) for d in data.documents)
+    upsert_batched(stub, name, points, batch_size=64)
+    judged = data.judged_queries()
+    out: dict[str, dict[str, float]] = {}
+    for label, mode, fusion in METHODS:
+        totals = {"ndcg@10": 0.0, "recall@1": 0.0, "recall@10": 0.0}
+        for qid in judged:
+            request = pb.SearchRequest(
+                collection=name, text=data.queries[qid], mode=mode, fusion=fusion, top_k=10
+            )
+            ranking = [r.id for r in stub.Search(request).results]
+            relevant = data.qrels[qid]
+            totals["ndcg@10"] += ndcg_at(ranking, relevant, 10)
+            totals["recall@1"] += recall_at(ranking, relevant, 1)
+            totals["recall@10"] += recall_at(ranking, relevant, 10)
+        out[label] = {k: v / len(judged) for k, v in totals.items()}
+    return out
+
+
+def fusion_sets(keyword_docs: int) -> dict[str, EvalSet]:
+    return {
+        "keyword": keyword_set(errors=keyword_docs * 3 // 5, parts=keyword_docs * 2 // 5),
+        "identifier": identifier_set(),
+        "paraphrase": paraphrase_set(),
+        "pydoc": pydoc_set(),
+    }
+
+
+def bench_fusion(path: Path, keyword_docs: int) -> dict[str, Any]:
+    settings = RetrievalSettings(
+        host="127.0.0.1",
+        port=0,
+        metrics_port=0,
+        auth_disabled=True,
+        log_json=False,
+        qdrant_path=str(path),
+    )
+    with (
+        serve_in_thread(RetrievalService(settings)) as running,
+        sync_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        return {
+            name: fusion_quality(stub, f"fusion-{name}", data)
+            for name, data in fusion_sets(keyword_docs).items()
+        }
+
+
+def print_fusion(results: dict[str, Any]) -> None:
+    """A table per set; each hybrid's ratio is to the better of dense and sparse."""
+    for name, rows in results.items():
+        print(f"\nfusion quality, {name} set")
+        print(
+            f"{'method':<18}{'nDCG@10':>9}{'R@1':>7}{'R@10':>7}{'nDCG ratio':>12}{'R@1 ratio':>11}"
+        )
+        best = {m: max(rows["dense"][m], rows["sparse (BM25)"][m]) for m in ("ndcg@10", "recall@1")}
+        for label, r in rows.items():
+            ratios = [r[m] / best[m] if best[m] else float("nan") for m in ("ndcg@10", "recall@1")]
+            print(
+                f"{label:<18}{r['ndcg@10']:>9.3f}{r['recall@1']:>7.3f}{r['recall@10']:>7.3f}"
+                f"{ratios[0]:>11.3f}x{ratios[1]:>10.3f}x"
+            )
+
+
 def bench_service(
     path: Path, vectors: np.ndarray, queries: np.ndarray, text_docs: int
 ) -> dict[str, Any]:
@@ -183,7 +269,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="search queries")
     parser.add_argument("--text-docs", type=int, default=1000, help="texts for the embed path")
     parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--fusion", action="store_true", help="only the fusion quality tables")
+    parser.add_argument("--keyword-docs", type=int, default=60, help="keyword-set size (fusion)")
     args = parser.parse_args()
+    if args.fusion:
+        with tempfile.TemporaryDirectory(prefix="gantry-retrieval-fusion-") as tmp:
+            fusion = bench_fusion(Path(tmp), args.keyword_docs)
+        print_fusion(fusion)
+        if args.json is not None:
+            args.json.write_text(json.dumps({"fusion": fusion}, indent=2) + "\n")
+        return
     rng = np.random.default_rng(0)
     vectors, queries = unit_rows(rng, args.n), unit_rows(rng, args.queries)
     results: dict[str, Any] = {"n": args.n, "queries": args.queries, "dim": DIM}
