@@ -3,6 +3,7 @@ real server (tiny model) after calls on each front: gRPC, OpenAI HTTP and OIP.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -12,18 +13,24 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
 from gantry.core.client import sync_channel
+from gantry.core.metrics import CollectorRegistry
 from gantry.core.ports import free_port
 from gantry.core.server import RunningServer
 from gantry.core.testing.oip import OipClient
-from gantry.core.testing.scrape import Scrape, scrape
+from gantry.core.testing.scrape import Scrape, read_registry, scrape
 from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+from gantry.rollout.engine.types import SamplingParams
+from gantry.rollout.generator import FRONT, GenerationMetrics
 from gantry.rollout.service import RolloutService
 from gantry.rollout.settings import RolloutSettings
+from gantry.rollout.vllm_backend import VllmGenerator
 
 from .helpers import TOKEN, common_settings
+from .test_vllm_backend import _FakeEngine
 
 MODEL = "tiny-lm"
 PROMPT, GENERATED = "gantry_rollout_prompt_tokens_total", "gantry_rollout_generated_tokens_total"
@@ -164,6 +171,7 @@ def test_oip_generation_counts_as_the_oip_front(served: Served) -> None:
     assert _tokens(before, after, "grpc") == (0, 0)
 
 
+@pytest.mark.slow
 def test_scheduler_gauges_show_the_queue_and_the_batch(served: Served) -> None:
     idle = served.scrape()
     assert (idle.value(QUEUED), idle.value(RUNNING)) == (0, 0)
@@ -185,3 +193,37 @@ def test_scheduler_gauges_show_the_queue_and_the_batch(served: Served) -> None:
         time.sleep(0.05)
         done = served.scrape()
     assert (done.value(QUEUED), done.value(RUNNING)) == (0, 0)
+
+
+def test_the_vllm_backend_counts_tokens_but_reports_no_scheduler(monkeypatch: Any) -> None:
+    import sys
+    import types
+
+    vllm = types.ModuleType("vllm")
+    vllm.SamplingParams = lambda **kw: types.SimpleNamespace(**kw)  # type: ignore[attr-defined]
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = dict  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
+    registry = CollectorRegistry()
+    gen = VllmGenerator(
+        _FakeEngine(),
+        None,
+        model_path="m",
+        context_length=128,
+        dtype=torch.bfloat16,
+        metrics=GenerationMetrics(registry),
+    )
+
+    async def run() -> int:
+        FRONT.set("openai")
+        deltas = [d async for d in gen.generate([1, 2, 3], SamplingParams(n=2))]
+        return sum(len(d.token_ids) for d in deltas)
+
+    generated = asyncio.run(run())
+    read = read_registry(registry)
+    assert generated == 6  # the stand-in streams three tokens per sample
+    assert read.value(PROMPT, front="openai") == 3
+    assert read.value(GENERATED, front="openai") == generated
+    assert read.value(GENERATED, front="grpc") == 0
+    assert not read.labels(QUEUED) and not read.labels(RUNNING)

@@ -33,7 +33,7 @@ def load_generator(
     if settings.backend == "vllm":
         from gantry.rollout.vllm_backend import VllmGenerator
 
-        return VllmGenerator.from_settings(settings)
+        return VllmGenerator.from_settings(settings, metrics)
     from gantry.models.loading import load_causal_lm
     from gantry.rollout.generator import TransformersGenerator
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +28,9 @@ from gantry.rollout.engine.engine import UpdateMode
 from gantry.rollout.engine.sampling import GREEDY_BELOW
 from gantry.rollout.engine.types import Delta, FinishReason, LogprobsMode, SamplingParams
 from gantry.rollout.settings import RolloutSettings
+
+if TYPE_CHECKING:
+    from gantry.rollout.generator import GenerationMetrics
 
 _FINISH = {
     "stop": FinishReason.STOP,
@@ -111,8 +114,10 @@ class VllmGenerator:
         max_in_flight: int | None = None,
         retry_after_s: float = 2.0,
         logprobs_mode: LogprobsMode = "raw",
+        metrics: GenerationMetrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics  # tokens only: vLLM's queue and batch are its own
         self.logprobs_mode = logprobs_mode  # the engine's, fixed at start
         # Admission control: vLLM schedules fairly enough within its batch, but its queue
         # is unbounded, so sequences beyond this are refused with RESOURCE_EXHAUSTED.
@@ -130,7 +135,9 @@ class VllmGenerator:
         self._idle.set()
 
     @classmethod
-    def from_settings(cls, settings: RolloutSettings) -> VllmGenerator:
+    def from_settings(
+        cls, settings: RolloutSettings, metrics: GenerationMetrics | None = None
+    ) -> VllmGenerator:
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -153,6 +160,7 @@ class VllmGenerator:
             max_in_flight=settings.max_batch_size + settings.max_queued_sequences,
             retry_after_s=settings.overload_retry_after_s,
             logprobs_mode=settings.vllm_logprobs_mode,
+            metrics=metrics,
         )
 
     @property
@@ -213,6 +221,8 @@ class VllmGenerator:
                     self._idle.set()
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(params.n)]
+        if self.metrics is not None:
+            self.metrics.prompt(len(prompt_ids))
         remaining = params.n
         try:
             while remaining:
@@ -221,6 +231,8 @@ class VllmGenerator:
                     raise item
                 if item.finish_reason is not None:
                     remaining -= 1
+                if self.metrics is not None:
+                    self.metrics.generated(len(item.token_ids))
                 yield item
         finally:
             for task in tasks:
