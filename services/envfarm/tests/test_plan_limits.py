@@ -38,6 +38,7 @@ def test_every_plan_fits_the_step_limit_and_reaches_the_goal(env_id: str) -> Non
     solver = solver_for(env_id)
     failures: list[tuple[str, int, str, int]] = []
     refused: list[tuple[int, int, int]] = []
+    asked = taken = 0
     for difficulty in DIFFICULTIES:
         for seed in SEEDS:
             env = make(env_id, difficulty)
@@ -50,12 +51,14 @@ def test_every_plan_fits_the_step_limit_and_reaches_the_goal(env_id: str) -> Non
                         refused.append((exc.length, exc.limit, MAX_STEPS[difficulty]))
                         continue
                     assert plan.actions[-1] == "stop" and 0 <= plan.detours <= detours
+                    asked, taken = asked + detours, taken + plan.detours
                     assert len(plan.actions) <= env.max_steps
                     if run_plan(env.clone(), plan.actions) != 1.0:
                         failures.append((difficulty, seed, strategy, detours))
     assert not failures, f"{env_id}: plans that fail when replayed: {failures[:10]}"
     # Refusals are the exception: every strategy must serve most seeds.
     assert all(length > limit == level for length, limit, level in refused)
+    assert taken >= asked // 2, f"{env_id}: only {taken} of {asked} detours fit"
     assert len(refused) <= len(SEEDS) // 10, f"{env_id}: {len(refused)} plans refused"
 
 

@@ -1,4 +1,6 @@
-"""Every solver's plan, executed from 100 seeds per difficulty, earns reward 1.0."""
+"""Every solver's plan, executed from 100 seeds per difficulty, earns reward 1.0.
+
+Other strategies and detours, under the step limit: test_plan_limits.py."""
 
 from __future__ import annotations
 
@@ -23,18 +25,6 @@ def test_default_strategy_solves_every_seed(env_id: str, difficulty: str) -> Non
         if run_plan(env, plan) != 1.0:
             failures.append(seed)
     assert not failures, f"{env_id}/{difficulty}: solver failed on seeds {failures}"
-
-
-@pytest.mark.parametrize("env_id", env_ids())
-def test_every_strategy_and_detours_reach_the_goal(env_id: str) -> None:
-    solver = solver_for(env_id)
-    for strategy in solver.strategies:
-        for seed in range(10):
-            env = make(env_id, "hard", max_steps=500)  # detours may exceed the normal budget
-            env.reset(seed=seed)
-            plan = solver.solve(env, strategy, detours=3, seed=seed)
-            assert len(plan) >= 4
-            assert run_plan(env, plan) == 1.0, (strategy, seed)
 
 
 @pytest.mark.parametrize("env_id", env_ids())

@@ -1,19 +1,22 @@
-"""sliding_block: slide numbered tiles into order on a 3×3 board with one empty cell.
+"""sliding_block: VisGym's Klotski board, 5 rows by 4 columns, ten numbered blocks.
 
-VisGym's sliding_block is a Klotski board (5×4, blocks of several sizes) scrambled by
-30 (easy) or 90 (hard) random moves, and the agent moves one block at a time with
-`('move', (block, direction))`. Gantry keeps the action and the scramble lengths but
-uses the classic 15-puzzle family instead of Klotski, on a 3×3 board (the 8-puzzle):
-its optimal solutions are at most 31 moves, so a scramble can be checked against the
-step budget exactly. A 4×4 board scrambled by 90 moves typically needs 35-50 moves,
-which no plan could fit in 30 steps.
+The pieces are those of the classic "Huarong Dao" layout: block 1 is 2×2, block 2 is a
+horizontal 1×2, blocks 3-6 are vertical 2×1 and blocks 7-10 are 1×1; two cells stay
+empty. As in VisGym, every episode starts from the classic layout and the goal is a
+*target* layout reached from it by a scramble of 30 (easy) or 90 (hard) random moves;
+the agent moves one block one cell at a time with `('move', (block, direction))`, and
+`stop` earns the reward only when every block sits where it is in the target (blocks of
+the same shape are not interchangeable: the numbers count). The image shows the target
+board on the left and the current board on the right.
 
-A scramble is a random walk of the blank (never undoing the previous move); it is kept
-only if its optimal solution (A* with the Manhattan-distance heuristic, which is
-admissible, so the length is exact) fits the step budget with the final `stop`:
-easy keeps 30-move walks needing 8-19 moves, hard keeps 90-move walks needing 14-29.
-The goal is tiles 1-8 in reading order with the empty cell bottom-right; the image
-shows it as a small reference board next to the puzzle.
+The scramble is a random walk that never undoes its previous move and spends its first
+third pushing the 2×2 block around (so the big block travels, as in VisGym's shuffle).
+A walk is kept only if its optimal solution (A* with the summed Manhattan distance of
+the blocks to their targets, which is admissible: a move shifts one block by one cell)
+fits the step budget with the final `stop`: easy keeps walks needing 6-19 moves, hard
+walks needing 12-29. Measured over 500 seeds each, easy scrambles need 6-19 moves
+(median 11) and hard 12-29 (median 20); fewer than 1 % of 90-move walks are rejected
+for needing more than 29.
 """
 
 from __future__ import annotations
@@ -23,15 +26,26 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-from PIL import ImageDraw, ImageFont
+from PIL import ImageDraw
 
 from gantry.envfarm.envs.actions import Action, ActionError, expect_args, expect_int
 from gantry.envfarm.envs.base import Image, JsonState, Solver, VisGymEnv
-from gantry.envfarm.envs.render import DARK, LIGHT, WHITE, Color, canvas, font, to_array
+from gantry.envfarm.envs.render import BLACK, DARK, LIGHT, WHITE, Color, canvas, font, to_array
 
-SIDE = 3
-CELLS = SIDE * SIDE
-GOAL: tuple[int, ...] = (*range(1, CELLS), 0)
+ROWS, COLS = 5, 4
+# (height, width) of blocks 1-10, VisGym's numbering.
+SHAPES: tuple[tuple[int, int], ...] = ((2, 2), (1, 2), *[(2, 1)] * 4, *[(1, 1)] * 4)
+BLOCKS = len(SHAPES)
+# The classic layout every episode starts from (top-left cell of each block):
+#   3 1 1 4
+#   3 1 1 4
+#   5 2 2 6
+#   5 9 10 6
+#   7 . . 8
+START: tuple[int, ...] = tuple(
+    r * COLS + c
+    for r, c in ((0, 1), (2, 1), (0, 0), (0, 3), (2, 0), (2, 3), (4, 0), (4, 3), (3, 1), (3, 2))
+)
 DIRECTIONS: dict[str, tuple[int, int]] = {
     "up": (-1, 0),
     "right": (0, 1),
@@ -41,259 +55,331 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
 BY_INDEX = ("up", "right", "down", "left")  # VisGym: 0=up, 1=right, 2=down, 3=left
 SHUFFLE_MOVES = {"easy": 30, "hard": 90}
 # Optimal solution length kept per difficulty (the upper end is capped by the budget).
-SOLUTION_LENGTH = {"easy": (8, 19), "hard": (14, 29)}
-# Tile colours by goal row, so rows read as bands once solved.
-ROW_COLORS: tuple[Color, ...] = ((214, 96, 77), (86, 160, 96), (72, 118, 196))
+SOLUTION_LENGTH = {"easy": (6, 19), "hard": (10, 29)}
+# A* gives up after this many expansions (a client's target may be out of reach).
+SEARCH_BUDGET = 300_000
+COLORS: tuple[Color, ...] = (
+    (214, 64, 52),  # 2x2
+    (76, 164, 84),  # 1x2
+    *[(62, 112, 204)] * 4,  # 2x1
+    *[(236, 188, 48)] * 4,  # 1x1
+)
 
-Board = tuple[int, ...]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-
-
-def _neighbours() -> tuple[tuple[int, ...], ...]:
-    result = []
-    for index in range(CELLS):
-        r, c = divmod(index, SIDE)
-        cells = [
-            (r + dr) * SIDE + c + dc
-            for dr, dc in DIRECTIONS.values()
-            if 0 <= r + dr < SIDE and 0 <= c + dc < SIDE
-        ]
-        result.append(tuple(cells))
-    return tuple(result)
+Layout = tuple[int, ...]  # top-left cell (row * COLS + col) of blocks 1-10
 
 
-NEIGHBOURS = _neighbours()
-# MANHATTAN[tile][cell]: moves tile `tile` needs from `cell` to its goal cell.
-MANHATTAN: tuple[tuple[int, ...], ...] = tuple(
-    tuple(
-        0
-        if tile == 0
-        else abs((tile - 1) // SIDE - cell // SIDE) + abs((tile - 1) % SIDE - cell % SIDE)
-        for cell in range(CELLS)
-    )
-    for tile in range(CELLS)
+def _masks() -> tuple[tuple[int, ...], ...]:
+    """MASKS[block][cell]: the bitmask of cells the block covers from `cell` (0 if off-board)."""
+    table = []
+    for height, width in SHAPES:
+        row = []
+        for cell in range(ROWS * COLS):
+            r, c = divmod(cell, COLS)
+            if r + height > ROWS or c + width > COLS:
+                row.append(0)
+                continue
+            row.append(
+                sum(1 << ((r + i) * COLS + c + j) for i in range(height) for j in range(width))
+            )
+        table.append(tuple(row))
+    return tuple(table)
+
+
+MASKS = _masks()
+DISTANCE: tuple[tuple[int, ...], ...] = tuple(
+    tuple(abs(a // COLS - b // COLS) + abs(a % COLS - b % COLS) for b in range(ROWS * COLS))
+    for a in range(ROWS * COLS)
 )
 
 
-def manhattan(board: Board) -> int:
-    return sum(MANHATTAN[tile][cell] for cell, tile in enumerate(board))
+def occupied(layout: Layout) -> int:
+    return sum(MASKS[block][cell] for block, cell in enumerate(layout))
 
 
-def solve_board(board: Board, limit: int = 64, weight: float = 1.0) -> list[int] | None:
-    """Tiles to move, in order, to reach the goal; None if no plan of <= `limit` moves.
+def step_to(layout: Layout, block: int, direction: str) -> int | None:
+    """The block's new top-left cell after one move, or None if it leaves the board."""
+    r, c = divmod(layout[block], COLS)
+    dr, dc = DIRECTIONS[direction]
+    r, c = r + dr, c + dc
+    if not (0 <= r < ROWS and 0 <= c < COLS) or not MASKS[block][r * COLS + c]:
+        return None
+    return r * COLS + c
 
-    A* on the blank's moves with the Manhattan heuristic (optimal for weight 1; a larger
-    weight is greedier: faster, possibly longer). The heuristic is updated incrementally
-    because only one tile moves per step.
+
+def legal_moves(layout: Layout) -> list[tuple[int, str, int]]:
+    """Every (block, direction, new cell) that slides a block into empty cells."""
+    occ = occupied(layout)
+    moves = []
+    for block, cell in enumerate(layout):
+        own = MASKS[block][cell]
+        for name in BY_INDEX:
+            new = step_to(layout, block, name)
+            if new is not None and not (MASKS[block][new] & ~own & occ):
+                moves.append((block, name, new))
+    return moves
+
+
+def moved(layout: Layout, block: int, cell: int) -> Layout:
+    return (*layout[:block], cell, *layout[block + 1 :])
+
+
+def distance(layout: Layout, target: Layout) -> int:
+    return sum(DISTANCE[a][b] for a, b in zip(layout, target, strict=True))
+
+
+def search(
+    layout: Layout, target: Layout, limit: int, weight: float = 1.0
+) -> list[tuple[int, str]] | None:
+    """Moves (block index, direction) from `layout` to `target`; None if none of <= `limit`.
+
+    A* on block moves with the summed Manhattan distance (optimal for weight 1; a larger
+    weight is greedier: fewer expansions, possibly longer plans, never past `limit`,
+    because states whose admissible bound exceeds it are pruned and cheaper paths to a
+    state reopen it). Raises ValueError when the search budget runs out.
     """
-    h0 = manhattan(board)
+    h0 = distance(layout, target)
     if h0 > limit:
         return None
-    best = {board: 0}
-    parent: dict[Board, tuple[Board, int]] = {}
-    queue = [(weight * h0, 0, h0, board, board.index(0))]
+    best = {layout: 0}
+    parent: dict[Layout, tuple[Layout, int, str]] = {}
+    queue = [(weight * h0, 0, h0, layout)]
+    expanded = 0
     while queue:
-        _, g, h, state, blank = heapq.heappop(queue)
+        _, g, h, state = heapq.heappop(queue)
         if g > best[state]:
             continue
         if h == 0:
-            return _moves_to(state, parent)
-        for cell in NEIGHBOURS[blank]:
-            tile = state[cell]
-            h2 = h - MANHATTAN[tile][cell] + MANHATTAN[tile][blank]
+            return _path(state, parent)
+        expanded += 1
+        if expanded > SEARCH_BUDGET:
+            raise ValueError("no plan found within the search budget; is the target reachable?")
+        for block, name, new in legal_moves(state):
+            h2 = h - DISTANCE[state[block]][target[block]] + DISTANCE[new][target[block]]
             if g + 1 + h2 > limit:
-                continue  # admissible bound: cannot finish within the limit
-            nxt = list(state)
-            nxt[blank], nxt[cell] = tile, 0
-            child = tuple(nxt)
+                continue
+            child = moved(state, block, new)
             if g + 1 < best.get(child, limit + 1):
                 best[child] = g + 1
-                parent[child] = (state, tile)
-                heapq.heappush(queue, (g + 1 + weight * h2, g + 1, h2, child, cell))
+                parent[child] = (state, block, name)
+                heapq.heappush(queue, (g + 1 + weight * h2, g + 1, h2, child))
     return None
 
 
-def _moves_to(state: Board, parent: dict[Board, tuple[Board, int]]) -> list[int]:
-    tiles = []
+def _path(state: Layout, parent: dict[Layout, tuple[Layout, int, str]]) -> list[tuple[int, str]]:
+    moves = []
     while state in parent:
-        state, tile = parent[state]
-        tiles.append(tile)
-    return tiles[::-1]
+        state, block, name = parent[state]
+        moves.append((block, name))
+    return moves[::-1]
 
 
-def solvable(board: Sequence[int]) -> bool:
-    """An odd-width board is solvable iff its tiles (blank ignored) have even inversions."""
-    tiles = [t for t in board if t]
-    inversions = sum(1 for i, a in enumerate(tiles) for b in tiles[i + 1 :] if a > b)
-    return inversions % 2 == 0
+def scramble(moves: int, rng: np.random.Generator) -> Layout:
+    """A random walk of `moves` block moves from START that undoes its previous move only
+    in a dead end; the first third moves the 2×2 block whenever it can."""
+    layout, previous = START, (-1, "")
+    undo = {"up": "down", "down": "up", "left": "right", "right": "left"}
+    for index in range(moves):
+        legal = legal_moves(layout)
+        options = [m for m in legal if (m[0], undo[m[1]]) != previous] or legal
+        big = [m for m in options if m[0] == 0]
+        if index < moves // 3 and big:
+            options = big
+        block, name, new = options[int(rng.integers(len(options)))]
+        layout, previous = moved(layout, block, new), (block, name)
+    return layout
 
 
-def random_walk(moves: int, rng: np.random.Generator) -> Board:
-    board = list(GOAL)
-    blank, previous = board.index(0), -1
-    for _ in range(moves):
-        options = [cell for cell in NEIGHBOURS[blank] if cell != previous]
-        cell = options[int(rng.integers(len(options)))]
-        board[blank], board[cell] = board[cell], 0
-        previous, blank = blank, cell
-    return tuple(board)
+def _layout(value: object, what: str) -> Layout:
+    """A JSON list of [row, col] per block, checked: on the board and not overlapping."""
+    if not isinstance(value, list) or len(value) != BLOCKS:
+        raise ValueError(f"{what} must list [row, col] for each of the {BLOCKS} blocks")
+    cells, covered = [], 0
+    for block, pair in enumerate(value):
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(type(v) is int for v in pair)
+            or not (0 <= pair[0] < ROWS and 0 <= pair[1] < COLS)
+        ):
+            raise ValueError(f"{what}[{block}] must be [row, col] on the {ROWS}x{COLS} board")
+        cell = pair[0] * COLS + pair[1]
+        mask = MASKS[block][cell]
+        if not mask:
+            raise ValueError(f"{what}: block {block + 1} does not fit at {pair}")
+        if mask & covered:
+            raise ValueError(f"{what}: block {block + 1} overlaps another block")
+        covered |= mask
+        cells.append(cell)
+    return tuple(cells)
 
 
-def direction_of(board: Board, tile: int) -> str:
-    """The direction `tile` slides to fill the blank (it must be next to the blank)."""
-    cell, blank = board.index(tile), board.index(0)
-    delta = (blank // SIDE - cell // SIDE, blank % SIDE - cell % SIDE)
-    return next(name for name, d in DIRECTIONS.items() if d == delta)
+def _as_json(layout: Layout) -> list[list[int]]:
+    return [list(divmod(cell, COLS)) for cell in layout]
+
+
+def grid(layout: Layout) -> list[list[int]]:
+    """Block number (1-10) per cell, 0 for empty."""
+    cells = [[0] * COLS for _ in range(ROWS)]
+    for block, cell in enumerate(layout):
+        height, width = SHAPES[block]
+        r, c = divmod(cell, COLS)
+        for i in range(height):
+            for j in range(width):
+                cells[r + i][c + j] = block + 1
+    return cells
 
 
 class SlidingBlock(VisGymEnv):
     env_id: ClassVar[str] = "sliding_block"
     description: ClassVar[str] = (
-        "A 3x3 sliding-tile puzzle: eight numbered tiles and one empty cell. A tile next to "
-        "the empty cell can slide into it. Arrange the tiles as in the small goal board: "
-        "1 2 3 / 4 5 6 / 7 8, with the empty cell at the bottom right."
+        "A 5x4 sliding block puzzle (Klotski). Ten numbered blocks: block 1 is 2x2, block 2 "
+        "is 1x2 (wide), blocks 3-6 are 2x1 (tall) and blocks 7-10 are 1x1; two cells are "
+        "empty. A block slides one cell at a time into empty cells. The left board is the "
+        "target, the right board the current state: move the blocks until every block is "
+        "where it is in the target."
     )
     action_grammar: ClassVar[str] = (
-        "('move', [T, D]) slides tile T (1-8) one cell in direction D, one of 'up', 'right', "
-        "'down', 'left' (or 0, 1, 2, 3 in that order); the cell it moves into must be empty; "
-        "'stop'"
+        "('move', (B, D)) slides block B (1-10) one cell in direction D: 0=up, 1=right, "
+        "2=down, 3=left (or 'up', 'right', 'down', 'left'); the cells it moves into must be "
+        "empty; 'stop'"
     )
-    action_examples: ClassVar[tuple[str, ...]] = ("('move', [6, 'down'])", "('move', 3, 3)", "stop")
+    action_examples: ClassVar[tuple[str, ...]] = (
+        "('move', (7, 1))",
+        "('move', [1, 'down'])",
+        "stop",
+    )
     levels: ClassVar[dict[str, str]] = {
-        "easy": "3x3 board, 30-move scramble, optimal solution 8-19 moves",
-        "hard": "3x3 board, 90-move scramble, optimal solution 14-29 moves",
+        "easy": "5x4 Klotski, 30-move scramble, optimal solution 6-19 moves",
+        "hard": "5x4 Klotski, 90-move scramble, optimal solution 10-29 moves",
     }
-    image_shape: ClassVar[tuple[int, int]] = (252, 336)
+    image_shape: ClassVar[tuple[int, int]] = (228, 336)
 
-    board: Board
+    layout: Layout
+    target: Layout
 
     def _sample_state(self, rng: np.random.Generator) -> JsonState:
         low, high = SOLUTION_LENGTH[self.difficulty]
         high = min(high, self.max_steps - 1)
-        if high < low:  # no goal fits: refuse instead of sampling forever
+        if high < low:  # no target fits: refuse instead of sampling forever
             raise ValueError(
                 f"max_steps {self.max_steps} is too small for {self.difficulty}: "
-                f"goals here need at least {low} moves plus 'stop'"
+                f"targets here need at least {low} moves plus 'stop'"
             )
         while True:
-            board = random_walk(SHUFFLE_MOVES[self.difficulty], rng)
-            if manhattan(board) < low:
-                continue  # cannot need `low` moves; skip the search
-            plan = solve_board(board, limit=high)
+            target = scramble(SHUFFLE_MOVES[self.difficulty], rng)
+            if distance(START, target) > high:
+                continue  # cannot fit; skip the search
+            plan = search(START, target, limit=high)
             if plan is not None and len(plan) >= low:
-                return {"tiles": [list(board[r * SIDE : (r + 1) * SIDE]) for r in range(SIDE)]}
+                return {"blocks": _as_json(START), "target": _as_json(target)}
 
     def _load_state(self, state: JsonState) -> None:
-        rows = state["tiles"]
-        if not isinstance(rows, list) or len(rows) != SIDE:
-            raise ValueError(f"tiles must be {SIDE} rows")
-        flat = []
-        for row in rows:
-            if not isinstance(row, list) or len(row) != SIDE:
-                raise ValueError(f"each row of tiles must hold {SIDE} numbers")
-            flat += row
-        if sorted(flat) != list(range(CELLS)) or not all(type(t) is int for t in flat):
-            raise ValueError(f"tiles must hold 0-{CELLS - 1} once each (0 is the empty cell)")
-        if not solvable(flat):
-            raise ValueError("this arrangement cannot reach the goal")
-        self.board = tuple(flat)
+        self.layout = _layout(state["blocks"], "blocks")
+        self.target = _layout(state["target"], "target")
 
     def _state(self) -> JsonState:
-        return {"tiles": [list(self.board[r * SIDE : (r + 1) * SIDE]) for r in range(SIDE)]}
+        return {"blocks": _as_json(self.layout), "target": _as_json(self.target)}
 
     def _apply(self, action: Action) -> str:
         if action.name != "move":
-            raise ActionError(f"unknown action {action.name!r}; use ('move', [tile, direction])")
-        tile_arg, direction = expect_args(action, 2, "('move', [tile, direction])")
-        tile = expect_int(tile_arg, "tile", 1, CELLS - 1)
+            raise ActionError(f"unknown action {action.name!r}; use ('move', (block, direction))")
+        block_arg, direction = expect_args(action, 2, "('move', (block, direction))")
+        number = expect_int(block_arg, "block", 1, BLOCKS)
         if isinstance(direction, int) and not isinstance(direction, bool) and 0 <= direction < 4:
             direction = BY_INDEX[direction]
         if not isinstance(direction, str) or direction.lower() not in DIRECTIONS:
-            raise ActionError("direction must be 'up', 'right', 'down', 'left' or 0-3")
-        name = direction.lower()
-        cell = self.board.index(tile)
-        dr, dc = DIRECTIONS[name]
-        r, c = cell // SIDE + dr, cell % SIDE + dc
-        if not (0 <= r < SIDE and 0 <= c < SIDE):
-            return f"Tile {tile} cannot move {name}: it is at the edge of the board."
-        target = r * SIDE + c
-        if self.board[target] != 0:
-            return f"Tile {tile} cannot move {name}: tile {self.board[target]} is in the way."
-        board = list(self.board)
-        board[cell], board[target] = 0, tile
-        self.board = tuple(board)
-        return f"Moved tile {tile} {name}." + (
-            " The tiles are in order." if self.goal_reached() else ""
+            raise ActionError("direction must be 0-3 or 'up', 'right', 'down', 'left'")
+        name, block = direction.lower(), number - 1
+        new = step_to(self.layout, block, name)
+        if new is None:
+            return f"Block {number} cannot move {name}: it is at the edge of the board."
+        rest = occupied(self.layout) & ~MASKS[block][self.layout[block]]
+        blocking = MASKS[block][new] & rest
+        if blocking:
+            cells = grid(self.layout)
+            cell = (blocking & -blocking).bit_length() - 1
+            other = cells[cell // COLS][cell % COLS]
+            return f"Block {number} cannot move {name}: block {other} is in the way."
+        self.layout = moved(self.layout, block, new)
+        return f"Moved block {number} {name}." + (
+            " Every block is in its target position." if self.goal_reached() else ""
         )
 
     def goal_reached(self) -> bool:
-        return self.board == GOAL
+        return self.layout == self.target
 
     def render_image(self) -> Image:
         height, width = self.image_shape
         image, draw = canvas(height, width, background=LIGHT)
-        _draw_board(draw, self.board, 12, 12, 76, font(40))
-        draw.text((294, 40), "goal", fill=DARK, font=font(16), anchor="mm")
-        _draw_board(draw, GOAL, 258, 56, 24, font(13))
+        label = font(15)
+        for x0, title, layout in ((10, "target", self.target), (174, "current", self.layout)):
+            draw.text((x0 + 76, 16), title, fill=DARK, font=label, anchor="mm")
+            _draw_board(draw, layout, x0, 32, 38)
         return to_array(image)
 
     def render_text(self) -> str:
-        rows = [
-            " ".join(str(t) if t else "." for t in self.board[r * SIDE : (r + 1) * SIDE])
-            for r in range(SIDE)
-        ]
+        def rows(layout: Layout) -> list[str]:
+            return [" ".join(f"{v:>2}" if v else " ." for v in row) for row in grid(layout)]
+
+        lines = [f"{'Target':<11} | Current"]
+        lines += [f"{t} | {c}" for t, c in zip(rows(self.target), rows(self.layout), strict=True)]
         return (
-            "Sliding tiles (. is the empty cell); row 0 is the top.\n"
-            + "\n".join(rows)
-            + "\nGoal:\n1 2 3\n4 5 6\n7 8 ."
+            "Klotski, 5 rows x 4 columns; numbers are blocks, . is empty; row 0 is the top.\n"
+            + "\n".join(lines)
         )
 
 
 def _draw_board(
-    draw: ImageDraw.ImageDraw, board: Board, x0: int, y0: int, cell: int, label: Font
+    draw: ImageDraw.ImageDraw, layout: Sequence[int], x0: int, y0: int, cell: int
 ) -> None:
-    draw.rectangle((x0 - 3, y0 - 3, x0 + SIDE * cell + 3, y0 + SIDE * cell + 3), fill=DARK)
-    for index, tile in enumerate(board):
-        r, c = divmod(index, SIDE)
+    draw.rectangle((x0 - 3, y0 - 3, x0 + COLS * cell + 3, y0 + ROWS * cell + 3), fill=DARK)
+    draw.rectangle((x0, y0, x0 + COLS * cell, y0 + ROWS * cell), fill=(70, 74, 82))
+    label = font(18)
+    for block, where in enumerate(layout):
+        height, width = SHAPES[block]
+        r, c = divmod(where, COLS)
         box = (
             x0 + c * cell + 2,
             y0 + r * cell + 2,
-            x0 + (c + 1) * cell - 2,
-            y0 + (r + 1) * cell - 2,
+            x0 + (c + width) * cell - 2,
+            y0 + (r + height) * cell - 2,
         )
-        if tile == 0:
-            draw.rectangle(box, fill=(70, 74, 82))
-            continue
-        draw.rounded_rectangle(box, radius=max(2, cell // 10), fill=ROW_COLORS[(tile - 1) // SIDE])
+        draw.rounded_rectangle(box, radius=5, fill=COLORS[block], outline=BLACK, width=1)
         centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        draw.text(centre, str(tile), fill=WHITE, font=label, anchor="mm")
+        draw.text(centre, str(block + 1), fill=WHITE, font=label, anchor="mm")
 
 
 class SlidingBlockSolver(Solver):
-    """`astar`: an optimal plan (A*, Manhattan heuristic). `greedy`: weighted A* (weight
-    3), usually a few moves longer; a different, still correct demonstration."""
+    """`astar`: an optimal plan (A*, summed Manhattan distance). `greedy`: weighted A*
+    (weight 3) bounded by the steps left: usually a few moves longer, a different and
+    still correct demonstration that always fits."""
 
     strategies: ClassVar[tuple[str, ...]] = ("astar", "greedy")
 
     def plan(self, env: VisGymEnv, strategy: str) -> list[str]:
+        return self.plan_within(env, strategy, 200)
+
+    def plan_within(self, env: VisGymEnv, strategy: str, max_moves: int) -> list[str]:
         assert isinstance(env, SlidingBlock)
         weight = 3.0 if strategy == "greedy" else 1.0
-        tiles = solve_board(env.board, limit=200, weight=weight)
-        if tiles is None:
-            raise ValueError("the board cannot be solved")
-        board, actions = list(env.board), []
-        for tile in tiles:
-            actions.append(f"('move', [{tile}, '{direction_of(tuple(board), tile)}'])")
-            cell, blank = board.index(tile), board.index(0)
-            board[cell], board[blank] = 0, tile
-        return actions
+        moves = search(env.layout, env.target, limit=max(max_moves, 0), weight=weight)
+        if moves is None:
+            # The optimal length tells the caller how far past the limit it is.
+            optimal = search(env.layout, env.target, limit=200)
+            if optimal is None:
+                raise ValueError("the target cannot be reached from this layout")
+            return [_action(block, name) for block, name in optimal]
+        return [_action(block, name) for block, name in moves]
 
     def detour(self, env: VisGymEnv, rng: np.random.Generator) -> str:
         assert isinstance(env, SlidingBlock)
-        blank = env.board.index(0)
-        cells = NEIGHBOURS[blank]
-        tile = env.board[cells[int(rng.integers(len(cells)))]]
-        return f"('move', [{tile}, '{direction_of(env.board, tile)}'])"
+        options = legal_moves(env.layout)
+        block, name, _ = options[int(rng.integers(len(options)))]
+        return _action(block, name)
+
+
+def _action(block: int, name: str) -> str:
+    return f"('move', ({block + 1}, {BY_INDEX.index(name)}))"
 
 
 ENTRY = (SlidingBlock, SlidingBlockSolver())
