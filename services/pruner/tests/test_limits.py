@@ -5,6 +5,7 @@ guideline checker's regular expressions backtrack for minutes."""
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,14 @@ from gantry.pruner.pruner import Pruner
 from gantry.pruner.scoring import checkpoint
 from gantry.pruner.service import DEMO_CODE, PrunerService
 from gantry.pruner.settings import PrunerSettings
-from gantry.pruner.structure import MAX_PARSE_CHARS, PYTHON, build_structure, detect_language
+from gantry.pruner.structure import (
+    MAX_PARSE_CHARS,
+    PYTHON,
+    SYNTAX_TREE,
+    TOKENS,
+    build_structure,
+    detect_language,
+)
 from gantry.pruner.testing import RandomScorer
 
 Stub = pruner_pb2_grpc.PrunerServiceStub
@@ -167,14 +175,27 @@ def test_adversarial_prompts_check_in_linear_time() -> None:
         assert time.perf_counter() - started < 5.0, repr(unit)
 
 
-def test_large_python_is_not_parsed() -> None:
-    """ast.parse holds the interpreter lock for seconds on megabytes: big texts use the
-    indentation structure instead."""
-    lines = (DEMO_CODE * (MAX_PARSE_CHARS // len(DEMO_CODE) + 1)).split("\n")
-    assert detect_language("\n".join(lines)) != PYTHON
-    assert not build_structure(lines, PYTHON).syntax_tree
+def test_large_python_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ast.parse holds the interpreter lock for seconds on megabytes: big Python is
+    structured from its tokens instead (pure Python), with the same units, so its pruned
+    text still parses."""
+    text = DEMO_CODE * (MAX_PARSE_CHARS // len(DEMO_CODE) + 1)
+    lines = text.split("\n")
     small = DEMO_CODE.split("\n")
-    assert detect_language(DEMO_CODE) == PYTHON and build_structure(small, PYTHON).syntax_tree
+    assert detect_language(DEMO_CODE) == PYTHON
+    assert build_structure(small, PYTHON).builder == SYNTAX_TREE
+    with monkeypatch.context() as patched:
+
+        def no_parse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("ast.parse called on a text over MAX_PARSE_CHARS")
+
+        patched.setattr(ast, "parse", no_parse)
+        assert detect_language(text) != PYTHON
+        big = build_structure(lines, PYTHON)
+    assert big.builder == TOKENS and big.python_syntax
+    result = Pruner(RandomScorer(1)).prune(text, "retry", language="python", keep_ratio=0.2)
+    assert result.kept_lines < result.original_lines
+    ast.parse(result.text)
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def lines_of(text: str) -> list[str]:
 def test_python_units_keep_statements_and_signatures_whole() -> None:
     lines = lines_of(CODE)
     structure = build_structure(lines, "python")
-    assert structure.syntax_tree
+    assert structure.python_syntax and structure.builder == "syntax_tree"
     sig = structure.units[structure.line_unit[13]]  # "def get(self, key," (0-based 13)
     assert (sig.start, sig.end) == (13, 14) and sig.header
     decorated = structure.units[structure.line_unit[9]]  # "@property"
@@ -80,7 +80,7 @@ def test_python_units_keep_statements_and_signatures_whole() -> None:
 def test_indentation_structure_pairs_braces() -> None:
     js = lines_of("function f(a) {\n  if (a) {\n    return g(1,\n      2);\n  }\n  return 0;\n}\n")
     structure = build_structure(js, "javascript")
-    assert not structure.syntax_tree
+    assert not structure.python_syntax
     call = structure.units[structure.line_unit[2]]
     assert (call.start, call.end) == (2, 3)  # continuation of the open parenthesis
     kept = structure.closure({structure.line_unit[2]})

@@ -2,18 +2,28 @@
 
 A *unit* is a run of lines that must never be cut: a Python statement (a multi-line call,
 a triple-quoted string), a block header (decorators + a multi-line signature up to its
-colon), or, for other languages, a line plus its bracket continuation lines. Each unit
-lists the units it depends on: keeping a body statement keeps the headers that enclose
-it, keeping an ``else:``/``except`` clause keeps its ``if``/``try`` header, a ``try:``
-keeps its first handler, and for brace languages an opener and its closing line go
-together. Python uses the syntax tree; everything else (and Python that does not parse,
-or is longer than `MAX_PARSE_CHARS`) uses indentation blocks.
+colon; with the body too when the body shares the header's logical line, as in
+`@overload` + `def f(\n  x,\n) -> T: ...`), or, for other languages, a line plus its
+bracket continuation lines. Each unit lists the units it depends on: keeping a body
+statement keeps the headers that enclose it, keeping an ``else:``/``except`` clause keeps
+its ``if``/``try`` header, a ``try:`` keeps its first handler, a ``match x:`` its first
+``case``, and for brace languages an opener and its closing line go together.
+
+So a Python unit is always a whole number of logical lines, decorators go with their
+``def``/``class``, and every kept header keeps a body (its own lines, or the ``...``
+placeholder `select.render` writes): pruned Python parses whenever the input does. Python
+uses the syntax tree; Python longer than `MAX_PARSE_CHARS` uses the token stream (the
+same units, without `ast.parse`'s long interpreter-lock hold); everything else (and Python
+that does not tokenize or parse) uses indentation blocks.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # `ast.parse` holds the interpreter lock for its whole run (~2.5 s per MB here): longer
@@ -153,6 +163,13 @@ class Unit:
     body_start: int = -1
     body_end: int = -1
     body_indent: str = ""
+    match_header: bool = False  # `match x:` (its body lines are `case` clauses)
+
+
+# How a structure was built.
+SYNTAX_TREE = "syntax_tree"
+TOKENS = "tokens"
+INDENTATION = "indentation"
 
 
 @dataclass(slots=True)
@@ -160,8 +177,13 @@ class Structure:
     language: str
     units: list[Unit]
     line_unit: list[int]
-    # The structure came from Python's syntax tree (pruned output stays parseable).
-    syntax_tree: bool
+    builder: str  # SYNTAX_TREE, TOKENS or INDENTATION
+
+    @property
+    def python_syntax(self) -> bool:
+        """Units follow Python's grammar: markers are comments, emptied bodies get `...`,
+        and the pruned text parses whenever the input does."""
+        return self.builder != INDENTATION
 
     def closure(self, seeds: set[int]) -> set[int]:
         """``seeds`` plus every unit they depend on, transitively."""
@@ -191,7 +213,8 @@ def _is_free_line(line: str, comment: str | None) -> bool:
 def build_structure(lines: list[str], language: str) -> Structure:
     """Units of ``lines`` (no trailing newlines) for a canonical ``language``."""
     if language == PYTHON:
-        built = _python_structure(lines)
+        big = sum(len(line) + 1 for line in lines) > MAX_PARSE_CHARS
+        built = python_token_structure(lines) if big else _python_structure(lines)
         if built is not None:
             return built
     return _indent_structure(lines, language)
@@ -201,6 +224,8 @@ def build_structure(lines: list[str], language: str) -> Structure:
 
 
 class _PythonBuilder:
+    """Units from the syntax tree; ``lines`` are the parser's lines (see `_parser_lines`)."""
+
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.units: list[Unit] = []
@@ -232,7 +257,9 @@ class _PythonBuilder:
                 header_start += 1
             last = max((s.end_lineno or s.lineno) for s in body) - 1
             clause_deps = deps if i == 0 else [headers[0]]
-            if first <= header_start:  # body on the header's line: one unit
+            if first <= header_start or self.inline(body[0]):
+                # The body shares the header's logical line (`def f(\n) -> T: ...`,
+                # `@overload` + `def g(x): ...`): decorators, signature and body are one unit.
                 headers.append(self.add(header_start, last, clause_deps))
             else:
                 header_end = first - 1
@@ -249,13 +276,26 @@ class _PythonBuilder:
                 )
                 headers.append(index)
                 if sub_clauses:
+                    first_case = len(self.units)
                     for case in sub_clauses:
                         self.stmt(case, [index])
+                    self.units[index].deps.append(first_case)  # `match x:` needs a case
                 else:
                     self.block(body, [index])
             prev_end = last
         if isinstance(node, ast.Try | ast.TryStar) and len(headers) > 1:
             self.units[headers[0]].deps.append(headers[1])  # `try:` needs a handler
+
+    def inline(self, first: ast.stmt) -> bool:
+        """Whether a body's first statement continues its header's logical line: code
+        before it on its line (after the colon), or a backslash ending the line above
+        (outside a comment: `if x:  # \\` does not continue)."""
+        row = first.lineno - 1
+        before = self.lines[row].encode("utf-8")[: first.col_offset]  # col_offset: bytes
+        if before.strip():
+            return True
+        above = self.lines[row - 1].rstrip() if row > 0 else ""
+        return above.endswith("\\") and "#" not in _STRING.sub("", above)
 
     def clauses(
         self, node: ast.stmt
@@ -301,9 +341,23 @@ class _PythonBuilder:
             out.append((None, node.body, None))
         elif isinstance(node, ast.Match) and node.cases:
             # The `match x:` header; each `case` is a compound statement in its body.
-            cases: list[ast.stmt] = [_CaseStmt(case) for case in node.cases]
+            cases: list[ast.stmt] = []
+            boundary = (node.subject.end_lineno or node.lineno) - 1
+            for case in node.cases:
+                cases.append(_CaseStmt(case, self.case_line(boundary, case)))
+                boundary = (cases[-1].end_lineno or 1) - 1
             out.append((None, cases, cases))
         return out
+
+    def case_line(self, after: int, case: ast.match_case) -> int:
+        """0-based line of a `case` keyword: the first line after ``after`` (the subject's
+        or the previous case's last line) that starts with it; a pattern such as
+        `case (` + newline + `1` starts below its keyword."""
+        pattern_row = case.pattern.lineno - 1
+        for row in range(after + 1, pattern_row + 1):
+            if _CASE.match(self.lines[row]):
+                return row
+        return pattern_row
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -313,15 +367,35 @@ def _first_line(node: ast.stmt) -> int:
     return node.lineno - 1
 
 
+_CASE = re.compile(r"\s*case\b")
+
+
 class _CaseStmt(ast.stmt):
     """A `case` clause seen as a compound statement (for the builder only)."""
 
-    def __init__(self, case: ast.match_case) -> None:
+    def __init__(self, case: ast.match_case, row: int) -> None:
         super().__init__()
-        self.lineno = case.pattern.lineno
+        self.lineno = row + 1
         self.end_lineno = max((s.end_lineno or s.lineno) for s in case.body)
-        self.col_offset = case.pattern.col_offset
+        self.col_offset = 0  # the keyword starts its line: never inline with `match x:`
         self.body = case.body
+
+
+_LONE_CR = re.compile(r"\r(?!\Z)")
+
+
+def _parser_lines(lines: list[str]) -> tuple[list[str], list[int]]:
+    """The lines as Python's parser numbers them (a lone ``\r`` also ends a line; texts
+    are split on ``\n`` only), and each one's index in ``lines``."""
+    if not any("\r" in line for line in lines):
+        return lines, list(range(len(lines)))
+    parsed: list[str] = []
+    row_of: list[int] = []
+    for index, line in enumerate(lines):
+        parts = _LONE_CR.split(line)
+        parsed.extend(parts)
+        row_of.extend([index] * len(parts))
+    return parsed, row_of
 
 
 def _python_structure(lines: list[str]) -> Structure | None:
@@ -332,9 +406,123 @@ def _python_structure(lines: list[str]) -> Structure | None:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    builder = _PythonBuilder(lines)
+    parsed, row_of = _parser_lines(lines)
+    builder = _PythonBuilder(parsed)
     builder.block(tree.body, [])
-    return _finish(lines, builder.units, PYTHON, syntax_tree=True, comment="#")
+    units = builder.units
+    if len(parsed) != len(lines):  # back to our lines; units sharing one are merged
+        for unit in units:
+            unit.start, unit.end = row_of[unit.start], row_of[unit.end]
+            if unit.header:
+                unit.body_start, unit.body_end = row_of[unit.body_start], row_of[unit.body_end]
+    return _finish(lines, units, PYTHON, builder=SYNTAX_TREE, comment="#")
+
+
+# ---- Python over MAX_PARSE_CHARS: the token stream ---------------------------------------
+
+_CLAUSES = frozenset({"elif", "else", "except", "finally"})
+
+
+class _InvalidPython(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Block:
+    header: int  # unit index of the block's header; -1 for the module
+    match: bool = False  # a `match x:` body: every line is a `case`
+    chain: int = -1  # first unit of the last statement: the head `elif`/`except`/... need
+    awaiting_handler: bool = False  # the chain head is a `try` with no handler seen yet
+    has_case: bool = False
+    last_row: int = -1
+
+
+class _TokenBuilder:
+    """Units from `tokenize`: a unit is a logical line (decorators join the next one), a
+    line ending in ``:`` followed by an INDENT is a block header, and DEDENT closes it.
+    Pure Python, so the interpreter lock is released between tokens (unlike `ast.parse`)."""
+
+    def __init__(self) -> None:
+        self.units: list[Unit] = []
+        self.blocks = [_Block(header=-1)]
+        self.opener = -1  # a header whose INDENT is due
+        self.decorated_from = -1
+
+    def run(self, tokens: Iterator[tokenize.TokenInfo]) -> None:
+        start = -1
+        first = last = ""
+        for token in tokens:
+            kind = token.type
+            if kind in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING):
+                continue
+            if kind == tokenize.INDENT:
+                if self.opener < 0:
+                    raise _InvalidPython("unexpected indent")
+                header = self.units[self.opener]
+                header.body_indent = token.string
+                self.blocks.append(_Block(header=self.opener, match=header.match_header))
+                self.opener = -1
+            elif kind == tokenize.DEDENT:
+                block = self.blocks.pop()
+                self.units[block.header].body_end = block.last_row
+                self.blocks[-1].last_row = max(self.blocks[-1].last_row, block.last_row)
+            elif kind in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                if start >= 0:
+                    self.logical_line(start, token.start[0] - 1, first, last)
+                    start = -1
+            else:
+                if self.opener >= 0:
+                    raise _InvalidPython("expected an indented block")
+                if start < 0:
+                    start, first = token.start[0] - 1, token.string
+                last = token.string
+        if self.opener >= 0 or self.decorated_from >= 0 or len(self.blocks) != 1:
+            raise _InvalidPython("unfinished block")
+
+    def logical_line(self, start: int, end: int, first: str, last: str) -> None:
+        if first == "@":  # a decorator: part of the next def/class's unit
+            if self.decorated_from < 0:
+                self.decorated_from = start
+            return
+        if self.decorated_from >= 0:
+            start, self.decorated_from = self.decorated_from, -1
+        block = self.blocks[-1]
+        deps = [block.header] if block.header >= 0 else []
+        clause = first in _CLAUSES and block.chain >= 0
+        if clause:
+            deps = [block.chain]
+        index = len(self.units)
+        opens = last == ":"
+        unit = Unit(start=start, end=end, deps=deps, header=opens)
+        if opens:
+            unit.body_start = end + 1
+            unit.match_header = first == "match"
+            self.opener = index
+        self.units.append(unit)
+        if clause:
+            if block.awaiting_handler:  # `try:` needs its first handler
+                self.units[block.chain].deps.append(index)
+                block.awaiting_handler = False
+        else:
+            block.chain, block.awaiting_handler = index, first == "try"
+        if block.match and not block.has_case:  # `match x:` needs its first case
+            self.units[block.header].deps.append(index)
+            block.has_case = True
+        block.last_row = end
+
+
+def python_token_structure(lines: list[str]) -> Structure | None:
+    """Units of Python from its tokens (``None`` when it does not tokenize). Used over
+    `MAX_PARSE_CHARS`; equal to the syntax tree's units on valid Python."""
+    source = "\n".join(lines) + "\n"
+    if _LONE_CR.search(source.replace("\r\n", "\n")):
+        return None  # the tokenizer's lines would not be ours
+    builder = _TokenBuilder()
+    try:
+        builder.run(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (_InvalidPython, tokenize.TokenError, SyntaxError):
+        return None
+    return _finish(lines, builder.units, PYTHON, builder=TOKENS, comment="#")
 
 
 # ---- other languages: indentation blocks -------------------------------------------------
@@ -397,11 +585,11 @@ def _indent_structure(lines: list[str], language: str) -> Structure:
         if stack:
             unit.deps.append(stack[-1])
         stack.append(index)
-    return _finish(lines, units, language, syntax_tree=False, comment=comment)
+    return _finish(lines, units, language, builder=INDENTATION, comment=comment)
 
 
 def _finish(
-    lines: list[str], units: list[Unit], language: str, *, syntax_tree: bool, comment: str | None
+    lines: list[str], units: list[Unit], language: str, *, builder: str, comment: str | None
 ) -> Structure:
     """Merge units that share lines, add free units for uncovered lines, index by line."""
     n = len(lines)
@@ -463,4 +651,4 @@ def _finish(
     for index, unit in enumerate(final):
         for line in range(unit.start, unit.end + 1):
             line_unit[line] = index
-    return Structure(language=language, units=final, line_unit=line_unit, syntax_tree=syntax_tree)
+    return Structure(language=language, units=final, line_unit=line_unit, builder=builder)
