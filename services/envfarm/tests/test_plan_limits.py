@@ -37,6 +37,9 @@ TOKEN = "plan-limits-token"
 
 SEEDS = range(900_000, 900_060)
 DETOURS = (1, 2, 5)  # each seed takes one of these, so every count sees 20 seeds
+# The MuJoCo envs replay every plan in physics (~0.5 CPU-s a plan): fewer seeds keep the
+# suite within its budget; their plans are short and fixed-shape (a few moves, then stop).
+PHYSICS_SEEDS = range(900_000, 900_015)
 
 
 @pytest.mark.slow
@@ -50,7 +53,8 @@ def test_every_plan_fits_the_step_limit_and_reaches_the_goal(
     failures: list[tuple[int, str, int]] = []
     refused: list[tuple[int, int]] = []
     asked = taken = 0
-    for seed in SEEDS:
+    seeds = PHYSICS_SEEDS if env_id.startswith("fetch_") else SEEDS
+    for seed in seeds:
         env = make(env_id, difficulty)
         env.reset(seed=seed)
         for strategy in solver.strategies:
@@ -68,7 +72,7 @@ def test_every_plan_fits_the_step_limit_and_reaches_the_goal(
     assert not failures, f"{env_id}/{difficulty}: plans that fail when replayed: {failures[:10]}"
     assert all(length > limit == MAX_STEPS[difficulty] for length, limit in refused)
     # Refusals are the exception, and most detours asked for fit.
-    assert len(refused) <= len(SEEDS) // 10, f"{env_id}: {len(refused)} plans refused"
+    assert len(refused) <= len(seeds) // 10, f"{env_id}: {len(refused)} plans refused"
     assert taken >= asked // 2, f"{env_id}: only {taken} of {asked} detours fit"
 
 
