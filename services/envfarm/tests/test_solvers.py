@@ -12,6 +12,7 @@ from gantry.envfarm.envs.base import DIFFICULTIES, run_plan
 SEEDS = range(100)
 
 
+@pytest.mark.slow  # 34 sweeps over 20 seeds each (the MuJoCo envs in physics)
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 @pytest.mark.parametrize("env_id", env_ids())
 def test_default_strategy_solves_every_seed(env_id: str, difficulty: str) -> None:
