@@ -57,6 +57,10 @@ class Generation:
             generator.tokenizer, request.chat_template_kwargs, f"{field}.chat_template_kwargs"
         )
         generator.check_capacity(client, sequences)  # before any tokenization
+        if params.structured_output is not None:  # compiled off the loop, then cached
+            await self.runtime.run_blocking(
+                prompts.compile_format, generator.grammars, params, f"{field}.sampling"
+            )
         encoded = []
         for i, prompt in enumerate(request.prompts):
             # One executor job per prompt: a request with many prompts never holds a

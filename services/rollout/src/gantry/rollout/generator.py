@@ -24,6 +24,7 @@ from gantry.core.errors import ResourceExhausted
 from gantry.core.metrics import CollectorRegistry, Counter, Gauge
 from gantry.models.loading import CausalLM
 from gantry.rollout.engine.engine import Engine, UpdateMode
+from gantry.rollout.engine.grammar import Grammars
 from gantry.rollout.engine.types import Delta, Overloaded, Sample, SamplingParams
 
 FRONTS = ("grpc", "openai", "oip")
@@ -84,6 +85,11 @@ class Generator(Protocol):
     dtype: torch.dtype
     # Largest weight update worth receiving (the default of `max_weights_bytes`).
     max_weights_bytes: int
+
+    @property
+    def grammars(self) -> Grammars:
+        """Structured-output formats compiled for this tokenizer (checked before generation)."""
+        ...
 
     @property
     def policy_version(self) -> int: ...
@@ -156,6 +162,7 @@ class TransformersGenerator:
             max_queued_per_client=max_queued_per_client,
             retry_after_s=retry_after_s,
         )
+        self.grammars = self.engine.grammars
         # Largest weight update worth receiving: every parameter as float32, plus FP8
         # scales and framing.
         self.max_weights_bytes = (

@@ -23,6 +23,10 @@ MAX_BYTES_PER_TOKEN = 32
 SHORT_TEXT_BYTES = 4096  # titles, persona descriptions, keywords
 MAX_KEYWORDS = 64
 MAX_EPISODE_TIMEOUT_S = 7 * 24 * 3600
+# Structured output: a format's text (schema, regex, grammar, all choices together) and
+# the number of choices. Compile time grows with the format, so it is bounded before it.
+MAX_FORMAT_BYTES = 64 * 1024
+MAX_CHOICES = 1024
 
 
 def check_enum(value: int, enum: descriptor.EnumDescriptor, *, field: str) -> None:
@@ -54,6 +58,28 @@ class RequestLimits:
         check_count(
             len(params.stop_token_ids), field=f"{field}.stop_token_ids", limit=s.max_stop_strings
         )
+        if params.HasField("structured_output"):
+            self.structured_output(params.structured_output, f"{field}.structured_output")
+
+    def free_text_sampling(self, params: sampling_pb2.SamplingParams, field: str) -> None:
+        """`sampling` for RPCs whose outputs are parsed by Gantry itself (episodes, heavy
+        thinking, playtests): their prompts ask for a format of their own."""
+        self.sampling(params, field)
+        if params.HasField("structured_output"):
+            raise InvalidArgument.for_field(
+                f"{field}.structured_output",
+                "is supported by Generate, GenerateStream and the OpenAI front only",
+            )
+
+    @staticmethod
+    def structured_output(spec: sampling_pb2.StructuredOutput, field: str) -> None:
+        kind = spec.WhichOneof("kind")
+        if kind == "choice":
+            choices = spec.choice.choices
+            check_count(len(choices), field=f"{field}.choice.choices", limit=MAX_CHOICES)
+            check_total_bytes(choices, field=f"{field}.choice.choices", limit=MAX_FORMAT_BYTES)
+        elif kind is not None:
+            check_bytes(getattr(spec, kind), field=f"{field}.{kind}", limit=MAX_FORMAT_BYTES)
 
     def text(self, value: str, field: str, limit: int | None = None) -> None:
         check_bytes(value, field=field, limit=self.prompt_bytes if limit is None else limit)
@@ -155,7 +181,7 @@ class RequestLimits:
             )
         check_count(spec.max_turns, field="spec.max_turns", limit=s.max_episode_turns)
         self.text(spec.system_prompt, "spec.system_prompt")
-        self.sampling(spec.sampling, "spec.sampling")
+        self.free_text_sampling(spec.sampling, "spec.sampling")
         if spec.HasField("episode_timeout"):
             self.duration(spec.episode_timeout, "spec.episode_timeout")
         return episodes if not continuous else min(episodes, s.max_episode_concurrency)
@@ -177,8 +203,8 @@ class RequestLimits:
         """Check a HeavyThink request; returns its number of sequences (paths + reflection)."""
         check_count(request.num_paths, field="num_paths", limit=max_paths)
         self.prompt(request.prompt, "prompt")
-        self.sampling(request.path_sampling, "path_sampling")
-        self.sampling(request.reflection_sampling, "reflection_sampling")
+        self.free_text_sampling(request.path_sampling, "path_sampling")
+        self.free_text_sampling(request.reflection_sampling, "reflection_sampling")
         self.text(request.reflection_instruction, "reflection_instruction")
         check_id(request.model, field="model")
         return (request.num_paths or 1) + 1
@@ -198,5 +224,5 @@ class RequestLimits:
             )
         limit = min(max_reviews, self.settings.max_n)
         check_count(request.num_reviews, field="num_reviews", limit=limit)
-        self.sampling(request.sampling, "sampling")
+        self.free_text_sampling(request.sampling, "sampling")
         return request.num_reviews or 1

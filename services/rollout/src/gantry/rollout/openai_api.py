@@ -9,6 +9,7 @@ with a 400 naming them, never silently ignored.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -190,6 +191,8 @@ def parse(kind: Kind, body: object, limits: RequestLimits, models: tuple[str, ..
     if user is not None and len(user.encode("utf-8", "replace")) > MAX_USER_BYTES:
         raise bad("user", f"is longer than {MAX_USER_BYTES} bytes")
     _template_kwargs(body, request)
+    if kind == "chat" and (schema := _response_format(body)) is not None:
+        sampling.structured_output.json_schema = schema
     if kind == "chat":
         logprobs = bool(_bool(body, "logprobs"))
         top = _int(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
@@ -218,9 +221,6 @@ def _refuse_unimplemented(kind: Kind, body: Json) -> None:
         if body.get("tool_choice") not in (None, "none"):
             raise unsupported("tool_choice", "tool calling is not supported")
         _bool(body, "parallel_tool_calls")
-        response_format = body.get("response_format")
-        if response_format is not None and response_format != {"type": "text"}:
-            raise unsupported("response_format", 'only {"type": "text"} is supported')
     else:
         if _bool(body, "echo"):
             raise unsupported("echo", "only false is supported")
@@ -229,6 +229,41 @@ def _refuse_unimplemented(kind: Kind, body: Json) -> None:
         best_of = _int(body, "best_of", 1, 2**31 - 1)
         if best_of is not None and best_of != (body.get("n") or 1):
             raise unsupported("best_of", "must equal n (every sample is returned)")
+
+
+def _response_format(body: Json) -> str | None:
+    """The JSON Schema (as text) a chat's `response_format` asks for; None for free text.
+    `json_object` is any JSON object; `json_schema` is its `schema` (`strict` or not, the
+    output always follows it: it is enforced token by token)."""
+    value = body.get("response_format")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise bad("response_format", 'must be an object with a "type"')
+    kind = value["type"]
+    allowed = {"text": {"type"}, "json_object": {"type"}, "json_schema": {"type", "json_schema"}}
+    if kind not in allowed:
+        raise unsupported("response_format", 'type must be "text", "json_object" or "json_schema"')
+    if extra := sorted(set(value) - allowed[kind]):
+        raise bad("response_format", f"unrecognized key {echo(extra[0])} for type {kind!r}")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return '{"type": "object"}'
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict):
+        raise bad("response_format.json_schema", "must be an object holding a schema")
+    if extra := sorted(set(spec) - {"name", "description", "schema", "strict"}):
+        raise bad("response_format.json_schema", f"unrecognized key {echo(extra[0])}")
+    for key in ("name", "description"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise bad(f"response_format.json_schema.{key}", "must be a string")
+    if spec.get("strict") is not None and not isinstance(spec["strict"], bool):
+        raise bad("response_format.json_schema.strict", "must be a boolean")
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise bad("response_format.json_schema.schema", "must be a JSON Schema object")
+    return json.dumps(schema)
 
 
 def _stream_options(body: Json, stream: bool) -> bool:
@@ -363,6 +398,8 @@ def param_of(field: str, request: Request) -> str:
     path = field.removeprefix("input.")
     if path.startswith("sampling."):
         name = re.split(r"[.\[]", path.removeprefix("sampling."))[0]
+        if name == "structured_output":
+            return "response_format"
         return request.max_tokens_param if name == "max_tokens" else name
     if path.startswith("prompts"):
         return "messages" if request.kind == "chat" else "prompt"

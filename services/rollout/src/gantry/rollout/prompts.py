@@ -12,7 +12,13 @@ from gantry.core.errors import FieldViolation, InvalidArgument, echo
 from gantry.core.limits import struct_to_python
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
-from gantry.rollout.engine.types import FinishReason, LogprobsMode, SamplingParams
+from gantry.rollout.engine.grammar import Grammars, StructuredOutputError
+from gantry.rollout.engine.types import (
+    FinishReason,
+    LogprobsMode,
+    SamplingParams,
+    StructuredOutput,
+)
 
 ROLES = {
     chat_pb2.ROLE_SYSTEM: "system",
@@ -51,6 +57,7 @@ def sampling(
         stop=tuple(params.stop),
         n=params.n or 1,
         logprobs_mode=LOGPROBS_MODES[params.logprobs_mode],
+        structured_output=structured_output(params),
     )
     problems = result.validate()
     if params.max_tokens < 0:
@@ -63,6 +70,39 @@ def sampling(
             "; ".join(f"{v.field}: {v.description}" for v in violations), violations=violations
         )
     return result
+
+
+def structured_output(params: sampling_pb2.SamplingParams) -> StructuredOutput | None:
+    """The format asked for, or None (also for a StructuredOutput with no field set,
+    which `SamplingParams.validate` then refuses)."""
+    if not params.HasField("structured_output"):
+        return None
+    spec = params.structured_output
+    kind = spec.WhichOneof("kind")
+    if kind == "json_schema":
+        return StructuredOutput(json_schema=spec.json_schema)
+    if kind == "regex":
+        return StructuredOutput(regex=spec.regex)
+    if kind == "choice":
+        return StructuredOutput(choice=tuple(spec.choice.choices))
+    if kind == "grammar":
+        return StructuredOutput(grammar=spec.grammar)
+    return StructuredOutput()
+
+
+def compile_format(grammars: Grammars, params: SamplingParams, field: str) -> None:
+    """Compile the request's format (blocking: run it on the executor), so that the
+    engine finds it cached; a format that does not compile is INVALID_ARGUMENT naming
+    `field`.structured_output.<kind>, with XGrammar's reason."""
+    spec = params.structured_output
+    if spec is None:
+        return
+    try:
+        grammars.compile(spec)
+    except StructuredOutputError as exc:
+        raise InvalidArgument.for_field(
+            f"{field}.structured_output.{exc.kind}", f"does not compile: {exc}"
+        ) from exc
 
 
 def chat_messages(conversation: chat_pb2.Conversation, field: str) -> list[dict[str, Any]]:

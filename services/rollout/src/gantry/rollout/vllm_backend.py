@@ -8,15 +8,18 @@ server reports one mode, chosen at start (`vllm_logprobs_mode`): "raw" runs vLLM
 "processed" with `"processed_logprobs"` (after temperature, top-k and top-p, renormalised);
 a request asking for the other mode is FAILED_PRECONDITION. vLLM reports a greedy token's
 processed logprob without the point mass, so greedy samples report 0 here, as in the
-transformers engine. Weight updates load the tensors into every worker's model between steps
-(`collective_rpc`), after pausing new requests ("drain") or aborting the running ones
-("rerun"). vllm is imported lazily: it is an optional dependency (`gantry-rollout[vllm]`)
-present only on GPU images.
+transformers engine. Structured output goes to vLLM's own XGrammar backend
+(`StructuredOutputsParams`); the format is compiled here too, once per format, so that a bad
+one is INVALID_ARGUMENT naming the field before vLLM sees it. Weight updates load the
+tensors into every worker's model between steps (`collective_rpc`), after pausing new
+requests ("drain") or aborting the running ones ("rerun"). vllm is imported lazily: it is
+an optional dependency (`gantry-rollout[vllm]`) present only on GPU images.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,8 +28,15 @@ import torch
 
 from gantry.core.errors import FailedPrecondition, ResourceExhausted
 from gantry.rollout.engine.engine import UpdateMode
+from gantry.rollout.engine.grammar import Grammars
 from gantry.rollout.engine.sampling import GREEDY_BELOW
-from gantry.rollout.engine.types import Delta, FinishReason, LogprobsMode, SamplingParams
+from gantry.rollout.engine.types import (
+    Delta,
+    FinishReason,
+    LogprobsMode,
+    SamplingParams,
+    StructuredOutput,
+)
 from gantry.rollout.settings import RolloutSettings
 
 if TYPE_CHECKING:
@@ -46,6 +56,9 @@ VLLM_LOGPROBS_MODES: dict[LogprobsMode, str] = {
 
 def to_vllm_params(params: SamplingParams, vllm_sampling_params: Any) -> Any:
     """Gantry's sampling parameters as vllm.SamplingParams (one request per sample)."""
+    extra: dict[str, Any] = {}
+    if params.structured_output is not None:
+        extra["structured_outputs"] = to_vllm_structured(params.structured_output)
     return vllm_sampling_params(
         n=1,  # each sample is its own request so deltas carry their index
         max_tokens=params.max_tokens,
@@ -57,7 +70,27 @@ def to_vllm_params(params: SamplingParams, vllm_sampling_params: Any) -> Any:
         ignore_eos=params.ignore_eos,
         logprobs=params.top_logprobs,  # the sampled token's, plus any asked-for alternatives
         output_kind=_delta_kind(),
+        **extra,
     )
+
+
+def structured_kwargs(spec: StructuredOutput) -> dict[str, Any]:
+    """The StructuredOutputsParams fields for a format (vLLM names JSON Schema `json`)."""
+    if spec.json_schema is not None:
+        return {"json": spec.json_schema}
+    if spec.regex is not None:
+        return {"regex": spec.regex}
+    if spec.choice is not None:
+        return {"choice": list(spec.choice)}
+    return {"grammar": spec.grammar}
+
+
+def to_vllm_structured(spec: StructuredOutput) -> Any:
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:  # unit tests without vllm: the fields, for inspection
+        return structured_kwargs(spec)
+    return StructuredOutputsParams(**structured_kwargs(spec))
 
 
 def _delta_kind() -> Any:
@@ -115,8 +148,10 @@ class VllmGenerator:
         retry_after_s: float = 2.0,
         logprobs_mode: LogprobsMode = "raw",
         metrics: GenerationMetrics | None = None,
+        vocab_size: int | None = None,
     ) -> None:
         self.engine = engine
+        self.vocab_size = vocab_size  # the logits' width; len(tokenizer) when unknown
         self.metrics = metrics  # tokens only: vLLM's queue and batch are its own
         self.logprobs_mode = logprobs_mode  # the engine's, fixed at start
         # Admission control: vLLM schedules fairly enough within its batch, but its queue
@@ -161,6 +196,17 @@ class VllmGenerator:
             retry_after_s=settings.overload_retry_after_s,
             logprobs_mode=settings.vllm_logprobs_mode,
             metrics=metrics,
+            vocab_size=int(config.get_vocab_size()),
+        )
+
+    @functools.cached_property
+    def grammars(self) -> Grammars:
+        """Formats compiled to check them before vLLM compiles its own (built on first use)."""
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        return Grammars(
+            self.tokenizer,
+            self.vocab_size or len(self.tokenizer),
+            (int(eos),) if eos is not None else (),
         )
 
     @property

@@ -18,6 +18,11 @@ Fairness between clients (the `client` key of each request):
   beyond the batch.
 So a huge request from one client delays another client's small one by a few steps,
 never by the huge request's whole run.
+
+Structured output: a constrained sample carries its own grammar matcher (`grammar.py`);
+before each sampling (the first token after prefill included) its forbidden tokens are
+masked, and the sampled token advances the matcher. Constrained and free sequences share
+a batch; a sample whose format is complete ends with STOP at its end-of-sequence token.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import xgrammar as xgr
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from gantry.rollout.engine.fairness import fair_shares
+from gantry.rollout.engine.grammar import Grammars, mask_logits
 from gantry.rollout.engine.kv import BatchKV, Slot, own_cache
 from gantry.rollout.engine.sampling import make_generator, sample
 from gantry.rollout.engine.types import (
@@ -85,6 +92,7 @@ class _Sequence:
     output_ids: list[int] = field(default_factory=list)
     text_sent: int = 0  # characters of the decoded output already emitted
     finished: bool = False
+    matcher: xgr.GrammarMatcher | None = None  # structured output: what may come next
 
     @property
     def client(self) -> str:
@@ -117,6 +125,9 @@ class Engine:
         self.context_length = context_length
         self.max_batch_size = max_batch_size
         self.eos_token_ids = set(eos_token_ids)
+        # Structured output masks cover the logits' width, which may exceed len(tokenizer).
+        width = int(model.config.get_text_config().vocab_size or len(tokenizer))
+        self.grammars = Grammars(tokenizer, width, tuple(sorted(self.eos_token_ids)))
         self.max_prefill_tokens = max(1, max_prefill_tokens)
         self.max_queued = max_queued
         self.max_queued_per_client = max_queued_per_client
@@ -183,6 +194,10 @@ class Engine:
             raise ValueError("the prompt is empty")
         if len(prompt_ids) >= self.context_length:
             raise PromptTooLong(len(prompt_ids), self.context_length)
+        if params.structured_output is not None:
+            # Fronts compile on their executor first, so this is a cache hit; a caller
+            # that did not gets the compile here (and StructuredOutputError if it is bad).
+            self.grammars.compile(params.structured_output)
         with self._wake:
             self._check_capacity(client, params.n)
             self._active[client] += params.n
@@ -408,14 +423,21 @@ class Engine:
         kv = own_cache(prefill.cache)
         n = request.params.n
         generators = [make_generator(request.params.seed, i) for i in range(n)]
-        tokens, logprobs, tops = sample(logits.expand(n, -1), [request.params] * n, generators)
+        spec = request.params.structured_output
+        matchers = [self.grammars.matcher(spec) if spec else None for _ in range(n)]
+        logits = logits.expand(n, -1)
+        masked = mask_logits(logits, matchers, self.grammars.allocate(n)) if spec else None
+        tokens, logprobs, tops = sample(logits, [request.params] * n, generators, masked)
         # From here on the request is its sequences (a failure above leaves it prefilling,
         # so the failure path still ends all of its samples).
         del self._prefilling[request.client]
         seqs = [
-            _Sequence(request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i])
+            _Sequence(
+                request, i, generators[i], Slot(len(request.prompt_ids), own=kv), tokens[i],
+                matcher=matchers[i],
+            )
             for i in range(n)
-        ]
+        ]  # fmt: skip
         parked = self._parked.setdefault(request.client, deque())
         kept = 0
         for i, seq in enumerate(seqs):
@@ -496,10 +518,19 @@ class Engine:
         self.steps += 1
         for seq in self._running:
             seq.slot.length += 1
+        logits = out.logits[:, -1, :]
+        matchers = [s.matcher for s in self._running]
+        constrained = any(m is not None for m in matchers)
+        masked = (
+            mask_logits(logits, matchers, self.grammars.allocate(len(matchers)))
+            if constrained
+            else None
+        )
         tokens, logprobs, tops = sample(
-            out.logits[:, -1, :],
+            logits,
             [s.request.params for s in self._running],
             [s.generator for s in self._running],
+            masked,
         )
         running = list(self._running)
         for seq, token, logprob, top in zip(running, tokens, logprobs, tops, strict=True):
@@ -511,12 +542,17 @@ class Engine:
         (then it has been taken out of the batch)."""
         seq.output_ids.append(token)
         params = seq.request.params
+        # The mask only offered tokens the matcher accepts; were one refused, the sample
+        # ends rather than leave its format.
+        complete = seq.matcher is not None and (
+            not seq.matcher.accept_token(token) or seq.matcher.is_terminated()
+        )
         text = str(self.tokenizer.decode(seq.output_ids, skip_special_tokens=True))
         finish: FinishReason | None = None
         stop_at = _find_stop(text, params.stop, seq.text_sent)
         if stop_at is not None:
             text, finish = text[:stop_at], FinishReason.STOP
-        elif token in self.eos_token_ids and not params.ignore_eos:
+        elif (token in self.eos_token_ids and not params.ignore_eos) or complete:
             finish = FinishReason.STOP
         elif len(seq.output_ids) >= params.max_tokens or seq.slot.length + 1 >= self.context_length:
             finish = FinishReason.LENGTH

@@ -13,6 +13,11 @@ Two reporting modes (`SamplingParams.logprobs_mode`):
   is 0.
 
 Top alternatives (`top_logprobs`) always come from the raw distribution.
+
+Structured output (a grammar mask, see `grammar.py`) sets the forbidden tokens' logits to
+-inf before temperature, top-k and top-p: the token is drawn among the allowed ones, and
+"processed" logprobs are under that masked distribution. "raw" logprobs and the top
+alternatives stay those of the unconstrained model.
 """
 
 from __future__ import annotations
@@ -76,17 +81,21 @@ def sample(
     logits: torch.Tensor,
     params: list[SamplingParams],
     generators: list[torch.Generator],
+    masked: torch.Tensor | None = None,
 ) -> tuple[list[int], list[float], list[TopLogprobs]]:
     """Next token, its logprob (in each row's `logprobs_mode`) and the rows' asked-for top
-    alternatives, per row of `logits` [B, V]."""
+    alternatives, per row of `logits` [B, V]. `masked`: the same logits with each
+    constrained row's forbidden tokens at -inf (structured output); tokens are drawn from
+    it, raw logprobs still come from `logits`."""
     logits = logits.float()
     raw = torch.log_softmax(logits, dim=-1)
+    shaped = logits if masked is None else masked.float()
     tokens: list[int] = []
     for row, (p, gen) in enumerate(zip(params, generators, strict=True)):
         if p.temperature < GREEDY_BELOW:
-            token = int(torch.argmax(logits[row]))
+            token = int(torch.argmax(shaped[row]))
         else:
-            probs = processed_probs(logits[row], p)
+            probs = processed_probs(shaped[row], p)
             token = int(torch.multinomial(probs, 1, generator=gen))
         tokens.append(token)
     index = torch.tensor(tokens).unsqueeze(1)
@@ -94,7 +103,7 @@ def sample(
     for row, (p, token) in enumerate(zip(params, tokens, strict=True)):
         if p.logprobs_mode == "processed":
             greedy = p.temperature < GREEDY_BELOW
-            reported[row] = 0.0 if greedy else float(processed_logprobs(logits[row], p)[token])
+            reported[row] = 0.0 if greedy else float(processed_logprobs(shaped[row], p)[token])
     return tokens, reported, top_alternatives(raw, params)
 
 

@@ -23,6 +23,37 @@ class FinishReason(enum.Enum):
 
 
 @dataclass(frozen=True)
+class StructuredOutput:
+    """A format the output must follow; exactly one field is set (hashable: a cache key)."""
+
+    json_schema: str | None = None  # a JSON Schema document, as JSON text
+    regex: str | None = None
+    choice: tuple[str, ...] | None = None
+    grammar: str | None = None  # EBNF with a `root` rule
+
+    @property
+    def kind(self) -> str:
+        """The field that is set (its wire name)."""
+        for name in ("json_schema", "regex", "choice", "grammar"):
+            if getattr(self, name) is not None:
+                return name
+        return ""
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs, fields relative to the StructuredOutput."""
+        kinds = [
+            n for n in ("json_schema", "regex", "choice", "grammar") if getattr(self, n) is not None
+        ]
+        if len(kinds) != 1:
+            return [("", "set exactly one of json_schema, regex, choice or grammar")]
+        if not getattr(self, kinds[0]):
+            return [(kinds[0], "must not be empty")]
+        if self.choice is not None and any(not c for c in self.choice):
+            return [("choice", "choices must not be empty strings")]
+        return []
+
+
+@dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int = 256
     temperature: float = 1.0  # 0 = greedy
@@ -34,6 +65,7 @@ class SamplingParams:
     ignore_eos: bool = False
     top_logprobs: int = 0  # also report the k most likely tokens at each step (raw logprobs)
     logprobs_mode: LogprobsMode = "raw"  # what the sampled tokens' logprobs are measured under
+    structured_output: StructuredOutput | None = None  # constrain every sample to a format
 
     def validate(self) -> list[tuple[str, str]]:
         """(field, problem) pairs; empty when valid. Field names match the wire."""
@@ -54,6 +86,9 @@ class SamplingParams:
             problems.append(("top_logprobs", f"must be between 0 and {MAX_TOP_LOGPROBS}"))
         if self.logprobs_mode not in LOGPROBS_MODES:
             problems.append(("logprobs_mode", f"must be one of {', '.join(LOGPROBS_MODES)}"))
+        if self.structured_output is not None:
+            for name, problem in self.structured_output.validate():
+                problems.append((f"structured_output{'.' if name else ''}{name}", problem))
         return problems
 
 
