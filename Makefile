@@ -81,9 +81,10 @@ $(UV):
 
 venv: $(STAMP)
 
-$(STAMP): $(LOCK) $(addsuffix /pyproject.toml,$(WORKSPACE)) | $(UV)
+$(STAMP): $(LOCK) requirements-nodeps.txt $(addsuffix /pyproject.toml,$(WORKSPACE)) | $(UV)
 	$(UV) pip install --no-config --quiet --python $(BIN)/python \
 	  --find-links $(TORCH_CPU_WHEELS) -r $(LOCK)
+	$(UV) pip install --no-config --quiet --python $(BIN)/python --no-deps -r requirements-nodeps.txt
 	$(UV) pip install --no-config --quiet --python $(BIN)/python --no-deps --no-build-isolation \
 	  $(addprefix -e ,$(WORKSPACE))
 	@touch $@

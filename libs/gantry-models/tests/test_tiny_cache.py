@@ -40,6 +40,11 @@ class FakeBuilder:
         return out_dir
 
 
+def _entries(root: Path) -> list[str]:
+    """Cache entries and staging directories; the lock files are not entries."""
+    return sorted(p.name for p in root.iterdir() if p.name != ".locks")
+
+
 def _use(monkeypatch: pytest.MonkeyPatch, builder: Any, kind: str = "causal_lm") -> None:
     monkeypatch.setitem(cache._BUILDERS, kind, builder)
 
@@ -63,7 +68,7 @@ def test_failed_build_leaves_nothing(cache_dir: Path, monkeypatch: pytest.Monkey
     _use(monkeypatch, FakeBuilder(fail=True))
     with pytest.raises(RuntimeError, match="killed"):
         tiny_model_dir("causal_lm")
-    assert list(cache_dir.iterdir()) == []
+    assert _entries(cache_dir) == []
     # A later good build succeeds normally.
     good = FakeBuilder()
     _use(monkeypatch, good)
@@ -109,7 +114,7 @@ def test_losing_a_race_keeps_the_winner(cache_dir: Path, monkeypatch: pytest.Mon
     assert tiny_model_dir("causal_lm") == target
     assert (target / "winner").is_file()
     assert not (target / "loser").exists()
-    assert [p.name for p in cache_dir.iterdir()] == [target.name]
+    assert _entries(cache_dir) == [target.name]
 
 
 def test_concurrent_callers_get_one_complete_dir(
@@ -127,8 +132,13 @@ def test_concurrent_callers_get_one_complete_dir(
         thread.join()
     assert len(results) == 4
     assert len(set(results)) == 1
-    assert sorted(p.name for p in results[0].iterdir()) == ["config.json", "model.safetensors"]
-    assert [p.name for p in cache_dir.iterdir()] == [results[0].name]
+    assert sorted(p.name for p in results[0].iterdir()) == [
+        "config.json",
+        "gantry-cache.json",
+        "model.safetensors",
+    ]
+    assert _entries(cache_dir) == [results[0].name]
+    assert builder.calls == [0]  # the others waited on the lock, then reused the entry
 
 
 def test_unknown_kind(cache_dir: Path) -> None:
