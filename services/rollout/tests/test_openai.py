@@ -280,7 +280,7 @@ NASTY_BODIES: list[Any] = [
     {"model": MODEL, "messages": MESSAGES, "stream_options": {"include_usage": True}},
     {"model": MODEL, "messages": MESSAGES, "logit_bias": {"5": 10}},
     {"model": MODEL, "messages": MESSAGES, "tools": [{"type": "function"}]},
-    {"model": MODEL, "messages": MESSAGES, "response_format": {"type": "json_object"}},
+    {"model": MODEL, "messages": MESSAGES, "response_format": {"type": "grammar"}},
     {"model": MODEL, "messages": MESSAGES, "chat_template_kwargs": {"tokenize": False}},
     {"model": MODEL, "messages": MESSAGES, "chat_template_kwargs": [1]},
     {"model": MODEL, "messages": [{"role": "user", "content": "x" * 70_000}]},
