@@ -68,7 +68,8 @@ class TinyModel(_Strict):
 class PolicyConfig(_Strict):
     base_model: str = Field(
         default="tiny",
-        description='A HF checkpoint directory both rollout and trainer can read, or "tiny"',
+        description='A HF checkpoint directory both rollout and trainer can read, "tiny" '
+        '(local services only) or a packaged model ("smollm2-135m-instruct")',
     )
     tiny: TinyModel = TinyModel()
     precision: Recipe = "fp8-jet"

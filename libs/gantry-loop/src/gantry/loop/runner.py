@@ -191,6 +191,12 @@ def _local_stack(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterat
                 seed=tiny.seed,
             )
         )
+    else:
+        from gantry.models.names import resolve_model_path
+
+        # A packaged model ("smollm2-135m-instruct") is converted here, once, before the
+        # services start; they then load its cached checkpoint directory.
+        base_model = resolve_model_path(base_model)
     state_dir = report_dir / "stack"
     env = local_stack_env(config, base_model, data_dir, state_dir)
     running = stack.up(

@@ -30,19 +30,21 @@ def load_generator(
     settings: RolloutSettings, metrics: GenerationMetrics | None = None
 ) -> Generator:
     """Build the configured backend (blocking: loads the model)."""
+    from gantry.models.names import resolve_model_path
+
+    if settings.model_path == TINY_MODEL:
+        log.warning("serving a tiny random model (model_path=tiny): for development only")
+    # A model name ("tiny", "smollm2-135m-instruct") becomes its cached checkpoint directory.
+    path = resolve_model_path(settings.model_path)
     if settings.backend == "vllm":
         from gantry.rollout.vllm_backend import VllmGenerator
 
-        return VllmGenerator.from_settings(settings, metrics)
+        return VllmGenerator.from_settings(
+            settings.model_copy(update={"model_path": path}), metrics
+        )
     from gantry.models.loading import load_causal_lm
     from gantry.rollout.generator import TransformersGenerator
 
-    path = settings.model_path
-    if path == TINY_MODEL:
-        from gantry.models.tiny import tiny_model_dir
-
-        log.warning("serving a tiny random model (model_path=tiny): for development only")
-        path = str(tiny_model_dir("causal_lm"))
     bundle = load_causal_lm(path, dtype=settings.dtype)
     fp8_layers = apply_precision(bundle.model, settings.precision_recipe)
     if fp8_layers:
@@ -67,13 +69,10 @@ def apply_precision(model: nn.Module, recipe: str) -> int:
 
 def load_vlm_generator(path: str) -> VlmGenerator:
     from gantry.models.loading import load_vlm
+    from gantry.models.names import resolve_model_path
     from gantry.rollout.vlm import VlmGenerator
 
-    if path == TINY_MODEL:
-        from gantry.models.tiny import tiny_model_dir
-
-        path = str(tiny_model_dir("vlm"))
-    return VlmGenerator(load_vlm(path))
+    return VlmGenerator(load_vlm(resolve_model_path(path, kind="vlm")))
 
 
 class RolloutService(Service[RolloutSettings]):

@@ -25,7 +25,8 @@ class RolloutSettings(ServiceSettings):
     model_path: str = Field(
         default=TINY_MODEL,
         description="Hugging Face checkpoint directory; 'tiny' builds a tiny random model "
-        "(local development and tests only)",
+        "(local development and tests only); 'smollm2-135m-instruct' serves the packaged "
+        "SmolLM2-135M-Instruct (converted once into the model cache)",
     )
     vlm_model_path: str | None = Field(
         default=None,

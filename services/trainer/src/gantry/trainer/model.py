@@ -10,20 +10,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gantry.models import names
 from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.proto.trainer.v1 import trainer_pb2
 
-TINY_MODEL = "tiny"  # base_model "tiny": the tiny random Qwen3 (development and tests)
+# base_model names: "tiny" (the tiny random Qwen3, development and tests) and the packaged
+# real models ("smollm2-135m-instruct"), resolved by gantry.models.names.
+TINY_MODEL = names.TINY_MODEL
+MODEL_NAMES = names.MODEL_NAMES
 SCHEDULES = ("constant", "cosine", "linear")
 
 
 def resolve_model_path(base_model: str) -> str:
-    path = base_model.removeprefix("file://")
-    if path == TINY_MODEL:
-        from gantry.models.tiny import tiny_model_dir
-
-        return str(tiny_model_dir("causal_lm"))
-    return path
+    return names.resolve_model_path(base_model.removeprefix("file://"))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -6,7 +6,7 @@
 | `config.output_uri`         | `outputs_root` (default `<data_dir>/outputs`)            |
 | `config.base_model`         | `models_root` (default `<data_dir>/models`), or a        |
 |                             | checkpoint of this trainer (`<data_dir>/runs`, outputs), |
-|                             | or `"tiny"`                                              |
+|                             | or a model name (`"tiny"`, `"smollm2-135m-instruct"`)    |
 
 A value is a plain path or `file://` URI, relative to the root or absolute inside it;
 anything that resolves elsewhere (`..`, a symlink out, another scheme) is
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gantry.core.errors import PermissionDenied
 from gantry.core.storage import StorageRoot
-from gantry.trainer.model import TINY_MODEL, resolve_model_path
+from gantry.trainer.model import MODEL_NAMES, resolve_model_path
 from gantry.trainer.settings import TrainerSettings
 
 DATASET_FIELD = "config.data.dataset_uri"
@@ -63,9 +63,9 @@ class Roots:
         return self.outputs.resolve(uri, field=field, allow_root=False)
 
     def base_model(self, value: str, *, field: str = BASE_MODEL_FIELD) -> str:
-        """The model directory `value` names: "tiny", inside the models root, or one of
-        this trainer's checkpoints."""
-        if value == TINY_MODEL:
+        """The model directory `value` names: a model name ("tiny", a packaged model),
+        inside the models root, or one of this trainer's checkpoints."""
+        if value in MODEL_NAMES:
             return resolve_model_path(value)
         denied: PermissionDenied | None = None
         for root in (self.models, self.runs, self.outputs):
@@ -75,8 +75,8 @@ class Roots:
                 denied = denied or exc
         assert denied is not None
         raise PermissionDenied(
-            f"{field}: must be 'tiny', a model folder inside the models root, or a "
-            "checkpoint of this trainer's runs",
+            f"{field}: must be a model name ({', '.join(MODEL_NAMES)}), a model folder "
+            "inside the models root, or a checkpoint of this trainer's runs",
             reason=denied.reason,
             metadata=denied.metadata,
         )

@@ -38,7 +38,7 @@ from gantry.models.errors import ModelLoadError
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo, limits
 from gantry.trainer.limits import Capacity
-from gantry.trainer.model import SCHEDULES, TINY_MODEL
+from gantry.trainer.model import MODEL_NAMES, SCHEDULES
 from gantry.trainer.orchestrator import RETRY_AFTER_S, RunOrchestrator
 from gantry.trainer.paths import Roots
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
@@ -62,7 +62,7 @@ def _check_paths(config: trainer_pb2.RunConfig, roots: Roots, peers: Peers) -> N
 
     PERMISSION_DENIED naming the field otherwise, before anything is opened or dialled.
     """
-    if config.base_model.strip() and config.base_model != TINY_MODEL:
+    if config.base_model.strip() and config.base_model not in MODEL_NAMES:
         model = Path(roots.base_model(config.base_model))
         try:
             check_checkpoint_dir(model)
