@@ -57,3 +57,17 @@ def test_packaged_demo_config_is_valid_and_local() -> None:
     assert config.services.all_local
     assert config.policy.precision == "fp8-jet"
     assert config.grpo.iterations >= 1
+
+
+# VisGym's own text-mode tasks: their text is the state (a grid, the matches), not the
+# answer. counting's and referring_dot_pointing's text carries no scene to learn from.
+HONEST_TEXT_TASKS = {
+    "visgym/maze_2d",
+    "visgym/sliding_block",
+    "visgym/matchstick_equation",
+    "visgym/patch_reassembly",
+}
+
+
+def test_demo_trains_on_a_task_whose_text_mode_is_honest() -> None:
+    assert {task.env_id for task in demo_config().tasks} <= HONEST_TEXT_TASKS
