@@ -5,7 +5,7 @@ sends them with a valid token to the real service process. Any status is accepta
 except INTERNAL, UNKNOWN and DATA_LOSS (those mean the server failed on input it should
 have refused). After each method's run the process must still be alive and SERVING.
 
-`GANTRY_FUZZ_EXAMPLES` sets the examples per RPC (60 in `make test`, 200 in `make fuzz`);
+`GANTRY_FUZZ_EXAMPLES` sets the examples per RPC (40 in `make test`, 200 in `make fuzz`);
 the suite is derandomized so CI is repeatable; `GANTRY_FUZZ_RANDOM=1` explores new seeds.
 """
 
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from gantry.core.client import sync_channel
 from gantry.core.testing.fuzz import message_strategy
 
-EXAMPLES = int(os.environ.get("GANTRY_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("GANTRY_FUZZ_EXAMPLES", "40"))
 CALL_TIMEOUT_S = 5.0
 MAX_STREAM_ITEMS = 20
 FAILURES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
