@@ -25,6 +25,25 @@ class EnvironmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENVIRONMENT_KIND_TERMINAL: _ClassVar[EnvironmentKind]
     ENVIRONMENT_KIND_NOTEBOOK: _ClassVar[EnvironmentKind]
 
+class SeedSemantics(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEED_SEMANTICS_UNSPECIFIED: _ClassVar[SeedSemantics]
+    SEED_SEMANTICS_INITIAL_STATE: _ClassVar[SeedSemantics]
+    SEED_SEMANTICS_FIXED_TASK: _ClassVar[SeedSemantics]
+
+class SolverKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOLVER_KIND_UNSPECIFIED: _ClassVar[SolverKind]
+    SOLVER_KIND_PLANNER: _ClassVar[SolverKind]
+    SOLVER_KIND_REFERENCE: _ClassVar[SolverKind]
+
+class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_TYPE_UNSPECIFIED: _ClassVar[TaskType]
+    TASK_TYPE_SHELL: _ClassVar[TaskType]
+    TASK_TYPE_ANALYSIS: _ClassVar[TaskType]
+    TASK_TYPE_PREDICTION: _ClassVar[TaskType]
+
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
@@ -40,10 +59,26 @@ class TaskPipelineStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_PIPELINE_STAGE_TESTING: _ClassVar[TaskPipelineStage]
     TASK_PIPELINE_STAGE_FILTERING: _ClassVar[TaskPipelineStage]
     TASK_PIPELINE_STAGE_DONE: _ClassVar[TaskPipelineStage]
+
+class TaskGenerationMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_GENERATION_MODE_UNSPECIFIED: _ClassVar[TaskGenerationMode]
+    TASK_GENERATION_MODE_TEMPLATES: _ClassVar[TaskGenerationMode]
+    TASK_GENERATION_MODE_MODEL: _ClassVar[TaskGenerationMode]
 ENVIRONMENT_KIND_UNSPECIFIED: EnvironmentKind
 ENVIRONMENT_KIND_VISUAL: EnvironmentKind
 ENVIRONMENT_KIND_TERMINAL: EnvironmentKind
 ENVIRONMENT_KIND_NOTEBOOK: EnvironmentKind
+SEED_SEMANTICS_UNSPECIFIED: SeedSemantics
+SEED_SEMANTICS_INITIAL_STATE: SeedSemantics
+SEED_SEMANTICS_FIXED_TASK: SeedSemantics
+SOLVER_KIND_UNSPECIFIED: SolverKind
+SOLVER_KIND_PLANNER: SolverKind
+SOLVER_KIND_REFERENCE: SolverKind
+TASK_TYPE_UNSPECIFIED: TaskType
+TASK_TYPE_SHELL: TaskType
+TASK_TYPE_ANALYSIS: TaskType
+TASK_TYPE_PREDICTION: TaskType
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_ACTIVE: SessionState
 SESSION_STATE_DONE: SessionState
@@ -54,6 +89,9 @@ TASK_PIPELINE_STAGE_BUILDING: TaskPipelineStage
 TASK_PIPELINE_STAGE_TESTING: TaskPipelineStage
 TASK_PIPELINE_STAGE_FILTERING: TaskPipelineStage
 TASK_PIPELINE_STAGE_DONE: TaskPipelineStage
+TASK_GENERATION_MODE_UNSPECIFIED: TaskGenerationMode
+TASK_GENERATION_MODE_TEMPLATES: TaskGenerationMode
+TASK_GENERATION_MODE_MODEL: TaskGenerationMode
 
 class ResourceLimits(_message.Message):
     __slots__ = ("cpus", "memory_bytes", "storage_bytes", "step_timeout", "episode_timeout", "test_timeout", "network")
@@ -84,7 +122,7 @@ class DifficultyLevel(_message.Message):
     def __init__(self, difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., max_steps: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Environment(_message.Message):
-    __slots__ = ("id", "kind", "description", "instructions", "action_grammar", "action_examples", "difficulties", "observation_modes", "supports_text_feedback", "supports_goal_image", "has_solver", "solver_strategies", "limits", "requires_dataset")
+    __slots__ = ("id", "kind", "description", "instructions", "action_grammar", "action_examples", "difficulties", "observation_modes", "supports_text_feedback", "supports_goal_image", "has_solver", "solver_strategies", "limits", "requires_dataset", "finish_action", "finish_action_format", "seed_semantics", "solver_kind", "task")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +137,11 @@ class Environment(_message.Message):
     SOLVER_STRATEGIES_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_DATASET_FIELD_NUMBER: _ClassVar[int]
+    FINISH_ACTION_FIELD_NUMBER: _ClassVar[int]
+    FINISH_ACTION_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SEED_SEMANTICS_FIELD_NUMBER: _ClassVar[int]
+    SOLVER_KIND_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: EnvironmentKind
     description: str
@@ -113,7 +156,43 @@ class Environment(_message.Message):
     solver_strategies: _containers.RepeatedScalarFieldContainer[str]
     limits: ResourceLimits
     requires_dataset: bool
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EnvironmentKind, str]] = ..., description: _Optional[str] = ..., instructions: _Optional[str] = ..., action_grammar: _Optional[str] = ..., action_examples: _Optional[_Iterable[str]] = ..., difficulties: _Optional[_Iterable[_Union[DifficultyLevel, _Mapping]]] = ..., observation_modes: _Optional[_Iterable[_Union[_episode_pb2.ObservationMode, str]]] = ..., supports_text_feedback: _Optional[bool] = ..., supports_goal_image: _Optional[bool] = ..., has_solver: _Optional[bool] = ..., solver_strategies: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., requires_dataset: _Optional[bool] = ...) -> None: ...
+    finish_action: str
+    finish_action_format: str
+    seed_semantics: SeedSemantics
+    solver_kind: SolverKind
+    task: TaskMetadata
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EnvironmentKind, str]] = ..., description: _Optional[str] = ..., instructions: _Optional[str] = ..., action_grammar: _Optional[str] = ..., action_examples: _Optional[_Iterable[str]] = ..., difficulties: _Optional[_Iterable[_Union[DifficultyLevel, _Mapping]]] = ..., observation_modes: _Optional[_Iterable[_Union[_episode_pb2.ObservationMode, str]]] = ..., supports_text_feedback: _Optional[bool] = ..., supports_goal_image: _Optional[bool] = ..., has_solver: _Optional[bool] = ..., solver_strategies: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., requires_dataset: _Optional[bool] = ..., finish_action: _Optional[str] = ..., finish_action_format: _Optional[str] = ..., seed_semantics: _Optional[_Union[SeedSemantics, str]] = ..., solver_kind: _Optional[_Union[SolverKind, str]] = ..., task: _Optional[_Union[TaskMetadata, _Mapping]] = ...) -> None: ...
+
+class TaskMetadata(_message.Message):
+    __slots__ = ("suite", "category", "type", "metric", "higher_is_better", "data_paths", "submission_path", "knobs", "generation_seed", "source")
+    class KnobsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATHS_FIELD_NUMBER: _ClassVar[int]
+    SUBMISSION_PATH_FIELD_NUMBER: _ClassVar[int]
+    KNOBS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_SEED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    suite: str
+    category: str
+    type: TaskType
+    metric: str
+    higher_is_better: bool
+    data_paths: _containers.RepeatedScalarFieldContainer[str]
+    submission_path: str
+    knobs: _containers.ScalarMap[str, str]
+    generation_seed: int
+    source: str
+    def __init__(self, suite: _Optional[str] = ..., category: _Optional[str] = ..., type: _Optional[_Union[TaskType, str]] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., data_paths: _Optional[_Iterable[str]] = ..., submission_path: _Optional[str] = ..., knobs: _Optional[_Mapping[str, str]] = ..., generation_seed: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("id", "env_id", "difficulty", "seed", "settings", "state", "step_index", "max_steps", "total_reward", "limits", "create_time", "expire_time")
@@ -212,7 +291,7 @@ class ResetResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid")
+    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome")
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +300,7 @@ class StepResult(_message.Message):
     INFO_FIELD_NUMBER: _ClassVar[int]
     STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
     ACTION_VALID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
     observation: _episode_pb2.Observation
     reward: float
     terminated: bool
@@ -229,7 +309,24 @@ class StepResult(_message.Message):
     info: _struct_pb2.Struct
     step_index: int
     action_valid: bool
-    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ...) -> None: ...
+    outcome: EpisodeOutcome
+    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ..., outcome: _Optional[_Union[EpisodeOutcome, _Mapping]] = ...) -> None: ...
+
+class EpisodeOutcome(_message.Message):
+    __slots__ = ("success", "score", "metric", "test_output", "answer", "test_timed_out")
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    TEST_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    TEST_TIMED_OUT_FIELD_NUMBER: _ClassVar[int]
+    success: bool
+    score: float
+    metric: str
+    test_output: str
+    answer: str
+    test_timed_out: bool
+    def __init__(self, success: _Optional[bool] = ..., score: _Optional[float] = ..., metric: _Optional[str] = ..., test_output: _Optional[str] = ..., answer: _Optional[str] = ..., test_timed_out: _Optional[bool] = ...) -> None: ...
 
 class StepRequest(_message.Message):
     __slots__ = ("session_id", "action")
@@ -374,7 +471,7 @@ class ExportDemonstrationsResponse(_message.Message):
     def __init__(self, seed: _Optional[int] = ..., strategy: _Optional[str] = ..., conversation: _Optional[_Union[_chat_pb2.Conversation, _Mapping]] = ..., final_reward: _Optional[float] = ..., detour_count: _Optional[int] = ...) -> None: ...
 
 class GenerateTasksRequest(_message.Message):
-    __slots__ = ("suite_name", "num_tasks", "categories", "generator_target", "generator_sampling", "solver_target", "solve_attempts", "min_solved", "max_build_iterations", "limits", "seed")
+    __slots__ = ("suite_name", "num_tasks", "categories", "generator_target", "generator_sampling", "solver_target", "solve_attempts", "min_solved", "max_build_iterations", "limits", "seed", "mode", "solvability_filter", "difficulty")
     SUITE_NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_TASKS_FIELD_NUMBER: _ClassVar[int]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -386,6 +483,9 @@ class GenerateTasksRequest(_message.Message):
     MAX_BUILD_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SOLVABILITY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     suite_name: str
     num_tasks: int
     categories: _containers.RepeatedScalarFieldContainer[str]
@@ -397,7 +497,10 @@ class GenerateTasksRequest(_message.Message):
     max_build_iterations: int
     limits: ResourceLimits
     seed: int
-    def __init__(self, suite_name: _Optional[str] = ..., num_tasks: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., generator_target: _Optional[str] = ..., generator_sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., solver_target: _Optional[str] = ..., solve_attempts: _Optional[int] = ..., min_solved: _Optional[int] = ..., max_build_iterations: _Optional[int] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    mode: TaskGenerationMode
+    solvability_filter: bool
+    difficulty: _episode_pb2.Difficulty
+    def __init__(self, suite_name: _Optional[str] = ..., num_tasks: _Optional[int] = ..., categories: _Optional[_Iterable[str]] = ..., generator_target: _Optional[str] = ..., generator_sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., solver_target: _Optional[str] = ..., solve_attempts: _Optional[int] = ..., min_solved: _Optional[int] = ..., max_build_iterations: _Optional[int] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., seed: _Optional[int] = ..., mode: _Optional[_Union[TaskGenerationMode, str]] = ..., solvability_filter: _Optional[bool] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ...) -> None: ...
 
 class GenerateTasksMetadata(_message.Message):
     __slots__ = ("stage", "proposed_count", "built_count", "tested_count", "kept_count", "rejected_count", "progress", "start_time")
@@ -437,3 +540,17 @@ class GenerateTasksResponse(_message.Message):
     rejected_count: int
     rejected_by_reason: _containers.ScalarMap[str, int]
     def __init__(self, suite_name: _Optional[str] = ..., env_ids: _Optional[_Iterable[str]] = ..., rejected_count: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class DeleteTaskSuiteRequest(_message.Message):
+    __slots__ = ("suite_name",)
+    SUITE_NAME_FIELD_NUMBER: _ClassVar[int]
+    suite_name: str
+    def __init__(self, suite_name: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskSuiteResponse(_message.Message):
+    __slots__ = ("suite_name", "env_ids")
+    SUITE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENV_IDS_FIELD_NUMBER: _ClassVar[int]
+    suite_name: str
+    env_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, suite_name: _Optional[str] = ..., env_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -94,6 +94,11 @@ class EnvFarmServiceStub:
                 request_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.GenerateTasksRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.DeleteTaskSuite = channel.unary_unary(
+                '/gantry.envfarm.v1.EnvFarmService/DeleteTaskSuite',
+                request_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.SerializeToString,
+                response_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.FromString,
+                _registered_method=True)
 
 
 class EnvFarmServiceServicer:
@@ -175,9 +180,19 @@ class EnvFarmServiceServicer:
 
     def GenerateTasks(self, request, context):
         """Generates a suite of terminal tasks (Endless Terminals pipeline). Metadata is
-        GenerateTasksMetadata; the response is GenerateTasksResponse.
+        GenerateTasksMetadata; the response is GenerateTasksResponse. Every kept task passed
+        validation in a sandbox: its initial state fails the completion test and its reference
+        solution makes it pass.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTaskSuite(self, request, context):
+        """Deletes a generated suite: its environments leave the catalogue; live sessions on
+        them keep their task until closed. Built-in suites cannot be deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -240,6 +255,11 @@ def add_EnvFarmServiceServicer_to_server(servicer, server):
                     servicer.GenerateTasks,
                     request_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.GenerateTasksRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'DeleteTaskSuite': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTaskSuite,
+                    request_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.FromString,
+                    response_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -543,6 +563,33 @@ class EnvFarmService:
             '/gantry.envfarm.v1.EnvFarmService/GenerateTasks',
             gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.GenerateTasksRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTaskSuite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.envfarm.v1.EnvFarmService/DeleteTaskSuite',
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.SerializeToString,
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,9 +60,15 @@ class EnvFarmServiceStub:
     """Streams solver demonstrations rendered as chat conversations (SFT data)."""
     GenerateTasks: _grpc.UnaryUnaryMultiCallable[_envfarm_pb2.GenerateTasksRequest, _operations_pb2.Operation]
     """Generates a suite of terminal tasks (Endless Terminals pipeline). Metadata is
-    GenerateTasksMetadata; the response is GenerateTasksResponse.
+    GenerateTasksMetadata; the response is GenerateTasksResponse. Every kept task passed
+    validation in a sandbox: its initial state fails the completion test and its reference
+    solution makes it pass.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    DeleteTaskSuite: _grpc.UnaryUnaryMultiCallable[_envfarm_pb2.DeleteTaskSuiteRequest, _envfarm_pb2.DeleteTaskSuiteResponse]
+    """Deletes a generated suite: its environments leave the catalogue; live sessions on
+    them keep their task until closed. Built-in suites cannot be deleted.
     """
 
 @_typing.type_check_only
@@ -96,9 +102,15 @@ class EnvFarmServiceAsyncStub(EnvFarmServiceStub):
     """Streams solver demonstrations rendered as chat conversations (SFT data)."""
     GenerateTasks: _aio.UnaryUnaryMultiCallable[_envfarm_pb2.GenerateTasksRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Generates a suite of terminal tasks (Endless Terminals pipeline). Metadata is
-    GenerateTasksMetadata; the response is GenerateTasksResponse.
+    GenerateTasksMetadata; the response is GenerateTasksResponse. Every kept task passed
+    validation in a sandbox: its initial state fails the completion test and its reference
+    solution makes it pass.
     buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
     buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+    """
+    DeleteTaskSuite: _aio.UnaryUnaryMultiCallable[_envfarm_pb2.DeleteTaskSuiteRequest, _envfarm_pb2.DeleteTaskSuiteResponse]  # type: ignore[assignment]
+    """Deletes a generated suite: its environments leave the catalogue; live sessions on
+    them keep their task until closed. Built-in suites cannot be deleted.
     """
 
 class EnvFarmServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -195,9 +207,21 @@ class EnvFarmServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
         """Generates a suite of terminal tasks (Endless Terminals pipeline). Metadata is
-        GenerateTasksMetadata; the response is GenerateTasksResponse.
+        GenerateTasksMetadata; the response is GenerateTasksResponse. Every kept task passed
+        validation in a sandbox: its initial state fails the completion test and its reference
+        solution makes it pass.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteTaskSuite(
+        self,
+        request: _envfarm_pb2.DeleteTaskSuiteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_envfarm_pb2.DeleteTaskSuiteResponse, _abc.Awaitable[_envfarm_pb2.DeleteTaskSuiteResponse]]:
+        """Deletes a generated suite: its environments leave the catalogue; live sessions on
+        them keep their task until closed. Built-in suites cannot be deleted.
         """
 
 def add_EnvFarmServiceServicer_to_server(servicer: EnvFarmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
