@@ -58,6 +58,7 @@ def sampling(
         n=params.n or 1,
         logprobs_mode=LOGPROBS_MODES[params.logprobs_mode],
         structured_output=structured_output(params),
+        top_logprobs=params.top_logprobs,
     )
     problems = result.validate()
     if params.max_tokens < 0:

@@ -88,13 +88,18 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
         response.usage.CopyFrom(usage(total_prompt, total_completion))
         return response
 
-    @staticmethod
-    def _completion(sample: Sample) -> rollout_pb2.Completion:
+    def _completion(self, sample: Sample) -> rollout_pb2.Completion:
         assert sample.finish_reason is not None
+        tokens = chat_pb2.TokenSequence(token_ids=sample.token_ids, logprobs=sample.logprobs)
+        decode = self.model.generator.tokenizer.decode
+        for top in sample.top_logprobs:  # empty unless SamplingParams.top_logprobs > 0
+            alternatives = tokens.top_logprobs.add().alternatives
+            for token_id, logprob in top:
+                alternatives.add(token_id=token_id, logprob=logprob, text=str(decode([token_id])))
         return rollout_pb2.Completion(
             index=sample.index,
             text=sample.text,
-            tokens=chat_pb2.TokenSequence(token_ids=sample.token_ids, logprobs=sample.logprobs),
+            tokens=tokens,
             finish_reason=prompts.FINISH[sample.finish_reason],
         )
 

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from gantry.proto.common.v1 import media_pb2 as gantry_dot_common_dot_v1_dot_media__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgantry/common/v1/chat.proto\x12\x10gantry.common.v1\x1a\x1cgantry/common/v1/media.proto\"O\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.gantry.common.v1.ImageH\x00\x42\x06\n\x04part\"\x84\x01\n\x0b\x43hatMessage\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.gantry.common.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.gantry.common.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\treasoning\x18\x04 \x01(\t\"?\n\x0c\x43onversation\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.gantry.common.v1.ChatMessage\"4\n\rTokenSequence\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x10\n\x08logprobs\x18\x02 \x03(\x02\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgantry/common/v1/chat.proto\x12\x10gantry.common.v1\x1a\x1cgantry/common/v1/media.proto\"O\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.gantry.common.v1.ImageH\x00\x42\x06\n\x04part\"\x84\x01\n\x0b\x43hatMessage\x12$\n\x04role\x18\x01 \x01(\x0e\x32\x16.gantry.common.v1.Role\x12.\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1d.gantry.common.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\treasoning\x18\x04 \x01(\t\"?\n\x0c\x43onversation\x12/\n\x08messages\x18\x01 \x03(\x0b\x32\x1d.gantry.common.v1.ChatMessage\"i\n\rTokenSequence\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x10\n\x08logprobs\x18\x02 \x03(\x02\x12\x33\n\x0ctop_logprobs\x18\x03 \x03(\x0b\x32\x1d.gantry.common.v1.TopLogprobs\"G\n\x0bTopLogprobs\x12\x38\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\".gantry.common.v1.TokenAlternative\"C\n\x10TokenAlternative\x12\x10\n\x08token_id\x18\x01 \x01(\x05\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gantry.proto.common.v1.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=495
-  _globals['_ROLE']._serialized_end=590
+  _globals['_ROLE']._serialized_start=690
+  _globals['_ROLE']._serialized_end=785
   _globals['_CONTENTPART']._serialized_start=79
   _globals['_CONTENTPART']._serialized_end=158
   _globals['_CHATMESSAGE']._serialized_start=161
@@ -41,7 +41,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERSATION']._serialized_start=295
   _globals['_CONVERSATION']._serialized_end=358
   _globals['_TOKENSEQUENCE']._serialized_start=360
-  _globals['_TOKENSEQUENCE']._serialized_end=412
-  _globals['_USAGE']._serialized_start=414
-  _globals['_USAGE']._serialized_end=493
+  _globals['_TOKENSEQUENCE']._serialized_end=465
+  _globals['_TOPLOGPROBS']._serialized_start=467
+  _globals['_TOPLOGPROBS']._serialized_end=538
+  _globals['_TOKENALTERNATIVE']._serialized_start=540
+  _globals['_TOKENALTERNATIVE']._serialized_end=607
+  _globals['_USAGE']._serialized_start=609
+  _globals['_USAGE']._serialized_end=688
 # @@protoc_insertion_point(module_scope)

@@ -23,56 +23,84 @@ _sym_db = _symbol_database.Default()
 
 
 from gantry.proto.common.v1 import chat_pb2 as gantry_dot_common_dot_v1_dot_chat__pb2
+from gantry.proto.common.v1 import episode_pb2 as gantry_dot_common_dot_v1_dot_episode__pb2
 from gantry.proto.common.v1 import sampling_pb2 as gantry_dot_common_dot_v1_dot_sampling__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gantry/verifier/v1/verifier.proto\x12\x12gantry.verifier.v1\x1a\x1bgantry/common/v1/chat.proto\x1a\x1fgantry/common/v1/sampling.proto\"P\n\tTraceStep\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07thought\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x13\n\x0bobservation\x18\x04 \x01(\t\"d\n\x06Rubric\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x32\n\x05\x66ocus\x18\x02 \x03(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x18\n\x10\x61\x63\x63\x65pt_threshold\x18\x03 \x01(\x05\"\xa7\x01\n\x0c\x46\x61ilureLabel\x12\x37\n\rfailure_class\x18\x01 \x01(\x0e\x32 .gantry.verifier.v1.FailureClass\x12\x35\n\x08subclass\x18\x02 \x01(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x12\n\nstep_index\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"x\n\x0bSubQuestion\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x65vidence\x18\x03 \x01(\t\x12\x35\n\x06\x61nswer\x18\x04 \x01(\x0e\x32%.gantry.verifier.v1.SubQuestionAnswer\"4\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x12\n\nreflection\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x03(\t\"\xa2\x02\n\x0cVerification\x12,\n\x07verdict\x18\x01 \x01(\x0e\x32\x1b.gantry.verifier.v1.Verdict\x12\r\n\x05score\x18\x02 \x01(\x05\x12\x32\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32 .gantry.verifier.v1.FailureLabel\x12\x36\n\rsub_questions\x18\x04 \x03(\x0b\x32\x1f.gantry.verifier.v1.SubQuestion\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\x0b\x32\x1c.gantry.verifier.v1.Feedback\x12\x11\n\trationale\x18\x06 \x01(\t\x12&\n\x05usage\x18\x07 \x01(\x0b\x32\x17.gantry.common.v1.Usage\"\xa9\x01\n\rVerifyRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x31\n\ntrajectory\x18\x03 \x03(\x0b\x32\x1d.gantry.verifier.v1.TraceStep\x12*\n\x06rubric\x18\x04 \x01(\x0b\x32\x1a.gantry.verifier.v1.Rubric\x12\x1b\n\x13\x65vidence_collection\x18\x05 \x01(\t\"H\n\x0eVerifyResponse\x12\x36\n\x0cverification\x18\x01 \x01(\x0b\x32 .gantry.verifier.v1.Verification\"\x7f\n\x0bRefineAgent\x12\x16\n\x0erollout_target\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x32\n\x08sampling\x18\x03 \x01(\x0b\x32 .gantry.common.v1.SamplingParams\x12\x15\n\rsystem_prompt\x18\x04 \x01(\t\"\xf6\x01\n\x16VerifyAndRefineRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x31\n\ntrajectory\x18\x03 \x03(\x0b\x32\x1d.gantry.verifier.v1.TraceStep\x12*\n\x06rubric\x18\x04 \x01(\x0b\x32\x1a.gantry.verifier.v1.Rubric\x12\x1b\n\x13\x65vidence_collection\x18\x05 \x01(\t\x12.\n\x05\x61gent\x18\x06 \x01(\x0b\x32\x1f.gantry.verifier.v1.RefineAgent\x12\x12\n\nmax_rounds\x18\x07 \x01(\x05\"\x80\x01\n\x0fRefinementRound\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x36\n\x0cverification\x18\x03 \x01(\x0b\x32 .gantry.verifier.v1.Verification\x12\x16\n\x0erefined_answer\x18\x04 \x01(\t\"\x85\x01\n\x17VerifyAndRefineResponse\x12\x32\n\x05round\x18\x01 \x01(\x0b\x32#.gantry.verifier.v1.RefinementRound\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\x12\n\nbest_round\x18\x03 \x01(\x05\x12\x14\n\x0c\x66inal_answer\x18\x04 \x01(\t\"\x14\n\x12GetTaxonomyRequest\"l\n\x10TaxonomySubclass\x12\x35\n\x08subclass\x18\x01 \x01(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xa5\x01\n\rTaxonomyClass\x12\x37\n\rfailure_class\x18\x01 \x01(\x0e\x32 .gantry.verifier.v1.FailureClass\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x38\n\nsubclasses\x18\x04 \x03(\x0b\x32$.gantry.verifier.v1.TaxonomySubclass\"I\n\x13GetTaxonomyResponse\x12\x32\n\x07\x63lasses\x18\x01 \x03(\x0b\x32!.gantry.verifier.v1.TaxonomyClass*\xdb\x01\n\x0c\x46\x61ilureClass\x12\x1d\n\x19\x46\x41ILURE_CLASS_UNSPECIFIED\x10\x00\x12!\n\x1d\x46\x41ILURE_CLASS_FINDING_SOURCES\x10\x01\x12\x1b\n\x17\x46\x41ILURE_CLASS_REASONING\x10\x02\x12\'\n#FAILURE_CLASS_PROBLEM_UNDERSTANDING\x10\x03\x12\x1f\n\x1b\x46\x41ILURE_CLASS_ACTION_ERRORS\x10\x04\x12\"\n\x1e\x46\x41ILURE_CLASS_MAX_STEP_REACHED\x10\x05*\xac\x04\n\x0f\x46\x61ilureSubclass\x12 \n\x1c\x46\x41ILURE_SUBCLASS_UNSPECIFIED\x10\x00\x12#\n\x1f\x46\x41ILURE_SUBCLASS_WRONG_EVIDENCE\x10\x01\x12#\n\x1f\x46\x41ILURE_SUBCLASS_GENERIC_SEARCH\x10\x02\x12#\n\x1f\x46\x41ILURE_SUBCLASS_INVALID_SOURCE\x10\x03\x12)\n%FAILURE_SUBCLASS_PREMATURE_CONCLUSION\x10\x04\x12&\n\"FAILURE_SUBCLASS_MISINTERPRETATION\x10\x05\x12\"\n\x1e\x46\x41ILURE_SUBCLASS_HALLUCINATION\x10\x06\x12/\n+FAILURE_SUBCLASS_MISUNDERSTOOD_INSTRUCTIONS\x10\x07\x12\x1f\n\x1b\x46\x41ILURE_SUBCLASS_GOAL_DRIFT\x10\x08\x12)\n%FAILURE_SUBCLASS_FAULTY_DECOMPOSITION\x10\t\x12\x1f\n\x1b\x46\x41ILURE_SUBCLASS_UI_FAILURE\x10\n\x12#\n\x1f\x46\x41ILURE_SUBCLASS_FORMAT_MISTAKE\x10\x0b\x12#\n\x1f\x46\x41ILURE_SUBCLASS_WRONG_MODALITY\x10\x0c\x12)\n%FAILURE_SUBCLASS_STEP_LIMIT_EXHAUSTED\x10\r*J\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_ACCEPT\x10\x01\x12\x12\n\x0eVERDICT_REJECT\x10\x02*q\n\x11SubQuestionAnswer\x12#\n\x1fSUB_QUESTION_ANSWER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUB_QUESTION_ANSWER_YES\x10\x01\x12\x1a\n\x16SUB_QUESTION_ANSWER_NO\x10\x02\x32\xb0\x02\n\x0fVerifierService\x12O\n\x06Verify\x12!.gantry.verifier.v1.VerifyRequest\x1a\".gantry.verifier.v1.VerifyResponse\x12l\n\x0fVerifyAndRefine\x12*.gantry.verifier.v1.VerifyAndRefineRequest\x1a+.gantry.verifier.v1.VerifyAndRefineResponse0\x01\x12^\n\x0bGetTaxonomy\x12&.gantry.verifier.v1.GetTaxonomyRequest\x1a\'.gantry.verifier.v1.GetTaxonomyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gantry/verifier/v1/verifier.proto\x12\x12gantry.verifier.v1\x1a\x1bgantry/common/v1/chat.proto\x1a\x1egantry/common/v1/episode.proto\x1a\x1fgantry/common/v1/sampling.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\"\xc5\x01\n\tTraceStep\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07thought\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x13\n\x0bobservation\x18\x04 \x01(\t\x12\x13\n\x06reward\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\nterminated\x18\x06 \x01(\x08\x12\x11\n\ttruncated\x18\x07 \x01(\x08\x12\x1a\n\raction_parsed\x18\x08 \x01(\x08H\x01\x88\x01\x01\x42\t\n\x07_rewardB\x10\n\x0e_action_parsed\"z\n\x06Rubric\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x32\n\x05\x66ocus\x18\x02 \x03(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x18\n\x10\x61\x63\x63\x65pt_threshold\x18\x03 \x01(\x05\x12\x14\n\x0c\x66ocus_labels\x18\x04 \x03(\t\"l\n\x0bJudgeConfig\x12\r\n\x05judge\x18\x01 \x01(\t\x12\x32\n\x08sampling\x18\x02 \x01(\x0b\x32 .gantry.common.v1.SamplingParams\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"%\n\rTrajectoryRef\x12\x14\n\x0cstep_indices\x18\x01 \x03(\x05\"x\n\x0e\x45videnceSource\x12\x14\n\ncollection\x18\x01 \x01(\tH\x00\x12\x37\n\ntrajectory\x18\x02 \x01(\x0b\x32!.gantry.verifier.v1.TrajectoryRefH\x00\x12\x0f\n\x05\x63heck\x18\x03 \x01(\x05H\x00\x42\x06\n\x04kind\"C\n\x13\x45nvfarmSessionCheck\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10min_total_reward\x18\x02 \x01(\x02\"\xab\x01\n\x12\x45nvfarmReplayCheck\x12\x0e\n\x06\x65nv_id\x18\x01 \x01(\t\x12\x30\n\ndifficulty\x18\x02 \x01(\x0e\x32\x1c.gantry.common.v1.Difficulty\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x1a\n\x12initial_state_json\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x63tions\x18\x05 \x03(\t\x12\x18\n\x10min_total_reward\x18\x06 \x01(\x02\"\xa5\x01\n\x0f\x45xecutableCheck\x12\x14\n\x0c\x65nvfarm_peer\x18\x01 \x01(\t\x12:\n\x07session\x18\x02 \x01(\x0b\x32\'.gantry.verifier.v1.EnvfarmSessionCheckH\x00\x12\x38\n\x06replay\x18\x03 \x01(\x0b\x32&.gantry.verifier.v1.EnvfarmReplayCheckH\x00\x42\x06\n\x04kind\"\x88\x01\n\x0b\x43heckResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x14\n\x0ctotal_reward\x18\x03 \x01(\x02\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x12\n\nterminated\x18\x05 \x01(\x08\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\xd4\x01\n\x0cPipelineStep\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06output\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12&\n\x05usage\x18\x06 \x01(\x0b\x32\x17.gantry.common.v1.Usage\"\xb6\x01\n\x0c\x46\x61ilureLabel\x12\x37\n\rfailure_class\x18\x01 \x01(\x0e\x32 .gantry.verifier.v1.FailureClass\x12\x35\n\x08subclass\x18\x02 \x01(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x12\n\nstep_index\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"\xb0\x01\n\x0bSubQuestion\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x65vidence\x18\x03 \x01(\t\x12\x35\n\x06\x61nswer\x18\x04 \x01(\x0e\x32%.gantry.verifier.v1.SubQuestionAnswer\x12\x36\n\nsource_ref\x18\x05 \x01(\x0b\x32\".gantry.verifier.v1.EvidenceSource\"4\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x12\n\nreflection\x18\x01 \x01(\t\x12\x14\n\x0cinstructions\x18\x02 \x03(\t\"\xd8\x04\n\x0cVerification\x12,\n\x07verdict\x18\x01 \x01(\x0e\x32\x1b.gantry.verifier.v1.Verdict\x12\r\n\x05score\x18\x02 \x01(\x05\x12\x32\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32 .gantry.verifier.v1.FailureLabel\x12\x36\n\rsub_questions\x18\x04 \x03(\x0b\x32\x1f.gantry.verifier.v1.SubQuestion\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\x0b\x32\x1c.gantry.verifier.v1.Feedback\x12\x11\n\trationale\x18\x06 \x01(\t\x12&\n\x05usage\x18\x07 \x01(\x0b\x32\x17.gantry.common.v1.Usage\x12\x32\n\x04mode\x18\x08 \x01(\x0e\x32$.gantry.verifier.v1.VerificationMode\x12\r\n\x05judge\x18\t \x01(\t\x12\x13\n\x0bjudge_model\x18\n \x01(\t\x12\x18\n\x10\x61\x63\x63\x65pt_threshold\x18\x0b \x01(\x05\x12\x16\n\x0e\x65xpected_score\x18\x0c \x01(\x02\x12\x1b\n\x13score_probabilities\x18\r \x03(\x02\x12/\n\x06\x63hecks\x18\x0e \x03(\x0b\x32\x1f.gantry.verifier.v1.CheckResult\x12/\n\x05steps\x18\x0f \x03(\x0b\x32 .gantry.verifier.v1.PipelineStep\x12+\n\x08\x64uration\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xed\x02\n\rVerifyRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x31\n\ntrajectory\x18\x03 \x03(\x0b\x32\x1d.gantry.verifier.v1.TraceStep\x12*\n\x06rubric\x18\x04 \x01(\x0b\x32\x1a.gantry.verifier.v1.Rubric\x12\x1b\n\x13\x65vidence_collection\x18\x05 \x01(\t\x12\x32\n\x04mode\x18\x06 \x01(\x0e\x32$.gantry.verifier.v1.VerificationMode\x12.\n\x05judge\x18\x07 \x01(\x0b\x32\x1f.gantry.verifier.v1.JudgeConfig\x12\x11\n\tmax_steps\x18\x08 \x01(\x05\x12\x33\n\x06\x63hecks\x18\t \x03(\x0b\x32#.gantry.verifier.v1.ExecutableCheck\x12\x16\n\x0eretrieval_peer\x18\n \x01(\t\"I\n\x12VerifyBatchRequest\x12\x33\n\x08requests\x18\x01 \x03(\x0b\x32!.gantry.verifier.v1.VerifyRequest\"\x8b\x01\n\x11VerifyBatchResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x38\n\x0cverification\x18\x02 \x01(\x0b\x32 .gantry.verifier.v1.VerificationH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"M\n\x13VerifyBatchResponse\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.gantry.verifier.v1.VerifyBatchResult\"H\n\x0eVerifyResponse\x12\x36\n\x0cverification\x18\x01 \x01(\x0b\x32 .gantry.verifier.v1.Verification\"\x91\x01\n\x0bRefineAgent\x12\x16\n\x0erollout_target\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x32\n\x08sampling\x18\x03 \x01(\x0b\x32 .gantry.common.v1.SamplingParams\x12\x15\n\rsystem_prompt\x18\x04 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x05 \x01(\t\"\x85\x03\n\x16VerifyAndRefineRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x31\n\ntrajectory\x18\x03 \x03(\x0b\x32\x1d.gantry.verifier.v1.TraceStep\x12*\n\x06rubric\x18\x04 \x01(\x0b\x32\x1a.gantry.verifier.v1.Rubric\x12\x1b\n\x13\x65vidence_collection\x18\x05 \x01(\t\x12.\n\x05\x61gent\x18\x06 \x01(\x0b\x32\x1f.gantry.verifier.v1.RefineAgent\x12\x12\n\nmax_rounds\x18\x07 \x01(\x05\x12\x32\n\x04mode\x18\x08 \x01(\x0e\x32$.gantry.verifier.v1.VerificationMode\x12.\n\x05judge\x18\t \x01(\x0b\x32\x1f.gantry.verifier.v1.JudgeConfig\x12\x11\n\tmax_steps\x18\n \x01(\x05\x12\x16\n\x0eretrieval_peer\x18\x0b \x01(\t\"\x80\x01\n\x0fRefinementRound\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\x36\n\x0cverification\x18\x03 \x01(\x0b\x32 .gantry.verifier.v1.Verification\x12\x16\n\x0erefined_answer\x18\x04 \x01(\t\"\x85\x01\n\x17VerifyAndRefineResponse\x12\x32\n\x05round\x18\x01 \x01(\x0b\x32#.gantry.verifier.v1.RefinementRound\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\x12\n\nbest_round\x18\x03 \x01(\x05\x12\x14\n\x0c\x66inal_answer\x18\x04 \x01(\t\"\x14\n\x12GetTaxonomyRequest\"\xa7\x01\n\x10TaxonomySubclass\x12\x35\n\x08subclass\x18\x01 \x01(\x0e\x32#.gantry.verifier.v1.FailureSubclass\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x17\n\x0f\x64\x65tection_hints\x18\x05 \x03(\t\x12\x11\n\textension\x18\x06 \x01(\x08\"\xb4\x01\n\rTaxonomyClass\x12\x37\n\rfailure_class\x18\x01 \x01(\x0e\x32 .gantry.verifier.v1.FailureClass\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x38\n\nsubclasses\x18\x04 \x03(\x0b\x32$.gantry.verifier.v1.TaxonomySubclass\x12\r\n\x05label\x18\x05 \x01(\t\"I\n\x13GetTaxonomyResponse\x12\x32\n\x07\x63lasses\x18\x01 \x03(\x0b\x32!.gantry.verifier.v1.TaxonomyClass*\xdb\x01\n\x0c\x46\x61ilureClass\x12\x1d\n\x19\x46\x41ILURE_CLASS_UNSPECIFIED\x10\x00\x12!\n\x1d\x46\x41ILURE_CLASS_FINDING_SOURCES\x10\x01\x12\x1b\n\x17\x46\x41ILURE_CLASS_REASONING\x10\x02\x12\'\n#FAILURE_CLASS_PROBLEM_UNDERSTANDING\x10\x03\x12\x1f\n\x1b\x46\x41ILURE_CLASS_ACTION_ERRORS\x10\x04\x12\"\n\x1e\x46\x41ILURE_CLASS_MAX_STEP_REACHED\x10\x05*\xac\x04\n\x0f\x46\x61ilureSubclass\x12 \n\x1c\x46\x41ILURE_SUBCLASS_UNSPECIFIED\x10\x00\x12#\n\x1f\x46\x41ILURE_SUBCLASS_WRONG_EVIDENCE\x10\x01\x12#\n\x1f\x46\x41ILURE_SUBCLASS_GENERIC_SEARCH\x10\x02\x12#\n\x1f\x46\x41ILURE_SUBCLASS_INVALID_SOURCE\x10\x03\x12)\n%FAILURE_SUBCLASS_PREMATURE_CONCLUSION\x10\x04\x12&\n\"FAILURE_SUBCLASS_MISINTERPRETATION\x10\x05\x12\"\n\x1e\x46\x41ILURE_SUBCLASS_HALLUCINATION\x10\x06\x12/\n+FAILURE_SUBCLASS_MISUNDERSTOOD_INSTRUCTIONS\x10\x07\x12\x1f\n\x1b\x46\x41ILURE_SUBCLASS_GOAL_DRIFT\x10\x08\x12)\n%FAILURE_SUBCLASS_FAULTY_DECOMPOSITION\x10\t\x12\x1f\n\x1b\x46\x41ILURE_SUBCLASS_UI_FAILURE\x10\n\x12#\n\x1f\x46\x41ILURE_SUBCLASS_FORMAT_MISTAKE\x10\x0b\x12#\n\x1f\x46\x41ILURE_SUBCLASS_WRONG_MODALITY\x10\x0c\x12)\n%FAILURE_SUBCLASS_STEP_LIMIT_EXHAUSTED\x10\r*J\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x12\n\x0eVERDICT_ACCEPT\x10\x01\x12\x12\n\x0eVERDICT_REJECT\x10\x02*\xc0\x01\n\x10VerificationMode\x12!\n\x1dVERIFICATION_MODE_UNSPECIFIED\x10\x00\x12!\n\x1dVERIFICATION_MODE_PLAIN_JUDGE\x10\x01\x12&\n\"VERIFICATION_MODE_DECOMPOSED_JUDGE\x10\x02\x12\x1a\n\x16VERIFICATION_MODE_FULL\x10\x03\x12\"\n\x1eVERIFICATION_MODE_PROGRAMMATIC\x10\x04*q\n\x11SubQuestionAnswer\x12#\n\x1fSUB_QUESTION_ANSWER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUB_QUESTION_ANSWER_YES\x10\x01\x12\x1a\n\x16SUB_QUESTION_ANSWER_NO\x10\x02\x32\x90\x03\n\x0fVerifierService\x12O\n\x06Verify\x12!.gantry.verifier.v1.VerifyRequest\x1a\".gantry.verifier.v1.VerifyResponse\x12^\n\x0bVerifyBatch\x12&.gantry.verifier.v1.VerifyBatchRequest\x1a\'.gantry.verifier.v1.VerifyBatchResponse\x12l\n\x0fVerifyAndRefine\x12*.gantry.verifier.v1.VerifyAndRefineRequest\x1a+.gantry.verifier.v1.VerifyAndRefineResponse0\x01\x12^\n\x0bGetTaxonomy\x12&.gantry.verifier.v1.GetTaxonomyRequest\x1a\'.gantry.verifier.v1.GetTaxonomyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gantry.proto.verifier.v1.verifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAILURECLASS']._serialized_start=2209
-  _globals['_FAILURECLASS']._serialized_end=2428
-  _globals['_FAILURESUBCLASS']._serialized_start=2431
-  _globals['_FAILURESUBCLASS']._serialized_end=2987
-  _globals['_VERDICT']._serialized_start=2989
-  _globals['_VERDICT']._serialized_end=3063
-  _globals['_SUBQUESTIONANSWER']._serialized_start=3065
-  _globals['_SUBQUESTIONANSWER']._serialized_end=3178
-  _globals['_TRACESTEP']._serialized_start=119
-  _globals['_TRACESTEP']._serialized_end=199
-  _globals['_RUBRIC']._serialized_start=201
-  _globals['_RUBRIC']._serialized_end=301
-  _globals['_FAILURELABEL']._serialized_start=304
-  _globals['_FAILURELABEL']._serialized_end=471
-  _globals['_SUBQUESTION']._serialized_start=473
-  _globals['_SUBQUESTION']._serialized_end=593
-  _globals['_FEEDBACK']._serialized_start=595
-  _globals['_FEEDBACK']._serialized_end=647
-  _globals['_VERIFICATION']._serialized_start=650
-  _globals['_VERIFICATION']._serialized_end=940
-  _globals['_VERIFYREQUEST']._serialized_start=943
-  _globals['_VERIFYREQUEST']._serialized_end=1112
-  _globals['_VERIFYRESPONSE']._serialized_start=1114
-  _globals['_VERIFYRESPONSE']._serialized_end=1186
-  _globals['_REFINEAGENT']._serialized_start=1188
-  _globals['_REFINEAGENT']._serialized_end=1315
-  _globals['_VERIFYANDREFINEREQUEST']._serialized_start=1318
-  _globals['_VERIFYANDREFINEREQUEST']._serialized_end=1564
-  _globals['_REFINEMENTROUND']._serialized_start=1567
-  _globals['_REFINEMENTROUND']._serialized_end=1695
-  _globals['_VERIFYANDREFINERESPONSE']._serialized_start=1698
-  _globals['_VERIFYANDREFINERESPONSE']._serialized_end=1831
-  _globals['_GETTAXONOMYREQUEST']._serialized_start=1833
-  _globals['_GETTAXONOMYREQUEST']._serialized_end=1853
-  _globals['_TAXONOMYSUBCLASS']._serialized_start=1855
-  _globals['_TAXONOMYSUBCLASS']._serialized_end=1963
-  _globals['_TAXONOMYCLASS']._serialized_start=1966
-  _globals['_TAXONOMYCLASS']._serialized_end=2131
-  _globals['_GETTAXONOMYRESPONSE']._serialized_start=2133
-  _globals['_GETTAXONOMYRESPONSE']._serialized_end=2206
-  _globals['_VERIFIERSERVICE']._serialized_start=3181
-  _globals['_VERIFIERSERVICE']._serialized_end=3485
+  _globals['_FAILURECLASS']._serialized_start=4615
+  _globals['_FAILURECLASS']._serialized_end=4834
+  _globals['_FAILURESUBCLASS']._serialized_start=4837
+  _globals['_FAILURESUBCLASS']._serialized_end=5393
+  _globals['_VERDICT']._serialized_start=5395
+  _globals['_VERDICT']._serialized_end=5469
+  _globals['_VERIFICATIONMODE']._serialized_start=5472
+  _globals['_VERIFICATIONMODE']._serialized_end=5664
+  _globals['_SUBQUESTIONANSWER']._serialized_start=5666
+  _globals['_SUBQUESTIONANSWER']._serialized_end=5779
+  _globals['_TRACESTEP']._serialized_start=239
+  _globals['_TRACESTEP']._serialized_end=436
+  _globals['_RUBRIC']._serialized_start=438
+  _globals['_RUBRIC']._serialized_end=560
+  _globals['_JUDGECONFIG']._serialized_start=562
+  _globals['_JUDGECONFIG']._serialized_end=670
+  _globals['_TRAJECTORYREF']._serialized_start=672
+  _globals['_TRAJECTORYREF']._serialized_end=709
+  _globals['_EVIDENCESOURCE']._serialized_start=711
+  _globals['_EVIDENCESOURCE']._serialized_end=831
+  _globals['_ENVFARMSESSIONCHECK']._serialized_start=833
+  _globals['_ENVFARMSESSIONCHECK']._serialized_end=900
+  _globals['_ENVFARMREPLAYCHECK']._serialized_start=903
+  _globals['_ENVFARMREPLAYCHECK']._serialized_end=1074
+  _globals['_EXECUTABLECHECK']._serialized_start=1077
+  _globals['_EXECUTABLECHECK']._serialized_end=1242
+  _globals['_CHECKRESULT']._serialized_start=1245
+  _globals['_CHECKRESULT']._serialized_end=1381
+  _globals['_PIPELINESTEP']._serialized_start=1384
+  _globals['_PIPELINESTEP']._serialized_end=1596
+  _globals['_FAILURELABEL']._serialized_start=1599
+  _globals['_FAILURELABEL']._serialized_end=1781
+  _globals['_SUBQUESTION']._serialized_start=1784
+  _globals['_SUBQUESTION']._serialized_end=1960
+  _globals['_FEEDBACK']._serialized_start=1962
+  _globals['_FEEDBACK']._serialized_end=2014
+  _globals['_VERIFICATION']._serialized_start=2017
+  _globals['_VERIFICATION']._serialized_end=2617
+  _globals['_VERIFYREQUEST']._serialized_start=2620
+  _globals['_VERIFYREQUEST']._serialized_end=2985
+  _globals['_VERIFYBATCHREQUEST']._serialized_start=2987
+  _globals['_VERIFYBATCHREQUEST']._serialized_end=3060
+  _globals['_VERIFYBATCHRESULT']._serialized_start=3063
+  _globals['_VERIFYBATCHRESULT']._serialized_end=3202
+  _globals['_VERIFYBATCHRESPONSE']._serialized_start=3204
+  _globals['_VERIFYBATCHRESPONSE']._serialized_end=3281
+  _globals['_VERIFYRESPONSE']._serialized_start=3283
+  _globals['_VERIFYRESPONSE']._serialized_end=3355
+  _globals['_REFINEAGENT']._serialized_start=3358
+  _globals['_REFINEAGENT']._serialized_end=3503
+  _globals['_VERIFYANDREFINEREQUEST']._serialized_start=3506
+  _globals['_VERIFYANDREFINEREQUEST']._serialized_end=3895
+  _globals['_REFINEMENTROUND']._serialized_start=3898
+  _globals['_REFINEMENTROUND']._serialized_end=4026
+  _globals['_VERIFYANDREFINERESPONSE']._serialized_start=4029
+  _globals['_VERIFYANDREFINERESPONSE']._serialized_end=4162
+  _globals['_GETTAXONOMYREQUEST']._serialized_start=4164
+  _globals['_GETTAXONOMYREQUEST']._serialized_end=4184
+  _globals['_TAXONOMYSUBCLASS']._serialized_start=4187
+  _globals['_TAXONOMYSUBCLASS']._serialized_end=4354
+  _globals['_TAXONOMYCLASS']._serialized_start=4357
+  _globals['_TAXONOMYCLASS']._serialized_end=4537
+  _globals['_GETTAXONOMYRESPONSE']._serialized_start=4539
+  _globals['_GETTAXONOMYRESPONSE']._serialized_end=4612
+  _globals['_VERIFIERSERVICE']._serialized_start=5782
+  _globals['_VERIFIERSERVICE']._serialized_end=6182
 # @@protoc_insertion_point(module_scope)

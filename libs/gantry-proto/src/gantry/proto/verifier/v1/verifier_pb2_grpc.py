@@ -42,6 +42,11 @@ class VerifierServiceStub:
                 request_serializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.VerifyBatch = channel.unary_unary(
+                '/gantry.verifier.v1.VerifierService/VerifyBatch',
+                request_serializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchRequest.SerializeToString,
+                response_deserializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchResponse.FromString,
+                _registered_method=True)
         self.VerifyAndRefine = channel.unary_stream(
                 '/gantry.verifier.v1.VerifierService/VerifyAndRefine',
                 request_serializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyAndRefineRequest.SerializeToString,
@@ -62,6 +67,13 @@ class VerifierServiceServicer:
 
     def Verify(self, request, context):
         """Verifies one answer and its trajectory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyBatch(self, request, context):
+        """Verifies many answers (meta-evaluation throughput); each item succeeds or fails alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -89,6 +101,11 @@ def add_VerifierServiceServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyRequest.FromString,
                     response_serializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyResponse.SerializeToString,
+            ),
+            'VerifyBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyBatch,
+                    request_deserializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchRequest.FromString,
+                    response_serializer=gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchResponse.SerializeToString,
             ),
             'VerifyAndRefine': grpc.unary_stream_rpc_method_handler(
                     servicer.VerifyAndRefine,
@@ -131,6 +148,33 @@ class VerifierService:
             '/gantry.verifier.v1.VerifierService/Verify',
             gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyRequest.SerializeToString,
             gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.verifier.v1.VerifierService/VerifyBatch',
+            gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchRequest.SerializeToString,
+            gantry_dot_verifier_dot_v1_dot_verifier__pb2.VerifyBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

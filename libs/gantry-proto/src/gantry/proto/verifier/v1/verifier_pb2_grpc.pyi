@@ -38,6 +38,8 @@ class VerifierServiceStub:
     def __new__(cls, channel: _aio.Channel) -> VerifierServiceAsyncStub: ...
     Verify: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.VerifyRequest, _verifier_pb2.VerifyResponse]
     """Verifies one answer and its trajectory."""
+    VerifyBatch: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.VerifyBatchRequest, _verifier_pb2.VerifyBatchResponse]
+    """Verifies many answers (meta-evaluation throughput); each item succeeds or fails alone."""
     VerifyAndRefine: _grpc.UnaryStreamMultiCallable[_verifier_pb2.VerifyAndRefineRequest, _verifier_pb2.VerifyAndRefineResponse]
     """Verify, then let the agent retry with the feedback, until accepted or max rounds;
     streams every round.
@@ -55,6 +57,8 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Verify: _aio.UnaryUnaryMultiCallable[_verifier_pb2.VerifyRequest, _verifier_pb2.VerifyResponse]  # type: ignore[assignment]
     """Verifies one answer and its trajectory."""
+    VerifyBatch: _aio.UnaryUnaryMultiCallable[_verifier_pb2.VerifyBatchRequest, _verifier_pb2.VerifyBatchResponse]  # type: ignore[assignment]
+    """Verifies many answers (meta-evaluation throughput); each item succeeds or fails alone."""
     VerifyAndRefine: _aio.UnaryStreamMultiCallable[_verifier_pb2.VerifyAndRefineRequest, _verifier_pb2.VerifyAndRefineResponse]  # type: ignore[assignment]
     """Verify, then let the agent retry with the feedback, until accepted or max rounds;
     streams every round.
@@ -75,6 +79,14 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_verifier_pb2.VerifyResponse, _abc.Awaitable[_verifier_pb2.VerifyResponse]]:
         """Verifies one answer and its trajectory."""
+
+    @_abc_1.abstractmethod
+    def VerifyBatch(
+        self,
+        request: _verifier_pb2.VerifyBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_pb2.VerifyBatchResponse, _abc.Awaitable[_verifier_pb2.VerifyBatchResponse]]:
+        """Verifies many answers (meta-evaluation throughput); each item succeeds or fails alone."""
 
     @_abc_1.abstractmethod
     def VerifyAndRefine(
