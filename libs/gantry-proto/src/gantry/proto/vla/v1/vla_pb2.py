@@ -26,41 +26,54 @@ from gantry.proto.common.v1 import media_pb2 as gantry_dot_common_dot_v1_dot_med
 from gantry.proto.common.v1 import tensor_pb2 as gantry_dot_common_dot_v1_dot_tensor__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gantry/vla/v1/vla.proto\x12\rgantry.vla.v1\x1a\x1cgantry/common/v1/media.proto\x1a\x1dgantry/common/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\x0b\x43\x61meraFrame\x12\x0e\n\x06\x63\x61mera\x18\x01 \x01(\t\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.gantry.common.v1.ImageH\x00\x12\'\n\x03raw\x18\x03 \x01(\x0b\x32\x18.gantry.common.v1.TensorH\x00\x42\x08\n\x06pixels\"\xc1\x01\n\x10RobotObservation\x12+\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1a.gantry.vla.v1.CameraFrame\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12\x13\n\x0binstruction\x18\x03 \x01(\t\x12\x10\n\x08timestep\x18\x04 \x01(\x03\x12\x30\n\x0c\x63\x61pture_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x0c\x41\x63tionTiming\x12-\n\npreprocess\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tinference\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x87\x01\n\nActRequest\x12\x34\n\x0bobservation\x18\x01 \x01(\x0b\x32\x1f.gantry.vla.v1.RobotObservation\x12\x17\n\nnoise_seed\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x1b\n\x13num_denoising_steps\x18\x03 \x01(\x05\x42\r\n\x0b_noise_seed\"}\n\x0b\x41\x63tResponse\x12)\n\x07\x61\x63tions\x18\x01 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12\x16\n\x0estart_timestep\x18\x02 \x01(\x03\x12+\n\x06timing\x18\x03 \x01(\x0b\x32\x1b.gantry.vla.v1.ActionTiming\"\xac\x01\n\x0cStreamConfig\x12\x13\n\x0binstruction\x18\x01 \x01(\t\x12\x12\n\ncontrol_hz\x18\x02 \x01(\x01\x12\x17\n\x0fqueue_threshold\x18\x03 \x01(\x02\x12\'\n\x05\x62lend\x18\x04 \x01(\x0e\x32\x18.gantry.vla.v1.BlendMode\x12\x14\n\x0c\x62lend_weight\x18\x05 \x01(\x02\x12\x1b\n\x13num_denoising_steps\x18\x06 \x01(\x05\"\x96\x01\n\x10ObservationFrame\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x34\n\x0bobservation\x18\x02 \x01(\x0b\x32\x1f.gantry.vla.v1.RobotObservation\x12\x12\n\nqueue_size\x18\x03 \x01(\x05\x12\x17\n\nnoise_seed\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\r\n\x0b_noise_seed\"\x88\x01\n\x14StreamControlRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.gantry.vla.v1.StreamConfigH\x00\x12\x36\n\x0bobservation\x18\x02 \x01(\x0b\x32\x1f.gantry.vla.v1.ObservationFrameH\x00\x42\t\n\x07payload\"\x99\x01\n\x15StreamControlResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x16\n\x0estart_timestep\x18\x02 \x01(\x03\x12)\n\x07\x61\x63tions\x18\x03 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12+\n\x06timing\x18\x04 \x01(\x0b\x32\x1b.gantry.vla.v1.ActionTiming\"\x16\n\x14GetPolicyInfoRequest\"K\n\nCameraSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08required\x18\x04 \x01(\x08\"\xb8\x02\n\x15GetPolicyInfoResponse\x12\x11\n\tpolicy_id\x18\x01 \x01(\t\x12\x12\n\naction_dim\x18\x02 \x01(\x05\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\x12\x11\n\tstate_dim\x18\x04 \x01(\x05\x12*\n\x07\x63\x61meras\x18\x05 \x03(\x0b\x32\x19.gantry.vla.v1.CameraSpec\x12\x17\n\x0f\x66rozen_model_id\x18\x06 \x01(\t\x12\x1a\n\x12trainable_model_id\x18\x07 \x01(\t\x12\x18\n\x10\x61\x63tion_expert_id\x18\x08 \x01(\t\x12\x1b\n\x13num_denoising_steps\x18\t \x01(\x05\x12\x12\n\ncontrol_hz\x18\n \x01(\x01\x12\x14\n\x0c\x61\x63tion_names\x18\x0b \x03(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x0c \x01(\t*_\n\tBlendMode\x12\x1a\n\x16\x42LEND_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42LEND_MODE_LATEST\x10\x01\x12\x1f\n\x1b\x42LEND_MODE_WEIGHTED_AVERAGE\x10\x02\x32\x86\x02\n\nVlaService\x12<\n\x03\x41\x63t\x12\x19.gantry.vla.v1.ActRequest\x1a\x1a.gantry.vla.v1.ActResponse\x12^\n\rStreamControl\x12#.gantry.vla.v1.StreamControlRequest\x1a$.gantry.vla.v1.StreamControlResponse(\x01\x30\x01\x12Z\n\rGetPolicyInfo\x12#.gantry.vla.v1.GetPolicyInfoRequest\x1a$.gantry.vla.v1.GetPolicyInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17gantry/vla/v1/vla.proto\x12\rgantry.vla.v1\x1a\x1cgantry/common/v1/media.proto\x1a\x1dgantry/common/v1/tensor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"z\n\x0b\x43\x61meraFrame\x12\x0e\n\x06\x63\x61mera\x18\x01 \x01(\t\x12(\n\x05image\x18\x02 \x01(\x0b\x32\x17.gantry.common.v1.ImageH\x00\x12\'\n\x03raw\x18\x03 \x01(\x0b\x32\x18.gantry.common.v1.TensorH\x00\x42\x08\n\x06pixels\"\xc1\x01\n\x10RobotObservation\x12+\n\x07\x63\x61meras\x18\x01 \x03(\x0b\x32\x1a.gantry.vla.v1.CameraFrame\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12\x13\n\x0binstruction\x18\x03 \x01(\t\x12\x10\n\x08timestep\x18\x04 \x01(\x03\x12\x30\n\x0c\x63\x61pture_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x0c\x41\x63tionTiming\x12-\n\npreprocess\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tinference\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12(\n\x05total\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x87\x01\n\nActRequest\x12\x34\n\x0bobservation\x18\x01 \x01(\x0b\x32\x1f.gantry.vla.v1.RobotObservation\x12\x17\n\nnoise_seed\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x1b\n\x13num_denoising_steps\x18\x03 \x01(\x05\x42\r\n\x0b_noise_seed\"}\n\x0b\x41\x63tResponse\x12)\n\x07\x61\x63tions\x18\x01 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12\x16\n\x0estart_timestep\x18\x02 \x01(\x03\x12+\n\x06timing\x18\x03 \x01(\x0b\x32\x1b.gantry.vla.v1.ActionTiming\"\xac\x01\n\x0cStreamConfig\x12\x13\n\x0binstruction\x18\x01 \x01(\t\x12\x12\n\ncontrol_hz\x18\x02 \x01(\x01\x12\x17\n\x0fqueue_threshold\x18\x03 \x01(\x02\x12\'\n\x05\x62lend\x18\x04 \x01(\x0e\x32\x18.gantry.vla.v1.BlendMode\x12\x14\n\x0c\x62lend_weight\x18\x05 \x01(\x02\x12\x1b\n\x13num_denoising_steps\x18\x06 \x01(\x05\"\x96\x01\n\x10ObservationFrame\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x34\n\x0bobservation\x18\x02 \x01(\x0b\x32\x1f.gantry.vla.v1.RobotObservation\x12\x12\n\nqueue_size\x18\x03 \x01(\x05\x12\x17\n\nnoise_seed\x18\x04 \x01(\x04H\x00\x88\x01\x01\x42\r\n\x0b_noise_seed\"\xb6\x01\n\x14StreamControlRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.gantry.vla.v1.StreamConfigH\x00\x12\x36\n\x0bobservation\x18\x02 \x01(\x0b\x32\x1f.gantry.vla.v1.ObservationFrameH\x00\x12,\n\x05reset\x18\x03 \x01(\x0b\x32\x1b.gantry.vla.v1.EpisodeResetH\x00\x42\t\n\x07payload\"#\n\x0c\x45pisodeReset\x12\x13\n\x0binstruction\x18\x01 \x01(\t\"6\n\x10ObservationError\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"\xee\x01\n\x15StreamControlResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x16\n\x0estart_timestep\x18\x02 \x01(\x03\x12)\n\x07\x61\x63tions\x18\x03 \x01(\x0b\x32\x18.gantry.common.v1.Tensor\x12+\n\x06timing\x18\x04 \x01(\x0b\x32\x1b.gantry.vla.v1.ActionTiming\x12\x0f\n\x07\x65pisode\x18\x05 \x01(\x03\x12.\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.gantry.vla.v1.ObservationError\x12\x12\n\nreset_done\x18\x07 \x01(\x08\"\x16\n\x14GetPolicyInfoRequest\"n\n\nCameraSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x0c\n\x04view\x18\x05 \x01(\t\x12\x13\n\x0borientation\x18\x06 \x01(\t\"(\n\nStateEntry\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\"\x90\x01\n\x0f\x41\x63tionSemantics\x12\'\n\x04mode\x18\x01 \x01(\x0e\x32\x19.gantry.vla.v1.ActionMode\x12\x11\n\trange_low\x18\x02 \x01(\x02\x12\x12\n\nrange_high\x18\x03 \x01(\x02\x12\r\n\x05units\x18\x04 \x03(\t\x12\x0f\n\x07gripper\x18\x05 \x01(\t\x12\r\n\x05notes\x18\x06 \x01(\t\"7\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1d\n\x15instruction_templates\x18\x02 \x03(\t\"\xe2\x03\n\x15GetPolicyInfoResponse\x12\x11\n\tpolicy_id\x18\x01 \x01(\t\x12\x12\n\naction_dim\x18\x02 \x01(\x05\x12\x12\n\nchunk_size\x18\x03 \x01(\x05\x12\x11\n\tstate_dim\x18\x04 \x01(\x05\x12*\n\x07\x63\x61meras\x18\x05 \x03(\x0b\x32\x19.gantry.vla.v1.CameraSpec\x12\x17\n\x0f\x66rozen_model_id\x18\x06 \x01(\t\x12\x1a\n\x12trainable_model_id\x18\x07 \x01(\t\x12\x18\n\x10\x61\x63tion_expert_id\x18\x08 \x01(\t\x12\x1b\n\x13num_denoising_steps\x18\t \x01(\x05\x12\x12\n\ncontrol_hz\x18\n \x01(\x01\x12\x14\n\x0c\x61\x63tion_names\x18\x0b \x03(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x0c \x01(\t\x12\x30\n\rstate_entries\x18\r \x03(\x0b\x32\x19.gantry.vla.v1.StateEntry\x12\x38\n\x10\x61\x63tion_semantics\x18\x0e \x01(\x0b\x32\x1e.gantry.vla.v1.ActionSemantics\x12&\n\x05tasks\x18\x0f \x03(\x0b\x32\x17.gantry.vla.v1.TaskSpec\x12\x14\n\x0c\x61rchitecture\x18\x10 \x01(\t*_\n\tBlendMode\x12\x1a\n\x16\x42LEND_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42LEND_MODE_LATEST\x10\x01\x12\x1f\n\x1b\x42LEND_MODE_WEIGHTED_AVERAGE\x10\x02*Z\n\nActionMode\x12\x1b\n\x17\x41\x43TION_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41\x43TION_MODE_DELTA\x10\x01\x12\x18\n\x14\x41\x43TION_MODE_ABSOLUTE\x10\x02\x32\x86\x02\n\nVlaService\x12<\n\x03\x41\x63t\x12\x19.gantry.vla.v1.ActRequest\x1a\x1a.gantry.vla.v1.ActResponse\x12^\n\rStreamControl\x12#.gantry.vla.v1.StreamControlRequest\x1a$.gantry.vla.v1.StreamControlResponse(\x01\x30\x01\x12Z\n\rGetPolicyInfo\x12#.gantry.vla.v1.GetPolicyInfoRequest\x1a$.gantry.vla.v1.GetPolicyInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gantry.proto.vla.v1.vla_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BLENDMODE']._serialized_start=1944
-  _globals['_BLENDMODE']._serialized_end=2039
-  _globals['_CAMERAFRAME']._serialized_start=168
-  _globals['_CAMERAFRAME']._serialized_end=290
-  _globals['_ROBOTOBSERVATION']._serialized_start=293
-  _globals['_ROBOTOBSERVATION']._serialized_end=486
-  _globals['_ACTIONTIMING']._serialized_start=489
-  _globals['_ACTIONTIMING']._serialized_end=638
-  _globals['_ACTREQUEST']._serialized_start=641
-  _globals['_ACTREQUEST']._serialized_end=776
-  _globals['_ACTRESPONSE']._serialized_start=778
-  _globals['_ACTRESPONSE']._serialized_end=903
-  _globals['_STREAMCONFIG']._serialized_start=906
-  _globals['_STREAMCONFIG']._serialized_end=1078
-  _globals['_OBSERVATIONFRAME']._serialized_start=1081
-  _globals['_OBSERVATIONFRAME']._serialized_end=1231
-  _globals['_STREAMCONTROLREQUEST']._serialized_start=1234
-  _globals['_STREAMCONTROLREQUEST']._serialized_end=1370
-  _globals['_STREAMCONTROLRESPONSE']._serialized_start=1373
-  _globals['_STREAMCONTROLRESPONSE']._serialized_end=1526
-  _globals['_GETPOLICYINFOREQUEST']._serialized_start=1528
-  _globals['_GETPOLICYINFOREQUEST']._serialized_end=1550
-  _globals['_CAMERASPEC']._serialized_start=1552
-  _globals['_CAMERASPEC']._serialized_end=1627
-  _globals['_GETPOLICYINFORESPONSE']._serialized_start=1630
-  _globals['_GETPOLICYINFORESPONSE']._serialized_end=1942
-  _globals['_VLASERVICE']._serialized_start=2042
-  _globals['_VLASERVICE']._serialized_end=2304
+  _globals['_BLENDMODE']._serialized_start=2644
+  _globals['_BLENDMODE']._serialized_end=2739
+  _globals['_ACTIONMODE']._serialized_start=2741
+  _globals['_ACTIONMODE']._serialized_end=2831
+  _globals['_CAMERAFRAME']._serialized_start=193
+  _globals['_CAMERAFRAME']._serialized_end=315
+  _globals['_ROBOTOBSERVATION']._serialized_start=318
+  _globals['_ROBOTOBSERVATION']._serialized_end=511
+  _globals['_ACTIONTIMING']._serialized_start=514
+  _globals['_ACTIONTIMING']._serialized_end=663
+  _globals['_ACTREQUEST']._serialized_start=666
+  _globals['_ACTREQUEST']._serialized_end=801
+  _globals['_ACTRESPONSE']._serialized_start=803
+  _globals['_ACTRESPONSE']._serialized_end=928
+  _globals['_STREAMCONFIG']._serialized_start=931
+  _globals['_STREAMCONFIG']._serialized_end=1103
+  _globals['_OBSERVATIONFRAME']._serialized_start=1106
+  _globals['_OBSERVATIONFRAME']._serialized_end=1256
+  _globals['_STREAMCONTROLREQUEST']._serialized_start=1259
+  _globals['_STREAMCONTROLREQUEST']._serialized_end=1441
+  _globals['_EPISODERESET']._serialized_start=1443
+  _globals['_EPISODERESET']._serialized_end=1478
+  _globals['_OBSERVATIONERROR']._serialized_start=1480
+  _globals['_OBSERVATIONERROR']._serialized_end=1534
+  _globals['_STREAMCONTROLRESPONSE']._serialized_start=1537
+  _globals['_STREAMCONTROLRESPONSE']._serialized_end=1775
+  _globals['_GETPOLICYINFOREQUEST']._serialized_start=1777
+  _globals['_GETPOLICYINFOREQUEST']._serialized_end=1799
+  _globals['_CAMERASPEC']._serialized_start=1801
+  _globals['_CAMERASPEC']._serialized_end=1911
+  _globals['_STATEENTRY']._serialized_start=1913
+  _globals['_STATEENTRY']._serialized_end=1953
+  _globals['_ACTIONSEMANTICS']._serialized_start=1956
+  _globals['_ACTIONSEMANTICS']._serialized_end=2100
+  _globals['_TASKSPEC']._serialized_start=2102
+  _globals['_TASKSPEC']._serialized_end=2157
+  _globals['_GETPOLICYINFORESPONSE']._serialized_start=2160
+  _globals['_GETPOLICYINFORESPONSE']._serialized_end=2642
+  _globals['_VLASERVICE']._serialized_start=2834
+  _globals['_VLASERVICE']._serialized_end=3096
 # @@protoc_insertion_point(module_scope)

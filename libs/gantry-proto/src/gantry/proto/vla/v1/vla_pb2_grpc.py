@@ -60,6 +60,13 @@ class VlaServiceServicer:
 
     def Act(self, request, context):
         """Predicts one action chunk for one observation.
+
+        Rejections (INVALID_ARGUMENT, the field named in a BadRequest violation): an empty
+        instruction (`observation.instruction`); a missing or wrongly shaped state (not float32
+        [state_dim]) or one holding NaN/inf (`observation.state`); a missing required camera, an
+        unknown or repeated camera name, a frame that is not uint8 [H, W, 3] or an image that
+        does not decode, or pixels beyond the service's size limit (`observation.cameras`);
+        negative `num_denoising_steps` or more than the service allows.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +85,15 @@ class VlaServiceServicer:
         overlaps actions still queued the two are blended per `blend` (the server never
         blends; blending happens on the client). The server may skip an observation when a
         newer one is already waiting, so sequence numbers in responses can have gaps.
+
+        A bad config (first message not a config, `queue_threshold` or `blend_weight` outside
+        [0, 1], negative `control_hz` or `num_denoising_steps`) ends the stream with
+        INVALID_ARGUMENT. A bad observation does not: it is answered with an `error` event
+        (sequence set, no actions) and the stream goes on. Its rules are Act's, plus: the
+        sequence must be strictly greater than every earlier one in the stream (resets
+        included), and an observation without an instruction needs one in the config or the
+        latest reset. A `reset` starts a new episode: an observation still waiting is dropped,
+        the reset is acknowledged, and later chunks carry the new episode number.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

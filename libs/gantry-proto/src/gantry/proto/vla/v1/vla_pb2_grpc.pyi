@@ -36,7 +36,15 @@ class VlaServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> VlaServiceAsyncStub: ...
     Act: _grpc.UnaryUnaryMultiCallable[_vla_pb2.ActRequest, _vla_pb2.ActResponse]
-    """Predicts one action chunk for one observation."""
+    """Predicts one action chunk for one observation.
+
+    Rejections (INVALID_ARGUMENT, the field named in a BadRequest violation): an empty
+    instruction (`observation.instruction`); a missing or wrongly shaped state (not float32
+    [state_dim]) or one holding NaN/inf (`observation.state`); a missing required camera, an
+    unknown or repeated camera name, a frame that is not uint8 [H, W, 3] or an image that
+    does not decode, or pixels beyond the service's size limit (`observation.cameras`);
+    negative `num_denoising_steps` or more than the service allows.
+    """
     StreamControl: _grpc.StreamStreamMultiCallable[_vla_pb2.StreamControlRequest, _vla_pb2.StreamControlResponse]
     """Asynchronous closed-loop control. The client sends a StreamConfig, then observations;
     the server answers each observation with an action chunk.
@@ -50,6 +58,15 @@ class VlaServiceStub:
     overlaps actions still queued the two are blended per `blend` (the server never
     blends; blending happens on the client). The server may skip an observation when a
     newer one is already waiting, so sequence numbers in responses can have gaps.
+
+    A bad config (first message not a config, `queue_threshold` or `blend_weight` outside
+    [0, 1], negative `control_hz` or `num_denoising_steps`) ends the stream with
+    INVALID_ARGUMENT. A bad observation does not: it is answered with an `error` event
+    (sequence set, no actions) and the stream goes on. Its rules are Act's, plus: the
+    sequence must be strictly greater than every earlier one in the stream (resets
+    included), and an observation without an instruction needs one in the config or the
+    latest reset. A `reset` starts a new episode: an observation still waiting is dropped,
+    the reset is acknowledged, and later chunks carry the new episode number.
     """
     GetPolicyInfo: _grpc.UnaryUnaryMultiCallable[_vla_pb2.GetPolicyInfoRequest, _vla_pb2.GetPolicyInfoResponse]
     """Describes the served policy."""
@@ -62,7 +79,15 @@ class VlaServiceAsyncStub(VlaServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Act: _aio.UnaryUnaryMultiCallable[_vla_pb2.ActRequest, _vla_pb2.ActResponse]  # type: ignore[assignment]
-    """Predicts one action chunk for one observation."""
+    """Predicts one action chunk for one observation.
+
+    Rejections (INVALID_ARGUMENT, the field named in a BadRequest violation): an empty
+    instruction (`observation.instruction`); a missing or wrongly shaped state (not float32
+    [state_dim]) or one holding NaN/inf (`observation.state`); a missing required camera, an
+    unknown or repeated camera name, a frame that is not uint8 [H, W, 3] or an image that
+    does not decode, or pixels beyond the service's size limit (`observation.cameras`);
+    negative `num_denoising_steps` or more than the service allows.
+    """
     StreamControl: _aio.StreamStreamMultiCallable[_vla_pb2.StreamControlRequest, _vla_pb2.StreamControlResponse]  # type: ignore[assignment]
     """Asynchronous closed-loop control. The client sends a StreamConfig, then observations;
     the server answers each observation with an action chunk.
@@ -76,6 +101,15 @@ class VlaServiceAsyncStub(VlaServiceStub):
     overlaps actions still queued the two are blended per `blend` (the server never
     blends; blending happens on the client). The server may skip an observation when a
     newer one is already waiting, so sequence numbers in responses can have gaps.
+
+    A bad config (first message not a config, `queue_threshold` or `blend_weight` outside
+    [0, 1], negative `control_hz` or `num_denoising_steps`) ends the stream with
+    INVALID_ARGUMENT. A bad observation does not: it is answered with an `error` event
+    (sequence set, no actions) and the stream goes on. Its rules are Act's, plus: the
+    sequence must be strictly greater than every earlier one in the stream (resets
+    included), and an observation without an instruction needs one in the config or the
+    latest reset. A `reset` starts a new episode: an observation still waiting is dropped,
+    the reset is acknowledged, and later chunks carry the new episode number.
     """
     GetPolicyInfo: _aio.UnaryUnaryMultiCallable[_vla_pb2.GetPolicyInfoRequest, _vla_pb2.GetPolicyInfoResponse]  # type: ignore[assignment]
     """Describes the served policy."""
@@ -91,7 +125,15 @@ class VlaServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vla_pb2.ActRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vla_pb2.ActResponse, _abc.Awaitable[_vla_pb2.ActResponse]]:
-        """Predicts one action chunk for one observation."""
+        """Predicts one action chunk for one observation.
+
+        Rejections (INVALID_ARGUMENT, the field named in a BadRequest violation): an empty
+        instruction (`observation.instruction`); a missing or wrongly shaped state (not float32
+        [state_dim]) or one holding NaN/inf (`observation.state`); a missing required camera, an
+        unknown or repeated camera name, a frame that is not uint8 [H, W, 3] or an image that
+        does not decode, or pixels beyond the service's size limit (`observation.cameras`);
+        negative `num_denoising_steps` or more than the service allows.
+        """
 
     @_abc_1.abstractmethod
     def StreamControl(
@@ -111,6 +153,15 @@ class VlaServiceServicer(metaclass=_abc_1.ABCMeta):
         overlaps actions still queued the two are blended per `blend` (the server never
         blends; blending happens on the client). The server may skip an observation when a
         newer one is already waiting, so sequence numbers in responses can have gaps.
+
+        A bad config (first message not a config, `queue_threshold` or `blend_weight` outside
+        [0, 1], negative `control_hz` or `num_denoising_steps`) ends the stream with
+        INVALID_ARGUMENT. A bad observation does not: it is answered with an `error` event
+        (sequence set, no actions) and the stream goes on. Its rules are Act's, plus: the
+        sequence must be strictly greater than every earlier one in the stream (resets
+        included), and an observation without an instruction needs one in the config or the
+        latest reset. A `reset` starts a new episode: an observation still waiting is dropped,
+        the reset is acknowledged, and later chunks carry the new episode number.
         """
 
     @_abc_1.abstractmethod
