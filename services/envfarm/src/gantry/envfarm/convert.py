@@ -30,7 +30,8 @@ _DIFFICULTY_OUT: dict[str, episode_pb2.Difficulty] = {
 
 
 def wire_id(env_id: str) -> str:
-    return VISGYM_PREFIX + env_id
+    """A registry id's wire id; task-family ids ("terminal/...") are already wire ids."""
+    return env_id if "/" in env_id else VISGYM_PREFIX + env_id
 
 
 def resolve_env_id(value: str, field: str = "env_id") -> str:
@@ -80,6 +81,10 @@ def environment(env_type: type[VisGymEnv], strategies: tuple[str, ...]) -> envfa
         has_solver=True,
         solver_strategies=list(strategies),
         requires_dataset=False,
+        finish_action="('stop',)",
+        finish_action_format="('stop',) with no answer: the episode is graded on the state",
+        seed_semantics=envfarm_pb2.SEED_SEMANTICS_INITIAL_STATE,
+        solver_kind=envfarm_pb2.SOLVER_KIND_PLANNER,
     )
 
 

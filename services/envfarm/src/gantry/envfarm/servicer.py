@@ -10,15 +10,18 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+from google.longrunning import operations_proto_pb2 as operations_pb2
 
 from gantry.core.errors import (
     FailedPrecondition,
     GantryError,
     InvalidArgument,
+    NotFound,
     Unimplemented,
+    echo,
 )
 from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.core.paging import Page
@@ -28,6 +31,16 @@ from gantry.envfarm.demonstrations import UNBOUNDED, Demonstration, demonstratio
 from gantry.envfarm.envs.actions import parse_action
 from gantry.envfarm.envs.base import Difficulty, Plan, PlanTooLong, VisGymEnv
 from gantry.envfarm.envs.registry import ENVIRONMENTS, make, solver_for
+from gantry.envfarm.family import (
+    REFERENCE,
+    BadAction,
+    Families,
+    TaskDemonstration,
+    TaskEpisode,
+    TaskFamily,
+    TaskStep,
+    UnknownTask,
+)
 from gantry.envfarm.sessions import Session, SessionManager, ensure_active
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, media_pb2
@@ -148,11 +161,30 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         sessions: SessionManager,
         limits: EnvFarmLimits,
         dataset_dir: Path | None = None,
+        families: Families | None = None,
+        suites: TaskSuites | None = None,
     ) -> None:
         self.runtime = runtime
         self.sessions = sessions
         self.limits = limits
         self.dataset_dir = dataset_dir
+        self.families = families or Families()
+        self.suites = suites
+
+    def _family(self, env_id: str, field: str = "env_id") -> TaskFamily | None:
+        """The task family serving `env_id`, or None for a VisGym id."""
+        family = self.families.find(env_id)
+        if family is not None:
+            try:
+                family.environment(env_id)
+            except UnknownTask:
+                raise NotFound(
+                    f"{field}: no task {echo(env_id)} (deleted, or never generated); "
+                    f"ListEnvironments with id_prefix {family.prefix!r} lists them",
+                    resource_type="environment",
+                    resource_name=env_id[:MAX_PREFIX_BYTES],
+                ) from None
+        return family
 
     # ----- catalogue -----
     async def ListEnvironments(
@@ -167,39 +199,45 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             max_size=self.limits.max_page_size,
             scope=f"{request.kind}:{request.id_prefix}",
         )
-        if request.kind not in (
+        listed: list[tuple[str, TaskFamily | None]] = []
+        if request.kind in (
             envfarm_pb2.ENVIRONMENT_KIND_UNSPECIFIED,
             envfarm_pb2.ENVIRONMENT_KIND_VISUAL,
         ):
-            return envfarm_pb2.ListEnvironmentsResponse()  # no terminal/notebook envs here yet
-        ids = [
-            env_id
-            for env_id in sorted(ENVIRONMENTS)
-            if convert.wire_id(env_id).startswith(request.id_prefix)
-        ]
+            listed += [
+                (convert.wire_id(env_id), None)
+                for env_id in ENVIRONMENTS
+                if convert.wire_id(env_id).startswith(request.id_prefix)
+            ]
+        listed += self.families.listing(request.kind, request.id_prefix)
+        listed.sort(key=lambda item: item[0])
         return envfarm_pb2.ListEnvironmentsResponse(
             environments=[
-                convert.environment(ENVIRONMENTS[i][0], ENVIRONMENTS[i][1].strategies)
-                for i in ids[page.start : page.stop]
+                self._describe(env_id, family) for env_id, family in listed[page.start : page.stop]
             ],
-            next_page_token=page.next_token(len(ids)),
+            next_page_token=page.next_token(len(listed)),
         )
+
+    @staticmethod
+    def _describe(wire_id: str, family: TaskFamily | None) -> envfarm_pb2.Environment:
+        if family is not None:
+            return family.environment(wire_id)
+        env_type, solver = ENVIRONMENTS[wire_id.removeprefix(convert.VISGYM_PREFIX)]
+        return convert.environment(env_type, solver.strategies)
 
     # ----- sessions -----
     async def CreateSession(
         self, request: envfarm_pb2.CreateSessionRequest, context: Any
     ) -> envfarm_pb2.CreateSessionResponse:
+        check_bytes(request.env_id, field="env_id", limit=MAX_PREFIX_BYTES)
+        family = self._family(request.env_id)
+        if family is not None:
+            return await self._create_task_session(family, request)
         env_id = convert.resolve_env_id(request.env_id)
         difficulty = convert.difficulty_in(request.difficulty)
         _check_settings(request.settings)
         _check_limits(request.limits)
-        ttl: float | None = None
-        if request.HasField("ttl"):
-            ttl = request.ttl.ToNanoseconds() / 1e9
-            if not 0 < ttl <= self.sessions.lifetime_s:
-                raise InvalidArgument.for_field(
-                    "ttl", f"must be in (0, {self.sessions.lifetime_s}] s"
-                )
+        ttl = self._ttl(request)
         self.sessions.reserve()
         seed = request.seed if request.HasField("seed") else secrets.randbits(63)
         max_steps = request.settings.max_steps if request.settings.HasField("max_steps") else None
@@ -214,6 +252,45 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         return envfarm_pb2.CreateSessionResponse(
             session=self._session(session), observation=obs, goal_image=goal
         )
+
+    def _ttl(self, request: envfarm_pb2.CreateSessionRequest) -> float | None:
+        if not request.HasField("ttl"):
+            return None
+        ttl = request.ttl.ToNanoseconds() / 1e9
+        if not 0 < ttl <= self.sessions.lifetime_s:
+            raise InvalidArgument.for_field("ttl", f"must be in (0, {self.sessions.lifetime_s}] s")
+        return ttl
+
+    async def _create_task_session(
+        self, family: TaskFamily, request: envfarm_pb2.CreateSessionRequest
+    ) -> envfarm_pb2.CreateSessionResponse:
+        """A fixed task: the difficulty is the task's own, the seed is recorded only."""
+        convert.difficulty_in(request.difficulty)
+        _check_task_settings(request.settings)
+        _check_limits(request.limits)
+        ttl = self._ttl(request)
+        state = None
+        if request.initial_state_json:
+            limit = self.limits.max_state_json_bytes
+            state = _parse_state(request.initial_state_json, "initial_state_json", limit)
+        self.sessions.reserve()
+        seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+        max_steps = request.settings.max_steps if request.settings.HasField("max_steps") else None
+        try:
+            episode = family.make(
+                request.env_id, max_steps=max_steps, limits=request.limits, state=state
+            )
+        except ValueError as exc:
+            raise InvalidArgument.for_field("initial_state_json", str(exc)) from exc
+        session = self.sessions.add(request.env_id, episode, seed, request.settings, ttl)
+        try:
+            async with session.lock:
+                obs = await self.runtime.run_blocking(episode.reset, seed)
+        except BaseException:  # the caller never learns the id: do not leave it open
+            await self.runtime.run_blocking(episode.close)
+            self.sessions.close(session.id, "creation failed")
+            raise
+        return envfarm_pb2.CreateSessionResponse(session=self._session(session), observation=obs)
 
     def _dataset(self, env_id: str) -> str | None:
         root = self.dataset_dir
@@ -242,11 +319,11 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     def _observe(
         self, session: Session, with_goal: bool
     ) -> tuple[episode_pb2.Observation, media_pb2.Image | None]:
-        obs = session.env._observation()
-        wire = convert.observation(obs, session.settings.observation_mode)
+        env = _visual(session)
+        wire = convert.observation(env._observation(), session.settings.observation_mode)
         goal = None
         if with_goal and session.settings.goal_image:
-            goal = convert.image(self._goal_pixels(session.env, ""))
+            goal = convert.image(self._goal_pixels(env, ""))
         return wire, goal
 
     def _goal_pixels(self, env: VisGymEnv, strategy: str) -> np.ndarray[Any, Any]:
@@ -259,12 +336,17 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         return work.render_image()
 
     def _session(self, session: Session) -> envfarm_pb2.Session:
-        return convert.session(session, self.sessions.lifetime_s)
+        wire = convert.session(session, self.sessions.lifetime_s)
+        if isinstance(session.env, TaskEpisode):
+            wire.limits.CopyFrom(session.env.limits.to_proto())
+        return wire
 
     async def Reset(
         self, request: envfarm_pb2.ResetRequest, context: Any
     ) -> envfarm_pb2.ResetResponse:
         session = self.sessions.get(_session_id(request.session_id))
+        if isinstance(session.env, TaskEpisode):
+            return await self._reset_task(session, request)
         async with session.lock:
             if request.HasField("seed"):
                 seed, state = request.seed, request.initial_state_json
@@ -279,6 +361,22 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             session=self._session(session), observation=obs, goal_image=goal
         )
 
+    async def _reset_task(
+        self, session: Session, request: envfarm_pb2.ResetRequest
+    ) -> envfarm_pb2.ResetResponse:
+        episode = session.env
+        assert isinstance(episode, TaskEpisode)
+        if request.initial_state_json:
+            raise InvalidArgument.for_field(
+                "initial_state_json",
+                "a task session replays its own task; create a new session to load another",
+            )
+        seed = request.seed if request.HasField("seed") else session.seed
+        async with session.lock:
+            obs = await self.runtime.run_blocking(episode.reset, seed)
+            session.seed, session.total_reward = seed, 0.0
+        return envfarm_pb2.ResetResponse(session=self._session(session), observation=obs)
+
     async def Step(
         self, request: envfarm_pb2.StepRequest, context: Any
     ) -> envfarm_pb2.StepResponse:
@@ -288,6 +386,11 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
 
     async def _step(self, session: Session, action: str, field: str) -> envfarm_pb2.StepResult:
         check_bytes(action, field=field, limit=MAX_ACTION_BYTES)
+        if isinstance(session.env, TaskEpisode):
+            try:  # refused before it runs: no step is taken, the session stays usable
+                session.env.check_action(action)
+            except BadAction as exc:
+                raise InvalidArgument.for_field(field, str(exc)) from exc
         async with session.lock:
             ensure_active(session)
             result = await self.runtime.run_blocking(self._step_blocking, session, action)
@@ -297,6 +400,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             return result
 
     def _step_blocking(self, session: Session, action: str) -> envfarm_pb2.StepResult:
+        if isinstance(session.env, TaskEpisode):
+            return _task_result(session.env.step(action), session.env.steps)
         obs, reward, terminated, truncated, info = session.env.step(action)
         extra = {k: v for k, v in info.items() if k not in ("env_feedback", "valid_action", "step")}
         return envfarm_pb2.StepResult(
@@ -351,6 +456,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         self, request: envfarm_pb2.SolveRequest, context: Any
     ) -> envfarm_pb2.SolveResponse:
         session = self.sessions.get(_session_id(request.session_id))
+        if isinstance(session.env, TaskEpisode):
+            return await self._solve_task(session, request)
         solver = solver_for(session.env_id)
         check_bytes(request.strategy, field="strategy", limit=MAX_NAME_BYTES)
         if request.strategy and request.strategy not in solver.strategies:
@@ -360,22 +467,39 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         if not 0 <= request.detour_count <= MAX_DETOURS:
             raise InvalidArgument.for_field("detour_count", f"must be between 0 and {MAX_DETOURS}")
         strategy = request.strategy or solver.strategies[0]
+        env = _visual(session)
         async with session.lock:
             ensure_active(session)
             plan = await self.runtime.run_blocking(
                 lambda: _solve(
                     lambda: solver.make_plan(
-                        session.env, strategy, detours=request.detour_count, seed=session.seed
+                        env, strategy, detours=request.detour_count, seed=session.seed
                     )
                 )
             )
             goal = None
             if request.include_goal_image:
-                pixels = await self.runtime.run_blocking(self._goal_pixels, session.env, strategy)
+                pixels = await self.runtime.run_blocking(self._goal_pixels, env, strategy)
                 goal = convert.image(pixels)
         return envfarm_pb2.SolveResponse(
             actions=plan.actions, strategy=strategy, detour_count=plan.detours, goal_image=goal
         )
+
+    async def _solve_task(
+        self, session: Session, request: envfarm_pb2.SolveRequest
+    ) -> envfarm_pb2.SolveResponse:
+        """A fixed task's reference solution: the same actions for every seed."""
+        episode = session.env
+        assert isinstance(episode, TaskEpisode)
+        _check_reference_request(request.strategy, request.detour_count, "strategy")
+        if request.include_goal_image:
+            raise InvalidArgument.for_field(
+                "include_goal_image", "task environments have no goal image"
+            )
+        async with session.lock:
+            ensure_active(session)
+            actions = await self.runtime.run_blocking(episode.reference_solution)
+        return envfarm_pb2.SolveResponse(actions=actions, strategy=REFERENCE)
 
     async def GetSession(
         self, request: envfarm_pb2.GetSessionRequest, context: Any
@@ -388,6 +512,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     ) -> envfarm_pb2.CloseSessionResponse:
         session = self.sessions.get(_session_id(request.session_id))
         async with session.lock:  # let an in-flight step finish first
+            if isinstance(session.env, TaskEpisode):  # free the sandbox off the loop
+                await self.runtime.run_blocking(session.env.close)
             self.sessions.close(session.id)
         return envfarm_pb2.CloseSessionResponse(session=self._session(session))
 
@@ -395,6 +521,13 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         self, request: envfarm_pb2.ExportStateRequest, context: Any
     ) -> envfarm_pb2.ExportStateResponse:
         session = self.sessions.get(_session_id(request.session_id))
+        if isinstance(session.env, TaskEpisode):
+            return envfarm_pb2.ExportStateResponse(
+                env_id=session.env_id,
+                difficulty=convert.difficulty_out(session.env.difficulty),
+                seed=session.seed,
+                state_json=json.dumps(session.env.initial_state()),
+            )
         return envfarm_pb2.ExportStateResponse(
             env_id=convert.wire_id(session.env_id),
             difficulty=convert.difficulty_out(session.env.difficulty),
@@ -405,6 +538,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     async def ExportDemonstrations(
         self, request: envfarm_pb2.ExportDemonstrationsRequest, context: Any
     ) -> AsyncIterator[envfarm_pb2.ExportDemonstrationsResponse]:
+        check_bytes(request.env_id, field="env_id", limit=MAX_PREFIX_BYTES)
+        family = self._family(request.env_id)
+        if family is not None:
+            async for item in self._task_demonstrations(family, request):
+                yield item
+            return
         env_id = convert.resolve_env_id(request.env_id)
         difficulty: Difficulty = convert.difficulty_in(request.difficulty)
         solver = solver_for(env_id)
@@ -454,6 +593,36 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                     detour_count=demo.detours,
                 )
 
+    async def _task_demonstrations(
+        self, family: TaskFamily, request: envfarm_pb2.ExportDemonstrationsRequest
+    ) -> AsyncIterator[envfarm_pb2.ExportDemonstrationsResponse]:
+        """The reference solution, played in a fresh sandbox per seed."""
+        if not request.seeds:
+            raise InvalidArgument.for_field("seeds", "must hold at least one seed")
+        if len(request.seeds) > min(MAX_DEMO_SEEDS, self.limits.max_demonstrations):
+            raise InvalidArgument.for_field(
+                "seeds", f"at most {min(MAX_DEMO_SEEDS, self.limits.max_demonstrations)} per call"
+            )
+        check_count(request.strategies, field="strategies", limit=1)
+        _check_reference_request(
+            request.strategies[0] if request.strategies else "",
+            request.detour_count,
+            "strategies[0]",
+        )
+        _check_task_settings(request.settings)
+        for seed in request.seeds:
+            demo: TaskDemonstration = await self.runtime.run_blocking(
+                family.demonstrate, request.env_id, seed
+            )
+            if not (demo.succeeded or request.include_failures):
+                continue
+            yield envfarm_pb2.ExportDemonstrationsResponse(
+                seed=seed,
+                strategy=REFERENCE,
+                conversation=_task_conversation(demo),
+                final_reward=demo.final_reward,
+            )
+
     @staticmethod
     def _conversation(
         demo: Demonstration, settings: episode_pb2.EpisodeSettings
@@ -474,8 +643,80 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             previous = turn.feedback
         return chat_pb2.Conversation(messages=messages)
 
-    async def GenerateTasks(self, request: Any, context: Any) -> Any:
-        raise Unimplemented(
-            "terminal task generation (Endless Terminals) is not available in this envfarm "
-            "version; only VisGym environments are served"
+    async def GenerateTasks(
+        self, request: envfarm_pb2.GenerateTasksRequest, context: Any
+    ) -> operations_pb2.Operation:
+        if self.suites is None:
+            raise Unimplemented(
+                "terminal task generation is off on this server (no sandbox backend)"
+            )
+        return await self.suites.generate(request)
+
+    async def DeleteTaskSuite(
+        self, request: envfarm_pb2.DeleteTaskSuiteRequest, context: Any
+    ) -> envfarm_pb2.DeleteTaskSuiteResponse:
+        if self.suites is None:
+            raise Unimplemented("terminal task suites are off on this server")
+        return await self.suites.delete(request)
+
+
+class TaskSuites(Protocol):
+    """GenerateTasks and DeleteTaskSuite (the terminal family's generated suites)."""
+
+    async def generate(
+        self, request: envfarm_pb2.GenerateTasksRequest
+    ) -> operations_pb2.Operation: ...
+
+    async def delete(
+        self, request: envfarm_pb2.DeleteTaskSuiteRequest
+    ) -> envfarm_pb2.DeleteTaskSuiteResponse: ...
+
+
+def _visual(session: Session) -> VisGymEnv:
+    assert isinstance(session.env, VisGymEnv), "a task session took a VisGym path"
+    return session.env
+
+
+def _check_task_settings(settings: episode_pb2.EpisodeSettings) -> None:
+    """Task environments observe text (and media in notebook output), never a goal image."""
+    _check_settings(settings)
+    if settings.goal_image:
+        raise InvalidArgument.for_field("settings.goal_image", "task environments have none")
+
+
+def _check_reference_request(strategy: str, detours: int, field: str) -> None:
+    if strategy not in ("", REFERENCE):
+        raise InvalidArgument.for_field(
+            field, f"unknown strategy {echo(strategy)}; a fixed task has only {REFERENCE!r}"
         )
+    if detours:
+        raise InvalidArgument.for_field(
+            "detour_count", "a fixed task's reference solution takes no detours"
+        )
+
+
+def _task_result(step: TaskStep, step_index: int) -> envfarm_pb2.StepResult:
+    result = envfarm_pb2.StepResult(
+        observation=step.observation,
+        reward=step.reward,
+        terminated=step.terminated,
+        truncated=step.truncated,
+        feedback=step.feedback,
+        info=convert.struct(step.info),
+        step_index=step_index,
+        action_valid=True,
+    )
+    if step.outcome is not None:
+        result.outcome.CopyFrom(step.outcome.to_proto())
+    return result
+
+
+def _task_conversation(demo: TaskDemonstration) -> chat_pb2.Conversation:
+    messages = [convert.text_message(chat_pb2.ROLE_SYSTEM, demo.instructions)]
+    for turn in demo.turns:
+        parts = [chat_pb2.ContentPart(text=turn.observation.text)]
+        if turn.observation.HasField("image"):
+            parts.append(chat_pb2.ContentPart(image=turn.observation.image))
+        messages.append(chat_pb2.ChatMessage(role=chat_pb2.ROLE_USER, content=parts))
+        messages.append(convert.text_message(chat_pb2.ROLE_ASSISTANT, turn.action))
+    return chat_pb2.Conversation(messages=messages)

@@ -22,6 +22,7 @@ from typing import Any
 from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted, echo
 from gantry.core.metrics import CollectorRegistry, Counter, Gauge
 from gantry.envfarm.envs.base import VisGymEnv
+from gantry.envfarm.family import TaskEpisode
 
 log = logging.getLogger("gantry.envfarm.sessions")
 
@@ -68,7 +69,7 @@ class SessionMetrics:
 class Session:
     id: str
     env_id: str
-    env: VisGymEnv
+    env: VisGymEnv | TaskEpisode  # a task episode owns a sandbox
     seed: int
     settings: Any  # gantry.common.v1.EpisodeSettings, kept as sent
     ttl_s: float
@@ -118,7 +119,12 @@ class SessionManager:
             )
 
     def add(
-        self, env_id: str, env: VisGymEnv, seed: int, settings: Any, ttl_s: float | None
+        self,
+        env_id: str,
+        env: VisGymEnv | TaskEpisode,
+        seed: int,
+        settings: Any,
+        ttl_s: float | None,
     ) -> Session:
         self.reserve()
         session = Session(
