@@ -94,20 +94,22 @@ class CameraParameters(_message.Message):
     def __init__(self, extrinsics: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., intrinsics: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class MemorySettings(_message.Message):
-    __slots__ = ("session_id", "top_k", "retrieval", "token_budget", "adaptive_token_merging", "store_result")
+    __slots__ = ("session_id", "top_k", "retrieval", "token_budget", "adaptive_token_merging", "store_result", "min_relevance")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
     ADAPTIVE_TOKEN_MERGING_FIELD_NUMBER: _ClassVar[int]
     STORE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    MIN_RELEVANCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     top_k: int
     retrieval: MemoryRetrieval
     token_budget: int
     adaptive_token_merging: bool
     store_result: bool
-    def __init__(self, session_id: _Optional[str] = ..., top_k: _Optional[int] = ..., retrieval: _Optional[_Union[MemoryRetrieval, str]] = ..., token_budget: _Optional[int] = ..., adaptive_token_merging: _Optional[bool] = ..., store_result: _Optional[bool] = ...) -> None: ...
+    min_relevance: float
+    def __init__(self, session_id: _Optional[str] = ..., top_k: _Optional[int] = ..., retrieval: _Optional[_Union[MemoryRetrieval, str]] = ..., token_budget: _Optional[int] = ..., adaptive_token_merging: _Optional[bool] = ..., store_result: _Optional[bool] = ..., min_relevance: _Optional[float] = ...) -> None: ...
 
 class VideoInput(_message.Message):
     __slots__ = ("video", "video_id", "uri")
@@ -120,7 +122,7 @@ class VideoInput(_message.Message):
     def __init__(self, video: _Optional[_Union[_media_pb2.Video, _Mapping]] = ..., video_id: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
 
 class GenerateVideoRequest(_message.Message):
-    __slots__ = ("input", "prompt", "negative_prompt", "model", "task", "num_frames", "width", "height", "fps", "num_inference_steps", "guidance_scale", "seed", "attention", "memory", "camera", "output_mime_type", "inline_result")
+    __slots__ = ("input", "prompt", "negative_prompt", "model", "task", "num_frames", "width", "height", "fps", "num_inference_steps", "guidance_scale", "seed", "attention", "memory", "camera", "output_mime_type", "inline_result", "strength")
     INPUT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +140,7 @@ class GenerateVideoRequest(_message.Message):
     CAMERA_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     INLINE_RESULT_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
     input: VideoInput
     prompt: str
     negative_prompt: str
@@ -155,7 +158,8 @@ class GenerateVideoRequest(_message.Message):
     camera: CameraParameters
     output_mime_type: str
     inline_result: bool
-    def __init__(self, input: _Optional[_Union[VideoInput, _Mapping]] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[VideoTask, str]] = ..., num_frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., attention: _Optional[_Union[AttentionSettings, _Mapping]] = ..., memory: _Optional[_Union[MemorySettings, _Mapping]] = ..., camera: _Optional[_Union[CameraParameters, _Mapping]] = ..., output_mime_type: _Optional[str] = ..., inline_result: _Optional[bool] = ...) -> None: ...
+    strength: float
+    def __init__(self, input: _Optional[_Union[VideoInput, _Mapping]] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., model: _Optional[str] = ..., task: _Optional[_Union[VideoTask, str]] = ..., num_frames: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., attention: _Optional[_Union[AttentionSettings, _Mapping]] = ..., memory: _Optional[_Union[MemorySettings, _Mapping]] = ..., camera: _Optional[_Union[CameraParameters, _Mapping]] = ..., output_mime_type: _Optional[str] = ..., inline_result: _Optional[bool] = ..., strength: _Optional[float] = ...) -> None: ...
 
 class GenerateVideoMetadata(_message.Message):
     __slots__ = ("stage", "step", "total_steps", "progress", "start_time")
@@ -172,20 +176,86 @@ class GenerateVideoMetadata(_message.Message):
     def __init__(self, stage: _Optional[_Union[GenerationStage, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., progress: _Optional[float] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GenerateVideoResponse(_message.Message):
-    __slots__ = ("video_id", "video", "seed", "memory_entry_ids", "stored_entry_id", "generation_time")
+    __slots__ = ("video_id", "video", "seed", "memory_entry_ids", "stored_entry_id", "generation_time", "retrieved", "memory_tokens", "memory_tokens_before_merge")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     MEMORY_ENTRY_IDS_FIELD_NUMBER: _ClassVar[int]
     STORED_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_TIME_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVED_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOKENS_BEFORE_MERGE_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     video: _media_pb2.Video
     seed: int
     memory_entry_ids: _containers.RepeatedScalarFieldContainer[str]
     stored_entry_id: str
     generation_time: _duration_pb2.Duration
-    def __init__(self, video_id: _Optional[str] = ..., video: _Optional[_Union[_media_pb2.Video, _Mapping]] = ..., seed: _Optional[int] = ..., memory_entry_ids: _Optional[_Iterable[str]] = ..., stored_entry_id: _Optional[str] = ..., generation_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    retrieved: _containers.RepeatedCompositeFieldContainer[RetrievedMemory]
+    memory_tokens: int
+    memory_tokens_before_merge: int
+    def __init__(self, video_id: _Optional[str] = ..., video: _Optional[_Union[_media_pb2.Video, _Mapping]] = ..., seed: _Optional[int] = ..., memory_entry_ids: _Optional[_Iterable[str]] = ..., stored_entry_id: _Optional[str] = ..., generation_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retrieved: _Optional[_Iterable[_Union[RetrievedMemory, _Mapping]]] = ..., memory_tokens: _Optional[int] = ..., memory_tokens_before_merge: _Optional[int] = ...) -> None: ...
+
+class RetrievedMemory(_message.Message):
+    __slots__ = ("entry_id", "relevance", "tokens")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEVANCE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    entry_id: str
+    relevance: float
+    tokens: int
+    def __init__(self, entry_id: _Optional[str] = ..., relevance: _Optional[float] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class GetCapabilitiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VideoModel(_message.Message):
+    __slots__ = ("id", "is_default", "salad_weights", "tiny")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    SALAD_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    TINY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    is_default: bool
+    salad_weights: bool
+    tiny: bool
+    def __init__(self, id: _Optional[str] = ..., is_default: _Optional[bool] = ..., salad_weights: _Optional[bool] = ..., tiny: _Optional[bool] = ...) -> None: ...
+
+class GetCapabilitiesResponse(_message.Message):
+    __slots__ = ("models", "frame_multiple", "frame_remainder", "size_multiple", "max_frames", "max_width", "max_height", "max_video_bytes", "max_prompt_bytes", "default_steps", "max_steps", "output_mime_types", "attention_modes", "max_memory_token_budget", "retention")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_MULTIPLE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_REMAINDER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_MULTIPLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_VIDEO_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_MIME_TYPES_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_MODES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MEMORY_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[VideoModel]
+    frame_multiple: int
+    frame_remainder: int
+    size_multiple: int
+    max_frames: int
+    max_width: int
+    max_height: int
+    max_video_bytes: int
+    max_prompt_bytes: int
+    default_steps: int
+    max_steps: int
+    output_mime_types: _containers.RepeatedScalarFieldContainer[str]
+    attention_modes: _containers.RepeatedScalarFieldContainer[AttentionMode]
+    max_memory_token_budget: int
+    retention: _duration_pb2.Duration
+    def __init__(self, models: _Optional[_Iterable[_Union[VideoModel, _Mapping]]] = ..., frame_multiple: _Optional[int] = ..., frame_remainder: _Optional[int] = ..., size_multiple: _Optional[int] = ..., max_frames: _Optional[int] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., max_video_bytes: _Optional[int] = ..., max_prompt_bytes: _Optional[int] = ..., default_steps: _Optional[int] = ..., max_steps: _Optional[int] = ..., output_mime_types: _Optional[_Iterable[str]] = ..., attention_modes: _Optional[_Iterable[_Union[AttentionMode, str]]] = ..., max_memory_token_budget: _Optional[int] = ..., retention: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class VideoHeader(_message.Message):
     __slots__ = ("mime_type", "size_bytes", "fps", "frame_count", "width", "height")
@@ -336,5 +406,17 @@ class DeleteMemorySessionRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class DeleteMemorySessionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteMemoryEntryRequest(_message.Message):
+    __slots__ = ("session_id", "entry_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    entry_id: str
+    def __init__(self, session_id: _Optional[str] = ..., entry_id: _Optional[str] = ...) -> None: ...
+
+class DeleteMemoryEntryResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -30,6 +30,12 @@ class VideoServiceStub:
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
 
     def __init__(self, channel):
@@ -38,6 +44,11 @@ class VideoServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetCapabilities = channel.unary_unary(
+                '/gantry.video.v1.VideoService/GetCapabilities',
+                request_serializer=gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesRequest.SerializeToString,
+                response_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesResponse.FromString,
+                _registered_method=True)
         self.UploadVideo = channel.stream_unary(
                 '/gantry.video.v1.VideoService/UploadVideo',
                 request_serializer=gantry_dot_video_dot_v1_dot_video__pb2.UploadVideoRequest.SerializeToString,
@@ -73,13 +84,31 @@ class VideoServiceStub:
                 request_serializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionRequest.SerializeToString,
                 response_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionResponse.FromString,
                 _registered_method=True)
+        self.DeleteMemoryEntry = channel.unary_unary(
+                '/gantry.video.v1.VideoService/DeleteMemoryEntry',
+                request_serializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryRequest.SerializeToString,
+                response_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryResponse.FromString,
+                _registered_method=True)
 
 
 class VideoServiceServicer:
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
+
+    def GetCapabilities(self, request, context):
+        """What the server can do: models, the frame-count and size rules, limits and defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def UploadVideo(self, request_iterator, context):
         """Uploads an input video in chunks; returns an id usable in GenerateVideo.
@@ -133,9 +162,21 @@ class VideoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteMemoryEntry(self, request, context):
+        """Deletes one entry of a memory session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VideoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetCapabilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCapabilities,
+                    request_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesRequest.FromString,
+                    response_serializer=gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesResponse.SerializeToString,
+            ),
             'UploadVideo': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadVideo,
                     request_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.UploadVideoRequest.FromString,
@@ -171,6 +212,11 @@ def add_VideoServiceServicer_to_server(servicer, server):
                     request_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionRequest.FromString,
                     response_serializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionResponse.SerializeToString,
             ),
+            'DeleteMemoryEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMemoryEntry,
+                    request_deserializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryRequest.FromString,
+                    response_serializer=gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'gantry.video.v1.VideoService', rpc_method_handlers)
@@ -183,7 +229,40 @@ class VideoService:
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
+
+    @staticmethod
+    def GetCapabilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.video.v1.VideoService/GetCapabilities',
+            gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesRequest.SerializeToString,
+            gantry_dot_video_dot_v1_dot_video__pb2.GetCapabilitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def UploadVideo(request_iterator,
@@ -364,6 +443,33 @@ class VideoService:
             '/gantry.video.v1.VideoService/DeleteMemorySession',
             gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionRequest.SerializeToString,
             gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemorySessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMemoryEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.video.v1.VideoService/DeleteMemoryEntry',
+            gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryRequest.SerializeToString,
+            gantry_dot_video_dot_v1_dot_video__pb2.DeleteMemoryEntryResponse.FromString,
             options,
             channel_credentials,
             insecure,

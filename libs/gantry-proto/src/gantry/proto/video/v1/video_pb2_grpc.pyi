@@ -31,12 +31,20 @@ class VideoServiceStub:
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> VideoServiceAsyncStub: ...
+    GetCapabilities: _grpc.UnaryUnaryMultiCallable[_video_pb2.GetCapabilitiesRequest, _video_pb2.GetCapabilitiesResponse]
+    """What the server can do: models, the frame-count and size rules, limits and defaults."""
     UploadVideo: _grpc.StreamUnaryMultiCallable[_video_pb2.UploadVideoRequest, _video_pb2.UploadVideoResponse]
     """Uploads an input video in chunks; returns an id usable in GenerateVideo."""
     GenerateVideo: _grpc.UnaryUnaryMultiCallable[_video_pb2.GenerateVideoRequest, _operations_pb2.Operation]
@@ -55,15 +63,25 @@ class VideoServiceStub:
     """Lists the entries of a memory session (AIP-158 pagination)."""
     DeleteMemorySession: _grpc.UnaryUnaryMultiCallable[_video_pb2.DeleteMemorySessionRequest, _video_pb2.DeleteMemorySessionResponse]
     """Deletes a memory session and its entries."""
+    DeleteMemoryEntry: _grpc.UnaryUnaryMultiCallable[_video_pb2.DeleteMemoryEntryRequest, _video_pb2.DeleteMemoryEntryResponse]
+    """Deletes one entry of a memory session."""
 
 @_typing.type_check_only
 class VideoServiceAsyncStub(VideoServiceStub):
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    GetCapabilities: _aio.UnaryUnaryMultiCallable[_video_pb2.GetCapabilitiesRequest, _video_pb2.GetCapabilitiesResponse]  # type: ignore[assignment]
+    """What the server can do: models, the frame-count and size rules, limits and defaults."""
     UploadVideo: _aio.StreamUnaryMultiCallable[_video_pb2.UploadVideoRequest, _video_pb2.UploadVideoResponse]  # type: ignore[assignment]
     """Uploads an input video in chunks; returns an id usable in GenerateVideo."""
     GenerateVideo: _aio.UnaryUnaryMultiCallable[_video_pb2.GenerateVideoRequest, _operations_pb2.Operation]  # type: ignore[assignment]
@@ -82,12 +100,28 @@ class VideoServiceAsyncStub(VideoServiceStub):
     """Lists the entries of a memory session (AIP-158 pagination)."""
     DeleteMemorySession: _aio.UnaryUnaryMultiCallable[_video_pb2.DeleteMemorySessionRequest, _video_pb2.DeleteMemorySessionResponse]  # type: ignore[assignment]
     """Deletes a memory session and its entries."""
+    DeleteMemoryEntry: _aio.UnaryUnaryMultiCallable[_video_pb2.DeleteMemoryEntryRequest, _video_pb2.DeleteMemoryEntryResponse]  # type: ignore[assignment]
+    """Deletes one entry of a memory session."""
 
 class VideoServiceServicer(metaclass=_abc_1.ABCMeta):
     """Video-to-video diffusion with SALAD attention (sparse window + gated linear branch) and
     Memory-V2V memory of past edits. Also serves google.longrunning.Operations for
     GenerateVideo.
+
+    Errors (AIP-151): a GenerateVideo request that is invalid (unknown video or memory
+    session, a frame count or size the model cannot produce, a prompt over the limit, an
+    input that is not a video) fails the GenerateVideo call itself with INVALID_ARGUMENT,
+    NOT_FOUND or PERMISSION_DENIED naming the field; no operation is created. Only failures
+    after the job started (and cancellation) land in Operation.error.
     """
+
+    @_abc_1.abstractmethod
+    def GetCapabilities(
+        self,
+        request: _video_pb2.GetCapabilitiesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_video_pb2.GetCapabilitiesResponse, _abc.Awaitable[_video_pb2.GetCapabilitiesResponse]]:
+        """What the server can do: models, the frame-count and size rules, limits and defaults."""
 
     @_abc_1.abstractmethod
     def UploadVideo(
@@ -148,5 +182,13 @@ class VideoServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_video_pb2.DeleteMemorySessionResponse, _abc.Awaitable[_video_pb2.DeleteMemorySessionResponse]]:
         """Deletes a memory session and its entries."""
+
+    @_abc_1.abstractmethod
+    def DeleteMemoryEntry(
+        self,
+        request: _video_pb2.DeleteMemoryEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_video_pb2.DeleteMemoryEntryResponse, _abc.Awaitable[_video_pb2.DeleteMemoryEntryResponse]]:
+        """Deletes one entry of a memory session."""
 
 def add_VideoServiceServicer_to_server(servicer: VideoServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
