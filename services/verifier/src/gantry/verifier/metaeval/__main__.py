@@ -1,0 +1,3 @@
+from gantry.verifier.metaeval.cli import main
+
+main()

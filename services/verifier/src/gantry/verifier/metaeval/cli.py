@@ -1,0 +1,166 @@
+"""`python -m gantry.verifier.metaeval`: build the labelled set, verify it in every mode
+with each judge model, measure Verify latency and VerifyAndRefine accuracy per round,
+print Markdown tables (and optionally write JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from gantry.core.client import sync_channel
+from gantry.verifier.metaeval import dataset, failures, run
+from gantry.verifier.metaeval.scoring import Confusion
+from gantry.verifier.metaeval.stack import Stack, envfarm, local_stack
+
+TOKEN = "metaeval-token"
+REFINE_ENV = ("visgym/maze_2d", "easy")  # the family the refine loop is measured on
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gantry.verifier.metaeval", description=__doc__)
+    p.add_argument("--items", type=int, default=300, help="labelled items (half correct)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the set and of the judge")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["tiny", "smollm2-135m-instruct"],
+        help="judge models, each served by its own rollout: tiny, smollm2-135m-instruct, "
+        "or a model path",
+    )
+    p.add_argument("--modes", nargs="+", default=list(run.MODES), choices=list(run.MODES))
+    p.add_argument("--latency-sample", type=int, default=20, help="single Verify calls per mode")
+    p.add_argument("--refine-tasks", type=int, default=10, help="VerifyAndRefine tasks (0 = off)")
+    p.add_argument("--rounds", type=int, default=4, help="VerifyAndRefine rounds")
+    p.add_argument("--refine-mode", default="full", choices=list(run.MODES))
+    p.add_argument("--torch-threads", type=int, default=0, help="rollout's torch threads")
+    p.add_argument("--envfarm", default="", help="use this envfarm instead of starting one")
+    p.add_argument("--verifier", default="", help="use this verifier (with --envfarm, --judge)")
+    p.add_argument("--judge", default="", help="judge name on --verifier")
+    p.add_argument("--token", default=None, help="bearer token for --envfarm/--verifier")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return p
+
+
+def _table(title: str, results: Sequence[run.ModeResult], items: Sequence[dataset.Item]) -> str:
+    kinds = sorted({i.injected for i in items} - {"none"})
+    head = "| mode | precision | recall | F1 | accuracy | refused | " + " | ".join(
+        f"rejects {k}" for k in ["none", *kinds]
+    )
+    lines = [f"### {title}", "", head + " | Verify median s | p99 s |", ""]
+    lines[-1] = "|" + "---|" * (head.count("|") + 1)
+    floor = Confusion.of([True] * len(items), [not i.correct for i in items])
+    lines.append(
+        f"| (reject all) | {floor.precision:.3f} | {floor.recall:.3f} | {floor.f1:.3f} | "
+        f"{floor.accuracy:.3f} | - | " + " | ".join("-" for _ in ["none", *kinds]) + " | - | - |"
+    )
+    for r in results:
+        c = r.confusion
+        per_kind = " | ".join("{}/{}".format(*r.by_kind.get(k, (0, 0))) for k in ["none", *kinds])
+        lines.append(
+            f"| {r.mode} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.accuracy:.3f} "
+            f"| {r.errors} | {per_kind} | {r.median_s:.2f} | {r.p99_s:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _refine_table(title: str, result: run.RefineResult) -> str:
+    rounds = " | ".join(f"round {k + 1}" for k in range(len(result.accuracy_by_round)))
+    values = " | ".join(f"{a:.2f}" for a in result.accuracy_by_round)
+    return "\n".join(
+        [
+            f"### {title}",
+            "",
+            f"| tasks | {rounds} | best round | wrong→right | right→wrong | refused |",
+            "|" + "---|" * (len(result.accuracy_by_round) + 5),
+            f"| {result.tasks} | {values} | {result.final_accuracy:.2f} | "
+            f"{result.wrong_to_right} | {result.right_to_wrong} | {result.errors} |",
+        ]
+    )
+
+
+def _stacks(args: argparse.Namespace, envfarm_target: str) -> Iterator[tuple[str, Stack]]:
+    """(name, stack) per judge: the given verifier, or a local stack per model in turn."""
+    if args.verifier:
+        yield args.judge or "verifier", Stack(envfarm_target, "", args.verifier, args.judge)
+        return
+    for model in args.models:
+        with local_stack(
+            model, envfarm_target=envfarm_target, token=TOKEN, torch_threads=args.torch_threads
+        ) as stack:
+            yield model, stack
+
+
+def _verify_with(
+    name: str,
+    services: Stack,
+    args: argparse.Namespace,
+    token: str | None,
+    items: Sequence[dataset.Item],
+    refine_items: Sequence[dataset.Item],
+    builder: dataset.Builder,
+) -> dict[str, Any]:
+    with sync_channel(services.verifier, token=token, default_timeout_s=None) as channel:
+        results = []
+        for mode in args.modes:
+            r = run.evaluate(
+                channel,
+                items,
+                mode,
+                judge=services.judge,
+                seed=args.seed,
+                latency_sample=args.latency_sample,
+            )
+            results.append(r)
+            print(f"{name} {mode}: F1 {r.confusion.f1:.3f} in {r.seconds:.0f} s", flush=True)
+        print(_table(f"judge: {name}", results, items), flush=True)
+        entry: dict[str, Any] = {
+            "modes": [
+                {**asdict(r), "confusion": asdict(r.confusion), "f1": r.confusion.f1}
+                for r in results
+            ]
+        }
+        if refine_items:
+            refined = run.refine(
+                channel,
+                builder,
+                refine_items,
+                mode=args.refine_mode,
+                judge=services.judge,
+                rounds=args.rounds,
+                seed=args.seed,
+            )
+            print(_refine_table(f"VerifyAndRefine, judge and agent: {name}", refined), flush=True)
+            entry["refine"] = asdict(refined)
+        return entry
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parser().parse_args(argv)
+    token = args.token if args.verifier or args.envfarm else TOKEN
+    report: dict[str, Any] = {"machine": platform.platform(), "models": {}}
+    with ExitStack() as stack:
+        envfarm_target = args.envfarm or stack.enter_context(envfarm(TOKEN))
+        envfarm_channel = stack.enter_context(sync_channel(envfarm_target, token=token))
+        t0 = time.perf_counter()
+        items = dataset.build(envfarm_channel, args.items, seed=args.seed)
+        built_s = time.perf_counter() - t0
+        kinds = {k: sum(i.injected == k for i in items) for k in ["none", *failures.KINDS]}
+        print(f"{len(items)} items built through envfarm in {built_s:.1f} s: {kinds}")
+        report["set"] = {"items": len(items), "build_s": built_s, "kinds": kinds}
+        builder = dataset.Builder(envfarm_channel)
+        family = [i for i in items if (i.env_id, i.difficulty) == REFINE_ENV]
+        refine_items = family[: args.refine_tasks]
+        for name, services in _stacks(args, envfarm_target):
+            report["models"][name] = _verify_with(
+                name, services, args, token, items, refine_items, builder
+            )
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return report

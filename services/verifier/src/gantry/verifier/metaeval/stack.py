@@ -1,0 +1,64 @@
+"""A local stack for the meta-evaluation: envfarm, rollout serving the judge model, and
+the verifier wired to both, each a real process on a free port."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from gantry.core.testing.process import spawn_service
+
+STARTUP_S = 600.0  # SmolLM2's first start converts its GGUF once (~20 CPU-s, more when busy)
+JUDGE = "default"
+
+
+@dataclass(frozen=True)
+class Stack:
+    envfarm: str
+    rollout: str
+    verifier: str
+    judge: str = JUDGE
+
+
+@contextmanager
+def envfarm(token: str | None) -> Iterator[str]:
+    with spawn_service("gantry.envfarm", "envfarm", token=token) as proc:
+        yield proc.target
+
+
+@contextmanager
+def local_stack(
+    model: str, *, envfarm_target: str, token: str | None, torch_threads: int = 0
+) -> Iterator[Stack]:
+    """rollout serving `model` (a path or a name: tiny, smollm2-135m-instruct) and a
+    verifier whose default judge and refine agent are that model."""
+    with ExitStack() as stack:
+        rollout = stack.enter_context(
+            spawn_service(
+                "gantry.rollout",
+                "rollout",
+                token=token,
+                env={
+                    "GANTRY_ROLLOUT_MODEL_PATH": model,
+                    "GANTRY_ROLLOUT_TORCH_THREADS": str(torch_threads),
+                    "GANTRY_ROLLOUT_ENVFARM_TARGET": envfarm_target,
+                },
+                startup_timeout_s=STARTUP_S,
+            )
+        )
+        verifier = stack.enter_context(
+            spawn_service(
+                "gantry.verifier",
+                "verifier",
+                token=token,
+                env={
+                    "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout.target,
+                    "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm_target,
+                    "GANTRY_VERIFIER_JUDGES": json.dumps({JUDGE: {"backend": "rollout"}}),
+                    "GANTRY_VERIFIER_MAX_QUEUED_VERIFICATIONS": "256",
+                },
+            )
+        )
+        yield Stack(envfarm_target, rollout.target, verifier.target)
