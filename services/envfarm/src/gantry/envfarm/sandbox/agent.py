@@ -103,13 +103,18 @@ def main() -> None:
                 running[pid] = (request["id"], request["oneshot"])
                 by_id[request["id"]] = pid
             elif request["op"] == "kill" and request["id"] in by_id:
-                with contextlib.suppress(OSError):
-                    os.killpg(by_id[request["id"]], signal.SIGKILL)
+                kill(by_id[request["id"]])
             for fd in fds:
                 os.close(fd)
     for pid in running:
+        kill(pid)
+
+
+def kill(pid: int) -> None:
+    """The command and its process group (the pid too: it may not have called setsid yet)."""
+    for killer in (os.killpg, os.kill):
         with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+            killer(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

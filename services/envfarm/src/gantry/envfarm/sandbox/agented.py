@@ -33,14 +33,14 @@ from gantry.envfarm.sandbox.base import (
 )
 
 MAX_REQUEST_BYTES = 128 << 10  # argv + env of one command; bigger inputs go by stdin or file
-AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text(encoding="utf-8")
+AGENT_PATH = str(Path(__file__).with_name("agent.py"))
 _LIMIT_FIELDS = ("cpu_seconds", "address_space_bytes", "processes", "file_size_bytes")
 
 
-def agent_argv(python: str, control_fd: int, limits: SandboxLimits) -> list[str]:
-    """The command line that starts the agent with the per-command limits."""
+def agent_argv(python: str, agent: str, control_fd: int, limits: SandboxLimits) -> list[str]:
+    """The command line that starts the agent (at path `agent`) with per-command limits."""
     values = {name: getattr(limits, name) for name in _LIMIT_FIELDS}
-    return [python, "-I", "-S", "-c", AGENT_SOURCE, str(control_fd), json.dumps(values)]
+    return [python, "-I", "-S", agent, str(control_fd), json.dumps(values)]
 
 
 def _exit_code(code: int) -> int:
@@ -81,7 +81,8 @@ class AgentSandbox:
         self._lock = threading.Lock()
         self._commands: dict[int, _Command] = {}
         self._next_id = 0
-        self._closed = False
+        self._closed = False  # no new commands
+        self._shut = False  # close() has run
         self._reader = threading.Thread(target=self._read_replies, daemon=True)
         self._reader.start()
 
@@ -221,18 +222,19 @@ class AgentSandbox:
 
     def close(self) -> None:
         with self._lock:
-            if self._process.returncode is not None and not os.path.exists(self.host_workspace):
+            if self._shut:
                 return
-            self._closed = True
+            self._shut = self._closed = True
         self._kill_tree()
         with contextlib.suppress(OSError):
-            self._control.close()
+            self._control.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
         try:
             self._process.wait(5.0)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(5.0)
         self._reader.join(5.0)
+        self._control.close()
         shutil.rmtree(self.host_workspace, ignore_errors=True)
 
     def __enter__(self) -> AgentSandbox:
@@ -371,7 +373,8 @@ class PipeProcess:
 
     def __del__(self) -> None:
         if not self._closed:
-            self.kill()
+            with contextlib.suppress(Exception):
+                self.kill()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -38,6 +38,7 @@ class SandboxLimits:
     processes: int = 64
     file_size_bytes: int = 64 << 20
     output_bytes: int = 64 << 10  # stdout/stderr kept per call; the rest cut with a marker
+    tmp_bytes: int = 256 << 20  # size of the sandbox's private /tmp (where it has one)
 
     def __post_init__(self) -> None:
         for f in fields(self):

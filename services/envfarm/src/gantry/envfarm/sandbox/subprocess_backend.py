@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from gantry.envfarm.sandbox.agented import AgentSandbox, agent_argv
+from gantry.envfarm.sandbox.agented import AGENT_PATH, AgentSandbox, agent_argv
 from gantry.envfarm.sandbox.base import SandboxSpec, SandboxUnavailable
 
 
@@ -38,7 +38,7 @@ class SubprocessBackend:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(
-                agent_argv(self.python, theirs.fileno(), spec.limits),
+                agent_argv(self.python, AGENT_PATH, theirs.fileno(), spec.limits),
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

@@ -1,0 +1,312 @@
+"""The bubblewrap backend: the local and CI default.
+
+Each sandbox is one `bwrap` started as a dedicated non-root uid (root would ignore the
+process limit) with every namespace unshared: no network, its own PID namespace (the
+whole tree dies with it), a read-only view of /usr and a few /etc files, a private
+writable workspace at /workspace, a size-capped tmpfs /tmp, and the agent (agent.py)
+inside applying the rlimits to each command. Where /proc cannot be mounted (restricted
+pods) the backend runs degraded: no /proc inside, everything else, network cut included,
+unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import weakref
+from pathlib import Path
+
+from gantry.envfarm.sandbox.agented import AGENT_PATH, AgentSandbox, agent_argv
+from gantry.envfarm.sandbox.base import (
+    SandboxError,
+    SandboxLimits,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+
+WORKSPACE = "/workspace"
+STATIC = "/run/sandbox"  # the backend's own files: the agent, passwd, group, hosts
+AGENT = STATIC + "/agent.py"
+SANDBOX_UID = 1000  # the ids the code sees inside
+# Host /etc entries a shell, Python and the common tools need; nothing with secrets.
+ETC_ENTRIES = (
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "profile",
+    "python3",
+    "python3.11",
+    "ssl",
+)
+START_TIMEOUT_S = 10.0
+
+
+class BubblewrapBackend:
+    name = "bubblewrap"
+
+    def __init__(
+        self,
+        *,
+        uid: int = 61000,
+        gid: int | None = None,
+        root: str | None = None,
+        python: str = "/usr/bin/python3",
+        bwrap: str = "bwrap",
+        proc: bool | None = None,
+    ) -> None:
+        """`uid`/`gid`: the host ids sandboxes run as when the service is root (ignored
+        otherwise); `root`: where workspaces live; `python`: the agent's interpreter,
+        visible inside; `proc`: mount /proc (None: probe, and fall back to degraded)."""
+        self.uid = uid
+        self.gid = uid if gid is None else gid
+        self.root = root or os.path.join(tempfile.gettempdir(), "gantry-sandboxes")
+        self.python = python
+        self.bwrap = shutil.which(bwrap) or bwrap
+        self.proc = proc
+        self._static: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True when sandboxes run without /proc (see the module docstring)."""
+        return self.proc is False
+
+    # --- probe ---------------------------------------------------------------------
+
+    def probe(self) -> None:
+        if not os.access(self.bwrap, os.X_OK):
+            raise SandboxUnavailable(
+                f"bubblewrap ({self.bwrap!r}) is not installed: apt-get install -y bubblewrap"
+            )
+        if not os.access(self.python, os.X_OK):
+            raise SandboxUnavailable(f"the agent's Python {self.python!r} is not executable")
+        tries = [self.proc] if self.proc is not None else [True, False]
+        reasons = []
+        for proc in tries:
+            try:
+                with self._start(SandboxSpec(), proc=proc) as sandbox:
+                    result = sandbox.exec(["/bin/sh", "-c", "echo ok"], timeout_s=START_TIMEOUT_S)
+                if result.stdout == b"ok\n":
+                    self.proc = proc
+                    return
+                reasons.append(f"proc={proc}: {result.stderr.decode(errors='replace')[:200]}")
+            except SandboxError as exc:
+                reasons.append(f"proc={proc}: {exc}")
+        raise SandboxUnavailable("bubblewrap cannot start a sandbox here: " + "; ".join(reasons))
+
+    # --- create --------------------------------------------------------------------
+
+    def create(self, spec: SandboxSpec) -> AgentSandbox:
+        return self._start(spec, proc=self.proc is not False)
+
+    def _start(self, spec: SandboxSpec, *, proc: bool) -> AgentSandbox:
+        as_root = os.geteuid() == 0
+        ids = (self.uid, self.gid) if as_root else (os.geteuid(), os.getegid())
+        # bwrap resolves every bind source as the sandbox uid, so all must be reachable.
+        for source, target in spec.readonly_mounts.items():
+            _check_target(target)
+            _check_reachable(source, *ids, what=f"read-only mount {source!r}")
+        static = self._static_files()
+        host_workspace = tempfile.mkdtemp(prefix="sbx-", dir=self.root)
+        owner = self.uid if as_root else None
+        if owner is not None:
+            os.chown(host_workspace, self.uid, self.gid)
+        with contextlib.ExitStack() as fds:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            fds.callback(theirs.close)
+            info_r, info_w = os.pipe()
+            fds.callback(os.close, info_w)
+            argv = [
+                self.bwrap,
+                *self._layout(spec.limits, proc),
+                *("--ro-bind", static, STATIC),
+                *("--bind", host_workspace, WORKSPACE),
+                *[a for pair in spec.readonly_mounts.items() for a in ("--ro-bind", *pair)],
+                *("--remount-ro", "/"),
+                *("--info-fd", str(info_w)),
+                *("--chdir", WORKSPACE),
+                "--",
+                *agent_argv(self.python, AGENT, theirs.fileno(), spec.limits),
+            ]
+            errors = tempfile.TemporaryFile()  # noqa: SIM115 - read after a failed start
+            try:
+                process = subprocess.Popen(
+                    argv,
+                    pass_fds=(theirs.fileno(), info_w),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    start_new_session=True,
+                    env={"PATH": "/usr/bin:/bin"},
+                    user=self.uid if as_root else None,
+                    group=self.gid if as_root else None,
+                    extra_groups=[] if as_root else None,
+                )
+            except OSError as exc:
+                errors.close()
+                shutil.rmtree(host_workspace, ignore_errors=True)
+                raise SandboxUnavailable(f"cannot run bubblewrap: {exc}") from exc
+        child = _read_child_pid(info_r, process)
+        if child is None:
+            process.wait(START_TIMEOUT_S)
+            errors.seek(0)
+            message = errors.read(2000).decode(errors="replace").strip()
+            errors.close()
+            ours.close()
+            shutil.rmtree(host_workspace, ignore_errors=True)
+            raise SandboxError(f"bubblewrap failed to start: {message or process.returncode}")
+        errors.close()
+
+        def kill_tree() -> None:
+            # The namespace's init: when it dies the kernel kills every process inside,
+            # and the outer bwrap (our child) exits and is reaped by close().
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+
+        return AgentSandbox(
+            process=process,
+            control=ours,
+            workspace=WORKSPACE,
+            host_workspace=host_workspace,
+            limits=spec.limits,
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": WORKSPACE,
+                "USER": "sandbox",
+                "LANG": "C.UTF-8",
+                "TMPDIR": "/tmp",
+            },
+            owner=owner,
+            kill_tree=kill_tree,
+        )
+
+    def _layout(self, limits: SandboxLimits, proc: bool) -> list[str]:
+        """Namespaces and the read-only filesystem every sandbox shares."""
+        args = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--hostname",
+            "sandbox",
+            "--uid",
+            str(SANDBOX_UID),
+            "--gid",
+            str(SANDBOX_UID),
+            "--clearenv",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            path = "/" + top
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        args += ["--dir", "/etc"]
+        for entry in ETC_ENTRIES:
+            if os.path.exists("/etc/" + entry):
+                args += ["--ro-bind", "/etc/" + entry, "/etc/" + entry]
+        for entry in ("passwd", "group", "hostname", "hosts"):
+            args += ["--symlink", f"{STATIC}/{entry}", "/etc/" + entry]
+        if proc:
+            args += ["--proc", "/proc"]
+        args += ["--dev", "/dev"]
+        args += ["--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+        return args
+
+    def _static_files(self) -> str:
+        """passwd/group/hosts naming only the sandbox user, and a copy of the agent that
+        the sandbox uid can read wherever this package is installed; written once."""
+        if self._static is None:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            ids = (self.uid, self.gid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+            _check_reachable(self.root, *ids, what=f"the sandbox root {self.root!r}")
+            etc = tempfile.mkdtemp(prefix="etc-", dir=self.root)
+            os.chmod(etc, 0o755)
+            files = {
+                "passwd": f"root:x:0:0::/:/usr/sbin/nologin\n"
+                f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}::{WORKSPACE}:/bin/bash\n",
+                "group": f"root:x:0:\nsandbox:x:{SANDBOX_UID}:\n",
+                "hostname": "sandbox\n",
+                "hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+                "agent.py": Path(AGENT_PATH).read_text(encoding="utf-8"),
+            }
+            for name, text in files.items():
+                path = os.path.join(etc, name)
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.chmod(path, 0o644)
+            self._static = etc
+            weakref.finalize(self, shutil.rmtree, etc, ignore_errors=True)
+        return self._static
+
+
+def _check_target(target: str) -> None:
+    if not target.startswith("/") or target.rstrip("/") in ("", "/workspace", "/tmp", "/proc"):
+        raise SandboxError(f"read-only mount target {target!r} must be an absolute path of its own")
+    if ".." in target.split("/") or "\x00" in target:
+        raise SandboxError(f"bad read-only mount target {target!r}")
+
+
+def _check_reachable(path: str, uid: int, gid: int, *, what: str) -> None:
+    """Every directory above `path` (and `path`) can be searched by uid:gid."""
+    current = os.path.realpath(path)
+    while True:
+        try:
+            info = os.stat(current)
+        except OSError as exc:
+            raise SandboxUnavailable(f"{what}: cannot stat {current}: {exc.strerror}") from exc
+        if info.st_uid == uid:
+            allowed = bool(info.st_mode & 0o100)
+        elif info.st_gid == gid:
+            allowed = bool(info.st_mode & 0o010)
+        else:
+            allowed = bool(info.st_mode & 0o001)
+        if stat.S_ISDIR(info.st_mode) and not allowed:
+            raise SandboxUnavailable(
+                f"{what} is not reachable by the sandbox uid {uid}: {current} has mode "
+                f"{stat.S_IMODE(info.st_mode):o} (it needs search permission, o+x)"
+            )
+        if current == "/":
+            return
+        current = os.path.dirname(current)
+
+
+def _read_child_pid(fd: int, process: subprocess.Popen[bytes]) -> int | None:
+    """bwrap's --info-fd report: the host pid of the namespace's init, once it is set up."""
+    data = b""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], START_TIMEOUT_S)
+            if not ready:
+                process.kill()
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+            with contextlib.suppress(ValueError):
+                return int(json.loads(data)["child-pid"])
+    finally:
+        os.close(fd)
+    return None
