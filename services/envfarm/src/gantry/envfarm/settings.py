@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from gantry.core.ports import DEFAULT_PORTS
 from gantry.core.settings import ServiceSettings, settings_config
@@ -46,4 +46,55 @@ class EnvFarmSettings(ServiceSettings):
         "(e.g. <dir>/counting); environments without one render procedural scenes. "
         "Operator-configured only: no request names a folder; a state names a file by "
         "plain name, resolved inside the environment's subdirectory",
+    )
+    sandbox_backend: str = Field(
+        default="bubblewrap",
+        description="Sandbox of terminal and notebook tasks: bubblewrap, kubernetes, docker, "
+        "or subprocess (unsafe: trusted tasks only)",
+    )
+
+    # ----- terminal tasks (Endless Terminals; docs/envfarm.md) -----
+    terminal_enabled: bool = Field(
+        default=True, description="Serve terminal tasks (the built-in suite and generated ones)"
+    )
+    terminal_suites_dir: Path | None = Field(
+        default=None,
+        description="Folder keeping generated task suites (one JSON file each) across "
+        "restarts; unset = in memory only",
+    )
+    terminal_output_bytes: int = Field(
+        default=16384, ge=256, le=1 << 20, description="Command output kept per step"
+    )
+    terminal_python: str = Field(
+        default="python3", description="Python inside the sandbox that runs the task tests"
+    )
+    max_generated_tasks: int = Field(
+        default=1000, ge=1, description="Largest GenerateTasks num_tasks"
+    )
+    generator_target: str = Field(
+        default="",
+        description="Default text generator of GenerateTasks MODE_MODEL: a RolloutService "
+        "address (host:port, Generate) or an OpenAI-compatible base URL (http(s)://.../v1)",
+    )
+    generator_peers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named extra generators a request may pick with generator_target "
+        "(env: JSON); no other address is ever dialled",
+    )
+    generator_model: str = Field(
+        default="", description="Model name sent to the generator (empty = its default)"
+    )
+    generator_api_key: SecretStr | None = Field(
+        default=None, description="Bearer key for an OpenAI-compatible generator"
+    )
+    rollout_target: str = Field(
+        default="",
+        description="RolloutService playing the solvability filter (RunEpisodes); its "
+        "envfarm target must be this server",
+    )
+    rollout_peers: dict[str, str] = Field(
+        default_factory=dict, description="Named extra rollout targets (solver_target)"
+    )
+    rollout_token: SecretStr | None = Field(
+        default=None, description="Bearer token for rollout and gRPC generators"
     )
