@@ -1,0 +1,251 @@
+"""Containment on the bubblewrap backend: what untrusted code tries, and what it gets.
+
+Every attempt must fail for the sandboxed code and leave the host and other sandboxes
+untouched. The backend runs as its own uid here, so "nothing left behind" can be checked
+by looking for any host process of that uid.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gantry.envfarm.sandbox import Sandbox, SandboxClosed, SandboxLimits, SandboxSpec
+from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
+from gantry.envfarm.sandbox.testing import reachable_root
+
+UID = 61999  # this module's own sandbox uid (as root); the service default is 61000
+LIMITS = SandboxLimits(
+    wall_seconds=10.0,
+    cpu_seconds=1,
+    address_space_bytes=256 << 20,
+    processes=32,
+    file_size_bytes=1 << 20,
+    output_bytes=8192,
+    tmp_bytes=2 << 20,
+)
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Host pids whose real uid is `uid`."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            real = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+            if int(real) == uid:
+                pids.append(int(entry))
+    return pids
+
+
+def sandbox_uid() -> int:
+    return UID if os.geteuid() == 0 else os.geteuid()
+
+
+def wait_for_no_processes(seconds: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := uid_processes(sandbox_uid())) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> BubblewrapBackend:
+    backend = BubblewrapBackend(uid=UID, root=reachable_root(tmp_path_factory.mktemp("bwrap")))
+    backend.probe()
+    assert not backend.degraded  # this machine mounts /proc; the degraded test forces it
+    return backend
+
+
+@pytest.fixture
+def box(backend: BubblewrapBackend) -> Iterator[Sandbox]:
+    sandbox = backend.create(SandboxSpec(limits=LIMITS))
+    yield sandbox
+    sandbox.close()
+
+
+def sh(box: Sandbox, script: str, timeout_s: float = 10.0) -> tuple[int | None, str]:
+    result = box.exec(["sh", "-c", script], timeout_s=timeout_s)
+    return result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
+
+
+def test_host_secrets_are_out_of_reach(box: Sandbox, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    secret.chmod(0o644)
+    os.environ["GANTRY_TEST_SECRET"] = "hunter2"
+    try:
+        for attempt in (f"cat {secret}", "cat /etc/shadow", "ls /root", "ls /work"):
+            code, out = sh(box, attempt)
+            assert code != 0 and "No such file" in out, attempt
+        for attempt in ("env", "cat /proc/*/environ", "grep -r hunter2 /etc /run /tmp /dev"):
+            assert "hunter2" not in sh(box, attempt)[1], attempt
+    finally:
+        del os.environ["GANTRY_TEST_SECRET"]
+    code, out = sh(box, "ls /")
+    assert sorted(out.split()) == sorted(
+        ["bin", "dev", "etc", "lib", "lib64", "proc", "run", "sbin", "tmp", "usr", "workspace"]
+    )
+    code, out = sh(box, "id -u; grep CapEff /proc/self/status")
+    assert out.split() == ["1000", "CapEff:", "0000000000000000"]
+
+
+def test_writes_outside_the_workspace_fail(box: Sandbox) -> None:
+    marker = f"gantry-sbx-{os.getpid()}-{time.monotonic_ns()}"
+    for target in ("/usr/x", "/etc/x", "/x", "/run/sandbox/agent.py", "/workspace/../y"):
+        code, out = sh(box, f"echo pwned > {target}")
+        assert code != 0 and "Read-only file system" in out, target
+    code, _ = sh(box, f"echo private > /tmp/{marker} && cat /tmp/{marker}")
+    assert code == 0
+    assert not os.path.exists(f"/tmp/{marker}")  # the sandbox's /tmp is its own tmpfs
+    assert sh(box, "echo fine > ok && cat ok") == (0, "fine\n")
+
+
+def test_no_network_not_even_the_hosts_loopback(box: Sandbox) -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(f"\0gantry-sbx-test-{os.getpid()}")
+    abstract.listen()
+    abstract.setblocking(False)
+    probe = (
+        (
+            "import socket\n"
+            "for family, address in ((socket.AF_INET, ('127.0.0.1', PORT)),\n"
+            "                        (socket.AF_INET, ('10.0.0.1', 80)),\n"
+            "                        (socket.AF_INET, ('1.1.1.1', 53)),\n"
+            "                        (socket.AF_UNIX, '\\0gantry-sbx-test-PID')):\n"
+            "    s = socket.socket(family, socket.SOCK_STREAM)\n"
+            "    s.settimeout(2)\n"
+            "    try:\n"
+            "        s.connect(address); print('connected', address)\n"
+            "    except OSError as e:\n"
+            "        print('refused', e.errno)\n"
+        )
+        .replace("PORT", str(port))
+        .replace("PID", str(os.getpid()))
+    )
+    try:
+        result = box.exec(["python3", "-c", probe])
+        lines = result.stdout.decode().splitlines()
+        assert len(lines) == 4 and all(line.startswith("refused") for line in lines), lines
+        for listener in (server, abstract):
+            with pytest.raises(BlockingIOError):
+                listener.accept()  # nothing ever reached the host
+        out = sh(box, "cat /proc/net/dev | tail -n +3 | cut -d: -f1")[1]
+        assert out.split() == ["lo"]  # only its own loopback exists
+    finally:
+        server.close()
+        abstract.close()
+
+
+def test_a_fork_bomb_hits_the_process_limit_and_leaves_nothing(
+    backend: BubblewrapBackend, box: Sandbox
+) -> None:
+    other = backend.create(SandboxSpec(limits=LIMITS))
+    try:
+        started = time.monotonic()
+        result = box.exec(["bash", "-c", "bomb() { bomb | bomb & }; bomb; sleep 3"], timeout_s=4)
+        assert time.monotonic() - started < 8
+        assert b"Resource temporarily unavailable" in result.stderr
+        assert other.exec(["echo", "still here"]).stdout == b"still here\n"
+        count = box.exec(["sh", "-c", "ls /proc | grep -c '^[0-9]'"])
+        assert count.exit_code == 0 and int(count.stdout) < 6  # bomb gone: agent, init, this
+    finally:
+        other.close()
+    box.close()
+    assert wait_for_no_processes() == []
+
+
+def test_a_memory_bomb_hits_the_address_space_limit(box: Sandbox) -> None:
+    result = box.exec(["python3", "-c", "b = bytearray(1 << 30)"])
+    assert result.exit_code == 1 and b"MemoryError" in result.stderr
+    assert sh(box, "echo alive") == (0, "alive\n")
+
+
+def test_cpu_time_file_size_and_tmp_size_are_limited(box: Sandbox) -> None:
+    started = time.monotonic()
+    spin = box.exec(["python3", "-c", "while True: pass"], timeout_s=10)
+    assert not spin.timed_out and spin.exit_code in (128 + 9, 128 + 24)  # SIGKILL / SIGXCPU
+    assert time.monotonic() - started < 8
+    code, out = sh(box, "head -c 2000000 /dev/zero > big; ls -l big")
+    assert code != 0 or "1048576" in out
+    size = len(box.get_file("big", 4 << 20))
+    assert size <= 1 << 20
+    code, out = sh(box, "head -c 3000000 /dev/zero > /tmp/fill")
+    assert code != 0
+
+
+def test_a_sleep_past_the_timeout_is_gone_afterwards(box: Sandbox) -> None:
+    result = box.exec(["sh", "-c", "sleep 100"], timeout_s=0.3)
+    assert result.timed_out
+    assert "sleep" not in sh(box, "ps -eo comm")[1].split()
+
+
+def test_no_process_survives_close_however_it_hides(backend: BubblewrapBackend) -> None:
+    sandbox = backend.create(SandboxSpec(limits=LIMITS))
+    # Each one leaves its process group; the command waits until it has.
+    wait = "while [ ! -e {0} ]; do sleep 0.01; done"
+    hide = "setsid sh -c 'touch m1; exec sleep 1000' </dev/null >/dev/null 2>&1 &"
+    sandbox.exec(["sh", "-c", hide + wait.format("m1")])
+    hide = "(setsid nohup sh -c 'touch m2; exec sleep 1000' </dev/null >/dev/null 2>&1 &) &"
+    sandbox.exec(["sh", "-c", hide + wait.format("m2")])
+    stubborn = sandbox.spawn(["sh", "-c", "trap '' TERM HUP INT; touch m3; sleep 1000"])
+    sandbox.exec(["sh", "-c", wait.format("m3")], timeout_s=5)
+    assert sh(sandbox, "ps -eo comm | grep -c sleep") == (0, "3\n")
+    assert uid_processes(sandbox_uid())
+    sandbox.close()
+    assert wait_for_no_processes() == []
+    assert not stubborn.alive()
+
+
+def test_other_sandboxes_are_untouched(backend: BubblewrapBackend) -> None:
+    first = backend.create(SandboxSpec(limits=LIMITS))
+    second = backend.create(SandboxSpec(limits=LIMITS))
+    try:
+        second.put_file("mine.txt", b"second's")
+        assert sh(first, "ls /workspace; cat /workspace/mine.txt")[0] != 0
+        first.exec(["sh", "-c", "kill -9 -1"])  # everything it may signal, itself included
+        with pytest.raises(SandboxClosed):  # the agent died: that sandbox ends, nothing else
+            _exec_until_closed(first, 5.0)
+        assert second.get_file("mine.txt", 100) == b"second's"
+        assert sh(second, "cat mine.txt") == (0, "second's")
+    finally:
+        first.close()
+        second.close()
+
+
+def _exec_until_closed(sandbox: Sandbox, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sandbox.exec(["true"])
+        time.sleep(0.05)
+
+
+def test_no_user_namespaces_inside(box: Sandbox) -> None:
+    code, out = sh(box, "unshare -U true")
+    assert code != 0 and "unshare failed" in out
+
+
+def test_degraded_mode_has_no_proc_but_still_no_network(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = reachable_root(tmp_path_factory.mktemp("degraded"))
+    backend = BubblewrapBackend(uid=UID, root=root, proc=False)
+    backend.probe()
+    assert backend.degraded
+    with backend.create(SandboxSpec(limits=LIMITS)) as sandbox:
+        assert sh(sandbox, "ls /proc")[0] != 0
+        probe = "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"
+        result = sandbox.exec(["python3", "-c", probe])
+        assert result.exit_code == 1 and b"Network is unreachable" in result.stderr
+        assert sh(sandbox, "echo works > f && cat f") == (0, "works\n")
