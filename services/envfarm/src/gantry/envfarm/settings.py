@@ -52,6 +52,42 @@ class EnvFarmSettings(ServiceSettings):
         description="Sandbox of terminal and notebook tasks: bubblewrap, kubernetes, docker, "
         "or subprocess (unsafe: trusted tasks only)",
     )
+    # ----- sandboxes (gantry.envfarm.sandbox; docs/envfarm.md "Sandboxes") -----
+    sandbox_uid: int = Field(
+        default=61000,
+        ge=1,
+        description="Host uid (and gid) bubblewrap sandboxes run as when envfarm is root",
+    )
+    sandbox_root: Path | None = Field(
+        default=None,
+        description="Folder of local sandbox workspaces (default <tmp>/gantry-sandboxes); "
+        "the sandbox uid must be able to search every folder above it",
+    )
+    sandbox_python: str = Field(
+        default="/usr/bin/python3",
+        description="Interpreter of the in-sandbox agent (bubblewrap), visible inside",
+    )
+    sandbox_proc: bool | None = Field(
+        default=None,
+        description="Mount /proc in bubblewrap sandboxes; unset = probe, falling back to "
+        "the degraded no-/proc mode where it cannot be mounted",
+    )
+    sandbox_image: str = Field(
+        default="python:3.11-slim",
+        description="Image of docker and kubernetes sandboxes (a task may name its own)",
+    )
+    sandbox_namespace: str = Field(
+        default="gantry-sandboxes", description="Kubernetes namespace of sandbox Pods"
+    )
+    sandbox_runtime_class: str = Field(
+        default="", description="Kubernetes runtimeClassName of sandbox Pods (gvisor, kata...)"
+    )
+    sandbox_warm_pool: int = Field(
+        default=2, ge=0, le=256, description="Kubernetes sandbox Pods kept started and idle"
+    )
+    sandbox_docker_url: str = Field(
+        default="unix:///var/run/docker.sock", description="Docker Engine API address"
+    )
 
     # ----- terminal tasks (Endless Terminals; docs/envfarm.md) -----
     terminal_enabled: bool = Field(
