@@ -37,6 +37,7 @@ from gantry.trainer.publish import Published, PublishFailed, Retry, publish
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.settings import TrainerSettings
 from gantry.trainer.training import extra_options
+from gantry.trainer.verifier_rewards import REPORTS, VerifierRewards
 
 log = logging.getLogger("gantry.trainer")
 # What a client told to come back (rollout unreachable, trainer restarting) should wait.
@@ -69,9 +70,11 @@ class RunOrchestrator:
         rollout_peers: Peers,
         operations: RunOperations,
         runtime: Runtime,
+        verifier_peers: Peers | None = None,
     ) -> None:
         self.settings = settings
         self.rollout_peers = rollout_peers
+        self.verifier_peers = verifier_peers or Peers("verifier")
         self.operations = operations
         self.runtime = runtime
         self.runs = RunManager(
@@ -122,6 +125,20 @@ class RunOrchestrator:
             record.run.config.rollout_target, field="config.rollout_target"
         )
 
+    def _verifier_rewards(self, record: RunRecord) -> VerifierRewards:
+        """The run's reward hook, at its configured verifier (checked again, as above)."""
+        settings = self.settings
+        target = self.verifier_peers.resolve(
+            record.run.config.data.verifier_target, field="config.data.verifier_target"
+        )
+        return VerifierRewards(
+            target,
+            token=settings.resolved_verifier_token(),
+            timeout_s=settings.verifier_timeout_s,
+            batch_size=settings.verifier_batch_size,
+            reports=record.dir / REPORTS,
+        )
+
     # ----- change notification (worker threads -> event loop) -----
     def event(self, run_id: str) -> asyncio.Event:
         """Set at the run's next change (a step, a state); wait on a fresh one each time."""
@@ -154,6 +171,11 @@ class RunOrchestrator:
         operation = self.operations.start(self._job(record), metadata=record.metadata())
         with record.lock:
             record.run.operation_name = operation.name
+        if refused is None and record.run.config.data.verifier_target:
+            try:
+                record.rewards = self._verifier_rewards(record)
+            except GantryError as exc:  # a persisted run whose verifier is gone
+                refused = exc
         if refused is not None:
             record.set_state(trainer_pb2.RUN_STATE_FAILED, error=status_from_exception(refused))
             return record.snapshot()

@@ -44,6 +44,7 @@ from gantry.trainer.training import Trainer
 
 if TYPE_CHECKING:
     from gantry.trainer.episodes import EpisodeFeeder
+    from gantry.trainer.verifier_rewards import VerifierRewards
 
 log = logging.getLogger("gantry.trainer.runs")
 
@@ -108,6 +109,7 @@ class RunRecord:
         self.stop_requested = False
         self.trainer: Trainer | None = None
         self.feeder: EpisodeFeeder | None = None  # the episodes source's reader
+        self.rewards: VerifierRewards | None = None  # config.data.verifier_target's hook
         self.thread: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []
         self.consumed = 0  # submitted trajectories already trained on
@@ -157,7 +159,8 @@ class RunRecord:
     def intake(
         self, trajectories: list[trajectory_pb2.Trajectory], max_buffered: int
     ) -> tuple[int, list[trainer_pb2.RejectedTrajectory]]:
-        """Blocking: judge, append the accepted ones durably, then wake the worker.
+        """Blocking: judge, score through the verifier hook (when the run has one), append
+        the accepted ones durably, then wake the worker.
 
         Returns (accepted count, rejections with reasons).
         """
@@ -174,6 +177,18 @@ class RunRecord:
                 rejected.append(
                     trainer_pb2.RejectedTrajectory(trajectory_id=trajectory.id, reason=reason)
                 )
+        if accepted and self.rewards is not None:
+            scored = []
+            for outcome, original in zip(self.rewards.score(accepted), accepted, strict=True):
+                if outcome.trajectory is not None:
+                    scored.append(outcome.trajectory)
+                else:
+                    rejected.append(
+                        trainer_pb2.RejectedTrajectory(
+                            trajectory_id=original.id, reason=outcome.reason or "refused"
+                        )
+                    )
+            accepted = scored
         if accepted:
             # Durable before acknowledged: a crash after the reply loses nothing.
             self.trajectories.append(accepted)

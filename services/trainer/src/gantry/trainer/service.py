@@ -28,10 +28,12 @@ class TrainerService(Service[TrainerSettings]):
         self.operations: RunOperations = RunOperations(prefix=f"{self.name}/operations")
         self.roots = Roots.from_settings(settings)
         self.rollout_peers = Peers("rollout", settings.rollout_target, settings.rollout_peers)
+        self.verifier_peers = Peers("verifier", settings.verifier_target, settings.verifier_peers)
         self.orchestrator = RunOrchestrator(
             settings=settings,
             roots=self.roots,
             rollout_peers=self.rollout_peers,
+            verifier_peers=self.verifier_peers,
             operations=self.operations,
             runtime=self,
         )

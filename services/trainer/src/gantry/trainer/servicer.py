@@ -57,7 +57,9 @@ def _require(problems: list[FieldViolation]) -> None:
         )
 
 
-def _check_paths(config: trainer_pb2.RunConfig, roots: Roots, peers: Peers) -> None:
+def _check_paths(
+    config: trainer_pb2.RunConfig, roots: Roots, peers: Peers, verifier_peers: Peers
+) -> None:
     """Every path and target a StartRun config names: inside its root, or configured.
 
     PERMISSION_DENIED naming the field otherwise, before anything is opened or dialled.
@@ -76,19 +78,27 @@ def _check_paths(config: trainer_pb2.RunConfig, roots: Roots, peers: Peers) -> N
         roots.output(config.output_uri)
     if config.rollout_target:
         peers.resolve(config.rollout_target, field="config.rollout_target")
+    if config.data.verifier_target:
+        verifier_peers.resolve(config.data.verifier_target, field="config.data.verifier_target")
 
 
 def validate_config(
-    config: trainer_pb2.RunConfig, roots: Roots, peers: Peers
+    config: trainer_pb2.RunConfig,
+    roots: Roots,
+    peers: Peers,
+    verifier_peers: Peers | None = None,
 ) -> trainer_pb2.RunConfig:
-    """Check a StartRun config; return a copy with the documented defaults filled in."""
+    """Check a StartRun config; return a copy with the documented defaults filled in.
+
+    `peers` are the rollout peers; `verifier_peers` those config.data.verifier_target
+    may name (none configured by default)."""
     method = config.WhichOneof("method")
     if method == "ppo":
         raise Unimplemented(
             "PPO (config.ppo) is not implemented by this trainer; use config.sft or config.grpo"
         )
     recipe = str(extra_options(config).get("precision_recipe", ""))  # NaN/inf refused here
-    _check_paths(config, roots, peers)
+    _check_paths(config, roots, peers, verifier_peers or Peers("verifier"))
     default_rollout_target = peers.default
     problems: list[FieldViolation] = []
     if not config.base_model.strip():
@@ -117,10 +127,13 @@ def validate_config(
         )
     elif source == "submitted" and not config.data.submitted:
         problems.append(FieldViolation("config.data.submitted", "must be true when set"))
-    if config.data.verifier_target:
-        raise Unimplemented(
-            "config.data.verifier_target is not implemented: score with VerifierService "
-            "before SubmitTrajectories"
+    if config.data.verifier_target and (method != "grpo" or source != "submitted"):
+        problems.append(
+            FieldViolation(
+                "config.data.verifier_target",
+                "scores submitted GRPO trajectories (data.submitted=true); episodes already "
+                "carry envfarm's reward",
+            )
         )
     for name in ("batch_size", "micro_batch_size", "max_seq_len", "publish_interval"):
         if getattr(config, name) < 0:
@@ -257,7 +270,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         if request.request_id and request.request_id in self.by_request_id:
             existing = self._record(self.by_request_id[request.request_id])
             return self.operations.get(existing.run.operation_name)
-        config = validate_config(request.config, self.roots, self.rollout_peers)
+        config = validate_config(
+            request.config, self.roots, self.rollout_peers, self.orchestrator.verifier_peers
+        )
         self._check_capacity()
         if config.WhichOneof("method") == "sft":
             await self.runtime.run_blocking(

@@ -91,6 +91,34 @@ class TrainerSettings(ServiceSettings):
     )
     rollout_token_file: Path | None = Field(default=None, description="File holding it")
 
+    verifier_target: str = Field(
+        default="",
+        description="VerifierService address a run may name in config.data.verifier_target "
+        "(the local stack sets it); an empty verifier_target means no verifier rewards",
+    )
+    verifier_peers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further verifier servers by name (JSON in the env var): runs may name "
+        "one of these or a configured address, never another address",
+    )
+    verifier_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Deadline of one VerifyBatch call (judge models on CPU are slow)",
+    )
+    verifier_batch_size: int = Field(
+        default=16, ge=1, le=4096, description="Trajectories per VerifyBatch call"
+    )
+    verifier_token: SecretStr | None = Field(
+        default=None, description="Bearer token for verifier servers"
+    )
+    verifier_token_file: Path | None = Field(default=None, description="File holding it")
+
+    def resolved_verifier_token(self) -> str | None:
+        token = peer_secret(self.verifier_token, self.verifier_token_file)
+        return token if token is not None else self.resolved_token()
+
     def resolved_rollout_token(self) -> str | None:
         token = peer_secret(self.rollout_token, self.rollout_token_file)
         return token if token is not None else self.resolved_token()  # one local-stack token

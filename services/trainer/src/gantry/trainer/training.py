@@ -22,7 +22,7 @@ from gantry.core.precision import recipe_name
 from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints, data, grpo
+from gantry.trainer import checkpoints, data, grpo, verifier_rewards
 from gantry.trainer.model import (
     OptimizerSpec,
     build_optimizer,
@@ -260,5 +260,6 @@ class Trainer:
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
         metrics.extra["skipped_turns"] = float(turns - len(items))
+        metrics.extra.update(verifier_rewards.step_metrics(trajectories))
         self._finish(metrics, tokens, started)
         return metrics
