@@ -48,7 +48,9 @@ def test_reflection_lists_and_describes_services(
         assert "grpc.health.v1.Health" in services
         methods = {m.name for m in client.service("gantry.envfarm.v1.EnvFarmService").methods}
         assert {"CreateSession", "Step", "StepBatch", "Solve", "CloseSession"} <= methods
-        (reply,) = client.call(client.find_method("ListEnvironments"), '{"pageSize": 1}')
+        (reply,) = client.call(
+            client.find_method("ListEnvironments"), '{"pageSize": 1, "idPrefix": "visgym/"}'
+        )
         assert '"visgym/' in reply
 
 

@@ -67,16 +67,17 @@ def _code(fn: Any, request: Any) -> tuple[grpc.StatusCode, errors.GantryError]:
 def test_list_environments_describes_every_env_and_pages(
     stub: envfarm_pb2_grpc.EnvFarmServiceStub,
 ) -> None:
-    listed = stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest())
+    visual = envfarm_pb2.ENVIRONMENT_KIND_VISUAL  # terminal tasks are listed too (test_terminal)
+    listed = stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest(kind=visual))
     assert [e.id for e in listed.environments] == [f"visgym/{i}" for i in env_ids()]
     maze = next(e for e in listed.environments if e.id == "visgym/maze_2d")
     assert "('move'" in maze.action_grammar and maze.solver_strategies[0] == "bfs"
     assert [d.max_steps for d in maze.difficulties] == [20, 30]
-    first = stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest(page_size=1))
+    first = stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest(kind=visual, page_size=1))
     assert len(first.environments) == 1
     if len(listed.environments) > 1:
         rest = stub.ListEnvironments(
-            envfarm_pb2.ListEnvironmentsRequest(page_token=first.next_page_token)
+            envfarm_pb2.ListEnvironmentsRequest(kind=visual, page_token=first.next_page_token)
         )
         assert [e.id for e in first.environments] + [e.id for e in rest.environments] == [
             e.id for e in listed.environments
@@ -262,11 +263,6 @@ def test_export_demonstrations_streams_chat_conversations(
         list(stub.ExportDemonstrations(bad))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "strategies[0]" in (info.value.details() or "")
-
-
-def test_generate_tasks_is_unimplemented(stub: envfarm_pb2_grpc.EnvFarmServiceStub) -> None:
-    code, _ = _code(stub.GenerateTasks, envfarm_pb2.GenerateTasksRequest())
-    assert code == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_session_cap_and_idle_reaping() -> None:

@@ -1,18 +1,25 @@
-"""The envfarm service: VisGym environments served as sessions over gRPC."""
+"""The envfarm service: VisGym environments and sandboxed task families (terminal,
+notebook) served as sessions over gRPC."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 
+from gantry.core.peers import Peers
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
+from gantry.envfarm.family import Families, TaskFamily
+from gantry.envfarm.sandbox import SandboxBackend, make_backend
 from gantry.envfarm.sessions import Session, SessionManager, SessionMetrics
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+
+if TYPE_CHECKING:
+    from gantry.envfarm.terminal.generate import TaskSuites
 
 log = logging.getLogger("gantry.envfarm")
 SERVICE_NAME = envfarm_pb2.DESCRIPTOR.services_by_name["EnvFarmService"].full_name
@@ -31,6 +38,30 @@ class EnvFarmService(Service[EnvFarmSettings]):
             on_close=self._closed,
             metrics=SessionMetrics(self.registry),
         )
+        self._backend: SandboxBackend | None = None
+        self.families = Families(self._task_families())
+
+    def sandbox_backend(self) -> SandboxBackend:
+        """The configured sandbox backend (made once; families probe it on first use)."""
+        if self._backend is None:
+            self._backend = make_backend(self.settings.sandbox_backend)
+        return self._backend
+
+    def _task_families(self) -> list[TaskFamily]:
+        families: list[TaskFamily] = []
+        if self.settings.terminal_enabled:
+            from gantry.envfarm.terminal.family import TerminalFamily
+            from gantry.envfarm.terminal.suite import SuiteStore, core_suite
+
+            families.append(
+                TerminalFamily(
+                    SuiteStore(core_suite(), folder=self.settings.terminal_suites_dir),
+                    self.sandbox_backend,
+                    output_bytes=self.settings.terminal_output_bytes,
+                    python=self.settings.terminal_python,
+                )
+            )
+        return families
 
     @staticmethod
     def _closed(session: Session, reason: str) -> None:
@@ -44,15 +75,38 @@ class EnvFarmService(Service[EnvFarmSettings]):
             self.sessions,
             EnvFarmLimits.from_settings(self.settings),
             dataset_dir=self.settings.dataset_dir,
+            families=self.families,
+            suites=self._task_suites(),
         )
         envfarm_pb2_grpc.add_EnvFarmServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
+
+    def _task_suites(self) -> TaskSuites | None:
+        from gantry.envfarm.terminal.family import TerminalFamily
+        from gantry.envfarm.terminal.generate import GeneratorPeers, TaskSuites
+
+        terminal = next((f for f in self.families.all if isinstance(f, TerminalFamily)), None)
+        if terminal is None:
+            return None
+        s = self.settings
+        token = s.rollout_token.get_secret_value() if s.rollout_token else s.resolved_token()
+        peers = GeneratorPeers(
+            generators=Peers("generator", s.generator_target, s.generator_peers),
+            rollout=Peers("rollout", s.rollout_target, s.rollout_peers),
+            model=s.generator_model,
+            api_key=s.generator_api_key.get_secret_value() if s.generator_api_key else None,
+            token=token,
+        )
+        return TaskSuites(
+            terminal, self.operations, self, max_tasks=s.max_generated_tasks, peers=peers
+        )
 
     async def start(self) -> None:
         self.sessions.start_reaper(self.settings.reap_interval_s)
 
     async def stop(self) -> None:
         await self.sessions.stop()
+        self.families.close()
 
     @classmethod
     def demo_call(cls, channel: grpc.Channel) -> str:
