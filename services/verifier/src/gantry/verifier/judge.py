@@ -118,8 +118,10 @@ class RolloutJudge:
         self.target, self.model = target, model
         self.max_tokens, self.top_logprobs = max_tokens, top_logprobs
         self.description = f"rollout judge at {target}"
-        self._channel = aio_channel(target, token=token, default_timeout_s=None)
-        self._stub = rollout_pb2_grpc.RolloutServiceStub(self._channel)
+        self._token = token
+        # Opened on first use: an aio channel belongs to the event loop it was made on,
+        # and the service is built before the server's loop runs.
+        self._channel: grpc.aio.Channel | None = None
 
     async def complete(
         self, messages: Messages, schema: dict[str, Any], sampling: Sampling, timeout_s: float
@@ -148,8 +150,11 @@ class RolloutJudge:
                 model=self.model,
             )
         )
+        if self._channel is None:
+            self._channel = aio_channel(self.target, token=self._token, default_timeout_s=None)
+        stub = rollout_pb2_grpc.RolloutServiceStub(self._channel)
         try:
-            response = await self._stub.Generate(request, timeout=timeout_s)
+            response = await stub.Generate(request, timeout=timeout_s)
         except grpc.RpcError as error:
             raise _peer_error(error, self.description) from None
         result = response.results[0]
@@ -172,7 +177,8 @@ class RolloutJudge:
         )
 
     async def close(self) -> None:
-        await self._channel.close()
+        if self._channel is not None:
+            await self._channel.close()
 
 
 class OpenAIJudge:

@@ -146,6 +146,7 @@ class Pipeline:
     ) -> None:
         self.settings, self.taxonomy, self.judges = settings, taxonomy, judges
         self.channels, self.metrics = channels, metrics
+        self.chars = settings.judge_text_chars
 
     @classmethod
     def from_settings(
@@ -382,7 +383,7 @@ class Pipeline:
             run,
             "error_identification",
             user,
-            prompts.identification_schema(labels, len(request.trajectory)),
+            prompts.identification_schema(labels, len(request.trajectory), self.chars),
         )
         seen = {(f.label, f.step_index) for f in found}
         for item in reply.data["failures"]:
@@ -435,7 +436,7 @@ class Pipeline:
             run,
             "decomposition",
             user,
-            prompts.decomposition_schema(sources, len(request.trajectory)),
+            prompts.decomposition_schema(sources, len(request.trajectory), self.chars),
         )
         questions = []
         for item in reply.data["sub_questions"]:
@@ -454,6 +455,15 @@ class Pipeline:
             questions.append(
                 pb.SubQuestion(question=str(item["question"]), source=source, source_ref=ref)
             )
+        collection = request.evidence_collection
+        if "retrieval" in sources and not any(q.source_ref.collection for q in questions):
+            # A named collection is always consulted: the caller named it to be searched.
+            asked = pb.SubQuestion(
+                question=f"Does the collection support the answer {clip(request.answer, 200)!r}?",
+                source=f"retrieval collection {collection}",
+                source_ref=pb.EvidenceSource(collection=collection),
+            )
+            questions = [*questions[:2], asked]
         self._record(
             run,
             "decomposition",
@@ -560,7 +570,9 @@ class Pipeline:
             parts.append(self._checks_summary(result.checks))
         parts.append("Score the agent's answer from 1 to 4 with a short rationale.")
         user = "\n\n".join(parts)
-        reply = await self._ask(run, "judge", user, prompts.JUDGE_SCHEMA, distribution=True)
+        reply = await self._ask(
+            run, "judge", user, prompts.judge_schema(self.chars), distribution=True
+        )
         self._record(
             run,
             "judge",
@@ -588,7 +600,7 @@ class Pipeline:
             + "Write a short reflection on what went wrong and at most 3 concrete instructions "
             "for the agent's next attempt."
         )
-        reply = await self._ask(run, "feedback", user, prompts.FEEDBACK_SCHEMA)
+        reply = await self._ask(run, "feedback", user, prompts.feedback_schema(self.chars))
         feedback = pb.Feedback(
             reflection=str(reply.data["reflection"]),
             instructions=[str(i) for i in reply.data["instructions"]][:3],

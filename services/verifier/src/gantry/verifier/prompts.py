@@ -37,21 +37,21 @@ def step_enum(steps: int) -> dict[str, Any]:
     return {"enum": list(range(-1, steps))}
 
 
-def identification_schema(labels: Sequence[str], steps: int) -> dict[str, Any]:
+def identification_schema(labels: Sequence[str], steps: int, chars: int) -> dict[str, Any]:
     failure = _object(
         {
             "label": {"enum": list(labels)},
             "step_index": step_enum(steps),
-            "description": _string(160),
+            "description": _string(chars // 2),
         }
     )
     return _object({"failures": {"type": "array", "items": failure, "maxItems": 3}})
 
 
-def decomposition_schema(sources: Sequence[str], steps: int) -> dict[str, Any]:
+def decomposition_schema(sources: Sequence[str], steps: int, chars: int) -> dict[str, Any]:
     item = _object(
         {
-            "question": _string(200),
+            "question": _string(chars // 2),
             "source": {"enum": list(sources)},
             "steps": {"type": "array", "items": step_enum(steps), "maxItems": 4},
         }
@@ -66,13 +66,19 @@ def answers_schema(count: int) -> dict[str, Any]:
     return _object({"answers": answers | {"minItems": count, "maxItems": count}})
 
 
-JUDGE_SCHEMA = _object({"rationale": _string(400), "score": {"enum": [1, 2, 3, 4]}})
-FEEDBACK_SCHEMA = _object(
-    {
-        "reflection": _string(400),
-        "instructions": {"type": "array", "items": _string(200), "maxItems": 3},
-    }
-)
+def judge_schema(chars: int) -> dict[str, Any]:
+    """The score comes last: the rationale is written first, and the score token is the
+    one whose alternatives give the distribution."""
+    return _object({"rationale": _string(chars), "score": {"enum": [1, 2, 3, 4]}})
+
+
+def feedback_schema(chars: int) -> dict[str, Any]:
+    return _object(
+        {
+            "reflection": _string(chars),
+            "instructions": {"type": "array", "items": _string(chars // 2), "maxItems": 3},
+        }
+    )
 
 
 def render_step(step: pb.TraceStep, position: int) -> str:

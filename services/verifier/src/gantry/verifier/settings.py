@@ -98,6 +98,13 @@ class VerifierSettings(ServiceSettings):
         default_factory=dict,
         description="Named OpenAI-compatible agent endpoints for VerifyAndRefine.agent.endpoint",
     )
+    judge_text_chars: int = Field(
+        default=300,
+        ge=8,
+        le=4000,
+        description="Longest free text the judge may write (rationale, reflection); labels' "
+        "descriptions, questions and instructions get half",
+    )
     judge_attempts: int = Field(
         default=3, ge=1, le=10, description="Judge calls per step before its output is refused"
     )

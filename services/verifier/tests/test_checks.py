@@ -1,0 +1,200 @@
+"""Executable checks against a real envfarm process: the programmatic verifier mode.
+
+No judge model is involved: the verdict is the environment's own ground truth (a
+replayed plan's reward, a live session's outcome).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from gantry.core import errors
+from gantry.core.client import sync_channel
+from gantry.core.ports import free_port
+from gantry.core.testing.process import spawn_service
+from gantry.core.testing.threaded import serve_in_thread
+from gantry.proto.common.v1 import episode_pb2
+from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+from gantry.proto.verifier.v1 import verifier_pb2 as pb
+from gantry.proto.verifier.v1 import verifier_pb2_grpc
+from gantry.verifier.service import VerifierService
+from gantry.verifier.settings import VerifierSettings
+
+TOKEN = "verifier-checks-token"
+ENV = "visgym/maze_2d"
+SEED = 7
+PROGRAMMATIC = pb.VERIFICATION_MODE_PROGRAMMATIC
+
+
+@pytest.fixture(scope="module")
+def envfarm() -> Iterator[str]:
+    with spawn_service("gantry.envfarm", "envfarm", token=TOKEN) as process:
+        yield process.target
+
+
+@pytest.fixture(scope="module")
+def farm(envfarm: str) -> Iterator[envfarm_pb2_grpc.EnvFarmServiceStub]:
+    with sync_channel(envfarm, token=TOKEN) as channel:
+        yield envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def stub(envfarm: str) -> Iterator[verifier_pb2_grpc.VerifierServiceStub]:
+    settings = VerifierSettings(
+        host="127.0.0.1",
+        port=0,
+        metrics_port=0,
+        auth_token=TOKEN,
+        log_json=False,
+        envfarm_target=envfarm,
+        rollout_target=f"127.0.0.1:{free_port()}",  # never dialled: no judge in this mode
+    )
+    with (
+        serve_in_thread(VerifierService(settings)) as running,
+        sync_channel(f"127.0.0.1:{running.port}", token=TOKEN) as channel,
+    ):
+        yield verifier_pb2_grpc.VerifierServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def plan(farm: envfarm_pb2_grpc.EnvFarmServiceStub) -> list[str]:
+    """The solver's plan for the seed: replaying it must succeed."""
+    created = farm.CreateSession(
+        envfarm_pb2.CreateSessionRequest(
+            env_id=ENV,
+            seed=SEED,
+            settings=episode_pb2.EpisodeSettings(
+                observation_mode=episode_pb2.OBSERVATION_MODE_TEXT
+            ),
+        )
+    )
+    actions = list(farm.Solve(envfarm_pb2.SolveRequest(session_id=created.session.id)).actions)
+    farm.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=created.session.id))
+    assert len(actions) >= 2
+    return actions
+
+
+def _replay(actions: list[str], **extra: Any) -> pb.ExecutableCheck:
+    return pb.ExecutableCheck(
+        replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED, actions=actions, **extra)
+    )
+
+
+def _request(*checks: pb.ExecutableCheck, **extra: Any) -> pb.VerifyRequest:
+    return pb.VerifyRequest(
+        task="Reach the goal of the maze, then stop.",
+        answer="done",
+        mode=PROGRAMMATIC,
+        checks=checks,
+        **extra,
+    )
+
+
+def _error(call: Any, request: Any) -> errors.GantryError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=60)
+    return errors.from_rpc_error(info.value)
+
+
+def test_a_solved_plan_is_accepted(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    v = stub.Verify(_request(_replay(plan)), timeout=60).verification
+    assert v.mode == PROGRAMMATIC and v.judge == "" and v.usage.total_tokens == 0
+    assert v.score == 4 and v.verdict == pb.VERDICT_ACCEPT and v.accept_threshold == 3
+    (check,) = v.checks
+    assert check.passed and check.terminated and check.total_reward > 0
+    assert check.steps == len(plan)
+    assert [s.name for s in v.steps] == ["checks"]
+    assert v.steps[0].duration.ToNanoseconds() > 0
+    assert not v.feedback.reflection
+
+
+def test_a_broken_plan_is_rejected_with_feedback(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    # Stop before the goal: the episode terminates without reward.
+    broken = [*plan[:1], plan[-1]]
+    v = stub.Verify(_request(_replay(broken)), timeout=60).verification
+    assert v.score == 1 and v.verdict == pb.VERDICT_REJECT
+    assert not v.checks[0].passed
+    assert "check 0 failed" in v.feedback.reflection
+    assert 1 <= len(v.feedback.instructions) <= 3
+    assert [s.name for s in v.steps] == ["checks", "feedback"]
+
+
+def test_trajectory_actions_replay_and_facts_label_the_step_limit(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    steps = [pb.TraceStep(index=i, action=a) for i, a in enumerate(plan[:-1])]
+    steps[-1].truncated = True
+    request = _request(
+        pb.ExecutableCheck(replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED)),
+        trajectory=steps,
+        max_steps=len(steps),
+    )
+    v = stub.Verify(request, timeout=60).verification
+    assert v.verdict == pb.VERDICT_REJECT and v.checks[0].steps == len(steps)
+    labels = [(f.label, f.step_index) for f in v.failures]
+    assert ("max_step_reached.step_limit_exhausted", len(steps) - 1) in labels
+    assert v.failures[0].subclass == pb.FAILURE_SUBCLASS_STEP_LIMIT_EXHAUSTED
+
+
+def test_a_live_session_is_read(
+    stub: verifier_pb2_grpc.VerifierServiceStub,
+    farm: envfarm_pb2_grpc.EnvFarmServiceStub,
+    plan: list[str],
+) -> None:
+    created = farm.CreateSession(envfarm_pb2.CreateSessionRequest(env_id=ENV, seed=SEED))
+    session_id = created.session.id
+    check = pb.ExecutableCheck(session=pb.EnvfarmSessionCheck(session_id=session_id))
+    live = stub.Verify(_request(check), timeout=60).verification
+    assert live.verdict == pb.VERDICT_REJECT and not live.checks[0].passed  # not finished yet
+    for action in plan:
+        farm.Step(envfarm_pb2.StepRequest(session_id=session_id, action=action))
+    done = stub.Verify(_request(check), timeout=60).verification
+    assert done.verdict == pb.VERDICT_ACCEPT and done.checks[0].steps == len(plan)
+
+
+def test_check_errors_name_the_field(stub: verifier_pb2_grpc.VerifierServiceStub) -> None:
+    missing = _error(
+        stub.Verify,
+        _request(
+            pb.ExecutableCheck(replay=pb.EnvfarmReplayCheck(env_id="visgym/nope", actions=["x"]))
+        ),
+    )
+    assert missing.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    assert "checks[0].replay.env_id" in str(missing)
+    gone = _error(
+        stub.Verify, _request(pb.ExecutableCheck(session=pb.EnvfarmSessionCheck(session_id="nope")))
+    )
+    assert gone.code == grpc.StatusCode.NOT_FOUND and "checks[0].session.session_id" in str(gone)
+    elsewhere = pb.ExecutableCheck(
+        envfarm_peer="10.0.0.1:50053", replay=pb.EnvfarmReplayCheck(env_id=ENV, actions=["x"])
+    )
+    address = _error(stub.Verify, _request(elsewhere))
+    assert address.code == grpc.StatusCode.PERMISSION_DENIED
+    assert "checks[0].envfarm_peer" in str(address)
+    none = _error(stub.Verify, _request())
+    assert none.code == grpc.StatusCode.INVALID_ARGUMENT and "checks" in str(none)
+    empty = _error(
+        stub.Verify, _request(pb.ExecutableCheck(replay=pb.EnvfarmReplayCheck(env_id=ENV)))
+    )
+    assert empty.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "checks[0].replay.actions" in str(empty)
+
+
+def test_batch_reports_each_item(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    good, bad = _request(_replay(plan)), _request(_replay(plan))
+    bad.answer = ""
+    reply = stub.VerifyBatch(pb.VerifyBatchRequest(requests=[good, bad]), timeout=60)
+    assert [r.index for r in reply.results] == [0, 1]
+    assert reply.results[0].verification.verdict == pb.VERDICT_ACCEPT
+    assert reply.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "requests[1].answer" in reply.results[1].error.message
