@@ -129,13 +129,16 @@ typecheck: venv
 	  if [ -n "$$files" ]; then echo "mypy $$unit"; MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$files; fi; \
 	done
 
+# Whole test files go to one worker each (module-scoped servers start once); one worker per
+# core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
+PYTEST_WORKERS ?= auto
 pytest: venv oip-client
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The inner loop: the unit tests beside each package, without the ones marked slow (model
 # training, process restarts, whole-stack runs). `make test` runs everything.
 test-fast: venv oip-client
-	$(BIN)/pytest -q -m "not slow" libs kernels services
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" libs kernels services
 
 clean:
 	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache

@@ -103,7 +103,7 @@ def test_cache_hit_is_fast_and_never_reconverts(use_cache: Converted) -> None:
     elapsed = time.perf_counter() - started
     assert Path(again) == path and weights.stat().st_mtime_ns == stamp
     assert len(use_cache.gguf_loads) == 1  # converted once, by the fixture
-    assert elapsed < 2.0, f"cached load took {elapsed:.2f} s"
+    assert elapsed < 10.0, f"cached load (a conversion takes ~40 s) took {elapsed:.2f} s"
     assert lm.model.generation_config.do_sample is False
 
 

@@ -154,7 +154,7 @@ def test_prune_admission_is_bounded_and_cancel_frees_the_slot(
         # CheckPrompt answers at once while every Prune slot is taken.
         started = time.perf_counter()
         stub.CheckPrompt(pb.CheckPromptRequest(prompt=SMALL_PROMPT), timeout=10)
-        assert time.perf_counter() - started < 2.0
+        assert time.perf_counter() - started < 4.0  # 7.9 s when Prune held the GIL
         # The caller of the running Prune gives up: its work stops, the queued one runs.
         running.cancel()
         assert scorer.stopped.acquire(timeout=10), "the abandoned Prune kept working"

@@ -216,7 +216,7 @@ def test_a_wrong_or_missing_token_is_401(server: tuple[RolloutService, str, str]
     wrong = openai.OpenAI(base_url=server[2], api_key="not-the-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
-    response = httpx.post(f"{server[2]}/chat/completions", json={"model": MODEL})
+    response = httpx.post(f"{server[2]}/chat/completions", json={"model": MODEL}, timeout=60)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_api_key"
 
@@ -306,9 +306,9 @@ def test_malformed_bodies_are_client_errors(
     route = "completions" if isinstance(body, dict) and "prompt" in body else "chat/completions"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     if isinstance(body, bytes):
-        response = httpx.post(f"{server[2]}/{route}", content=body, headers=headers)
+        response = httpx.post(f"{server[2]}/{route}", content=body, headers=headers, timeout=60)
     else:
-        response = httpx.post(f"{server[2]}/{route}", json=body, headers=headers)
+        response = httpx.post(f"{server[2]}/{route}", json=body, headers=headers, timeout=60)
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
@@ -331,11 +331,13 @@ def test_bodies_and_routes(server: tuple[RolloutService, str, str]) -> None:
     )
     assert too_big.status_code == 413
     assert too_big.json()["error"]["code"] == "request_too_large"
-    broken = httpx.post(f"{server[2]}/completions", content=b'{"model": ', headers=headers)
+    broken = httpx.post(
+        f"{server[2]}/completions", content=b'{"model": ', headers=headers, timeout=60
+    )
     assert broken.status_code == 400 and "JSON" in broken.json()["error"]["message"]
-    missing = httpx.get(f"{server[2]}/embeddings", headers=headers)
+    missing = httpx.get(f"{server[2]}/embeddings", headers=headers, timeout=60)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
-    assert httpx.get(f"{server[2]}/completions", headers=headers).status_code == 405
+    assert httpx.get(f"{server[2]}/completions", headers=headers, timeout=60).status_code == 405
 
 
 def test_overload_is_429_with_retry_after(

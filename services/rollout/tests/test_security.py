@@ -420,7 +420,7 @@ def test_a_10mb_prompt_is_refused_before_tokenization(
     elapsed = time.perf_counter() - started
     assert isinstance(error, errors.InvalidArgument) and _field(error) == "input.prompts[0]"
     assert "bytes" in error.message
-    assert elapsed < 1.0  # tokenizing it would take ~15 s here
+    assert elapsed < 5.0  # tokenizing it takes ~15 s on an idle core (bound loose for loaded CI)
 
 
 def test_tiny_temperature_samples_greedily_and_harms_no_one(
