@@ -101,9 +101,9 @@ OIP_STAMP := $(OIP_VENV)/.installed
 
 oip-client: $(OIP_STAMP)
 
-$(OIP_STAMP): requirements-oip-client.txt
-	@test -x $(OIP_VENV)/bin/python || $(PYTHON) -m venv $(OIP_VENV)
-	$(OIP_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-oip-client.txt
+$(OIP_STAMP): requirements-oip-client.txt | $(UV)
+	@test -x $(OIP_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(OIP_VENV)
+	$(UV) pip install --no-config --quiet --python $(OIP_VENV)/bin/python -r requirements-oip-client.txt
 	@touch $@
 
 lint-protos:
