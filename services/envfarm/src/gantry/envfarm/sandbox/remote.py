@@ -54,17 +54,28 @@ class Channel(Protocol):
 Starter = Callable[[list[str], str, dict[str, str]], Channel]  # argv, cwd, env -> channel
 
 
-def limited(argv: Sequence[str], limits: SandboxLimits, timeout_s: float | None) -> list[str]:
-    """`argv` behind a POSIX-sh prologue that applies the rlimits (and a wall timeout)."""
+def limited(
+    argv: Sequence[str],
+    limits: SandboxLimits,
+    timeout_s: float | None,
+    stdin_bytes: int | None = None,
+) -> list[str]:
+    """`argv` behind a POSIX-sh prologue that applies the rlimits (and a wall timeout).
+
+    With `stdin_bytes`, the command reads exactly that many bytes of stdin (then EOF)
+    whether or not the exec API can half-close its stream (Kubernetes' v4 protocol cannot).
+    """
     prologue = (
         f"ulimit -t {limits.cpu_seconds} 2>/dev/null; "
         f"ulimit -v {limits.address_space_bytes // 1024} 2>/dev/null; "
         f"ulimit -f {limits.file_size_bytes // 1024} 2>/dev/null; "
     )
-    if timeout_s is None:
-        return ["sh", "-c", prologue + 'exec "$@"', "sh", *argv]
-    seconds = f"{timeout_s:.3f}"
-    return ["sh", "-c", prologue + f'exec timeout -s KILL {seconds} "$@"', "sh", *argv]
+    run = 'exec "$@"' if timeout_s is None else f'exec timeout -s KILL {timeout_s:.3f} "$@"'
+    if stdin_bytes == 0:
+        run += " </dev/null"
+    elif stdin_bytes is not None:
+        run = f"head -c {stdin_bytes} | {{ {run}; }}"
+    return ["sh", "-c", prologue + run, "sh", *argv]
 
 
 class RemoteSandbox:
@@ -131,7 +142,8 @@ class RemoteSandbox:
         if not timeout > 0:
             raise SandboxError(f"timeout_s must be > 0 (got {timeout_s!r})")
         started = time.monotonic()
-        channel = self._start(limited(check_argv(argv), self.limits, timeout), cwd)
+        command = limited(check_argv(argv), self.limits, timeout, stdin_bytes=len(stdin))
+        channel = self._start(command, cwd)
         kept = {STDOUT: bytearray(), STDERR: bytearray()}
         dropped = {STDOUT: 0, STDERR: 0}
         timed_out = False
