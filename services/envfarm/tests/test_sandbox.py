@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,36 @@ def test_limits_are_validated() -> None:
 def test_unknown_backends_are_refused() -> None:
     with pytest.raises(SandboxUnavailable, match="bubblewrap"):
         make_backend("chroot")
+
+
+def test_settings_choose_and_configure_the_backend(tmp_path: Path) -> None:
+    from gantry.envfarm.sandbox import backend_from_settings
+    from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
+    from gantry.envfarm.sandbox.kubernetes_backend import KubernetesBackend
+    from gantry.envfarm.settings import EnvFarmSettings
+
+    def settings(**fields: Any) -> EnvFarmSettings:
+        return EnvFarmSettings(auth_disabled=True, **fields)
+
+    default = backend_from_settings(settings(sandbox_uid=62000, sandbox_root=tmp_path))
+    assert isinstance(default, BubblewrapBackend)
+    assert (default.uid, default.root, default.proc) == (62000, str(tmp_path), None)
+    kube = backend_from_settings(
+        settings(
+            sandbox_backend="kubernetes",
+            sandbox_namespace="tasks",
+            sandbox_runtime_class="gvisor",
+            sandbox_warm_pool=5,
+            sandbox_image="task:2",
+        )
+    )
+    assert isinstance(kube, KubernetesBackend)
+    assert (kube.namespace, kube.runtime_class, kube.warm_pool, kube.image) == (
+        "tasks",
+        "gvisor",
+        5,
+        "task:2",
+    )
+    assert backend_from_settings(settings(sandbox_backend="subprocess")).name == "subprocess"
+    with pytest.raises(SandboxUnavailable, match="choose one of"):
+        backend_from_settings(settings(sandbox_backend="jail"))

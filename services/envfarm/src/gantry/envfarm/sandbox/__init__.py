@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gantry.envfarm.sandbox.base import (
     ExecResult,
@@ -15,6 +15,9 @@ from gantry.envfarm.sandbox.base import (
     SandboxSpec,
     SandboxUnavailable,
 )
+
+if TYPE_CHECKING:
+    from gantry.envfarm.settings import EnvFarmSettings
 
 BACKENDS = ("bubblewrap", "kubernetes", "docker", "subprocess")
 
@@ -42,6 +45,33 @@ def make_backend(name: str, **settings: Any) -> SandboxBackend:
     )
 
 
+def backend_from_settings(settings: EnvFarmSettings) -> SandboxBackend:
+    """The backend envfarm's settings name (`sandbox_backend` and the `sandbox_*` fields)."""
+    name = settings.sandbox_backend
+    root = str(settings.sandbox_root) if settings.sandbox_root else None
+    if name == "bubblewrap":
+        return make_backend(
+            name,
+            uid=settings.sandbox_uid,
+            root=root,
+            python=settings.sandbox_python,
+            proc=settings.sandbox_proc,
+        )
+    if name == "subprocess":
+        return make_backend(name, root=root)
+    if name == "docker":
+        return make_backend(name, url=settings.sandbox_docker_url, image=settings.sandbox_image)
+    if name == "kubernetes":
+        return make_backend(
+            name,
+            namespace=settings.sandbox_namespace,
+            image=settings.sandbox_image,
+            runtime_class=settings.sandbox_runtime_class,
+            warm_pool=settings.sandbox_warm_pool,
+        )
+    return make_backend(name)  # raises SandboxUnavailable naming the choices
+
+
 __all__ = [
     "BACKENDS",
     "ExecResult",
@@ -53,5 +83,6 @@ __all__ = [
     "SandboxProcess",
     "SandboxSpec",
     "SandboxUnavailable",
+    "backend_from_settings",
     "make_backend",
 ]
