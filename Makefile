@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client
+.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools
 
 # ---- the lock (docs/development.md) -------------------------------------------------------
 # requirements.lock pins every third-party distribution of the workspace (dev tools and
@@ -132,13 +132,21 @@ typecheck: venv
 # Whole test files go to one worker each (module-scoped servers start once); one worker per
 # core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
 PYTEST_WORKERS ?= auto
-pytest: venv oip-client
+pytest: venv oip-client sandbox-tools
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The inner loop: the unit tests beside each package, without the ones marked slow (model
 # training, process restarts, whole-stack runs). `make test` runs everything.
-test-fast: venv oip-client
+test-fast: venv oip-client sandbox-tools
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" libs kernels services
+
+# envfarm's sandboxes (docs/envfarm.md, "Sandboxes"): bubblewrap, and a system Python for
+# the agent inside; installed from Debian when missing. The sandbox uid is a bare number
+# (61000 by default) and needs no account.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sandbox-tools:
+	@command -v bwrap >/dev/null && test -x /usr/bin/python3 || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap python3-minimal; }
 
 clean:
 	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache
