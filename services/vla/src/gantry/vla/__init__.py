@@ -1,0 +1,1 @@
+"""gantry-vla: TwinBrainVLA vision-language-action control over gRPC."""
