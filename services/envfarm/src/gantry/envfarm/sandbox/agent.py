@@ -1,13 +1,13 @@
 """The in-sandbox agent: starts commands on the host's behalf and reports how they ended.
 
-It runs inside the sandbox as `python3 -I -S -c <this file> <control fd> <limits json>`,
+It runs inside the sandbox as `python3 -I -S agent.py <control fd> <limits json>`,
 stdlib only and single-threaded (so setting rlimits between fork and exec is safe).
-The host sends one JSON request per SEQPACKET message on the control socket, with the
-command's stdin/stdout/stderr pipe ends attached (SCM_RIGHTS); the agent forks, gives
-the command its own process group and the limits, and sends back
-`{"id": n, "exit": code}` when it ends (128 + signal for a killed one). The host reads
-the output pipes itself, so the agent never relays output. When the control socket
-closes, the agent kills every process group it started and exits.
+The host sends one JSON request per SEQPACKET message on the control socket, with four
+pipe ends attached (SCM_RIGHTS): the command's stdin, stdout and stderr, and a status
+pipe. The agent forks, gives the command its own process group and the limits, and when
+it ends writes its exit code (128 + signal for a killed one) to the status pipe and
+closes it. The host reads every pipe itself, so nothing is relayed. When the control
+socket closes, the agent kills every process group it started and exits.
 """
 
 import contextlib
@@ -58,7 +58,7 @@ def main() -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    running: dict[int, tuple[int, bool]] = {}  # pid -> (request id, kill group at exit)
+    running: dict[int, tuple[int, int, bool]] = {}  # pid -> (id, status fd, kill group at exit)
     by_id: dict[int, int] = {}
     while True:
         ready, _, _ = select.select([control.fileno(), wake_r], [], [])
@@ -77,17 +77,17 @@ def main() -> None:
                 if pid == 0:
                     break
                 if pid in running:
-                    rid, oneshot = running.pop(pid)
+                    rid, status_fd, oneshot = running.pop(pid)
                     by_id.pop(rid, None)
                     if oneshot:  # a one-shot command's leftovers die with it
                         with contextlib.suppress(OSError):
                             os.killpg(pid, signal.SIGKILL)
                     code = os.waitstatus_to_exitcode(status)
-                    control.send(
-                        json.dumps({"id": rid, "exit": code if code >= 0 else 128 - code}).encode()
-                    )
+                    with contextlib.suppress(OSError):
+                        os.write(status_fd, str(code if code >= 0 else 128 - code).encode())
+                    os.close(status_fd)
         if control.fileno() in ready:
-            data, ancillary, _, _ = control.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(3 * 4))
+            data, ancillary, _, _ = control.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(4 * 4))
             if not data:
                 break
             fds: list[int] = []
@@ -98,16 +98,16 @@ def main() -> None:
                         for i in range(0, len(payload) - len(payload) % 4, 4)
                     )
             request = json.loads(data)
-            if request["op"] == "run" and len(fds) == 3:
-                pid = start(request, fds, limits)
-                running[pid] = (request["id"], request["oneshot"])
+            if request["op"] == "run" and len(fds) == 4:
+                pid = start(request, fds[:3], limits)
+                running[pid] = (request["id"], fds.pop(), request["oneshot"])
                 by_id[request["id"]] = pid
             elif request["op"] == "kill" and request["id"] in by_id:
                 kill(by_id[request["id"]])
             for fd in fds:
                 os.close(fd)
     for pid in running:
-        kill(pid)
+        kill(pid)  # their status pipes close as this process exits
 
 
 def kill(pid: int) -> None:

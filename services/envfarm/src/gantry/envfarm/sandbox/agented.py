@@ -1,9 +1,10 @@
 """A sandbox run by the in-sandbox agent (agent.py): shared by bubblewrap and subprocess.
 
 The backend starts the agent (inside bwrap, or straight on the host) with one end of a
-SEQPACKET socket pair; each `exec`/`spawn` makes fresh pipes, hands their far ends to
-the agent and reads the output here, so output limits and timeouts are enforced by the
-host whatever the sandboxed code does.
+SEQPACKET socket pair; each `exec`/`spawn` makes fresh pipes (stdin, stdout, stderr and
+a status pipe that carries the exit code), hands their far ends to the agent and reads
+them here, so output limits and timeouts are enforced by the host whatever the
+sandboxed code does, and no thread sits between a command and its caller.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gantry.envfarm.sandbox.base import (
 MAX_REQUEST_BYTES = 128 << 10  # argv + env of one command; bigger inputs go by stdin or file
 AGENT_PATH = str(Path(__file__).with_name("agent.py"))
 _LIMIT_FIELDS = ("cpu_seconds", "address_space_bytes", "processes", "file_size_bytes")
+EXIT_GRACE_S = 0.2  # output still read after exit, from whatever the command left behind
 
 
 def agent_argv(python: str, agent: str, control_fd: int, limits: SandboxLimits) -> list[str]:
@@ -43,20 +45,57 @@ def agent_argv(python: str, agent: str, control_fd: int, limits: SandboxLimits) 
     return [python, "-I", "-S", agent, str(control_fd), json.dumps(values)]
 
 
-def _exit_code(code: int) -> int:
-    return code if code >= 0 else 128 - code
+class _Status:
+    """The read end of a command's status pipe: its exit code, once it has ended."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.code: int | None = None
+        self.ended = False
+        self._data = b""
+        self._lock = threading.Lock()
 
-class _Command:
-    """One command the agent started: its exit status arrives from the reader thread."""
+    def feed(self) -> bool:
+        """Read what is there (the fd is ready); True once the pipe has closed."""
+        with self._lock:
+            if self.ended:
+                return True
+            chunk = os.read(self.fd, 64)
+            if chunk:
+                self._data += chunk
+                return False
+            self.ended = True
+            os.close(self.fd)
+            with contextlib.suppress(ValueError):
+                self.code = int(self._data)  # none: the agent died first
+            return True
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.exit_code: int | None = None
+    def poll(self) -> bool:
+        """True once ended, without blocking."""
+        while not self.ended:
+            selector = selectors.DefaultSelector()
+            try:
+                selector.register(self.fd, selectors.EVENT_READ)
+                if not selector.select(0):
+                    return False
+            except (OSError, ValueError):
+                return self.ended
+            finally:
+                selector.close()
+            self.feed()
+        return True
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self.poll():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
 
 class AgentSandbox:
-    """exec/spawn/put/get/close over an agent process started by `launch`."""
+    """exec/spawn/put/get/close over an agent process."""
 
     def __init__(
         self,
@@ -79,59 +118,46 @@ class AgentSandbox:
         self._owner = owner
         self._kill_tree = kill_tree
         self._lock = threading.Lock()
-        self._commands: dict[int, _Command] = {}
         self._next_id = 0
-        self._closed = False  # no new commands
-        self._shut = False  # close() has run
-        self._reader = threading.Thread(target=self._read_replies, daemon=True)
-        self._reader.start()
+        self._closed = False
+        self.backend: object = None  # set by a backend whose files the sandbox uses
 
     # --- the control channel -------------------------------------------------------
 
-    def _read_replies(self) -> None:
-        try:
-            while data := self._control.recv(4096):
-                reply = json.loads(data)
-                with self._lock:
-                    command = self._commands.pop(reply["id"], None)
-                if command is not None:
-                    command.exit_code = int(reply["exit"])
-                    command.done.set()
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a dead or confused agent: every waiter is released below
-        with self._lock:
-            self._closed = True
-            waiting, self._commands = list(self._commands.values()), {}
-        for command in waiting:
-            command.done.set()
-
-    def _start(self, argv: Sequence[str], cwd: str | None, fds: Sequence[int], oneshot: bool):  # type: ignore[no-untyped-def]
+    def _start(
+        self, argv: Sequence[str], cwd: str | None, fds: Sequence[int], oneshot: bool
+    ) -> tuple[int, _Status]:
         args = check_argv(argv)
         workdir = self._resolve_dir(cwd)
-        with self._lock:
-            if self._closed:
-                raise SandboxClosed("the sandbox is closed")
-            self._next_id += 1
-            rid = self._next_id
-            request = {"op": "run", "id": rid, "argv": args, "cwd": workdir, "env": self._env}
-            request["oneshot"] = oneshot
-            payload = json.dumps(request).encode()
-            if len(payload) > MAX_REQUEST_BYTES:
-                raise SandboxError(
-                    f"the command line is {len(payload)} bytes; the limit is {MAX_REQUEST_BYTES} "
-                    "(pass large inputs on stdin or as a file)"
-                )
-            command = _Command()
-            self._commands[rid] = command
-            try:
-                self._control.sendmsg(
-                    [payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(_fd_array(fds)))]
-                )
-            except OSError as exc:
-                self._commands.pop(rid, None)
-                self._closed = True
-                raise SandboxClosed(f"the sandbox agent is gone: {exc}") from exc
-        return rid, command
+        status_r, status_w = os.pipe()
+        try:
+            with self._lock:
+                if self._closed:
+                    raise SandboxClosed("the sandbox is closed")
+                self._next_id += 1
+                rid = self._next_id
+                request = {"op": "run", "id": rid, "argv": args, "cwd": workdir}
+                request.update(env=self._env, oneshot=oneshot)
+                payload = json.dumps(request).encode()
+                if len(payload) > MAX_REQUEST_BYTES:
+                    raise SandboxError(
+                        f"the command line is {len(payload)} bytes; the limit is "
+                        f"{MAX_REQUEST_BYTES} (pass large inputs on stdin or as a file)"
+                    )
+                rights = array.array("i", [*fds, status_w]).tobytes()
+                try:
+                    self._control.sendmsg(
+                        [payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)]
+                    )
+                except OSError as exc:
+                    self._closed = True
+                    raise SandboxClosed(f"the sandbox agent is gone: {exc}") from exc
+        except BaseException:
+            os.close(status_r)
+            raise
+        finally:
+            os.close(status_w)
+        return rid, _Status(status_r)
 
     def _kill(self, rid: int) -> None:
         with contextlib.suppress(OSError):
@@ -162,7 +188,7 @@ class AgentSandbox:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            rid, command = self._start(argv, cwd, (in_r, out_w, err_w), oneshot=True)
+            rid, status = self._start(argv, cwd, (in_r, out_w, err_w), oneshot=True)
         except BaseException:
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
                 os.close(fd)
@@ -173,17 +199,16 @@ class AgentSandbox:
             stdin,
             in_w,
             (out_r, err_r),
+            status,
             limit=self.limits.output_bytes,
             deadline=started + timeout,
-            done=command.done,
             kill=lambda: self._kill(rid),
         )
-        if not timed_out and not command.done.wait(max(started + timeout - time.monotonic(), 0)):
-            self._kill(rid)  # it closed its output but kept running
-            timed_out = True
-        command.done.wait(1.0)  # the kill's exit report (released at once if the agent died)
+        status.wait(1.0)  # after a kill: its report (at once if the agent died)
+        if not status.ended:
+            os.close(status.fd)
         return ExecResult(
-            exit_code=None if timed_out else command.exit_code,
+            exit_code=None if timed_out else status.code,
             stdout=outputs[0],
             stderr=outputs[1],
             timed_out=timed_out,
@@ -195,14 +220,14 @@ class AgentSandbox:
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            rid, command = self._start(argv, cwd, (in_r, out_w, out_w), oneshot=False)
+            rid, status = self._start(argv, cwd, (in_r, out_w, out_w), oneshot=False)
         except BaseException:
             for fd in (in_r, in_w, out_r, out_w):
                 os.close(fd)
             raise
         os.close(in_r)
         os.close(out_w)
-        return PipeProcess(in_w, out_r, command.done, lambda: self._kill(rid))
+        return PipeProcess(in_w, out_r, status, lambda: self._kill(rid))
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         relative = workspace_relative(self.workspace, path)
@@ -222,19 +247,18 @@ class AgentSandbox:
 
     def close(self) -> None:
         with self._lock:
-            if self._shut:
+            if self._control.fileno() < 0:
                 return
-            self._shut = self._closed = True
-        self._kill_tree()
-        with contextlib.suppress(OSError):
-            self._control.shutdown(socket.SHUT_RDWR)  # wakes the reader thread
+            self._closed = True
+            self._kill_tree()
+            with contextlib.suppress(OSError):
+                self._control.shutdown(socket.SHUT_RDWR)
+            self._control.close()
         try:
             self._process.wait(5.0)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(5.0)
-        self._reader.join(5.0)
-        self._control.close()
         shutil.rmtree(self.host_workspace, ignore_errors=True)
 
     def __enter__(self) -> AgentSandbox:
@@ -244,86 +268,90 @@ class AgentSandbox:
         self.close()
 
 
-def _fd_array(fds: Sequence[int]) -> bytes:
-    return array.array("i", fds).tobytes()
-
-
 def _collect(
     data: bytes,
     stdin_fd: int,
     out_fds: Sequence[int],
+    status: _Status,
     *,
     limit: int,
     deadline: float,
-    done: threading.Event,
     kill: Callable[[], None],
 ) -> tuple[list[bytes], bool, bool]:
-    """Feed stdin, read the output pipes to EOF keeping `limit` bytes each, honour the deadline.
+    """Feed stdin, read the output pipes keeping `limit` bytes each, until the command has
+    ended and its output is drained (or the deadline passes: then it is killed).
 
-    Returns (outputs, truncated, timed_out). A command that exits while something it
-    left behind still holds a pipe gets a short grace, then stops being read.
+    Returns (outputs, truncated, timed_out). Output that something left behind keeps
+    writing after the command ended is read for EXIT_GRACE_S only.
     """
     selector = selectors.DefaultSelector()
     kept: list[bytearray] = [bytearray() for _ in out_fds]
     dropped = [0 for _ in out_fds]
     for index, fd in enumerate(out_fds):
         selector.register(fd, selectors.EVENT_READ, index)
+    selector.register(status.fd, selectors.EVENT_READ, "status")
     pending = memoryview(data)
     if pending:
         os.set_blocking(stdin_fd, False)
-        selector.register(stdin_fd, selectors.EVENT_WRITE, -1)
+        selector.register(stdin_fd, selectors.EVENT_WRITE, "stdin")
     else:
         os.close(stdin_fd)
     timed_out = False
-    exited_at: float | None = None
+    ended_at: float | None = None
     try:
         while selector.get_map():
             now = time.monotonic()
-            if now >= deadline:
-                timed_out = not done.is_set()
-                if timed_out:
-                    kill()
+            if ended_at is not None and (now - ended_at > EXIT_GRACE_S or not _reading(selector)):
                 break
-            if done.is_set():
-                exited_at = exited_at or now
-                if now - exited_at > 0.2:
-                    break
-            wait = min(deadline - now, 0.05 if exited_at else 0.25)
-            for key, _ in selector.select(wait):
-                if key.data == -1:
+            if now >= deadline:
+                timed_out = True
+                kill()
+                break
+            for key, _ in selector.select(deadline - now if ended_at is None else EXIT_GRACE_S):
+                if key.data == "status":
+                    if status.feed():
+                        selector.unregister(key.fd)
+                        ended_at = time.monotonic()
+                elif key.data == "stdin":
                     try:
                         pending = pending[os.write(stdin_fd, pending[: 1 << 16]) :]
-                    except (BrokenPipeError, OSError):
+                    except OSError:  # it stopped reading (EPIPE): the rest is dropped
                         pending = pending[:0]
                     if not pending:
                         selector.unregister(stdin_fd)
                         os.close(stdin_fd)
-                    continue
-                chunk = os.read(key.fd, 1 << 16)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    continue
-                room = limit - len(kept[key.data])
-                kept[key.data] += chunk[:room] if room > 0 else b""
-                dropped[key.data] += max(len(chunk) - max(room, 0), 0)
+                else:
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        os.close(key.fd)
+                        continue
+                    room = max(limit - len(kept[key.data]), 0)
+                    kept[key.data] += chunk[:room]
+                    dropped[key.data] += len(chunk) - min(room, len(chunk))
     finally:
-        for key in list(selector.get_map().values()):  # the ones not closed above
-            os.close(key.fd)
+        for key in list(selector.get_map().values()):
+            if key.data != "status":  # the caller still waits on the status pipe
+                os.close(key.fd)
         selector.close()
     outputs = [bytes(k) + (cut_marker(d) if d else b"") for k, d in zip(kept, dropped, strict=True)]
     return outputs, any(dropped), timed_out
+
+
+def _reading(selector: selectors.BaseSelector) -> bool:
+    """Any output pipe still open."""
+    return any(isinstance(key.data, int) for key in selector.get_map().values())
 
 
 class PipeProcess:
     """A spawned process: its stdin, and its stdout and stderr merged on one pipe."""
 
     def __init__(
-        self, stdin_fd: int, stdout_fd: int, done: threading.Event, kill: Callable[[], None]
+        self, stdin_fd: int, stdout_fd: int, status: _Status, kill: Callable[[], None]
     ) -> None:
         self._stdin = stdin_fd
         self._stdout = stdout_fd
-        self._done = done
+        self._status = status
         self._kill = kill
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -335,8 +363,10 @@ class PipeProcess:
             if self._closed:
                 raise SandboxClosed("the process is closed")
             try:
-                _write_all(self._stdin, data)
-            except (BrokenPipeError, OSError) as exc:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._stdin, view) :]
+            except OSError as exc:
                 raise SandboxClosed(f"the process's stdin is closed: {exc}") from exc
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
@@ -357,7 +387,13 @@ class PipeProcess:
             return chunk
 
     def alive(self) -> bool:
-        return not self._done.is_set()
+        return not self._status.poll()
+
+    @property
+    def exit_code(self) -> int | None:
+        """Its exit code once it has ended (128 + signal if killed), else None."""
+        self._status.poll()
+        return self._status.code
 
     def kill(self) -> None:
         with self._write_lock:
@@ -365,19 +401,13 @@ class PipeProcess:
                 return
             self._closed = True
             self._kill()
-            for fd in (self._stdin,):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(self._stdin)
         with self._read_lock, contextlib.suppress(OSError):
             os.close(self._stdout)
+        self._status.wait(1.0)
 
     def __del__(self) -> None:
         if not self._closed:
             with contextlib.suppress(Exception):
                 self.kill()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

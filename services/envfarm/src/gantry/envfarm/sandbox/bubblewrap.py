@@ -178,7 +178,7 @@ class BubblewrapBackend:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
 
-        return AgentSandbox(
+        sandbox = AgentSandbox(
             process=process,
             control=ours,
             workspace=WORKSPACE,
@@ -194,6 +194,8 @@ class BubblewrapBackend:
             owner=owner,
             kill_tree=kill_tree,
         )
+        sandbox.backend = self  # its static files (the agent) outlive it
+        return sandbox
 
     def _layout(self, limits: SandboxLimits, proc: bool) -> list[str]:
         """Namespaces and the read-only filesystem every sandbox shares."""

@@ -1,0 +1,125 @@
+"""Sandbox start latency and command round trip, next to a bare subprocess in the same run.
+
+    .venv/bin/python benchmarks/sandbox.py [--backend bubblewrap] [--starts 40] [--commands 200]
+
+(a) start: `backend.create()` until the sandbox is usable (namespaces set up), and until a
+    first command has answered (the agent's Python has started too); then `close()`;
+(b) round trip: `sandbox.exec(["true"])` in a live sandbox, against
+    `subprocess.run(["true"])` from this process: the overhead is the difference;
+(c) `terminal_sessions()`: 64 concurrent terminal sessions stepping (steps/s, p99) — the
+    terminal family's part, filled in by its owners.
+Goals (issue 21): start <= 30 ms, command overhead <= 5 ms over bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+
+from gantry.envfarm.sandbox import SandboxBackend, SandboxSpec, make_backend
+
+
+def quantiles(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99 in milliseconds."""
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000
+
+    return {
+        "p50": at(0.50),
+        "p90": at(0.90),
+        "p99": at(0.99),
+        "mean": statistics.mean(ordered) * 1000,
+    }
+
+
+def timed(run: Callable[[], object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def starts(backend: SandboxBackend, n: int) -> tuple[list[float], list[float], list[float]]:
+    """(create, create + first command, close) seconds per sandbox."""
+    created, first, closed = [], [], []
+    for _ in range(n):
+        started = time.perf_counter()
+        sandbox = backend.create(SandboxSpec())
+        created.append(time.perf_counter() - started)
+        sandbox.exec(["true"])
+        first.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        sandbox.close()
+        closed.append(time.perf_counter() - started)
+    return created, first, closed
+
+
+def round_trips(backend: SandboxBackend, n: int) -> tuple[list[float], list[float]]:
+    """(sandbox exec, bare subprocess.run) seconds per `true`, interleaved."""
+    sandbox = backend.create(SandboxSpec())
+    try:
+        sandbox.exec(["true"])  # warm: the agent is up
+        subprocess.run(["true"], check=True)
+        boxed, bare = [], []
+        for _ in range(n):
+            boxed += timed(lambda: sandbox.exec(["true"]), 1)
+            bare += timed(lambda: subprocess.run(["true"], check=True), 1)
+        return boxed, bare
+    finally:
+        sandbox.close()
+
+
+def bare_starts(n: int) -> list[float]:
+    """A bare subprocess start to first answer: the floor for (a)."""
+    return timed(lambda: subprocess.run(["true"], check=True), n)
+
+
+def terminal_sessions(backend: SandboxBackend, sessions: int = 64) -> dict[str, float]:
+    """64 concurrent terminal sessions stepping (steps/s, p99): the terminal family adds it."""
+    raise NotImplementedError("the terminal sessions part of this benchmark is not written yet")
+
+
+def show(label: str, samples: list[float]) -> None:
+    q = quantiles(samples)
+    print(
+        f"  {label:<34} p50 {q['p50']:7.2f} ms   p90 {q['p90']:7.2f} ms   "
+        f"p99 {q['p99']:7.2f} ms   mean {q['mean']:7.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="bubblewrap", choices=["bubblewrap", "subprocess"])
+    parser.add_argument("--starts", type=int, default=40)
+    parser.add_argument("--commands", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gantry-bench-") as root:
+        os.chmod(root, 0o711)  # the sandbox uid must reach its workspaces
+        backend = make_backend(args.backend, root=root)
+        backend.probe()
+        print(f"backend: {args.backend}")
+        created, first, closed = starts(backend, args.starts)
+        print(f"(a) start, {args.starts} sandboxes")
+        show("create (namespaces ready)", created)
+        show("create + first command", first)
+        show("close (tree killed, workspace gone)", closed)
+        show("bare subprocess start (floor)", bare_starts(args.starts))
+        boxed, bare = round_trips(backend, args.commands)
+        print(f"(b) command round trip, {args.commands} x `true`")
+        show("sandbox exec", boxed)
+        show("bare subprocess.run", bare)
+        overhead = statistics.median(boxed) - statistics.median(bare)
+        print(f"  overhead (p50 difference)          {overhead * 1000:7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
