@@ -61,6 +61,12 @@ class EnvFarmService(Service[EnvFarmSettings]):
                     python=self.settings.terminal_python,
                 )
             )
+        if self.settings.notebook_enabled:
+            from gantry.envfarm.notebook.family import NotebookFamily
+
+            families.append(
+                NotebookFamily(self.sandbox_backend, kernel=self.settings.notebook_kernel)
+            )
         return families
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -106,6 +107,15 @@ class EnvFarmSettings(ServiceSettings):
     )
     max_generated_tasks: int = Field(
         default=1000, ge=1, description="Largest GenerateTasks num_tasks"
+    )
+    # ----- notebook tasks (DSGym; docs/envfarm.md "Notebook tasks") -----
+    notebook_enabled: bool = Field(
+        default=True, description="Serve notebook (DSGym) data-science tasks"
+    )
+    notebook_kernel: Literal["auto", "jupyter", "repl"] = Field(
+        default="auto",
+        description="Kernel of notebook sessions: jupyter (ipykernel over IPC), repl (plain "
+        "pipe REPL, light), auto (jupyter, falling back to repl)",
     )
     generator_target: str = Field(
         default="",

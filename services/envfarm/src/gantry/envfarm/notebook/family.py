@@ -25,9 +25,11 @@ import sys
 import sysconfig
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gantry.core.errors import FailedPrecondition, Unavailable
 from gantry.envfarm.envs.base import Difficulty
 from gantry.envfarm.family import (
     REFERENCE,
@@ -47,7 +49,7 @@ from gantry.envfarm.notebook.grading import (
     parse_answer,
     score_submission,
 )
-from gantry.envfarm.notebook.kernel import CellOutput, Kernel, KernelKind
+from gantry.envfarm.notebook.kernel import CellOutput, Kernel, KernelError, KernelKind
 from gantry.envfarm.notebook.shortcut import shortcut
 from gantry.envfarm.notebook.tasks import Task
 from gantry.envfarm.sandbox import (
@@ -56,6 +58,7 @@ from gantry.envfarm.sandbox import (
     SandboxError,
     SandboxLimits,
     SandboxSpec,
+    SandboxUnavailable,
 )
 from gantry.proto.common.v1 import episode_pb2, media_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2
@@ -104,19 +107,41 @@ class NotebookFamily(TaskFamily):
 
     def __init__(
         self,
-        backend: SandboxBackend,
+        backend: Callable[[], SandboxBackend],
         *,
         kernel: KernelKind | Literal["auto"] = "auto",
         runtime: KernelRuntime | None = None,
         data_root: str | None = None,
     ) -> None:
-        self.backend = backend
+        self._make_backend = backend
+        self._backend: SandboxBackend | None = None
         self.kernel = kernel
-        self.runtime = runtime or KernelRuntime.for_backend(backend.name)
+        self._runtime = runtime
         self._data_root = data_root
         self._owned_root: str | None = None
         self._tasks: dict[str, Task] | None = None
         self._lock = threading.Lock()
+
+    def backend(self) -> SandboxBackend:
+        """The sandbox backend, probed on first use (FAILED_PRECONDITION when it cannot
+        run here)."""
+        with self._lock:
+            if self._backend is None:
+                backend = self._make_backend()
+                try:
+                    backend.probe()
+                except SandboxUnavailable as exc:
+                    raise FailedPrecondition(
+                        f"notebook tasks need a sandbox and the {backend.name} backend cannot "
+                        f"run here: {exc}",
+                        reason="SANDBOX_UNAVAILABLE",
+                    ) from exc
+                self._backend = backend
+            return self._backend
+
+    @property
+    def runtime(self) -> KernelRuntime:
+        return self._runtime or KernelRuntime.for_backend(self.backend().name)
 
     # ----- catalogue -----
     def tasks(self) -> dict[str, Task]:
@@ -284,7 +309,7 @@ class NotebookEpisode(TaskEpisode):
         if runtime.site_packages:
             mounts[runtime.site_packages] = MOUNTED_PACKAGES
         spec = SandboxSpec(limits=sandbox_limits, readonly_mounts=mounts)
-        self._sandbox = sandbox = self.family.backend.create(spec)
+        self._sandbox = sandbox = self.family.backend().create(spec)
         if sandbox.workspace != MOUNT_WORKSPACE:  # the mount missed: read-only copies
             for name in os.listdir(data):
                 with open(os.path.join(data, name), "rb") as source:
@@ -295,7 +320,11 @@ class NotebookEpisode(TaskEpisode):
             python=runtime.python,
             site_packages=MOUNTED_PACKAGES if runtime.site_packages else "",
         )
-        self._kernel.start()
+        try:
+            self._kernel.start()
+        except KernelError as exc:
+            self.close()
+            raise Unavailable(f"the notebook kernel did not start: {exc}") from exc
         return episode_pb2.Observation(text=self._welcome())
 
     def _welcome(self) -> str:

@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="validate only the first N tasks")
     args = parser.parse_args(argv)
     backend = make_backend(args.backend)
-    backend.probe()
-    family = NotebookFamily(backend, kernel=args.kernel)
+    family = NotebookFamily(lambda: backend, kernel=args.kernel)
     try:
         chosen = list(family.tasks().values())[: args.limit or None]
         counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
