@@ -1,0 +1,99 @@
+"""Terminal tasks: the seeded suite, the task format, and validation in a real sandbox.
+
+Validating all 210 built-in tasks is `make validate-terminal`; here one task per category
+goes through the full validation, and broken tasks are shown to be rejected for the
+right reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+
+import pytest
+
+from gantry.envfarm.sandbox import SandboxBackend, make_backend
+from gantry.envfarm.sandbox.testing import reachable_root
+from gantry.envfarm.terminal.suite import core_suite, derive_seed, template_task
+from gantry.envfarm.terminal.task import TerminalTask
+from gantry.envfarm.terminal.templates import CATEGORIES
+from gantry.envfarm.terminal.validate import (
+    BUILD_FAILED,
+    INITIAL_TEST_FAILED,
+    REFERENCE_FAILED,
+    TRIVIAL,
+    validate,
+)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> SandboxBackend:
+    backend = make_backend("bubblewrap", root=reachable_root(tmp_path_factory.mktemp("bwrap")))
+    backend.probe()
+    return backend
+
+
+def test_the_core_suite_has_200_tasks_over_8_categories_reproducibly() -> None:
+    suite = core_suite()
+    per_category = Counter(t.category for t in suite)
+    assert len(suite) >= 200 and len(per_category) >= 8
+    assert min(per_category.values()) >= 20
+    assert len({t.env_id for t in suite}) == len(suite)
+    assert {(t.category, t.difficulty) for t in suite} == {
+        (c, d) for c in CATEGORIES for d in ("easy", "hard")
+    }
+    again = core_suite()
+    assert [t.to_json() for t in again] == [t.to_json() for t in suite]  # seeds alone
+    distinct = {(t.setup, t.completion_test) for t in suite}
+    assert len(distinct) == len(suite)  # seeds give distinct tasks
+
+
+def test_difficulty_knobs_change_the_task() -> None:
+    for category in CATEGORIES:
+        seed = derive_seed("knobs", category)
+        easy = template_task("t", category, 0, seed, "easy")
+        hard = template_task("t", category, 0, seed, "hard")
+        assert easy.knobs != hard.knobs, category
+        assert easy.completion_test != hard.completion_test, category
+
+
+def test_tasks_round_trip_through_json_and_refuse_bad_fields() -> None:
+    task = core_suite(1)[0]
+    assert TerminalTask.from_json(json.loads(json.dumps(task.to_json()))) == task
+    for broken, says in [
+        ({**task.to_json(), "solution": []}, "solution"),
+        ({**task.to_json(), "difficulty": "medium"}, "difficulty"),
+        ({**task.to_json(), "id": "../escape"}, "'id'"),
+        ({**task.to_json(), "setup": "x" * 70000}, "'setup'"),
+        ({**task.to_json(), "limits": {"max_steps": 0}}, "limits.max_steps"),
+        ({**task.to_json(), "extra": 1}, "unknown task fields"),
+        ([], "JSON object"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            TerminalTask.from_json(broken)
+
+
+@pytest.mark.slow
+def test_one_task_per_category_validates_in_the_sandbox(backend: SandboxBackend) -> None:
+    hard = [t for t in core_suite(2) if t.difficulty == "hard"]
+    assert len(hard) == len(CATEGORIES)
+    for task in hard:
+        verdict = validate(task, lambda: backend)
+        assert verdict.ok, (task.env_id, verdict.reason, verdict.detail)
+
+
+def test_validation_rejects_broken_tasks_for_the_right_reason(backend: SandboxBackend) -> None:
+    task = template_task("t", "config_files", 0, 7, "easy")
+    broken = {
+        BUILD_FAILED: dataclasses.replace(task, setup="exit 3\n"),
+        INITIAL_TEST_FAILED: dataclasses.replace(
+            task, initial_test="def test_x():\n    assert False\n"
+        ),
+        TRIVIAL: dataclasses.replace(task, completion_test="def test_x():\n    pass\n"),
+        REFERENCE_FAILED: dataclasses.replace(task, solution=("echo not the fix",)),
+    }
+    for reason, bad in broken.items():
+        verdict = validate(bad, lambda: backend)
+        assert verdict.reason == reason, (reason, verdict.detail)
+    assert validate(task, lambda: backend).ok
