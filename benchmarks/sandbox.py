@@ -83,9 +83,87 @@ def bare_starts(n: int) -> list[float]:
     return timed(lambda: subprocess.run(["true"], check=True), n)
 
 
-def terminal_sessions(backend: SandboxBackend, sessions: int = 64) -> dict[str, float]:
-    """64 concurrent terminal sessions stepping (steps/s, p99): the terminal family adds it."""
-    raise NotImplementedError("the terminal sessions part of this benchmark is not written yet")
+class _BareBash:
+    """A bash on a bare pipe (no sandbox): the floor the terminal sessions compare with."""
+
+    def __init__(self, workspace: str) -> None:
+        self.workspace = workspace
+        self.proc = subprocess.Popen(
+            ["bash", "--noprofile", "--norc"],
+            cwd=workspace,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    # SandboxProcess
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        import select
+
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        return os.read(self.proc.stdout.fileno(), max_bytes) if ready else b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    # the part of Sandbox the Shell uses
+    def spawn(self, argv: object, *, cwd: str | None = None) -> _BareBash:
+        return self
+
+
+def terminal_sessions(
+    backend: SandboxBackend, sessions: int = 64, steps: int = 20
+) -> dict[str, dict[str, float]]:
+    """`sessions` terminal episodes (core tasks, each in its own sandbox) stepping at once:
+    steps/s and latency per step, next to as many bare bash processes driven by the same
+    shell protocol in the same run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gantry.envfarm.terminal.episode import TerminalEpisode
+    from gantry.envfarm.terminal.shell import Shell
+    from gantry.envfarm.terminal.suite import core_suite
+
+    tasks = core_suite(2)
+    command = "echo step $RANDOM; ls -la | wc -l"
+
+    def play(stepper: Callable[[], object]) -> list[float]:
+        return timed(stepper, steps)
+
+    # One pool for the whole run: bwrap's --die-with-parent follows the thread that
+    # started it, so a sandbox must not outlive the worker thread that created it.
+    pool = ThreadPoolExecutor(max_workers=sessions)
+
+    def measure(steppers: list[Callable[[], object]]) -> dict[str, float]:
+        started = time.perf_counter()
+        latencies = [x for batch in pool.map(play, steppers) for x in batch]
+        wall = time.perf_counter() - started
+        return {"steps_per_s": len(latencies) / wall, **quantiles(latencies)}
+
+    episodes = [TerminalEpisode(tasks[i % len(tasks)], lambda: backend) for i in range(sessions)]
+    try:
+        list(pool.map(lambda e: e.reset(0), episodes))
+        boxed = measure([lambda e=e: e.step(command) for e in episodes])  # type: ignore[misc]
+    finally:
+        list(pool.map(lambda e: e.close(), episodes))
+    with tempfile.TemporaryDirectory(prefix="gantry-bare-") as folder:
+        shells = [Shell(_BareBash(folder)) for _ in range(sessions)]  # type: ignore[arg-type]
+        try:
+            bare = measure([lambda s=s: s.run(command, 10.0) for s in shells])  # type: ignore[misc]
+        finally:
+            for shell in shells:
+                shell.close()
+            pool.shutdown()
+    return {"sandboxed": boxed, "bare": bare}
 
 
 def show(label: str, samples: list[float]) -> None:
@@ -101,6 +179,7 @@ def main() -> None:
     parser.add_argument("--backend", default="bubblewrap", choices=["bubblewrap", "subprocess"])
     parser.add_argument("--starts", type=int, default=40)
     parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gantry-bench-") as root:
         os.chmod(root, 0o711)  # the sandbox uid must reach its workspaces
@@ -119,6 +198,12 @@ def main() -> None:
         show("bare subprocess.run", bare)
         overhead = statistics.median(boxed) - statistics.median(bare)
         print(f"  overhead (p50 difference)          {overhead * 1000:7.2f} ms")
+        print(f"(c) {args.sessions} terminal sessions stepping at once, {20} steps each")
+        for label, q in terminal_sessions(backend, args.sessions).items():
+            print(
+                f"  {label:<10} {q['steps_per_s']:8.1f} steps/s   p50 {q['p50']:7.2f} ms   "
+                f"p99 {q['p99']:7.2f} ms"
+            )
 
 
 if __name__ == "__main__":
