@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools
+.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools validate-terminal
 
 # ---- the lock (docs/development.md) -------------------------------------------------------
 # requirements.lock pins every third-party distribution of the workspace (dev tools and
@@ -144,9 +144,15 @@ test-fast: venv oip-client sandbox-tools
 # the agent inside; installed from Debian when missing. The sandbox uid is a bare number
 # (61000 by default) and needs no account.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Terminal tasks also use git and Python's sqlite3 module inside the sandbox.
 sandbox-tools:
-	@command -v bwrap >/dev/null && test -x /usr/bin/python3 || { \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap python3-minimal; }
+	@command -v bwrap >/dev/null && command -v git >/dev/null \
+	  && /usr/bin/python3 -c 'import sqlite3' 2>/dev/null || { \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap python3 git; }
+
+# Every built-in terminal task through the full validation in bubblewrap (~5 min).
+validate-terminal: venv sandbox-tools
+	$(BIN)/python -m gantry.envfarm.terminal.validate
 
 clean:
 	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache
