@@ -1,10 +1,15 @@
-"""The retrieval service through a real gRPC server, the generated stubs and real MiniLM."""
+"""The retrieval service through a real gRPC server, the generated stubs and real MiniLM.
+
+Behaviour tests run on both embedded engines (Qdrant Edge and qdrant-client, whose code
+path is the one server mode uses), so the two keep one behaviour.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -21,7 +26,22 @@ from gantry.retrieval.client import upsert_batched
 from gantry.retrieval.keyword_set import keyword_set
 from gantry.retrieval.ranking_metrics import ndcg_at, recall_at
 
+from .conftest import BACKENDS
+
 Stub = retrieval_pb2_grpc.RetrievalServiceStub
+
+
+@pytest.fixture(params=BACKENDS)
+def stub(request: pytest.FixtureRequest, channels: Callable[[str], grpc.Channel]) -> Stub:
+    """A server on each embedded engine."""
+    return Stub(channels(request.param))
+
+
+@pytest.fixture
+def default_stub(channel: grpc.Channel) -> Stub:
+    """The default server, for RPCs that never reach the store."""
+    return Stub(channel)
+
 
 DOCS = {
     "cats": "Cats are small domesticated felines that purr and chase mice.",
@@ -329,6 +349,27 @@ def test_validation_errors_name_the_field(stub: Stub) -> None:
             ),
             "points[0].sparse_vector",
         ),
+        (
+            stub.Search,
+            pb.SearchRequest(collection=name, text="x", params=pb.SearchParams(hnsw_ef=0)),
+            "params.hnsw_ef",
+        ),
+        (
+            stub.Search,
+            pb.SearchRequest(
+                collection=name,
+                text="x",
+                params=pb.SearchParams(
+                    quantization=pb.QuantizationSearchParams(oversampling=float("nan"))
+                ),
+            ),
+            "params.quantization.oversampling",
+        ),
+        (
+            stub.CreateCollection,
+            pb.CreateCollectionRequest(name="q", quantization=cast(Any, 7)),
+            "quantization",
+        ),
         (stub.CreateCollection, pb.CreateCollectionRequest(name="Bad Name!"), "name"),
         (stub.Embed, pb.EmbedRequest(), "texts"),
     ]
@@ -338,7 +379,34 @@ def test_validation_errors_name_the_field(stub: Stub) -> None:
     assert isinstance(unknown, errors.NotFound) and unknown.resource_name == "nope"
 
 
-def test_embed_and_list_encoders(stub: Stub) -> None:
+def test_search_params_and_collection_counts(stub: Stub) -> None:
+    name = _collection(stub, quantization=pb.QUANTIZATION_SCALAR_INT8)
+    _fill(stub, name)
+    long_text = " ".join(["filler"] * 100)  # 3 chunks (40 words, overlap 8)
+    stub.Upsert(pb.UpsertRequest(collection=name, points=[pb.Point(id="long", text=long_text)]))
+    got = stub.GetCollection(pb.GetCollectionRequest(name=name)).collection
+    assert got.quantization == pb.QUANTIZATION_SCALAR_INT8
+    assert (got.points_count, got.chunks_count) == (len(DOCS) + 1, len(DOCS) + 3)
+    assert 0 <= got.indexed_vectors_count <= got.chunks_count and not got.indexing
+    query = pb.SearchRequest(collection=name, text="a pet that meows", top_k=4)
+    base = stub.Search(query)
+    variants = [
+        pb.SearchParams(exact=True),
+        pb.SearchParams(hnsw_ef=4),
+        pb.SearchParams(quantization=pb.QuantizationSearchParams(rescore=True, oversampling=2.0)),
+        pb.SearchParams(quantization=pb.QuantizationSearchParams(ignore=True)),
+    ]
+    for params in variants:
+        query.params.CopyFrom(params)
+        reply = stub.Search(query)
+        assert _ids(reply) == _ids(base), params
+        assert [r.score for r in reply.results] == pytest.approx(
+            [r.score for r in base.results], abs=1e-4
+        )
+
+
+def test_embed_and_list_encoders(default_stub: Stub) -> None:
+    stub = default_stub
     reply = stub.Embed(
         pb.EmbedRequest(texts=["hello world", "a longer second text"], normalize=True)
     )
@@ -365,7 +433,8 @@ def test_embed_and_list_encoders(stub: Stub) -> None:
     assert isinstance(unknown, errors.NotFound) and unknown.resource_name == "nope"
 
 
-def test_page_tokens_belong_to_their_list(stub: Stub) -> None:
+def test_page_tokens_belong_to_their_list(default_stub: Stub) -> None:
+    stub = default_stub
     """A token replayed on another List RPC is INVALID_ARGUMENT, not a page of that list."""
     for _ in range(2):
         _collection(stub)
@@ -383,7 +452,8 @@ def test_page_tokens_belong_to_their_list(stub: Stub) -> None:
     )
 
 
-def test_evaluate_encoder_operation(stub: Stub, channel: grpc.Channel) -> None:
+def test_evaluate_encoder_operation(default_stub: Stub, channel: grpc.Channel) -> None:
+    stub = default_stub
     data = keyword_set(errors=8, parts=4)
     inline = pb.InlineEvalSet(
         documents=[pb.EvalDocument(id=d.id, text=d.text) for d in data.documents],

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from gantry.retrieval.edge_store import EdgeStore
 from gantry.retrieval.service import open_store
 from gantry.retrieval.settings import RetrievalSettings
+from gantry.retrieval.store import QdrantStore
 
 # qdrant-client warns about an API key over plain HTTP and, from a background probe that
 # may land in a later test, about the unreachable server's version.
@@ -32,7 +34,7 @@ def test_chart_env_names_select_a_qdrant_server(
     assert [e.id for e in settings.encoders] == ["a", "b"] and settings.encoders[1].path == "/m"
     store = open_store(settings)  # only a version probe, refused at once; no data calls
     try:
-        assert not store.embedded
+        assert isinstance(store, QdrantStore) and not store.embedded
         remote = store.client._client  # the qdrant-client transport behind the facade
         assert type(remote).__name__ == "QdrantRemote"
         assert getattr(remote, "_api_key", None) == "s3cret"
@@ -44,9 +46,16 @@ def test_embedded_store_defaults_under_the_data_dir(tmp_path: Path) -> None:
     settings = RetrievalSettings(auth_disabled=True, data_dir=tmp_path)
     store = open_store(settings)
     try:
-        assert store.embedded and (tmp_path / "qdrant").is_dir()
+        assert isinstance(store, EdgeStore) and (tmp_path / "qdrant-edge").is_dir()
     finally:
         store.close()
+    local = open_store(
+        RetrievalSettings(auth_disabled=True, data_dir=tmp_path, qdrant_embedded="local")
+    )
+    try:
+        assert isinstance(local, QdrantStore) and local.embedded and (tmp_path / "qdrant").is_dir()
+    finally:
+        local.close()
 
 
 def test_inconsistent_settings_are_rejected() -> None:

@@ -16,7 +16,7 @@ from gantry.core.limits import struct_to_python
 from gantry.proto.common.v1 import tensor_pb2
 from gantry.proto.retrieval.v1 import retrieval_pb2
 from gantry.retrieval.sparse import SparseVector
-from gantry.retrieval.store import CollectionInfo, Distance
+from gantry.retrieval.store import CollectionInfo, Distance, Quantization
 
 DISTANCE_FROM_PROTO: dict[int, Distance] = {
     retrieval_pb2.DISTANCE_COSINE: "cosine",
@@ -25,6 +25,11 @@ DISTANCE_FROM_PROTO: dict[int, Distance] = {
     retrieval_pb2.DISTANCE_MANHATTAN: "manhattan",
 }
 DISTANCE_TO_PROTO = {v: k for k, v in DISTANCE_FROM_PROTO.items()}
+QUANTIZATION_FROM_PROTO: dict[int, Quantization] = {
+    retrieval_pb2.QUANTIZATION_UNSPECIFIED: "",
+    retrieval_pb2.QUANTIZATION_NONE: "",
+    retrieval_pb2.QUANTIZATION_SCALAR_INT8: "int8",
+}
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -90,4 +95,12 @@ def collection_to_proto(info: CollectionInfo) -> retrieval_pb2.Collection:
         sparse_encoder_id=info.sparse_encoder_id,
         points_count=info.points_count,
         create_time=created,
+        quantization=(
+            retrieval_pb2.QUANTIZATION_SCALAR_INT8
+            if info.quantization == "int8"
+            else retrieval_pb2.QUANTIZATION_NONE
+        ),
+        chunks_count=max(info.chunks_count, 0),
+        indexed_vectors_count=max(info.indexed_vectors_count, 0),
+        indexing=info.indexing,
     )

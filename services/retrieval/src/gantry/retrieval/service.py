@@ -17,7 +17,7 @@ from gantry.retrieval.embedders import Embedder, load_embedder
 from gantry.retrieval.rerank import CrossEncoderReranker, Reranker
 from gantry.retrieval.settings import RetrievalSettings
 from gantry.retrieval.sparse import BM25Encoder
-from gantry.retrieval.store import QdrantStore
+from gantry.retrieval.store import QdrantStore, Store
 
 log = logging.getLogger("gantry.retrieval")
 SERVICE_NAME = retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name
@@ -37,10 +37,11 @@ class Backends:
     embedders: dict[str, Embedder]
     sparse: BM25Encoder
     reranker: Reranker | None
-    store: QdrantStore
+    store: Store
 
 
-def open_store(settings: RetrievalSettings) -> QdrantStore:
+def open_store(settings: RetrievalSettings) -> Store:
+    """A Qdrant server by URL; else the embedded engine `qdrant_embedded` names."""
     if settings.qdrant_url:
         api_key = None
         if settings.qdrant_api_key_file is not None:
@@ -51,6 +52,18 @@ def open_store(settings: RetrievalSettings) -> QdrantStore:
             prefer_grpc=settings.qdrant_prefer_grpc,
             timeout_s=settings.qdrant_timeout_s,
         )
+    if settings.qdrant_embedded == "edge":
+        from gantry.retrieval.edge_store import EdgeStore, IndexSettings
+
+        index = IndexSettings(
+            min_points=settings.edge_index_min_points,
+            quiet_s=settings.edge_index_quiet_s,
+            hnsw_m=settings.hnsw_m,
+            hnsw_ef_construct=settings.hnsw_ef_construct,
+            default_hnsw_ef=settings.search_hnsw_ef,
+        )
+        path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant-edge")
+        return EdgeStore.open(path, index=index)
     path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant")
     return QdrantStore.open(path=path, fast_writes=settings.qdrant_embedded_fast_writes)
 
@@ -104,7 +117,11 @@ class RetrievalService(Service[RetrievalSettings]):
 
     async def start(self) -> None:
         self.backends = await self.run_blocking(load_backends, self.settings)
-        store = "server " + self.settings.qdrant_url if self.settings.qdrant_url else "embedded"
+        store = (
+            "server " + self.settings.qdrant_url
+            if self.settings.qdrant_url
+            else f"embedded ({self.settings.qdrant_embedded})"
+        )
         log.info(
             "retrieval ready: encoders %s, Qdrant %s, re-ranker %s",
             ", ".join(self.backends.embedders),

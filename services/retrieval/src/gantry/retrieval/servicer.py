@@ -35,6 +35,7 @@ from gantry.retrieval.chunking import chunk_text
 from gantry.retrieval.convert import (
     DISTANCE_FROM_PROTO,
     DISTANCE_TO_PROTO,
+    QUANTIZATION_FROM_PROTO,
     collection_to_proto,
     dense_vector,
     payload_from_struct,
@@ -60,6 +61,7 @@ from gantry.retrieval.store import (
     CollectionInfo,
     CollectionMissing,
     Hit,
+    SearchParams,
     TooManyCollections,
 )
 
@@ -70,6 +72,7 @@ COLLECTION_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 ENCODER_ID_BYTES = 64  # EncoderSpec.id is at most 64 characters of [A-Za-z0-9._-]
 MAX_CUTOFFS = 16
 MAX_EVAL_BATCH = 1024
+MAX_OVERSAMPLING = 16.0
 DEFAULT_PAGE_SIZE = 100  # ListCollections; ListEncoders returns every encoder by default
 RERANK_HEADER = "x-gantry-rerank"
 _MODES: dict[int, Literal["dense", "sparse", "hybrid"]] = {
@@ -98,6 +101,8 @@ class RetrievalLimits:
     max_sparse_terms: int
     max_top_k: int
     max_prefetch_limit: int
+    search_hnsw_ef: int
+    max_hnsw_ef: int
     max_filter_conditions: int
     max_collections: int
     max_page_size: int
@@ -215,6 +220,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if request.distance and request.distance not in DISTANCE_FROM_PROTO:
             raise InvalidArgument.for_field("distance", "unknown Distance value")
         distance = DISTANCE_FROM_PROTO.get(request.distance, embedder.spec.distance)
+        if request.quantization not in QUANTIZATION_FROM_PROTO:
+            raise InvalidArgument.for_field("quantization", "unknown Quantization value")
+        quantization = QUANTIZATION_FROM_PROTO[request.quantization]
         sparse_id = ""
         if request.sparse_encoder_id and not request.sparse_enabled:
             raise InvalidArgument.for_field(
@@ -239,6 +247,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                         distance=distance,
                         vector_size=embedder.dimension,
                         sparse_encoder_id=sparse_id,
+                        quantization=quantization,
                         max_collections=limit,
                     )
                 )
@@ -518,6 +527,28 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument.for_field("score_threshold", "must be finite")
         return mode, top_k, prefetch
 
+    def _search_params(self, request: retrieval_pb2.SearchRequest) -> SearchParams:
+        """The engine knobs of a search, checked; unset values take the server defaults."""
+        params = request.params
+        max_ef = self.limits.max_hnsw_ef
+        if params.HasField("hnsw_ef") and not 1 <= params.hnsw_ef <= max_ef:
+            raise InvalidArgument.for_field("params.hnsw_ef", f"must be in [1, {max_ef}]")
+        quantization = params.quantization
+        oversampling = None
+        if quantization.HasField("oversampling"):
+            oversampling = quantization.oversampling
+            if not (math.isfinite(oversampling) and 1.0 <= oversampling <= MAX_OVERSAMPLING):
+                raise InvalidArgument.for_field(
+                    "params.quantization.oversampling", f"must be in [1, {MAX_OVERSAMPLING:g}]"
+                )
+        return SearchParams(
+            hnsw_ef=params.hnsw_ef if params.HasField("hnsw_ef") else self.limits.search_hnsw_ef,
+            exact=params.exact,
+            quantization_ignore=quantization.ignore,
+            rescore=quantization.rescore if quantization.HasField("rescore") else None,
+            oversampling=oversampling,
+        )
+
     def _filter(self, spec: retrieval_pb2.Filter) -> Filter:
         return to_qdrant_filter(spec, max_conditions=self.limits.max_filter_conditions)
 
@@ -542,6 +573,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 )
             dense = dense_vector(request.vector, info.vector_size, "vector")
         flt = self._filter(request.filter) if request.HasField("filter") else None
+        params = self._search_params(request)
         reranker = self.backends.reranker
         wants_rerank = _rerank_requested(context)
         rerank = which == "text" and reranker is not None and wants_rerank is not False
@@ -573,6 +605,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 fusion=fusion,
                 flt=flt,
                 with_vectors=request.with_vectors,
+                params=params,
             )
             if request.HasField("score_threshold"):
                 hits = [h for h in hits if h.score >= request.score_threshold]

@@ -51,15 +51,44 @@ class RetrievalSettings(ServiceSettings):
     qdrant_url: str = Field(
         default="",
         description="Qdrant server URL (e.g. http://qdrant:6333); empty = embedded Qdrant "
-        "persisted under data_dir/qdrant, or in memory with qdrant_path=':memory:'",
+        "(see qdrant_embedded) persisted under data_dir, or nothing kept with "
+        "qdrant_path=':memory:'",
+    )
+    qdrant_embedded: Literal["edge", "local"] = Field(
+        default="edge",
+        description="Embedded engine without a URL: edge = Qdrant's engine in-process "
+        "(qdrant-edge-py: HNSW, quantization, WAL), local = qdrant-client's local mode "
+        "(pure Python, exhaustive; small data and tests)",
     )
     qdrant_api_key_file: Path | None = Field(
         default=None, description="File holding the Qdrant API key (a mounted Secret)"
     )
     qdrant_path: str = Field(
         default="",
-        description="Embedded Qdrant storage directory; empty = <data_dir>/qdrant; "
-        "':memory:' keeps nothing (tests)",
+        description="Embedded Qdrant storage directory; empty = <data_dir>/qdrant-edge "
+        "(edge) or <data_dir>/qdrant (local); ':memory:' keeps nothing (tests)",
+    )
+    search_hnsw_ef: int = Field(
+        default=128,
+        ge=1,
+        le=4096,
+        description="HNSW beam width of dense searches that do not set params.hnsw_ef",
+    )
+    max_hnsw_ef: int = Field(default=4096, ge=1, description="Largest params.hnsw_ef accepted")
+    hnsw_m: int = Field(default=16, ge=4, le=128, description="Edge HNSW graph degree")
+    hnsw_ef_construct: int = Field(
+        default=100, ge=4, le=1000, description="Edge HNSW build beam width"
+    )
+    edge_index_min_points: int = Field(
+        default=5_000,
+        ge=1,
+        description="Edge: unindexed chunks before a background HNSW build (fewer are "
+        "searched exhaustively, which is fast at that size)",
+    )
+    edge_index_quiet_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Edge: a build starts once writes to the collection pause this long",
     )
     qdrant_embedded_fast_writes: bool = Field(
         default=True,

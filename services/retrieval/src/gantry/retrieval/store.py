@@ -1,4 +1,8 @@
-"""Collections and points on Qdrant: one code path for the embedded store and a server.
+"""The store interface and its qdrant-client backend (a Qdrant server, or client local mode).
+
+`Store` is what the servicer calls; `QdrantStore` implements it over qdrant-client (a
+server by URL, or the client's pure-Python local mode), `gantry.retrieval.edge_store`
+over the Qdrant engine embedded in-process (Qdrant Edge, the embedded default).
 
 A caller's document becomes one point per chunk. Chunk points carry the reserved payload
 keys `_document_id`, `_chunk_index` and `_chunk_count`; re-upserting a document first
@@ -19,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +43,9 @@ _ID_NAMESPACE = uuid.UUID("6f1c2f0e-6a55-4d0b-9c8e-2f1a5c3b7d90")
 
 Distance = Literal["cosine", "dot", "euclid", "manhattan"]
 Mode = Literal["dense", "sparse", "hybrid"]
+Fusion = Literal["rrf", "dbsf"]
+Quantization = Literal["", "int8"]  # "" = full-precision vectors only
+RRF_K = 2  # Qdrant's reciprocal-rank-fusion constant (the server's default)
 _QDRANT_DISTANCE: dict[Distance, models.Distance] = {
     "cosine": models.Distance.COSINE,
     "dot": models.Distance.DOT,
@@ -70,10 +77,25 @@ class CollectionInfo:
     sparse_encoder_id: str  # "" = no sparse vectors
     points_count: int
     create_time: datetime
+    quantization: Quantization = ""
+    chunks_count: int = -1  # Qdrant points (document chunks); -1 = not counted
+    indexed_vectors_count: int = -1  # Qdrant's count of vectors in an index (HNSW, sparse)
+    indexing: bool = False  # an index build is running or due
 
     @property
     def sparse_enabled(self) -> bool:
         return bool(self.sparse_encoder_id)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Per-search engine knobs (Qdrant's `SearchParams`); None = the engine's default."""
+
+    hnsw_ef: int | None = None
+    exact: bool = False
+    quantization_ignore: bool = False
+    rescore: bool | None = None
+    oversampling: float | None = None
 
 
 @dataclass
@@ -94,6 +116,69 @@ class Hit:
     score: float
     payload: dict[str, Any]
     vector: npt.NDArray[np.float32] | None
+
+
+class Store(Protocol):
+    """What the servicer needs from a storage backend. Blocking: call from the executor."""
+
+    def close(self) -> None: ...
+
+    def create(
+        self,
+        name: str,
+        *,
+        encoder_id: str,
+        distance: Distance,
+        vector_size: int,
+        sparse_encoder_id: str = "",
+        quantization: Quantization = "",
+        max_collections: int | None = None,
+    ) -> CollectionInfo: ...
+
+    def get(self, name: str, *, count: bool = True) -> CollectionInfo: ...
+
+    def count_collections(self) -> int: ...
+
+    def list_collections(self) -> list[CollectionInfo]: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def upsert(self, name: str, chunks: Sequence[Chunk], *, wait: bool = True) -> None: ...
+
+    def delete_documents(self, name: str, document_ids: Sequence[str], *, wait: bool) -> int: ...
+
+    def delete_matching(self, name: str, flt: models.Filter, *, wait: bool) -> int: ...
+
+    def search(
+        self,
+        name: str,
+        *,
+        mode: Mode,
+        distance: Distance,
+        dense: npt.NDArray[np.float32] | None,
+        sparse: SparseVector | None,
+        limit: int,
+        prefetch_limit: int,
+        fusion: Fusion = "rrf",
+        flt: models.Filter | None = None,
+        with_vectors: bool = False,
+        params: SearchParams | None = None,
+    ) -> list[Hit]: ...
+
+
+def _search_params(params: SearchParams | None) -> models.SearchParams | None:
+    if params is None:
+        return None
+    quantization = None
+    if params.quantization_ignore or params.rescore is not None or params.oversampling:
+        quantization = models.QuantizationSearchParams(
+            ignore=params.quantization_ignore,
+            rescore=params.rescore,
+            oversampling=params.oversampling,
+        )
+    return models.SearchParams(
+        hnsw_ef=params.hnsw_ef, exact=params.exact, quantization=quantization
+    )
 
 
 def point_uuid(document_id: str, chunk: int) -> str:
@@ -210,6 +295,7 @@ class QdrantStore:
         distance: Distance,
         vector_size: int,
         sparse_encoder_id: str = "",
+        quantization: Quantization = "",
         max_collections: int | None = None,
     ) -> CollectionInfo:
         if self.client.collection_exists(name):
@@ -228,10 +314,20 @@ class QdrantStore:
                 if sparse_encoder_id
                 else None
             ),
+            quantization_config=(
+                models.ScalarQuantization(
+                    scalar=models.ScalarQuantizationConfig(
+                        type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                    )
+                )
+                if quantization == "int8"
+                else None
+            ),
             metadata={
                 "gantry_encoder_id": encoder_id,
                 "gantry_distance": distance,
                 "gantry_sparse_encoder_id": sparse_encoder_id,
+                "gantry_quantization": quantization,
                 "gantry_create_time": created.isoformat(),
             },
         )
@@ -264,6 +360,10 @@ class QdrantStore:
             sparse_encoder_id=str(meta.get("gantry_sparse_encoder_id", "")),
             points_count=self.count_documents(name) if count else -1,
             create_time=datetime.fromisoformat(str(meta["gantry_create_time"])),
+            quantization="int8" if meta.get("gantry_quantization") == "int8" else "",
+            chunks_count=int(info.points_count or 0) if count else -1,
+            indexed_vectors_count=int(info.indexed_vectors_count or 0) if count else -1,
+            indexing=info.status != models.CollectionStatus.GREEN,
         )
 
     @_serialised
@@ -390,14 +490,17 @@ class QdrantStore:
         sparse: SparseVector | None,
         limit: int,
         prefetch_limit: int,
-        fusion: Literal["rrf", "dbsf"] = "rrf",
+        fusion: Fusion = "rrf",
         flt: models.Filter | None = None,
         with_vectors: bool = False,
+        params: SearchParams | None = None,
     ) -> list[Hit]:
         """Top `limit` documents (best chunk each), best first, scores higher = better.
 
         Payloads always come back (the caller needs `_document_id`, the re-ranker the text).
         """
+        # Local mode searches exhaustively and warns about any knob; a server uses them.
+        knobs = None if self.embedded else _search_params(params)
         # Several chunks of one document may rank together: fetch extra, keep the best.
         fetch = limit * 3
         sparse_query = (
@@ -410,6 +513,7 @@ class QdrantStore:
             "query_filter": flt,
             "with_payload": True,
             "with_vectors": [DENSE] if with_vectors else False,
+            "search_params": knobs,
         }
         if mode == "dense":
             assert dense is not None
@@ -422,7 +526,13 @@ class QdrantStore:
         else:
             assert dense is not None and sparse_query is not None
             prefetch = [
-                models.Prefetch(query=dense.tolist(), using=DENSE, limit=prefetch_limit, filter=flt)
+                models.Prefetch(
+                    query=dense.tolist(),
+                    using=DENSE,
+                    limit=prefetch_limit,
+                    filter=flt,
+                    params=knobs,
+                )
             ]
             if sparse_query.indices:
                 prefetch.append(
@@ -431,6 +541,7 @@ class QdrantStore:
                     )
                 )
             method = models.Fusion.RRF if fusion == "rrf" else models.Fusion.DBSF
+            kwargs["search_params"] = None  # the knobs apply to the dense branch
             response = self.client.query_points(
                 name, prefetch=prefetch, query=models.FusionQuery(fusion=method), **kwargs
             )

@@ -35,6 +35,12 @@ class Fusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FUSION_RRF: _ClassVar[Fusion]
     FUSION_DBSF: _ClassVar[Fusion]
 
+class Quantization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUANTIZATION_UNSPECIFIED: _ClassVar[Quantization]
+    QUANTIZATION_NONE: _ClassVar[Quantization]
+    QUANTIZATION_SCALAR_INT8: _ClassVar[Quantization]
+
 class EncoderKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENCODER_KIND_UNSPECIFIED: _ClassVar[EncoderKind]
@@ -58,6 +64,9 @@ SEARCH_MODE_HYBRID: SearchMode
 FUSION_UNSPECIFIED: Fusion
 FUSION_RRF: Fusion
 FUSION_DBSF: Fusion
+QUANTIZATION_UNSPECIFIED: Quantization
+QUANTIZATION_NONE: Quantization
+QUANTIZATION_SCALAR_INT8: Quantization
 ENCODER_KIND_UNSPECIFIED: EncoderKind
 ENCODER_KIND_DENSE: EncoderKind
 ENCODER_KIND_SPARSE: EncoderKind
@@ -90,7 +99,7 @@ class Encoder(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[EncoderKind, str]] = ..., model_path: _Optional[str] = ..., dimension: _Optional[int] = ..., max_seq_length: _Optional[int] = ..., distance: _Optional[_Union[Distance, str]] = ..., query_prefix: _Optional[str] = ..., document_prefix: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "encoder_id", "distance", "vector_size", "sparse_enabled", "sparse_encoder_id", "points_count", "create_time")
+    __slots__ = ("name", "encoder_id", "distance", "vector_size", "sparse_enabled", "sparse_encoder_id", "points_count", "create_time", "quantization", "chunks_count", "indexed_vectors_count", "indexing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENCODER_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +108,10 @@ class Collection(_message.Message):
     SPARSE_ENCODER_ID_FIELD_NUMBER: _ClassVar[int]
     POINTS_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_VECTORS_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEXING_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder_id: str
     distance: Distance
@@ -107,7 +120,11 @@ class Collection(_message.Message):
     sparse_encoder_id: str
     points_count: int
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., encoder_id: _Optional[str] = ..., distance: _Optional[_Union[Distance, str]] = ..., vector_size: _Optional[int] = ..., sparse_enabled: _Optional[bool] = ..., sparse_encoder_id: _Optional[str] = ..., points_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    quantization: Quantization
+    chunks_count: int
+    indexed_vectors_count: int
+    indexing: bool
+    def __init__(self, name: _Optional[str] = ..., encoder_id: _Optional[str] = ..., distance: _Optional[_Union[Distance, str]] = ..., vector_size: _Optional[int] = ..., sparse_enabled: _Optional[bool] = ..., sparse_encoder_id: _Optional[str] = ..., points_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., chunks_count: _Optional[int] = ..., indexed_vectors_count: _Optional[int] = ..., indexing: _Optional[bool] = ...) -> None: ...
 
 class SparseVector(_message.Message):
     __slots__ = ("indices", "values")
@@ -132,18 +149,20 @@ class Point(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., sparse_vector: _Optional[_Union[SparseVector, _Mapping]] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "encoder_id", "distance", "sparse_enabled", "sparse_encoder_id")
+    __slots__ = ("name", "encoder_id", "distance", "sparse_enabled", "sparse_encoder_id", "quantization")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENCODER_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     SPARSE_ENABLED_FIELD_NUMBER: _ClassVar[int]
     SPARSE_ENCODER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder_id: str
     distance: Distance
     sparse_enabled: bool
     sparse_encoder_id: str
-    def __init__(self, name: _Optional[str] = ..., encoder_id: _Optional[str] = ..., distance: _Optional[_Union[Distance, str]] = ..., sparse_enabled: _Optional[bool] = ..., sparse_encoder_id: _Optional[str] = ...) -> None: ...
+    quantization: Quantization
+    def __init__(self, name: _Optional[str] = ..., encoder_id: _Optional[str] = ..., distance: _Optional[_Union[Distance, str]] = ..., sparse_enabled: _Optional[bool] = ..., sparse_encoder_id: _Optional[str] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -268,7 +287,7 @@ class Filter(_message.Message):
     def __init__(self, must: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., should: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ..., must_not: _Optional[_Iterable[_Union[Condition, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "text", "vector", "top_k", "filter", "mode", "fusion", "prefetch_limit", "score_threshold", "with_payload", "with_vectors")
+    __slots__ = ("collection", "text", "vector", "top_k", "filter", "mode", "fusion", "prefetch_limit", "score_threshold", "with_payload", "with_vectors", "params")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +299,7 @@ class SearchRequest(_message.Message):
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     WITH_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     text: str
     vector: _tensor_pb2.Tensor
@@ -291,7 +311,28 @@ class SearchRequest(_message.Message):
     score_threshold: float
     with_payload: bool
     with_vectors: bool
-    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., prefetch_limit: _Optional[int] = ..., score_threshold: _Optional[float] = ..., with_payload: _Optional[bool] = ..., with_vectors: _Optional[bool] = ...) -> None: ...
+    params: SearchParams
+    def __init__(self, collection: _Optional[str] = ..., text: _Optional[str] = ..., vector: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., prefetch_limit: _Optional[int] = ..., score_threshold: _Optional[float] = ..., with_payload: _Optional[bool] = ..., with_vectors: _Optional[bool] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ...) -> None: ...
+
+class SearchParams(_message.Message):
+    __slots__ = ("hnsw_ef", "exact", "quantization")
+    HNSW_EF_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    hnsw_ef: int
+    exact: bool
+    quantization: QuantizationSearchParams
+    def __init__(self, hnsw_ef: _Optional[int] = ..., exact: _Optional[bool] = ..., quantization: _Optional[_Union[QuantizationSearchParams, _Mapping]] = ...) -> None: ...
+
+class QuantizationSearchParams(_message.Message):
+    __slots__ = ("ignore", "rescore", "oversampling")
+    IGNORE_FIELD_NUMBER: _ClassVar[int]
+    RESCORE_FIELD_NUMBER: _ClassVar[int]
+    OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
+    ignore: bool
+    rescore: bool
+    oversampling: float
+    def __init__(self, ignore: _Optional[bool] = ..., rescore: _Optional[bool] = ..., oversampling: _Optional[float] = ...) -> None: ...
 
 class ScoredPoint(_message.Message):
     __slots__ = ("id", "score", "payload", "vector")

@@ -1,0 +1,29 @@
+"""Build a copied Edge shard's indexes in a child process (`-m gantry.retrieval.edge_index DIR`).
+
+Edge's `optimize()` holds the GIL until the HNSW graph is built; in the service process
+that would stall every search. Here it only costs CPU, at a lower priority than serving.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import qdrant_edge as edge
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m gantry.retrieval.edge_index SHARD_DIR", file=sys.stderr)
+        return 2
+    os.nice(10)  # searches and writes in the service come first
+    shard = edge.EdgeShard.load(argv[0])
+    try:
+        shard.optimize()
+    finally:
+        shard.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
