@@ -73,6 +73,68 @@ def test_kl_penalty_is_the_k3_estimator() -> None:
     assert float(terms.loss) == pytest.approx(0.1 * k3, rel=1e-6)  # A=0: only the KL term
 
 
+def _corrected(correction: str, cap: float) -> tuple[grpo.LossTerms, torch.Tensor]:
+    """One sequence, four completion tokens whose rollout probability was 1/4, 1, 2, 4 times
+    the trainer's (w = 4, 1, 0.5, 0.25), advantage 1; returns the terms and d loss / d logp."""
+    trainer = torch.tensor([[math.log(0.2), math.log(0.5), math.log(0.3), math.log(0.1)]])
+    rollout = trainer + torch.log(torch.tensor([[0.25, 1.0, 2.0, 4.0]]))
+    logp = trainer.clone().requires_grad_(True)
+    terms = grpo.ppo_clip_loss(
+        logp,
+        rollout,
+        torch.tensor([1.0]),
+        torch.ones(1, 4),
+        clip_low=0.2,
+        clip_high=0.2,
+        total_tokens=4,
+        correction=correction,
+        importance_cap=cap,
+    )
+    terms.loss.backward()  # type: ignore[no-untyped-call]
+    assert logp.grad is not None
+    return terms, logp.grad[0]
+
+
+def test_tis_weights_each_token_by_the_truncated_behaviour_ratio() -> None:
+    terms, grad = _corrected("tis", cap=2.0)
+    # Decoupled objective: r = pi/pi_proximal = 1, so the gradient is -min(w, C)·A / tokens.
+    assert grad.tolist() == pytest.approx([-2.0 / 4, -1.0 / 4, -0.5 / 4, -0.25 / 4], rel=1e-6)
+    assert float(terms.loss.detach()) == pytest.approx(-(2.0 + 1.0 + 0.5 + 0.25) / 4, rel=1e-6)
+    assert terms.weight_sum == pytest.approx(4.0 + 1.0 + 0.5 + 0.25, rel=1e-6)
+    assert terms.weight_max == pytest.approx(4.0, rel=1e-6)
+    assert terms.corrected == 1  # only w = 4 exceeded C
+    assert terms.clipped == 0  # the ratio to the proximal policy is 1 in a one-update step
+
+
+def test_mis_drops_tokens_whose_behaviour_ratio_exceeds_the_cap() -> None:
+    terms, grad = _corrected("mis", cap=2.0)
+    assert grad.tolist() == pytest.approx([0.0, -1.0 / 4, -0.5 / 4, -0.25 / 4], rel=1e-6)
+    assert terms.corrected == 1
+    _, loose = _corrected("mis", cap=5.0)
+    assert loose[0] == pytest.approx(-4.0 / 4, rel=1e-6)  # under a higher cap it stays
+
+
+def test_without_correction_the_ratio_is_taken_against_rollout() -> None:
+    terms, grad = _corrected("none", cap=2.0)
+    # r = pi/pi_rollout = w; PPO-clip at 1.2 stops the gradient of w = 4 (A > 0) and keeps
+    # r·A for the others: d(r)/d(logp) = r.
+    assert grad.tolist() == pytest.approx([0.0, -1.0 / 4, -0.5 / 4, -0.25 / 4], rel=1e-6)
+    assert terms.weight_sum == 0 and terms.corrected == 0
+    with pytest.raises(ValueError, match="correction"):
+        _corrected("is", cap=2.0)
+
+
+def test_correction_names_cover_the_enum() -> None:
+    from gantry.proto.trainer.v1 import trainer_pb2
+
+    assert [grpo.correction_name(v) for v in trainer_pb2.OffPolicyCorrection.values()] == [
+        "none",
+        "none",
+        "tis",
+        "mis",
+    ]
+
+
 def _trajectory(
     tid: str, group: str, reward: float, prompt: list[int], completion: list[int]
 ) -> trajectory_pb2.Trajectory:

@@ -122,7 +122,11 @@ def test_grpo_on_rollout_trajectories_then_publish(
         rollout = rollout_pb2_grpc.RolloutServiceStub(channel)
         config = trainer_pb2.RunConfig(
             base_model=tiny_path,
-            grpo=trainer_pb2.GrpoConfig(group_size=GROUP, clip_high=0.28),
+            grpo=trainer_pb2.GrpoConfig(
+                group_size=GROUP,
+                clip_high=0.28,
+                off_policy_correction=trainer_pb2.OFF_POLICY_CORRECTION_TIS,
+            ),
             batch_size=GROUP * len(PROMPTS),
             micro_batch_size=4,
             max_steps=2,
@@ -164,6 +168,10 @@ def test_grpo_on_rollout_trajectories_then_publish(
         # (rollout decodes incrementally, the trainer prefills: not bit-identical).
         assert 0 <= step1.extra["logprob_mismatch"] < 0.02
         assert 0 <= step1.extra["clip_fraction"] <= 1 and step1.entropy > 0
+        # TIS: the behaviour weights pi_trainer/pi_rollout are ~1 when the engines agree.
+        assert step1.extra["is_weight_mean"] == pytest.approx(1.0, abs=0.02)
+        assert 1.0 <= step1.extra["is_weight_max"] < 1.1
+        assert step1.extra["is_truncated_fraction"] == 0
 
         # Stale: max_staleness 0 and these came from the pre-step policy.
         stale = rollouts(rollout, seed=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,18 @@ def test_validation_errors_name_the_field(
     grpo_sft_data = sft_config(tiny_path, demos)
     grpo_sft_data.grpo.SetInParent()
     assert "config.data.submitted" in error_of(stub.StartRun, start(grpo_sft_data)).message
+    for field, value in (("importance_cap", 1.0), ("importance_cap", math.nan)):
+        corrected = trainer_pb2.RunConfig(base_model=tiny_path)
+        corrected.data.submitted = True
+        setattr(corrected.grpo, field, value)
+        err = error_of(stub.StartRun, start(corrected))
+        assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"config.grpo.{field}" in err.message
+    unknown = trainer_pb2.RunConfig(base_model=tiny_path)
+    unknown.data.submitted = True
+    unknown.grpo.off_policy_correction = 7  # type: ignore[assignment]  # a newer client's value
+    err = error_of(stub.StartRun, start(unknown))
+    assert "config.grpo.off_policy_correction" in err.message
 
     assert error_of(stub.GetRun, trainer_pb2.GetRunRequest(run_id="nope")).code == (
         grpc.StatusCode.NOT_FOUND

@@ -10,6 +10,12 @@ The loss is token-level (each completion token of the batch weighs the same, DAP
 choice) PPO-clip on the importance ratio between the current policy and the sampling
 policy whose logprobs rollout recorded, with an optional k3 KL penalty to a frozen
 reference model (Schulman's unbiased, always-positive estimator).
+
+Off-policy corrections (TIS, MIS) switch to AReaL's decoupled objective: the PPO ratio is
+taken against the proximal policy (the trainer's weights at the start of the step) and each
+token is weighted by the behaviour importance weight w = pi_proximal / pi_rollout, truncated
+at C (TIS) or dropped above C (MIS). w absorbs both engine mismatch (another kernel, FP8
+rollout) and staleness (an older policy version sampled the token).
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from dataclasses import dataclass
 import torch
 
 from gantry.proto.common.v1 import trajectory_pb2
+from gantry.proto.trainer.v1 import trainer_pb2
 
 DEFAULT_CLIP = 0.2  # PPO's range; DAPO's "clip-higher" raises only clip_high, to 0.28
+DEFAULT_IMPORTANCE_CAP = 2.0  # the truncation level of Yao et al.'s TIS experiments
+CORRECTIONS = ("none", "tis", "mis")
 STD_EPS = 1e-6
 
 
@@ -170,6 +179,19 @@ def collate(items: Sequence[TurnSequence], pad_id: int) -> Batch:
     return Batch(ids, attention, ids[:, 1:], mask, old, advantages)
 
 
+def correction_name(value: int) -> str:
+    """The loss's name for a `GrpoConfig.off_policy_correction` value (unset = none)."""
+    names: dict[int, str] = {
+        trainer_pb2.OFF_POLICY_CORRECTION_UNSPECIFIED: "none",
+        trainer_pb2.OFF_POLICY_CORRECTION_NONE: "none",
+        trainer_pb2.OFF_POLICY_CORRECTION_TIS: "tis",
+        trainer_pb2.OFF_POLICY_CORRECTION_MIS: "mis",
+    }
+    if value not in names:
+        raise ValueError(f"unknown off_policy_correction {value}")
+    return names[value]
+
+
 def token_logprobs(
     logits: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,6 +212,9 @@ class LossTerms:
     entropy_sum: float
     mismatch_sum: float  # sum |rollout logprob - trainer logprob|
     ratio_sum: float
+    weight_sum: float = 0.0  # behaviour importance weights w (TIS/MIS), before correction
+    weight_max: float = 0.0
+    corrected: float = 0.0  # tokens truncated (TIS) or masked out (MIS)
 
 
 def ppo_clip_loss(
@@ -204,19 +229,45 @@ def ppo_clip_loss(
     ref_logprobs: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     entropy: torch.Tensor | None = None,
+    correction: str = "none",
+    importance_cap: float = DEFAULT_IMPORTANCE_CAP,
+    proximal_logprobs: torch.Tensor | None = None,
 ) -> LossTerms:
-    """Token-level PPO-clip: -min(r·A, clip(r, 1-clip_low, 1+clip_high)·A) (+ kl_coef·k3).
+    """Token-level PPO-clip: -w·min(r·A, clip(r, 1-clip_low, 1+clip_high)·A) (+ kl_coef·k3).
 
     Tensors are [B, T]; `advantages` is [B]; the sum over masked tokens is divided by
     `total_tokens` (the whole optimiser batch's completion tokens) so micro-batches add up
-    to the batch mean.
+    to the batch mean. `old_logprobs` are rollout's (the behaviour policy). With
+    correction "none", r = pi/pi_rollout and w = 1; with "tis"/"mis", r = pi/pi_proximal
+    and w = pi_proximal/pi_rollout, truncated at or masked above `importance_cap`. The
+    proximal logprobs default to the detached current ones: exact when the step makes one
+    optimiser update, as the trainer does.
     """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, not {correction!r}")
     adv = advantages.unsqueeze(-1)
-    log_ratio = (logprobs - old_logprobs) * mask
+    weight: torch.Tensor | None = None
+    weight_sum = weight_max = corrected = 0.0
+    if correction == "none":
+        anchor = old_logprobs
+    else:
+        anchor = (proximal_logprobs if proximal_logprobs is not None else logprobs).detach()
+        raw = torch.exp((anchor - old_logprobs) * mask)
+        over = (raw > importance_cap) & (mask > 0)
+        if correction == "tis":
+            weight = torch.clamp(raw, max=importance_cap)
+        else:
+            weight = torch.where(over, torch.zeros_like(raw), raw)
+        weight_sum = float((raw * mask).sum())
+        weight_max = float((raw * mask).max()) if raw.numel() else 0.0
+        corrected = float(over.sum())
+    log_ratio = (logprobs - anchor) * mask
     ratio = torch.exp(log_ratio)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
     per_token = -torch.minimum(unclipped, clipped)
+    if weight is not None:
+        per_token = weight * per_token
     kl_sum = 0.0
     if ref_logprobs is not None and kl_coef > 0:
         delta = (ref_logprobs - logprobs) * mask
@@ -234,4 +285,7 @@ def ppo_clip_loss(
             entropy_sum=float((entropy * mask).sum()) if entropy is not None else 0.0,
             mismatch_sum=float(((logprobs - old_logprobs).abs() * mask).sum()),
             ratio_sum=float((ratio * mask).sum()),
+            weight_sum=weight_sum,
+            weight_max=weight_max,
+            corrected=corrected,
         )

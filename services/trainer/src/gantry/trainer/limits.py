@@ -72,7 +72,7 @@ def check_start_request(request: trainer_pb2.StartRunRequest) -> None:
         check_finite(getattr(optimizer, name), field=f"config.optimizer.{name}")
     grpo = config.grpo
     check_count(grpo.group_size, field="config.grpo.group_size", limit=MAX_GROUP_SIZE)
-    for name in ("kl_coef", "clip_low", "clip_high"):
+    for name in ("kl_coef", "clip_low", "clip_high", "importance_cap"):
         check_finite(getattr(grpo, name), field=f"config.grpo.{name}")
     episodes = config.data.episodes
     check_id(episodes.env_id, field="config.data.episodes.env_id")

@@ -174,6 +174,10 @@ def validate_config(
             problems.append(FieldViolation("config.grpo.clip_low", "must be in [0, 1)"))
         if g.clip_high and g.clip_high < (g.clip_low or grpo.DEFAULT_CLIP):
             problems.append(FieldViolation("config.grpo.clip_high", "must be >= clip_low"))
+        if g.off_policy_correction not in trainer_pb2.OffPolicyCorrection.values():
+            problems.append(FieldViolation("config.grpo.off_policy_correction", "NONE, TIS or MIS"))
+        if g.HasField("importance_cap") and not g.importance_cap > 1:
+            problems.append(FieldViolation("config.grpo.importance_cap", "must be > 1"))
     _require(problems)
     accepted = trainer_pb2.RunConfig()
     accepted.CopyFrom(config)

@@ -212,7 +212,10 @@ class Trainer:
         )
         turns = sum(len(t.turns) for t in trajectories)
         total = float(sum(s.completion_len for s in items))
+        correction = grpo.correction_name(cfg.off_policy_correction)
+        cap = cfg.importance_cap if cfg.HasField("importance_cap") else grpo.DEFAULT_IMPORTANCE_CAP
         sums = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "entropy": 0.0, "mismatch": 0.0}
+        sums.update(weight=0.0, weight_max=0.0, corrected=0.0)
         tokens = 0
         # All micro-batches see the weights of the start of the step (one update per batch),
         # so the logprob mismatch below is rollout vs trainer on identical weights.
@@ -233,9 +236,14 @@ class Trainer:
                 ref_logprobs=self._ref_logprobs(batch),
                 kl_coef=cfg.kl_coef,
                 entropy=entropy,
+                correction=correction,
+                importance_cap=cap,
             )
             terms.loss.backward()  # type: ignore[no-untyped-call]
             sums["loss"] += float(terms.loss.detach())
+            sums["weight"] += terms.weight_sum
+            sums["weight_max"] = max(sums["weight_max"], terms.weight_max)
+            sums["corrected"] += terms.corrected
             sums["clipped"] += terms.clipped
             sums["kl"] += terms.kl_sum
             sums["entropy"] += terms.entropy_sum
@@ -257,6 +265,11 @@ class Trainer:
         )
         metrics.extra["clip_fraction"] = sums["clipped"] / n
         metrics.extra["logprob_mismatch"] = sums["mismatch"] / n
+        if correction != "none":
+            metrics.extra["is_weight_mean"] = sums["weight"] / n
+            metrics.extra["is_weight_max"] = sums["weight_max"]
+            kind = "truncated" if correction == "tis" else "masked"
+            metrics.extra[f"is_{kind}_fraction"] = sums["corrected"] / n
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
         metrics.extra["skipped_turns"] = float(turns - len(items))

@@ -28,6 +28,13 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_FAILED: _ClassVar[RunState]
     RUN_STATE_CANCELLED: _ClassVar[RunState]
 
+class OffPolicyCorrection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OFF_POLICY_CORRECTION_UNSPECIFIED: _ClassVar[OffPolicyCorrection]
+    OFF_POLICY_CORRECTION_NONE: _ClassVar[OffPolicyCorrection]
+    OFF_POLICY_CORRECTION_TIS: _ClassVar[OffPolicyCorrection]
+    OFF_POLICY_CORRECTION_MIS: _ClassVar[OffPolicyCorrection]
+
 class WeightTransfer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WEIGHT_TRANSFER_UNSPECIFIED: _ClassVar[WeightTransfer]
@@ -40,6 +47,10 @@ RUN_STATE_CANCELLING: RunState
 RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
+OFF_POLICY_CORRECTION_UNSPECIFIED: OffPolicyCorrection
+OFF_POLICY_CORRECTION_NONE: OffPolicyCorrection
+OFF_POLICY_CORRECTION_TIS: OffPolicyCorrection
+OFF_POLICY_CORRECTION_MIS: OffPolicyCorrection
 WEIGHT_TRANSFER_UNSPECIFIED: WeightTransfer
 WEIGHT_TRANSFER_STREAM: WeightTransfer
 WEIGHT_TRANSFER_URI: WeightTransfer
@@ -53,7 +64,7 @@ class SftConfig(_message.Message):
     def __init__(self, assistant_only_loss: _Optional[bool] = ..., packing: _Optional[bool] = ...) -> None: ...
 
 class GrpoConfig(_message.Message):
-    __slots__ = ("group_size", "kl_coef", "clip_low", "clip_high", "scale_advantages", "sampling", "max_staleness")
+    __slots__ = ("group_size", "kl_coef", "clip_low", "clip_high", "scale_advantages", "sampling", "max_staleness", "off_policy_correction", "importance_cap")
     GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     KL_COEF_FIELD_NUMBER: _ClassVar[int]
     CLIP_LOW_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +72,8 @@ class GrpoConfig(_message.Message):
     SCALE_ADVANTAGES_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     MAX_STALENESS_FIELD_NUMBER: _ClassVar[int]
+    OFF_POLICY_CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_CAP_FIELD_NUMBER: _ClassVar[int]
     group_size: int
     kl_coef: float
     clip_low: float
@@ -68,7 +81,9 @@ class GrpoConfig(_message.Message):
     scale_advantages: bool
     sampling: _sampling_pb2.SamplingParams
     max_staleness: int
-    def __init__(self, group_size: _Optional[int] = ..., kl_coef: _Optional[float] = ..., clip_low: _Optional[float] = ..., clip_high: _Optional[float] = ..., scale_advantages: _Optional[bool] = ..., sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., max_staleness: _Optional[int] = ...) -> None: ...
+    off_policy_correction: OffPolicyCorrection
+    importance_cap: float
+    def __init__(self, group_size: _Optional[int] = ..., kl_coef: _Optional[float] = ..., clip_low: _Optional[float] = ..., clip_high: _Optional[float] = ..., scale_advantages: _Optional[bool] = ..., sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., max_staleness: _Optional[int] = ..., off_policy_correction: _Optional[_Union[OffPolicyCorrection, str]] = ..., importance_cap: _Optional[float] = ...) -> None: ...
 
 class PpoConfig(_message.Message):
     __slots__ = ("clip_epsilon", "kl_coef", "gamma", "gae_lambda", "value_coef", "ppo_epochs", "critic_model", "sampling")
