@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import array
 import contextlib
-import json
+import marshal
 import os
 import selectors
 import shutil
@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from gantry.envfarm.sandbox import hostfs
 from gantry.envfarm.sandbox.base import (
@@ -41,8 +42,8 @@ EXIT_GRACE_S = 0.2  # output still read after exit, from whatever the command le
 
 def agent_argv(python: str, agent: str, control_fd: int, limits: SandboxLimits) -> list[str]:
     """The command line that starts the agent (at path `agent`) with per-command limits."""
-    values = {name: getattr(limits, name) for name in _LIMIT_FIELDS}
-    return [python, "-I", "-S", agent, str(control_fd), json.dumps(values)]
+    values = [str(getattr(limits, name)) for name in _LIMIT_FIELDS]
+    return [python, "-I", "-S", agent, str(control_fd), *values]
 
 
 class _Status:
@@ -121,6 +122,7 @@ class AgentSandbox:
         self._next_id = 0
         self._closed = False
         self.backend: object = None  # set by a backend whose files the sandbox uses
+        self.log: IO[bytes] | None = None  # the agent's stderr, where a backend keeps it
 
     # --- the control channel -------------------------------------------------------
 
@@ -138,7 +140,7 @@ class AgentSandbox:
                 rid = self._next_id
                 request = {"op": "run", "id": rid, "argv": args, "cwd": workdir}
                 request.update(env=self._env, oneshot=oneshot)
-                payload = json.dumps(request).encode()
+                payload = marshal.dumps(request)  # builtin: the agent imports nothing
                 if len(payload) > MAX_REQUEST_BYTES:
                     raise SandboxError(
                         f"the command line is {len(payload)} bytes; the limit is "
@@ -151,7 +153,9 @@ class AgentSandbox:
                     )
                 except OSError as exc:
                     self._closed = True
-                    raise SandboxClosed(f"the sandbox agent is gone: {exc}") from exc
+                    raise SandboxClosed(
+                        f"the sandbox agent is gone: {self._last_words(exc)}"
+                    ) from exc
         except BaseException:
             os.close(status_r)
             raise
@@ -159,9 +163,20 @@ class AgentSandbox:
             os.close(status_w)
         return rid, _Status(status_r)
 
+    def _last_words(self, exc: OSError) -> str:
+        """Why the agent died, as far as its stderr tells."""
+        if self.log is None:
+            return str(exc)
+        with contextlib.suppress(OSError, ValueError):
+            self.log.seek(0)
+            text = self.log.read(4000).decode(errors="replace").strip()
+            if text:
+                return text[-1000:]
+        return str(exc)
+
     def _kill(self, rid: int) -> None:
         with contextlib.suppress(OSError):
-            self._control.send(json.dumps({"op": "kill", "id": rid}).encode())
+            self._control.send(marshal.dumps({"op": "kill", "id": rid}))
 
     def _resolve_dir(self, cwd: str | None) -> str:
         if cwd is None or cwd in (".", self.workspace):
@@ -260,6 +275,8 @@ class AgentSandbox:
             self._process.kill()
             self._process.wait(5.0)
         shutil.rmtree(self.host_workspace, ignore_errors=True)
+        if self.log is not None:
+            self.log.close()
 
     def __enter__(self) -> AgentSandbox:
         return self

@@ -75,7 +75,9 @@ class BubblewrapBackend:
         visible inside; `proc`: mount /proc (None: probe, and fall back to degraded)."""
         self.uid = uid
         self.gid = uid if gid is None else gid
-        self.root = root or os.path.join(tempfile.gettempdir(), "gantry-sandboxes")
+        self.root = os.path.realpath(
+            root or os.path.join(tempfile.gettempdir(), "gantry-sandboxes")
+        )
         self.python = python
         self.bwrap = shutil.which(bwrap) or bwrap
         self.proc = proc
@@ -170,7 +172,6 @@ class BubblewrapBackend:
             ours.close()
             shutil.rmtree(host_workspace, ignore_errors=True)
             raise SandboxError(f"bubblewrap failed to start: {message or process.returncode}")
-        errors.close()
 
         def kill_tree() -> None:
             # The namespace's init: when it dies the kernel kills every process inside,
@@ -195,6 +196,7 @@ class BubblewrapBackend:
             kill_tree=kill_tree,
         )
         sandbox.backend = self  # its static files (the agent) outlive it
+        sandbox.log = errors  # what bwrap and the agent print (a death's reason)
         return sandbox
 
     def _layout(self, limits: SandboxLimits, proc: bool) -> list[str]:
