@@ -34,6 +34,7 @@ from gantry.core.errors import (
 )
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+from gantry.verifier.prompts import schema_regex
 
 Messages = Sequence[tuple[str, str]]  # (role, text)
 SCORES = ("1", "2", "3", "4")
@@ -137,7 +138,8 @@ class RolloutJudge:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens or self.max_tokens,
-            structured_output=sampling_pb2.StructuredOutput(json_schema=json.dumps(schema)),
+            # Compact JSON only: no optional whitespace for a weak model to loop on.
+            structured_output=sampling_pb2.StructuredOutput(regex=schema_regex(schema)),
             top_logprobs=self.top_logprobs,
             logprobs=self.top_logprobs > 0,
         )

@@ -7,6 +7,7 @@ step's token budget and the contract's limits (at most 3 sub-questions, 3 instru
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -79,6 +80,47 @@ def feedback_schema(chars: int) -> dict[str, Any]:
             "instructions": {"type": "array", "items": _string(chars // 2), "maxItems": 3},
         }
     )
+
+
+# One JSON string character: anything but a quote, a backslash or a control character
+# (the judge writes no escapes; what it writes is valid JSON by construction).
+_CHAR = r'[^"\\\x00-\x1f]'
+
+
+_SPECIAL = re.compile(r"([\\^$.|?*+()\[\]{}/])")
+
+
+def _literal(text: str) -> str:
+    """`text` as a regex literal (only the syntax characters escaped)."""
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def schema_regex(schema: dict[str, Any]) -> str:
+    """The compact JSON (no optional whitespace) matching `schema`, as a regular expression.
+
+    Covers the schemas above: objects with every property required in order, bounded
+    strings, enums of strings or integers, bounded arrays. Weak models spend their token
+    budget on optional whitespace when a grammar allows it; this form allows none.
+    """
+    if "enum" in schema:
+        return "(" + "|".join(_literal(json.dumps(v)) for v in schema["enum"]) + ")"
+    kind = schema["type"]
+    if kind == "string":
+        return f'"{_CHAR}{{0,{schema["maxLength"]}}}"'
+    if kind == "array":
+        item = schema_regex(schema["items"])
+        low, high = schema.get("minItems", 0), schema["maxItems"]
+        if high == 0:
+            return r"\[\]"
+        more = f"(,{item}){{{max(low - 1, 0)},{high - 1}}}"
+        body = f"{item}{more}"
+        return rf"\[{body}\]" if low else rf"\[({body})?\]"
+    assert kind == "object" and list(schema["required"]) == list(schema["properties"])
+    fields = ",".join(
+        f"{_literal(json.dumps(name))}:{schema_regex(value)}"
+        for name, value in schema["properties"].items()
+    )
+    return rf"\{{{fields}\}}"
 
 
 def render_step(step: pb.TraceStep, position: int) -> str:
