@@ -42,6 +42,7 @@ CALLS = {
     ("envfarm", "rollout"),
     ("verifier", "rollout"),
     ("verifier", "retrieval"),
+    ("verifier", "envfarm"),
 }
 # Paths that must be writable emptyDirs under a read-only root filesystem.
 WRITABLE = {
