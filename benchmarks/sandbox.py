@@ -7,7 +7,9 @@
 (b) round trip: `sandbox.exec(["true"])` in a live sandbox, against
     `subprocess.run(["true"])` from this process: the overhead is the difference;
 (c) `terminal_sessions()`: 64 concurrent terminal sessions stepping (steps/s, p99) — the
-    terminal family's part, filled in by its owners.
+    terminal family's part, filled in by its owners;
+(d) `kernels_started()`: notebook kernels (pipe REPL, Jupyter) started per second in fresh
+    sandboxes, against the same kernel program on a bare pipe.
 Goals (issue 21): start <= 30 ms, command overhead <= 5 ms over bare.
 """
 
@@ -180,6 +182,7 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=40)
     parser.add_argument("--commands", type=int, default=200)
     parser.add_argument("--sessions", type=int, default=64)
+    parser.add_argument("--kernels", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gantry-bench-") as root:
         os.chmod(root, 0o711)  # the sandbox uid must reach its workspaces
@@ -204,6 +207,102 @@ def main() -> None:
                 f"  {label:<10} {q['steps_per_s']:8.1f} steps/s   p50 {q['p50']:7.2f} ms   "
                 f"p99 {q['p99']:7.2f} ms"
             )
+        print(f"(d) notebook kernels started, {args.kernels} of each kind, first cell answered")
+        for label, q in kernels_started(backend, args.kernels).items():
+            print(f"  {label:<18} {q['per_s']:6.2f} kernels/s   p50 {q['p50']:8.1f} ms")
+
+
+class _BarePipe:
+    """A program on a bare pipe (no sandbox): the floor the notebook kernels compare with."""
+
+    def __init__(self, workspace: str) -> None:
+        self.workspace = workspace
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, argv: list[str], *, cwd: str | None = None) -> _BarePipe:
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd or self.workspace,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def write(self, data: bytes) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        import select
+
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        if not ready:
+            return b""
+        data = os.read(self.proc.stdout.fileno(), max_bytes)
+        if not data:
+            from gantry.envfarm.sandbox import SandboxClosed
+
+            raise SandboxClosed("the program ended")
+        return data
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def kernels_started(
+    backend: SandboxBackend, n: int = 5, kinds: tuple[str, ...] = ("repl", "jupyter")
+) -> dict[str, dict[str, float]]:
+    """(d) notebook kernels started per second: a fresh sandbox (the notebook family's
+    limits and mounts) plus a kernel, until a first cell has answered, then both closed;
+    next to the same kernel program on a bare pipe from this process."""
+    import sys
+
+    from gantry.envfarm.notebook.family import MOUNTED_PACKAGES, KernelRuntime
+    from gantry.envfarm.notebook.kernel import Kernel
+    from gantry.envfarm.sandbox import SandboxLimits
+
+    runtime = KernelRuntime.for_backend(backend.name)
+    mounts = {runtime.site_packages: MOUNTED_PACKAGES} if runtime.site_packages else {}
+    limits = SandboxLimits(address_space_bytes=4 << 30, processes=256, cpu_seconds=600)
+    results: dict[str, dict[str, float]] = {}
+    for kind in kinds:
+
+        def boxed(kind: str = kind) -> None:
+            sandbox = backend.create(SandboxSpec(limits=limits, readonly_mounts=mounts))
+            kernel = Kernel(
+                sandbox,
+                kind=kind,  # type: ignore[arg-type]
+                python=runtime.python,
+                site_packages=MOUNTED_PACKAGES if runtime.site_packages else "",
+            )
+            try:
+                kernel.start()
+                assert kernel.execute("1 + 1", 30).text.strip() == "2"
+            finally:
+                kernel.close()
+                sandbox.close()
+
+        def bare(kind: str = kind) -> None:
+            with tempfile.TemporaryDirectory() as workspace:
+                kernel = Kernel(_BarePipe(workspace), kind=kind, python=sys.executable)  # type: ignore[arg-type]
+                try:
+                    kernel.start()
+                    assert kernel.execute("1 + 1", 30).text.strip() == "2"
+                finally:
+                    kernel.close()
+
+        for label, run in ((f"{kind} sandboxed", boxed), (f"{kind} bare", bare)):
+            samples = timed(run, n)
+            results[label] = {**quantiles(samples), "per_s": n / sum(samples)}
+    return results
 
 
 if __name__ == "__main__":

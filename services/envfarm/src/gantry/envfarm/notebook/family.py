@@ -345,7 +345,10 @@ class NotebookEpisode(TaskEpisode):
     # ----- steps -----
     def _act(self, action: str) -> tuple[episode_pb2.Observation, str, dict[str, Any]]:
         assert self._kernel is not None
-        cell = self._kernel.execute(action, self.limits.step_timeout_s)
+        try:
+            cell = self._kernel.execute(action, self.limits.step_timeout_s)
+        except KernelError as exc:  # the next step tries to start it again
+            cell = CellOutput("restarted", f"The kernel could not be restarted: {exc}")
         feedback = {
             "ok": "",
             "error": "The cell raised an error.",
