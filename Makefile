@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools validate-terminal
+.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools validate-terminal validate-notebook
 
 # ---- the lock (docs/development.md) -------------------------------------------------------
 # requirements.lock pins every third-party distribution of the workspace (dev tools and
@@ -153,6 +153,10 @@ sandbox-tools:
 # Every built-in terminal task through the full validation in bubblewrap (~5 min).
 validate-terminal: venv sandbox-tools
 	$(BIN)/python -m gantry.envfarm.terminal.validate
+
+# Every notebook (DSGym) task's reference solution run in a bubblewrap sandbox (~10 min).
+validate-notebook: venv sandbox-tools
+	$(BIN)/python -m gantry.envfarm.notebook.validate
 
 clean:
 	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache

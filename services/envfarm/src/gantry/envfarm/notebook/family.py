@@ -309,7 +309,10 @@ class NotebookEpisode(TaskEpisode):
         if runtime.site_packages:
             mounts[runtime.site_packages] = MOUNTED_PACKAGES
         spec = SandboxSpec(limits=sandbox_limits, readonly_mounts=mounts)
-        self._sandbox = sandbox = self.family.backend().create(spec)
+        try:
+            self._sandbox = sandbox = self.family.backend().create(spec)
+        except SandboxError as exc:  # e.g. the packages' folder is not reachable by its uid
+            raise Unavailable(f"the notebook sandbox did not start: {exc}") from exc
         if sandbox.workspace != MOUNT_WORKSPACE:  # the mount missed: read-only copies
             for name in os.listdir(data):
                 with open(os.path.join(data, name), "rb") as source:
