@@ -47,6 +47,7 @@ class Sampling:
 
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0  # 0 = off
     seed: int | None = None
     max_tokens: int = 0  # 0 = the judge's configured max_tokens
 
@@ -137,6 +138,7 @@ class RolloutJudge:
         params = sampling_pb2.SamplingParams(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
+            top_k=sampling.top_k,
             max_tokens=sampling.max_tokens or self.max_tokens,
             # Compact JSON only: no optional whitespace for a weak model to loop on.
             structured_output=sampling_pb2.StructuredOutput(regex=schema_regex(schema)),
@@ -335,6 +337,7 @@ class Judge:
                 current = Sampling(
                     temperature=max(sampling.temperature, RETRY_TEMPERATURE),
                     top_p=sampling.top_p,
+                    top_k=sampling.top_k,
                     seed=None if sampling.seed is None else sampling.seed + 1000 * attempt,
                     max_tokens=sampling.max_tokens,
                 )

@@ -19,6 +19,7 @@ so accept <=> score >= threshold always holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -95,9 +96,7 @@ class Run:
         """Judge call i of this verification uses seed + i."""
         seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
         self.calls += 1
-        return Sampling(
-            self.sampling.temperature, self.sampling.top_p, seed, self.sampling.max_tokens
-        )
+        return dataclasses.replace(self.sampling, seed=seed)
 
 
 def sampling_of(config: pb.JudgeConfig) -> Sampling:
@@ -108,6 +107,7 @@ def sampling_of(config: pb.JudgeConfig) -> Sampling:
     return Sampling(
         temperature=params.temperature if params.HasField("temperature") else 0.0,
         top_p=params.top_p if params.HasField("top_p") else 1.0,
+        top_k=params.top_k,
         seed=seed,
         max_tokens=params.max_tokens,
     )

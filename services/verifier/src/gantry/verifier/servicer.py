@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gantry.core.errors import (
+    DeadlineExceeded,
     GantryError,
-    InvalidArgument,
     ResourceExhausted,
     Unavailable,
     status_from_exception,
@@ -79,15 +79,20 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
         check_count(
             len(request.requests), field="requests", limit=self.settings.max_batch, minimum=1
         )
-        timeout_s = context.time_remaining()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
         slots = asyncio.Semaphore(self.settings.batch_concurrency)
 
         async def one(index: int, item: pb.VerifyRequest) -> pb.VerifyBatchResult:
             result = pb.VerifyBatchResult(index=index)
             async with slots:
                 try:
+                    # Items that wait for a slot get what is left of the call's deadline.
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise DeadlineExceeded("the batch ran out of its deadline first")
                     verification = await self.pipeline.verify(
-                        item, timeout_s=timeout_s, field=f"requests[{index}]."
+                        item, timeout_s=left, field=f"requests[{index}]."
                     )
                 except GantryError as error:
                     result.error.CopyFrom(status_from_exception(error))
@@ -116,6 +121,3 @@ class VerifierServicer(verifier_pb2_grpc.VerifierServiceServicer):
         self, request: pb.GetTaxonomyRequest, context: Any
     ) -> pb.GetTaxonomyResponse:
         return self.pipeline.taxonomy.to_proto()
-
-
-__all__ = ["InvalidArgument", "VerifierServicer"]

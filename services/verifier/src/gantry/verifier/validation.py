@@ -100,9 +100,14 @@ def check_sampling(params: sampling_pb2.SamplingParams, field: str) -> None:
         raise InvalidArgument.for_field(f"{field}.max_tokens", "must be 0-8192 (0 = default)")
     if params.n not in (0, 1):
         raise InvalidArgument.for_field(f"{field}.n", "must be 0 or 1 (one answer per call)")
+    if params.logprobs_mode not in sampling_pb2.LogprobsMode.values():
+        raise InvalidArgument.for_field(f"{field}.logprobs_mode", "is not a LogprobsMode")
     check_count(len(params.stop), field=f"{field}.stop", limit=MAX_STOP)
     for i, stop in enumerate(params.stop):
         check_bytes(stop, field=f"{field}.stop[{i}]", limit=64)
+        if not stop:
+            raise InvalidArgument.for_field(f"{field}.stop[{i}]", "must not be empty")
+    check_count(len(params.stop_token_ids), field=f"{field}.stop_token_ids", limit=MAX_STOP)
 
 
 def check_judge(config: pb.JudgeConfig, s: VerifierSettings, p: str) -> None:
@@ -118,6 +123,10 @@ def check_judge(config: pb.JudgeConfig, s: VerifierSettings, p: str) -> None:
     if config.sampling.HasField("structured_output"):
         raise InvalidArgument.for_field(
             f"{field}.structured_output", "is set by the verifier for each step; leave it unset"
+        )
+    if config.sampling.stop or config.sampling.stop_token_ids:
+        raise InvalidArgument.for_field(
+            f"{field}.stop", "the judge's output format is the verifier's; leave stops unset"
         )
     if config.sampling.top_logprobs:
         raise InvalidArgument.for_field(
