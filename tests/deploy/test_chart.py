@@ -380,7 +380,8 @@ def _allowed_calls(docs: list[Manifest]) -> set[tuple[str, str]]:
 def test_network_policies_admit_only_the_calls_services_make() -> None:
     docs = manifests("all-on")
     policies = {component(p): p for p in of_kind(docs, "NetworkPolicy").values()}
-    assert set(policies) == set(SERVICES) | {"qdrant"}, "every pod is isolated"
+    # envfarm's sandbox Pods get a deny-all policy (test_sandbox_chart.py).
+    assert set(policies) == set(SERVICES) | {"qdrant", "sandbox"}, "every pod is isolated"
     for policy in policies.values():
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert _allowed_calls(docs) == CALLS | {("retrieval", "qdrant")}
@@ -550,6 +551,7 @@ def test_notes_tell_how_to_reach_and_scale(chart: helm.Chart) -> None:
 def test_values_give_every_service_the_same_block() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     keys = {name: set(values[name]) for name in SERVICES}
+    keys["envfarm"].remove("sandbox")  # envfarm's own block (its task sandboxes)
     assert keys["retrieval"] - keys["envfarm"] == {"qdrant"}
     assert all(k == keys["envfarm"] for n, k in keys.items() if n != "retrieval")
     assert [n for n in SERVICES if values[n]["enabled"]] == ["envfarm"]

@@ -199,9 +199,36 @@ services it calls, then its `config` entries. Context: (dict "root" "name" "svc"
 {{ $p }}OPENAI_HOST: "0.0.0.0"
 {{ $p }}OPENAI_PORT: {{ $root.Values.openai.port | quote }}
 {{- end }}
+{{- if eq .name "envfarm" }}
+{{- with .svc.sandbox }}
+{{ $p }}SANDBOX_BACKEND: {{ .backend | quote }}
+{{ $p }}SANDBOX_IMAGE: {{ .image | quote }}
+{{- if eq .backend "kubernetes" }}
+{{ $p }}SANDBOX_NAMESPACE: {{ include "gantry.sandboxNamespace" $root | quote }}
+{{ $p }}SANDBOX_RUNTIME_CLASS: {{ .runtimeClassName | quote }}
+{{ $p }}SANDBOX_WARM_POOL: {{ .warmPool | quote }}
+{{ $p }}SANDBOX_CPU: {{ .cpu | toString | quote }}
+{{ $p }}SANDBOX_MEMORY_BYTES: {{ .memoryBytes | int64 | toString | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := .svc.config }}
 {{ $p }}{{ upper $key }}: {{ $value | toString | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+"true" when envfarm runs its sandboxes as Pods (it then talks to the Kubernetes API).
+*/}}
+{{- define "gantry.kubeSandboxes" -}}
+{{- if and .Values.envfarm.enabled (eq .Values.envfarm.sandbox.backend "kubernetes") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The namespace of envfarm's sandbox Pods.
+*/}}
+{{- define "gantry.sandboxNamespace" -}}
+{{- .Values.envfarm.sandbox.namespace | default .Release.Namespace -}}
 {{- end -}}
 
 {{/*

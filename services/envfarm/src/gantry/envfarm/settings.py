@@ -86,6 +86,10 @@ class EnvFarmSettings(ServiceSettings):
     sandbox_warm_pool: int = Field(
         default=2, ge=0, le=256, description="Kubernetes sandbox Pods kept started and idle"
     )
+    sandbox_cpu: str = Field(default="1", description="CPU limit of a Kubernetes sandbox Pod")
+    sandbox_memory_bytes: int = Field(
+        default=1 << 30, ge=16 << 20, description="Memory limit of a Kubernetes sandbox Pod"
+    )
     sandbox_docker_url: str = Field(
         default="unix:///var/run/docker.sock", description="Docker Engine API address"
     )

@@ -68,6 +68,8 @@ def backend_from_settings(settings: EnvFarmSettings) -> SandboxBackend:
             image=settings.sandbox_image,
             runtime_class=settings.sandbox_runtime_class,
             warm_pool=settings.sandbox_warm_pool,
+            cpu=settings.sandbox_cpu,
+            memory_bytes=settings.sandbox_memory_bytes,
         )
     return make_backend(name)  # raises SandboxUnavailable naming the choices
 
