@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +27,7 @@ from gantry.envfarm.settings import EnvFarmSettings
 from gantry.envfarm.terminal.suite import template_task
 from gantry.proto.common.v1 import chat_pb2, episode_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
+from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 
 TOKEN = "terminal-test-token"
 TASK = "terminal/core/config_files-000"  # an easy task: one command solves it
@@ -66,6 +68,42 @@ class ScriptedModel:
         return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
+class HalfSolver(rollout_pb2_grpc.RolloutServiceServicer):
+    """A RolloutService whose RunEpisodes plays through envfarm: even attempts play the
+    reference solution, odd ones submit at once (so half the attempts succeed)."""
+
+    envfarm = ""
+
+    def RunEpisodes(
+        self, request: rollout_pb2.RunEpisodesRequest, context: Any
+    ) -> rollout_pb2.RunEpisodesResponse:
+        reply = rollout_pb2.RunEpisodesResponse()
+        with sync_channel(self.envfarm, token=TOKEN) as channel:
+            farm = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+            for attempt in range(request.spec.episodes_per_seed):
+                sid = farm.CreateSession(
+                    pb.CreateSessionRequest(env_id=request.spec.env_id)
+                ).session.id
+                plan = farm.Solve(pb.SolveRequest(session_id=sid)).actions
+                reward = 0.0
+                for action in plan if attempt % 2 == 0 else ["submit"]:
+                    reward = farm.Step(pb.StepRequest(session_id=sid, action=action)).result.reward
+                farm.CloseSession(pb.CloseSessionRequest(session_id=sid))
+                reply.trajectories.add(env_id=request.spec.env_id, final_reward=reward)
+        return reply
+
+
+@pytest.fixture(scope="module")
+def solver() -> Iterator[tuple[HalfSolver, str]]:
+    servicer = HalfSolver()  # type: ignore[abstract]  # serves RunEpisodes only
+    grpc_server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    rollout_pb2_grpc.add_RolloutServiceServicer_to_server(servicer, grpc_server)
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    grpc_server.stop(None)
+
+
 @pytest.fixture(scope="module")
 def model() -> Iterator[tuple[ScriptedModel, str]]:
     scripted = ScriptedModel()
@@ -76,7 +114,9 @@ def model() -> Iterator[tuple[ScriptedModel, str]]:
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, model: tuple[ScriptedModel, str]
+    tmp_path_factory: pytest.TempPathFactory,
+    model: tuple[ScriptedModel, str],
+    solver: tuple[HalfSolver, str],
 ) -> Iterator[str]:
     settings = EnvFarmSettings(
         host="127.0.0.1",
@@ -85,13 +125,15 @@ def server(
         auth_token=TOKEN,
         log_json=False,
         generator_target=model[1],
+        rollout_target=solver[1],
         terminal_suites_dir=tmp_path_factory.mktemp("suites"),
     )
     service = EnvFarmService(settings)
     root = reachable_root(tmp_path_factory.mktemp("sandboxes"))
     service._backend = make_backend("bubblewrap", root=root)  # workspaces under tmp_path
     with serve_in_thread(service) as running:
-        yield f"127.0.0.1:{running.port}"
+        solver[0].envfarm = f"127.0.0.1:{running.port}"
+        yield solver[0].envfarm
 
 
 @pytest.fixture(scope="module")
@@ -372,10 +414,42 @@ def test_generate_tasks_refuses_bad_requests(stub: envfarm_pb2_grpc.EnvFarmServi
     assert (
         isinstance(elsewhere, errors.PermissionDenied) and "generator_target" in elsewhere.message
     )
-    no_solver = _error(
-        stub.GenerateTasks, request(suite_name="s", num_tasks=1, solvability_filter=True)
+    elsewhere = _error(
+        stub.GenerateTasks,
+        request(suite_name="s", num_tasks=1, solvability_filter=True, solver_target="h:1"),
     )
-    assert isinstance(no_solver, errors.FailedPrecondition) and "solver_target" in no_solver.message
+    assert isinstance(elsewhere, errors.PermissionDenied) and "solver_target" in elsewhere.message
+    too_many = request(suite_name="s", num_tasks=1, solvability_filter=True, min_solved=17)
+    assert _field(_error(stub.GenerateTasks, too_many)) == "min_solved"
+
+
+@pytest.mark.slow  # 16 graded episodes
+def test_the_solvability_filter_keeps_what_the_solver_solves_often_enough(
+    stub: envfarm_pb2_grpc.EnvFarmServiceStub, channel: grpc.Channel
+) -> None:
+    def generate(suite: str, min_solved: int) -> pb.GenerateTasksResponse:
+        request = pb.GenerateTasksRequest(
+            suite_name=suite,
+            num_tasks=2,
+            categories=["config_files"],
+            solvability_filter=True,
+            solve_attempts=4,
+            min_solved=min_solved,
+            seed=3,
+        )
+        done = _wait(channel, stub.GenerateTasks(request).name)
+        response = pb.GenerateTasksResponse()
+        done.response.Unpack(response)
+        return response
+
+    kept = generate("filter-a", 2)  # 2 of 4 attempts solve each task
+    assert len(kept.env_ids) == 2 and kept.rejected_count == 0
+    dropped = generate("filter-b", 3)
+    assert not dropped.env_ids and dict(dropped.rejected_by_reason) == {"unsolvable": 2}
+    assert not stub.ListEnvironments(
+        pb.ListEnvironmentsRequest(id_prefix="terminal/filter-b/")
+    ).environments
+    stub.DeleteTaskSuite(pb.DeleteTaskSuiteRequest(suite_name="filter-a"))
 
 
 def test_a_model_written_task_is_repaired_validated_and_kept(
@@ -404,3 +478,53 @@ def test_a_model_written_task_is_repaired_validated_and_kept(
     ).environments
     assert env.task.source == "model" and "shop.db" in env.description
     stub.DeleteTaskSuite(pb.DeleteTaskSuiteRequest(suite_name="gen-model"))
+
+
+@pytest.mark.slow  # loads a tiny model into a real rollout server
+def test_rollout_plays_terminal_tasks_like_any_environment(
+    server: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from gantry.proto.common.v1 import sampling_pb2
+    from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
+    from gantry.rollout.service import RolloutService
+    from gantry.rollout.settings import RolloutSettings
+
+    rollout = RolloutService(
+        RolloutSettings(
+            host="127.0.0.1",
+            port=0,
+            metrics_port=0,
+            auth_token=TOKEN,
+            log_json=False,
+            data_dir=tmp_path_factory.mktemp("rollout"),
+            envfarm_target=server,
+            torch_threads=1,
+        )
+    )
+    spec = rollout_pb2.EpisodeSpec(
+        env_id=TASK,
+        seeds=[7],
+        episodes_per_seed=2,
+        settings=episode_pb2.EpisodeSettings(observation_mode=episode_pb2.OBSERVATION_MODE_TEXT),
+        sampling=sampling_pb2.SamplingParams(max_tokens=6, seed=0),
+        max_turns=3,
+    )
+    with (
+        serve_in_thread(rollout) as running,
+        sync_channel(f"127.0.0.1:{running.port}", token=TOKEN) as channel,
+    ):
+        reply = rollout_pb2_grpc.RolloutServiceStub(channel).RunEpisodes(
+            rollout_pb2.RunEpisodesRequest(spec=spec)
+        )
+    assert len(reply.trajectories) + len(reply.errors) == 2
+    for error in reply.errors:  # a random policy's binary garbage is refused, never run
+        assert error.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert "action" in error.status.message
+    for trajectory in reply.trajectories:
+        assert trajectory.seed == 7 and "bash shell" in trajectory.task
+        first = trajectory.turns[0].observation.text
+        assert first.startswith("Edit the JSON file config/app.json")
+        assert len(trajectory.turns) == 3 and trajectory.truncated  # the turn limit
+        for turn in trajectory.turns:
+            assert "exit_code" in turn.info or turn.info["timed_out"]
+        assert trajectory.final_reward == 0.0  # a random policy does not edit JSON

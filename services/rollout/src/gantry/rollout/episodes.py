@@ -345,7 +345,9 @@ class EpisodeRunner:
     ) -> str:
         key = (target, env_id)
         if key not in self._instructions:
-            listed = await stub.ListEnvironments(envfarm_pb2.ListEnvironmentsRequest())
+            listed = await stub.ListEnvironments(  # one page would miss most of a catalogue
+                envfarm_pb2.ListEnvironmentsRequest(id_prefix=env_id)
+            )
             for env in listed.environments:
                 self._instructions[(target, env.id)] = env.instructions
         return self._instructions.get(key, "")

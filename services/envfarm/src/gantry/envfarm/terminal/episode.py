@@ -7,6 +7,7 @@ timeout. The reward is the test's verdict (1.0 or 0.0).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from gantry.core.errors import FailedPrecondition, Unavailable
 from gantry.envfarm.family import BadAction, EpisodeLimits, Outcome, TaskEpisode
 from gantry.envfarm.sandbox import (
+    ExecResult,
     Sandbox,
     SandboxBackend,
     SandboxError,
@@ -25,7 +27,10 @@ from gantry.envfarm.terminal.shell import CommandResult, Shell
 from gantry.envfarm.terminal.task import MAX_COMMAND_BYTES, TerminalTask
 from gantry.proto.common.v1 import episode_pb2
 
+log = logging.getLogger("gantry.envfarm.terminal")
+
 FINISH = "submit"
+START_ATTEMPTS = 3
 SETUP_TIMEOUT_S = 60.0
 METRIC = "completion_test"
 # Text characters a command may hold besides printable ones.
@@ -112,20 +117,33 @@ class TerminalEpisode(TaskEpisode):
             )
         )
 
+    def _build(self) -> ExecResult:
+        """A new sandbox with the setup run in it. A sandbox that dies while starting (its
+        agent gone: no exit status) is replaced, up to START_ATTEMPTS times."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.close()
+            try:
+                self.sandbox = self._backend().create(self._spec())
+                built = self.sandbox.exec(
+                    ["bash", "-s"],
+                    stdin=self.task.setup.encode(),
+                    timeout_s=SETUP_TIMEOUT_S,
+                    cwd=self.sandbox.workspace,
+                )
+            except SandboxError as exc:
+                failure = str(exc)
+            else:
+                if built.exit_code is not None or built.timed_out:
+                    return built
+                failure = "the sandbox died during the setup"
+            log.warning("%s: sandbox start %d failed: %s", self.env_id, attempt, failure)
+        self.close()
+        raise Unavailable(f"no sandbox for {self.env_id}: {failure}", retry_after_s=1.0)
+
     def _start(self, seed: int) -> episode_pb2.Observation:
         """A fresh sandbox built by the setup script (a fixed task ignores the seed)."""
-        self.close()
-        try:
-            self.sandbox = self._backend().create(self._spec())
-            built = self.sandbox.exec(
-                ["bash", "-s"],
-                stdin=self.task.setup.encode(),
-                timeout_s=SETUP_TIMEOUT_S,
-                cwd=self.sandbox.workspace,
-            )
-        except SandboxError as exc:
-            self.close()
-            raise Unavailable(f"no sandbox for {self.env_id}: {exc}", retry_after_s=1.0) from exc
+        built = self._build()
+        assert self.sandbox is not None
         if built.exit_code != 0:
             output = (built.stdout + built.stderr).decode("utf-8", "replace")[-500:]
             self.close()

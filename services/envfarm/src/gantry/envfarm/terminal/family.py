@@ -75,6 +75,17 @@ def environment(task: TerminalTask) -> envfarm_pb2.Environment:
     )
 
 
+def _probe(backend: SandboxBackend, attempts: int = 3) -> None:
+    """Probe, retrying a failure once or twice (a sandbox start can fail transiently)."""
+    for attempt in range(attempts):
+        try:
+            backend.probe()
+            return
+        except SandboxUnavailable:
+            if attempt == attempts - 1:
+                raise
+
+
 class TerminalFamily(TaskFamily):
     kind = envfarm_pb2.ENVIRONMENT_KIND_TERMINAL
     prefix = PREFIX
@@ -100,7 +111,7 @@ class TerminalFamily(TaskFamily):
             if self._backend is None:
                 backend = self._make_backend()
                 try:
-                    backend.probe()
+                    _probe(backend)
                 except SandboxUnavailable as exc:
                     raise FailedPrecondition(
                         f"terminal tasks need a sandbox and the {backend.name} backend cannot "
