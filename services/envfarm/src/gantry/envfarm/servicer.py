@@ -209,7 +209,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 for env_id in ENVIRONMENTS
                 if convert.wire_id(env_id).startswith(request.id_prefix)
             ]
-        listed += self.families.listing(request.kind, request.id_prefix)
+        # Off the loop: a family may build its catalogue on first use (notebook: seconds).
+        listed += await self.runtime.run_blocking(
+            self.families.listing, request.kind, request.id_prefix
+        )
         listed.sort(key=lambda item: item[0])
         return envfarm_pb2.ListEnvironmentsResponse(
             environments=[
