@@ -285,3 +285,70 @@ def test_cancel_stops_the_sampler(stubs: Stubs, data_dir: Path) -> None:
         seed=1,
     )
     assert result(wait(ops, stub.GenerateVideo(quick).name)).video.frame_count == 5
+
+
+def test_memory_session_conditions_later_edits(stubs: Stubs) -> None:
+    stub, ops = stubs
+    session = stub.CreateMemorySession(
+        video_pb2.CreateMemorySessionRequest(
+            display_name="turns", retrieval=video_pb2.MEMORY_RETRIEVAL_FEATURE_SIMILARITY, top_k=2
+        )
+    ).session
+    assert session.entry_count == 0 and session.top_k == 2
+
+    def edit(shift: int, **memory: Any) -> video_pb2.GenerateVideoResponse:
+        request = video_pb2.GenerateVideoRequest(
+            input=video_pb2.VideoInput(video=video_from_frames(scene(5, shift=shift), fps=8.0)),
+            prompt=f"turn {shift}",
+            seed=shift,
+            memory=video_pb2.MemorySettings(session_id=session.id, store_result=True, **memory),
+        )
+        return result(wait(ops, stub.GenerateVideo(request).name))
+
+    first = edit(0)
+    assert first.stored_entry_id and not first.retrieved  # nothing to remember yet
+    second = edit(3, token_budget=8)  # 32x32: 4 tokens per latent frame -> 2 frames
+    assert [r.entry_id for r in second.retrieved] == [first.stored_entry_id]
+    assert 0 < second.retrieved[0].relevance <= 1 and second.retrieved[0].tokens == 8
+    assert second.memory_tokens_before_merge == 8 and second.memory_tokens == 8
+    merged = edit(6, token_budget=16, adaptive_token_merging=True)
+    assert merged.memory_tokens_before_merge == 16
+    assert 0 < merged.memory_tokens < merged.memory_tokens_before_merge
+    assert (
+        stub.GetMemorySession(
+            video_pb2.GetMemorySessionRequest(session_id=session.id)
+        ).session.entry_count
+        == 3
+    )
+
+    page = stub.ListMemoryEntries(
+        video_pb2.ListMemoryEntriesRequest(session_id=session.id, page_size=2)
+    )
+    assert [e.id for e in page.entries] == [merged.stored_entry_id, second.stored_entry_id]
+    assert page.entries[0].thumbnail.data.startswith(b"\x89PNG") and page.next_page_token
+    rest = stub.ListMemoryEntries(
+        video_pb2.ListMemoryEntriesRequest(
+            session_id=session.id, page_size=2, page_token=page.next_page_token
+        )
+    )
+    assert [e.id for e in rest.entries] == [first.stored_entry_id] and not rest.next_page_token
+
+    stub.DeleteMemoryEntry(
+        video_pb2.DeleteMemoryEntryRequest(session_id=session.id, entry_id=first.stored_entry_id)
+    )
+    stub.DeleteMemorySession(video_pb2.DeleteMemorySessionRequest(session_id=session.id))
+    err = error_of(stub.GetMemorySession, video_pb2.GetMemorySessionRequest(session_id=session.id))
+    assert err.code == grpc.StatusCode.NOT_FOUND and "session_id" in str(err)
+
+
+def test_fov_retrieval_needs_a_camera(stubs: Stubs) -> None:
+    stub = stubs[0]
+    session = stub.CreateMemorySession(
+        video_pb2.CreateMemorySessionRequest(retrieval=video_pb2.MEMORY_RETRIEVAL_FOV_OVERLAP)
+    ).session
+    request = video_pb2.GenerateVideoRequest(
+        input=video_pb2.VideoInput(video=video_from_frames(scene(5), fps=8.0)),
+        memory=video_pb2.MemorySettings(session_id=session.id),
+    )
+    err = error_of(stub.GenerateVideo, request)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "camera" in str(err)
