@@ -61,6 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         running.start("pruner")
         running.start("retrieval", {"GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared)})
+        running.start("vla", {"GANTRY_VLA_TORCH_THREADS": "1"})
         yield running
 
 
