@@ -7,14 +7,18 @@ right reason.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
 from collections import Counter
 
 import pytest
 
 from gantry.envfarm.sandbox import SandboxBackend, make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
+from gantry.envfarm.sessions import SessionManager
+from gantry.envfarm.terminal.episode import TerminalEpisode
 from gantry.envfarm.terminal.suite import core_suite, derive_seed, template_task
 from gantry.envfarm.terminal.task import TerminalTask
 from gantry.envfarm.terminal.templates import CATEGORIES
@@ -97,3 +101,28 @@ def test_validation_rejects_broken_tasks_for_the_right_reason(backend: SandboxBa
         verdict = validate(bad, lambda: backend)
         assert verdict.reason == reason, (reason, verdict.detail)
     assert validate(task, lambda: backend).ok
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def test_an_expired_session_frees_its_sandbox(backend: SandboxBackend) -> None:
+    async def scenario() -> tuple[str, bool, bool]:
+        sessions = SessionManager(max_sessions=4, idle_timeout_s=0.05, lifetime_s=60)
+        episode = TerminalEpisode(template_task("t", "git", 0, 5, "easy"), lambda: backend)
+        episode.reset(0)
+        assert episode.sandbox is not None
+        folder = str(getattr(episode.sandbox, "host_workspace", ""))
+        sessions.add(episode.env_id, episode, 0, None, None)
+        alive = _exists(folder)
+        await asyncio.sleep(0.1)
+        assert sessions.reap() and not len(sessions)
+        for _ in range(100):  # closed off the loop
+            if episode.sandbox is None and not _exists(folder):
+                break
+            await asyncio.sleep(0.05)
+        return folder, alive, _exists(folder)
+
+    folder, alive_before, exists_after = asyncio.run(scenario())
+    assert folder and alive_before and not exists_after

@@ -156,12 +156,12 @@ class SessionManager:
         self._drop(session, reason)
         return session
 
-    def _drop(self, session: Session, reason: str) -> None:
+    def _drop(self, session: Session, reason: str, *, wait: bool = False) -> None:
         session.closed = True
         if self._sessions.pop(session.id, None) is not None:
             self.metrics.live.labels(session.env_id).dec()
             self.metrics.closed.labels(reason.replace(" ", "_")).inc()
-        session.env.close()
+        _close_env(session.env, wait=wait)
         if self._on_close is not None:
             self._on_close(session, reason)
 
@@ -194,7 +194,19 @@ class SessionManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         for session in list(self._sessions.values()):
-            self._drop(session, SERVER_STOPPING)
+            self._drop(session, SERVER_STOPPING, wait=True)
+
+
+def _close_env(env: VisGymEnv | TaskEpisode, *, wait: bool) -> None:
+    """Close an environment; a task's sandbox (a process tree and a folder) off the loop
+    unless `wait` (the server is stopping: nothing may outlive it)."""
+    if isinstance(env, TaskEpisode) and not wait:
+        try:
+            asyncio.get_running_loop().run_in_executor(None, env.close)
+            return
+        except RuntimeError:  # no running loop: close here
+            pass
+    env.close()
 
 
 def ensure_active(session: Session) -> None:
