@@ -43,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     shared = tmp_path_factory.mktemp("shared")
     running = Stack()
     with running.exits:
-        envfarm = running.start("envfarm")
+        envfarm = running.start("envfarm", {"GANTRY_ENVFARM_MAX_GENERATED_TASKS": "3"})
         rollout = running.start(
             "rollout",
             {

@@ -104,7 +104,12 @@ class EnvFarmService(Service[EnvFarmSettings]):
             token=token,
         )
         return TaskSuites(
-            terminal, self.operations, self, max_tasks=s.max_generated_tasks, peers=peers
+            terminal,
+            self.operations,
+            self,
+            max_tasks=s.max_generated_tasks,
+            max_jobs=s.max_generation_jobs,
+            peers=peers,
         )
 
     async def start(self) -> None:

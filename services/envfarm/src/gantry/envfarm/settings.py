@@ -115,6 +115,9 @@ class EnvFarmSettings(ServiceSettings):
     # ----- notebook tasks (DSGym; docs/envfarm.md "Notebook tasks") -----
     notebook_enabled: bool = Field(
         default=True, description="Serve notebook (DSGym) data-science tasks"
+    max_generation_jobs: int = Field(
+        default=2, ge=1, description="GenerateTasks operations running at once"
+    )
     )
     notebook_kernel: Literal["auto", "jupyter", "repl"] = Field(
         default="auto",

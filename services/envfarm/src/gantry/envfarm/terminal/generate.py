@@ -21,7 +21,14 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 from google.protobuf import timestamp_pb2
 
 from gantry.core.client import aio_channel
-from gantry.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, echo
+from gantry.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    echo,
+)
 from gantry.core.limits import check_bytes
 from gantry.core.operations import OperationHandle, OperationStore
 from gantry.core.peers import Peers
@@ -87,12 +94,14 @@ class TaskSuites:
         *,
         max_tasks: int,
         peers: GeneratorPeers,
+        max_jobs: int = 2,
     ) -> None:
         self.family = family
         self.operations = operations
         self.runtime = runtime
         self.max_tasks = max_tasks
         self.peers = peers
+        self.max_jobs = max_jobs
         self._running: set[str] = set()
 
     # ----- request checks (before any work) -----
@@ -191,6 +200,12 @@ class TaskSuites:
     # ----- the RPCs -----
     async def generate(self, request: envfarm_pb2.GenerateTasksRequest) -> operations_pb2.Operation:
         plan = self._plan(request)
+        if len(self._running) >= self.max_jobs:
+            raise ResourceExhausted(
+                f"{len(self._running)} suites are being generated (the most this server runs "
+                "at once); retry when one is done",
+                retry_after_s=10.0,
+            )
         backend = self.family.backend  # fails now (FAILED_PRECONDITION) when none can run
         await self.runtime.run_blocking(backend)
         start = timestamp_pb2.Timestamp()
