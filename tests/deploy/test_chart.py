@@ -200,6 +200,8 @@ def test_each_service_turns_on_and_off_alone(chart: helm.Chart, name: str) -> No
         "PodDisruptionBudget",
         "NetworkPolicy",
     }
+    if name == "video":  # memory sessions live on a claim of their own
+        expected_kinds.add("PersistentVolumeClaim")
     mine = {
         d["kind"]
         for d in docs
@@ -637,3 +639,16 @@ def test_a_broken_value_set_fails_lint_and_names_every_problem(chart: helm.Chart
         "/containerSecurityContext/readOnlyRootFilesystem",
     ):
         assert problem in str(failure.value), problem
+
+
+def test_video_data_is_a_persistent_claim(chart: helm.Chart) -> None:
+    docs = render(chart, {"video": {"enabled": True}})
+    claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert [c["spec"]["resources"]["requests"]["storage"] for c in claims] == ["100Gi"]
+    deployment = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("video")
+    )
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claims[0]["metadata"]["name"]
+    existing = render(chart, {"video": {"enabled": True, "data": {"existingClaim": "mine"}}})
+    assert not [d for d in existing if d["kind"] == "PersistentVolumeClaim"]
