@@ -217,6 +217,7 @@ def _storage_env(state_dir: Path) -> dict[str, str]:
         "GANTRY_TRAINER_DATASETS_ROOT": str(shared),
         "GANTRY_TRAINER_MODELS_ROOT": str(shared),
         "GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared),
+        "GANTRY_VIDEO_INPUT_ROOT": str(shared),
         "GANTRY_ROLLOUT_CHECKPOINTS_ROOT": str(state_dir / "data" / "trainer"),
     }
 
