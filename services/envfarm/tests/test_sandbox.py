@@ -83,6 +83,12 @@ def test_a_background_child_holding_the_pipe_does_not_hang_exec(sandbox: Sandbox
     assert time.monotonic() - started < 3
 
 
+def test_commands_start_with_default_signal_handling(sandbox: Sandbox) -> None:
+    # The agent is Python, which ignores SIGPIPE and SIGXFSZ; commands must not inherit that.
+    ignored = sandbox.exec(["grep", "SigIgn", "/proc/self/status"]).stdout
+    assert ignored.split() == [b"SigIgn:", b"0000000000000000"]
+
+
 def test_a_missing_program_exits_127(sandbox: Sandbox) -> None:
     result = sandbox.exec(["no-such-program-xyz"])
     assert result.exit_code == 127

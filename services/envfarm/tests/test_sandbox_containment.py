@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gantry.envfarm.sandbox import Sandbox, SandboxClosed, SandboxLimits, SandboxSpec
+from gantry.envfarm.sandbox import Sandbox, SandboxLimits, SandboxSpec
 from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
 from gantry.envfarm.sandbox.testing import reachable_root
 
@@ -214,21 +217,19 @@ def test_other_sandboxes_are_untouched(backend: BubblewrapBackend) -> None:
     try:
         second.put_file("mine.txt", b"second's")
         assert sh(first, "ls /workspace; cat /workspace/mine.txt")[0] != 0
+        survivor = first.spawn(["sleep", "1000"])
         first.exec(["sh", "-c", "kill -9 -1"])  # everything it may signal, itself included
-        with pytest.raises(SandboxClosed):  # the agent died: that sandbox ends, nothing else
-            _exec_until_closed(first, 5.0)
+        deadline = time.monotonic() + 5
+        while survivor.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not survivor.alive()
+        # The agent is the namespace's init: code inside cannot kill it.
+        assert sh(first, "echo still serving") == (0, "still serving\n")
         assert second.get_file("mine.txt", 100) == b"second's"
         assert sh(second, "cat mine.txt") == (0, "second's")
     finally:
         first.close()
         second.close()
-
-
-def _exec_until_closed(sandbox: Sandbox, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        sandbox.exec(["true"])
-        time.sleep(0.05)
 
 
 def test_no_user_namespaces_inside(box: Sandbox) -> None:
@@ -249,3 +250,67 @@ def test_degraded_mode_has_no_proc_but_still_no_network(
         result = sandbox.exec(["python3", "-c", probe])
         assert result.exit_code == 1 and b"Network is unreachable" in result.stderr
         assert sh(sandbox, "echo works > f && cat f") == (0, "works\n")
+
+
+def test_a_warm_pool_hands_out_fresh_sandboxes_with_the_requested_limits(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    root = reachable_root(tmp_path_factory.mktemp("pool"))
+    backend = BubblewrapBackend(uid=UID, root=root, warm_pool=1)
+    backend.probe()
+    backend.warm()
+    [pooled] = backend._pool
+    strict = SandboxLimits(processes=7, cpu_seconds=3, wall_seconds=10)
+    first = backend.create(SandboxSpec(limits=strict))
+    try:
+        assert first is pooled  # no start on the request path
+        limits = first.exec(["bash", "-c", "ulimit -u; ulimit -t"]).stdout
+        assert limits == b"7\n3\n"  # the limits travel with every command
+        deadline = time.monotonic() + 10
+        while not backend._pool and time.monotonic() < deadline:
+            time.sleep(0.02)  # refilled in the background
+        [refill] = backend._pool
+        assert refill is not first and refill.alive()
+        mounted = backend.create(SandboxSpec(readonly_mounts={root: "/data"}))
+        assert mounted is not refill  # mounts need their own start
+        mounted.close()
+    finally:
+        first.close()
+        backend.close()
+    assert not backend._pool and not refill.alive()
+
+
+def test_a_sandbox_outlives_the_thread_that_made_it(backend: BubblewrapBackend) -> None:
+    made: list[Sandbox] = []
+    thread = threading.Thread(target=lambda: made.append(backend.create(SandboxSpec())))
+    thread.start()
+    thread.join(20)
+    [sandbox] = made
+    try:
+        time.sleep(0.2)
+        assert sh(sandbox, "echo alive") == (0, "alive\n")
+    finally:
+        sandbox.close()
+
+
+def test_nothing_outlives_a_crashed_envfarm(backend: BubblewrapBackend, tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from gantry.envfarm.sandbox import SandboxSpec\n"
+        "from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend\n"
+        f"backend = BubblewrapBackend(uid={UID}, root={backend.root!r})\n"
+        "box = backend.create(SandboxSpec())\n"
+        "keep = box.spawn(['sleep', '1000'])\n"
+        "box.exec(['sh', '-c', 'setsid sleep 1000 >/dev/null 2>&1 < /dev/null &'])\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(1000)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == b"ready\n"
+        assert uid_processes(sandbox_uid())
+    finally:
+        owner.kill()  # no close(): the agent's control socket just closes
+        owner.wait(10)
+    left = wait_for_no_processes()
+    assert left == [], [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left]

@@ -84,7 +84,10 @@ class EnvFarmSettings(ServiceSettings):
         default="", description="Kubernetes runtimeClassName of sandbox Pods (gvisor, kata...)"
     )
     sandbox_warm_pool: int = Field(
-        default=2, ge=0, le=256, description="Kubernetes sandbox Pods kept started and idle"
+        default=2,
+        ge=0,
+        le=256,
+        description="Sandboxes (bubblewrap, kubernetes) kept started and idle",
     )
     sandbox_cpu: str = Field(default="1", description="CPU limit of a Kubernetes sandbox Pod")
     sandbox_memory_bytes: int = Field(
@@ -112,12 +115,12 @@ class EnvFarmSettings(ServiceSettings):
     max_generated_tasks: int = Field(
         default=1000, ge=1, description="Largest GenerateTasks num_tasks"
     )
-    # ----- notebook tasks (DSGym; docs/envfarm.md "Notebook tasks") -----
-    notebook_enabled: bool = Field(
-        default=True, description="Serve notebook (DSGym) data-science tasks"
     max_generation_jobs: int = Field(
         default=2, ge=1, description="GenerateTasks operations running at once"
     )
+    # ----- notebook tasks (DSGym; docs/envfarm.md "Notebook tasks") -----
+    notebook_enabled: bool = Field(
+        default=True, description="Serve notebook (DSGym) data-science tasks"
     )
     notebook_kernel: Literal["auto", "jupyter", "repl"] = Field(
         default="auto",

@@ -56,6 +56,7 @@ def backend_from_settings(settings: EnvFarmSettings) -> SandboxBackend:
             root=root,
             python=settings.sandbox_python,
             proc=settings.sandbox_proc,
+            warm_pool=settings.sandbox_warm_pool,
         )
     if name == "subprocess":
         return make_backend(name, root=root)

@@ -1,15 +1,17 @@
 """The in-sandbox agent: starts commands on the host's behalf and reports how they ended.
 
 It runs inside the sandbox as `python3 -I -S agent.py <control fd> <cpu s> <address
-space bytes> <processes> <file size bytes>`, single-threaded (so setting rlimits between
-fork and exec is safe) and importing only builtin modules (its start is most of a
-sandbox's start). The host sends one `marshal`ed request per SEQPACKET message on the
-control socket, with four pipe ends attached (SCM_RIGHTS): the command's stdin, stdout
-and stderr, and a status pipe. The agent forks, gives the command its own process group
-and the limits, and when it ends writes its exit code (128 + signal for a killed one) to
-the status pipe and closes it. The host reads every pipe itself, so nothing is relayed
-and nothing the agent says is trusted beyond that number. When the control socket
-closes, the agent kills every process group it started and exits.
+space bytes> <processes> <file size bytes>` (a request may carry its own limits),
+single-threaded (so setting rlimits between fork and exec is safe) and importing only
+builtin modules (its start is most of a sandbox's start). The host sends one `marshal`ed
+request per SEQPACKET message on the control socket, with four pipe ends attached
+(SCM_RIGHTS): the command's stdin, stdout and stderr, and a status pipe. The agent forks,
+gives the command its own process group and the limits, and when it ends writes its exit
+code (128 + signal for a killed one) to the status pipe and closes it. The host reads
+every pipe itself, so nothing is relayed and nothing the agent says is trusted beyond
+that number. When the control socket closes, the agent kills every process group it
+started and exits; as the PID namespace's init (bubblewrap), its exit ends everything
+left inside, and it reaps orphans meanwhile.
 """
 
 # ruff: noqa: SIM105 - no contextlib here: the agent imports builtin modules only
@@ -24,6 +26,7 @@ import sys
 
 RLIMITS = (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE)
 MAX_MESSAGE = 1 << 18
+RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT)
 
 
 def start(request: dict, fds: list, limits: list) -> int:  # type: ignore[type-arg]
@@ -31,6 +34,8 @@ def start(request: dict, fds: list, limits: list) -> int:  # type: ignore[type-a
     if pid:
         return pid
     try:
+        for number in RESET_SIGNALS:  # Python ignores these; commands get the defaults
+            _signal.signal(number, _signal.SIG_DFL)
         os.setsid()  # its own group: a kill reaches its whole tree
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -86,6 +91,7 @@ def main() -> None:
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w)
     _signal.signal(_signal.SIGCHLD, lambda *_: None)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # as init, only SIGKILL from the host ends it
     running: dict[int, tuple[int, int, bool]] = {}  # pid -> (id, status fd, kill group at exit)
     by_id: dict[int, int] = {}
     room = _socket.CMSG_SPACE(4 * 4)
@@ -112,7 +118,7 @@ def main() -> None:
                     )
             request = marshal.loads(data)
             if request["op"] == "run" and len(fds) == 4:
-                pid = start(request, fds[:3], limits)
+                pid = start(request, fds[:3], request.get("limits", limits))
                 running[pid] = (request["id"], fds.pop(), request["oneshot"])
                 by_id[request["id"]] = pid
             elif request["op"] == "kill" and request["id"] in by_id:

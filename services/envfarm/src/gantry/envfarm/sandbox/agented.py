@@ -139,7 +139,8 @@ class AgentSandbox:
                 self._next_id += 1
                 rid = self._next_id
                 request = {"op": "run", "id": rid, "argv": args, "cwd": workdir}
-                request.update(env=self._env, oneshot=oneshot)
+                limits = [getattr(self.limits, name) for name in _LIMIT_FIELDS]
+                request.update(env=self._env, oneshot=oneshot, limits=limits)
                 payload = marshal.dumps(request)  # builtin: the agent imports nothing
                 if len(payload) > MAX_REQUEST_BYTES:
                     raise SandboxError(
@@ -243,6 +244,10 @@ class AgentSandbox:
         os.close(in_r)
         os.close(out_w)
         return PipeProcess(in_w, out_r, status, lambda: self._kill(rid))
+
+    def alive(self) -> bool:
+        """The agent still runs (a pooled sandbox is checked before it is handed out)."""
+        return not self._closed and self._process.poll() is None
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         relative = workspace_relative(self.workspace, path)

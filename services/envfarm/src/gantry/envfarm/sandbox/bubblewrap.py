@@ -21,6 +21,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import weakref
 from pathlib import Path
 
@@ -69,10 +70,12 @@ class BubblewrapBackend:
         python: str = "/usr/bin/python3",
         bwrap: str = "bwrap",
         proc: bool | None = None,
+        warm_pool: int = 0,
     ) -> None:
         """`uid`/`gid`: the host ids sandboxes run as when the service is root (ignored
         otherwise); `root`: where workspaces live; `python`: the agent's interpreter,
-        visible inside; `proc`: mount /proc (None: probe, and fall back to degraded)."""
+        visible inside; `proc`: mount /proc (None: probe, and fall back to degraded);
+        `warm_pool`: sandboxes kept started, handed out by `create` (refilled behind)."""
         self.uid = uid
         self.gid = uid if gid is None else gid
         self.root = os.path.realpath(
@@ -82,6 +85,10 @@ class BubblewrapBackend:
         self.bwrap = shutil.which(bwrap) or bwrap
         self.proc = proc
         self._static: str | None = None
+        self.warm_pool = warm_pool
+        self._pool: list[AgentSandbox] = []
+        self._filling = 0
+        self._pool_lock = threading.Lock()
 
     @property
     def degraded(self) -> bool:
@@ -114,7 +121,56 @@ class BubblewrapBackend:
     # --- create --------------------------------------------------------------------
 
     def create(self, spec: SandboxSpec) -> AgentSandbox:
+        sandbox = self._take_warm(spec)
+        if self.warm_pool:
+            threading.Thread(target=self._refill_quietly, daemon=True).start()
+        if sandbox is not None:
+            return sandbox
         return self._start(spec, proc=self.proc is not False)
+
+    # --- the warm pool: sandboxes started ahead, fresh (never used) ------------------
+
+    def _take_warm(self, spec: SandboxSpec) -> AgentSandbox | None:
+        """A started sandbox for `spec`, if the pool has one that fits (no mounts, the
+        default /tmp size; every other limit is applied per command)."""
+        if spec.readonly_mounts or spec.limits.tmp_bytes != SandboxLimits().tmp_bytes:
+            return None
+        while True:
+            with self._pool_lock:
+                if not self._pool:
+                    return None
+                sandbox = self._pool.pop(0)
+            if sandbox.alive():
+                sandbox.limits = spec.limits
+                return sandbox
+            sandbox.close()
+
+    def warm(self) -> None:
+        """Start sandboxes until the warm pool is full (synchronously)."""
+        while True:
+            with self._pool_lock:
+                if len(self._pool) + self._filling >= self.warm_pool:
+                    return
+                self._filling += 1
+            try:
+                sandbox = self._start(SandboxSpec(), proc=self.proc is not False)
+            finally:
+                with self._pool_lock:
+                    self._filling -= 1
+            with self._pool_lock:
+                self._pool.append(sandbox)
+
+    def _refill_quietly(self) -> None:
+        with contextlib.suppress(SandboxError):
+            self.warm()
+
+    def close(self) -> None:
+        """Close the idle sandboxes of the warm pool (and keep it empty)."""
+        with self._pool_lock:
+            idle, self._pool = self._pool, []
+            self.warm_pool = 0
+        for sandbox in idle:
+            sandbox.close()
 
     def _start(self, spec: SandboxSpec, *, proc: bool) -> AgentSandbox:
         as_root = os.geteuid() == 0
@@ -205,7 +261,12 @@ class BubblewrapBackend:
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
-            "--die-with-parent",
+            # The agent is the PID namespace's init: when it exits, for whatever reason
+            # (close(), or envfarm dying and its control socket closing), the kernel
+            # kills everything left inside; and code inside cannot signal it. (Not
+            # --die-with-parent: that follows the *thread* that started bwrap, and
+            # sandboxes outlive the worker threads that create them.)
+            "--as-pid-1",
             "--new-session",
             "--cap-drop",
             "ALL",
