@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refine-tasks", type=int, default=10, help="VerifyAndRefine tasks (0 = off)")
     p.add_argument("--rounds", type=int, default=4, help="VerifyAndRefine rounds")
     p.add_argument("--refine-mode", default="full", choices=list(run.MODES))
+    p.add_argument(
+        "--judge-max-tokens", type=int, default=0, help="tokens per judge call (0 = default)"
+    )
     p.add_argument("--torch-threads", type=int, default=0, help="rollout's torch threads")
     p.add_argument("--envfarm", default="", help="use this envfarm instead of starting one")
     p.add_argument("--verifier", default="", help="use this verifier (with --envfarm, --judge)")
@@ -49,20 +52,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _table(title: str, results: Sequence[run.ModeResult], items: Sequence[dataset.Item]) -> str:
-    kinds = sorted({i.injected for i in items} - {"none"})
-    head = "| mode | precision | recall | F1 | accuracy | refused | " + " | ".join(
-        f"rejects {k}" for k in ["none", *kinds]
-    )
-    lines = [f"### {title}", "", head + " | Verify median s | p99 s |", ""]
-    lines[-1] = "|" + "---|" * (head.count("|") + 1)
+    kinds = ["none", *sorted({i.injected for i in items} - {"none"})]
+    columns = ["mode", "precision", "recall", "F1", "accuracy", "refused"]
+    columns += [f"rejects {k}" for k in kinds] + ["Verify median s", "p99 s"]
+    lines = [f"### {title}", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     floor = Confusion.of([True] * len(items), [not i.correct for i in items])
     lines.append(
         f"| (reject all) | {floor.precision:.3f} | {floor.recall:.3f} | {floor.f1:.3f} | "
-        f"{floor.accuracy:.3f} | - | " + " | ".join("-" for _ in ["none", *kinds]) + " | - | - |"
+        f"{floor.accuracy:.3f} | - | " + " | ".join("-" for _ in kinds) + " | - | - |"
     )
     for r in results:
         c = r.confusion
-        per_kind = " | ".join("{}/{}".format(*r.by_kind.get(k, (0, 0))) for k in ["none", *kinds])
+        per_kind = " | ".join("{}/{}".format(*r.by_kind.get(k, (0, 0))) for k in kinds)
         lines.append(
             f"| {r.mode} | {c.precision:.3f} | {c.recall:.3f} | {c.f1:.3f} | {c.accuracy:.3f} "
             f"| {r.errors} | {per_kind} | {r.median_s:.2f} | {r.p99_s:.2f} |"
@@ -92,7 +93,11 @@ def _stacks(args: argparse.Namespace, envfarm_target: str) -> Iterator[tuple[str
         return
     for model in args.models:
         with local_stack(
-            model, envfarm_target=envfarm_target, token=TOKEN, torch_threads=args.torch_threads
+            model,
+            envfarm_target=envfarm_target,
+            token=TOKEN,
+            torch_threads=args.torch_threads,
+            judge_max_tokens=args.judge_max_tokens,
         ) as stack:
             yield model, stack
 
@@ -119,6 +124,8 @@ def _verify_with(
             )
             results.append(r)
             print(f"{name} {mode}: F1 {r.confusion.f1:.3f} in {r.seconds:.0f} s", flush=True)
+            for message, count in r.refusals.items():
+                print(f"  refused {count}x: {message}", flush=True)
         print(_table(f"judge: {name}", results, items), flush=True)
         entry: dict[str, Any] = {
             "modes": [

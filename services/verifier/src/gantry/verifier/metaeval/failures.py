@@ -21,6 +21,15 @@ KINDS: dict[str, str] = {
     "step_limit": "FAILURE_CLASS_MAX_STEP_REACHED",
 }
 
+# The subclass each kind stands for: the rubric the meta-evaluation verifies with.
+SUBCLASSES: dict[str, str] = {
+    "wrong_source": "FAILURE_SUBCLASS_WRONG_EVIDENCE",
+    "reasoning_slip": "FAILURE_SUBCLASS_PREMATURE_CONCLUSION",
+    "misread_instruction": "FAILURE_SUBCLASS_MISUNDERSTOOD_INSTRUCTIONS",
+    "format_error": "FAILURE_SUBCLASS_FORMAT_MISTAKE",
+    "step_limit": "FAILURE_SUBCLASS_STEP_LIMIT_EXHAUSTED",
+}
+
 _MAZE = re.compile(r"^\('move', '(up|down|left|right)'\)$")
 _BLOCK = re.compile(r"^\('move', \((\d+), ([0-3])\)\)$")
 _DIRECTIONS = ("up", "right", "down", "left")  # sliding_block's 0..3, clockwise

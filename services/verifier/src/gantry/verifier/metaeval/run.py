@@ -12,7 +12,7 @@ import grpc
 
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.verifier.v1 import verifier_pb2, verifier_pb2_grpc
-from gantry.verifier.metaeval import dataset
+from gantry.verifier.metaeval import dataset, failures
 from gantry.verifier.metaeval.dataset import Item
 from gantry.verifier.metaeval.scoring import Confusion, percentile
 
@@ -23,6 +23,11 @@ MODES = {
     "programmatic": verifier_pb2.VERIFICATION_MODE_PROGRAMMATIC,
 }
 WITH_CHECKS = {verifier_pb2.VERIFICATION_MODE_FULL, verifier_pb2.VERIFICATION_MODE_PROGRAMMATIC}
+# The domain rubric, the same in every mode: the five subclasses the set injects (the
+# whole taxonomy does not fit the tiny model's 2048-token context next to a board).
+RUBRIC = verifier_pb2.Rubric(
+    focus=[verifier_pb2.FailureSubclass.Value(s) for s in failures.SUBCLASSES.values()]
+)
 _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
 BATCH = 16
 # An action inside free text: ('verb', ...) with at most one nested bracket, or stop.
@@ -31,8 +36,9 @@ _ACTION = re.compile(r"\('[a-z_]+',\s*(?:[^()\[\]]|\([^()]*\)|\[[^\[\]]*\])*\)|\
 
 def request(item: Item, mode: str, *, judge: str = "", seed: int = 0) -> verifier_pb2.VerifyRequest:
     """The item as the verifier sees it: task, answer, the trajectory with the harness's
-    facts (parsed, terminated, truncated, step limit) but no reward, and, in the modes
-    that use them, the replay check that is the executable ground truth."""
+    facts (parsed, terminated, truncated, step limit) but no reward, the domain rubric,
+    and, in the modes that use them, the replay check that is the executable ground
+    truth."""
     kind = MODES[mode]
     steps = [
         verifier_pb2.TraceStep(
@@ -53,6 +59,7 @@ def request(item: Item, mode: str, *, judge: str = "", seed: int = 0) -> verifie
         mode=kind,
         judge=verifier_pb2.JudgeConfig(judge=judge, seed=seed),
         max_steps=item.max_steps,
+        rubric=RUBRIC,
     )
     if kind in WITH_CHECKS:
         replay = verifier_pb2.EnvfarmReplayCheck(
@@ -73,6 +80,7 @@ class ModeResult:
     by_kind: dict[str, tuple[int, int]]  # injected kind -> (rejected, total)
     latencies_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    refusals: dict[str, int] = field(default_factory=dict)  # error message -> count
 
     @property
     def median_s(self) -> float:
@@ -98,6 +106,7 @@ def evaluate(
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     verdicts: list[bool] = []
     errors = 0
+    refusals: dict[str, int] = {}
     started = time.perf_counter()
     for start in range(0, len(items), BATCH):
         chunk = items[start : start + BATCH]
@@ -109,7 +118,10 @@ def evaluate(
         )
         for result in sorted(reply.results, key=lambda r: r.index):
             ok = result.WhichOneof("result") == "verification"
-            errors += not ok
+            if not ok:
+                errors += 1
+                message = result.error.message[:160]
+                refusals[message] = refusals.get(message, 0) + 1
             verdicts.append(ok and result.verification.verdict == verifier_pb2.VERDICT_REJECT)
     seconds = time.perf_counter() - started
     wrong = [not item.correct for item in items]
@@ -120,9 +132,15 @@ def evaluate(
     latencies = []
     for item in items[:latency_sample]:
         t0 = time.perf_counter()
-        stub.Verify(request(item, mode, judge=judge, seed=seed), timeout=timeout_s)
+        try:
+            stub.Verify(request(item, mode, judge=judge, seed=seed), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:  # a judge that never parsed
+                raise
+            continue  # refused items are counted above; their latency is not a Verify's
         latencies.append(time.perf_counter() - t0)
-    return ModeResult(mode, Confusion.of(verdicts, wrong), errors, by_kind, latencies, seconds)
+    confusion = Confusion.of(verdicts, wrong)
+    return ModeResult(mode, confusion, errors, by_kind, latencies, seconds, refusals)
 
 
 def parse_actions(answer: str) -> list[str]:
@@ -167,6 +185,7 @@ def refine(
     for item in items:
         base = request(item, mode, judge=judge, seed=seed)
         call = verifier_pb2.VerifyAndRefineRequest(
+            rubric=base.rubric,
             task=base.task,
             answer=base.answer,
             trajectory=base.trajectory,

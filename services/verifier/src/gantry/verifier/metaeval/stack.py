@@ -12,6 +12,13 @@ from gantry.core.testing.process import spawn_service
 
 STARTUP_S = 600.0  # SmolLM2's first start converts its GGUF once (~20 CPU-s, more when busy)
 JUDGE = "default"
+# Verifier settings per judge model, where its defaults do not suit it: the tiny test
+# model reads 2048 tokens and writes noise, so its prompts and prose are kept short (as in
+# the verifier's own tests).
+PROFILES: dict[str, dict[str, str]] = {
+    "tiny": {"GANTRY_VERIFIER_MAX_PROMPT_CHARS": "600", "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8"}
+}
+JUDGE_TOKENS = {"tiny": 96}
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,20 @@ def envfarm(token: str | None) -> Iterator[str]:
 
 @contextmanager
 def local_stack(
-    model: str, *, envfarm_target: str, token: str | None, torch_threads: int = 0
+    model: str,
+    *,
+    envfarm_target: str,
+    token: str | None,
+    torch_threads: int = 0,
+    judge_max_tokens: int = 0,
 ) -> Iterator[Stack]:
     """rollout serving `model` (a path or a name: tiny, smollm2-135m-instruct) and a
-    verifier whose default judge and refine agent are that model."""
+    verifier whose default judge and refine agent are that model (`judge_max_tokens` 0 =
+    the verifier's default per judge call)."""
+    judge: dict[str, object] = {"backend": "rollout"}
+    tokens = judge_max_tokens or JUDGE_TOKENS.get(model, 0)
+    if tokens:
+        judge["max_tokens"] = tokens
     with ExitStack() as stack:
         rollout = stack.enter_context(
             spawn_service(
@@ -56,8 +73,11 @@ def local_stack(
                 env={
                     "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout.target,
                     "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm_target,
-                    "GANTRY_VERIFIER_JUDGES": json.dumps({JUDGE: {"backend": "rollout"}}),
+                    "GANTRY_VERIFIER_JUDGES": json.dumps({JUDGE: judge}),
                     "GANTRY_VERIFIER_MAX_QUEUED_VERIFICATIONS": "256",
+                    # A judge call of a 135M model on a busy CPU can take minutes.
+                    "GANTRY_VERIFIER_PEER_TIMEOUT_S": "900",
+                    **PROFILES.get(model, {}),
                 },
             )
         )
