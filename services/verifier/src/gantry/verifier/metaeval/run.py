@@ -25,9 +25,7 @@ MODES = {
 WITH_CHECKS = {verifier_pb2.VERIFICATION_MODE_FULL, verifier_pb2.VERIFICATION_MODE_PROGRAMMATIC}
 # The domain rubric, the same in every mode: the five subclasses the set injects (the
 # whole taxonomy does not fit the tiny model's 2048-token context next to a board).
-RUBRIC = verifier_pb2.Rubric(
-    focus=[verifier_pb2.FailureSubclass.Value(s) for s in failures.SUBCLASSES.values()]
-)
+RUBRIC = verifier_pb2.Rubric(focus=list(failures.SUBCLASSES.values()))
 _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
 BATCH = 16
 # An action inside free text: ('verb', ...) with at most one nested bracket, or stop.
