@@ -16,18 +16,16 @@ from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.ports import free_port
 from gantry.core.testing.process import spawn_service
-from gantry.core.testing.threaded import serve_in_thread
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 from gantry.proto.verifier.v1 import verifier_pb2 as pb
 from gantry.proto.verifier.v1 import verifier_pb2_grpc
-from gantry.verifier.service import VerifierService
-from gantry.verifier.settings import VerifierSettings
 
 TOKEN = "verifier-checks-token"
 ENV = "visgym/maze_2d"
 SEED = 7
 PROGRAMMATIC = pb.VERIFICATION_MODE_PROGRAMMATIC
+DEAD_ROLLOUT = f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +42,14 @@ def farm(envfarm: str) -> Iterator[envfarm_pb2_grpc.EnvFarmServiceStub]:
 
 @pytest.fixture(scope="module")
 def stub(envfarm: str) -> Iterator[verifier_pb2_grpc.VerifierServiceStub]:
-    settings = VerifierSettings(
-        host="127.0.0.1",
-        port=0,
-        metrics_port=0,
-        auth_token=TOKEN,
-        log_json=False,
-        envfarm_target=envfarm,
-        rollout_target=f"127.0.0.1:{free_port()}",  # never dialled: no judge in this mode
-    )
+    """The verifier as its own process (`python -m gantry.verifier`), as deployed."""
+    env = {
+        "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm,
+        "GANTRY_VERIFIER_ROLLOUT_TARGET": DEAD_ROLLOUT,  # nothing listens: no judge here
+    }
     with (
-        serve_in_thread(VerifierService(settings)) as running,
-        sync_channel(f"127.0.0.1:{running.port}", token=TOKEN) as channel,
+        spawn_service("gantry.verifier", "verifier", token=TOKEN, env=env) as process,
+        sync_channel(process.target, token=TOKEN) as channel,
     ):
         yield verifier_pb2_grpc.VerifierServiceStub(channel)
 
@@ -198,3 +192,11 @@ def test_batch_reports_each_item(
     assert reply.results[0].verification.verdict == pb.VERDICT_ACCEPT
     assert reply.results[1].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert "requests[1].answer" in reply.results[1].error.message
+
+
+def test_an_unreachable_judge_is_unavailable(stub: verifier_pb2_grpc.VerifierServiceStub) -> None:
+    request = _request()
+    request.mode = pb.VERIFICATION_MODE_PLAIN_JUDGE
+    error = _error(stub.Verify, request)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert DEAD_ROLLOUT in str(error)

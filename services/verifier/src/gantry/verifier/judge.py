@@ -124,6 +124,7 @@ class RolloutJudge:
         # Opened on first use: an aio channel belongs to the event loop it was made on,
         # and the service is built before the server's loop runs.
         self._channel: grpc.aio.Channel | None = None
+        self._served: str | None = None
 
     async def complete(
         self, messages: Messages, schema: dict[str, Any], sampling: Sampling, timeout_s: float
@@ -154,11 +155,8 @@ class RolloutJudge:
                 model=self.model,
             )
         )
-        if self._channel is None:
-            self._channel = aio_channel(self.target, token=self._token, default_timeout_s=None)
-        stub = rollout_pb2_grpc.RolloutServiceStub(self._channel)
         try:
-            response = await stub.Generate(request, timeout=timeout_s)
+            response = await self._stub().Generate(request, timeout=timeout_s)
         except grpc.RpcError as error:
             raise _peer_error(error, self.description) from None
         result = response.results[0]
@@ -173,12 +171,29 @@ class RolloutJudge:
         ]
         return RawReply(
             text=completion.text,
-            model=self.model or "default",
+            model=await self._model_name(timeout_s),
             prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
             tokens=tokens,
             tops=tops,
         )
+
+    def _stub(self) -> rollout_pb2_grpc.RolloutServiceAsyncStub:
+        if self._channel is None:
+            self._channel = aio_channel(self.target, token=self._token, default_timeout_s=None)
+        return rollout_pb2_grpc.RolloutServiceStub(self._channel)  # type: ignore[return-value]
+
+    async def _model_name(self, timeout_s: float) -> str:
+        """The served model's name as rollout reports it (asked once)."""
+        if self._served is None:
+            try:
+                info = await self._stub().GetModelInfo(
+                    rollout_pb2.GetModelInfoRequest(model=self.model), timeout=timeout_s
+                )
+            except grpc.RpcError:
+                return self.model or "default"  # asked again next time
+            self._served = info.model_name or self.model
+        return self._served
 
     async def close(self) -> None:
         if self._channel is not None:
