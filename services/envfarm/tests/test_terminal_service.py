@@ -286,6 +286,13 @@ def test_bad_input_names_the_field_and_the_session_stays_usable(
         _field(_error(stub.Solve, pb.SolveRequest(session_id=sid, include_goal_image=True)))
         == "include_goal_image"
     )
+    for limits, field in [
+        (pb.ResourceLimits(memory_bytes=1), "limits.memory_bytes"),
+        (pb.ResourceLimits(network=True), "limits.network"),
+        (pb.ResourceLimits(step_timeout={"nanos": 1000}), "limits.step_timeout"),
+    ]:
+        refused = _error(stub.CreateSession, pb.CreateSessionRequest(env_id=TASK, limits=limits))
+        assert _field(refused) == field
     goal = episode_pb2.EpisodeSettings(goal_image=True)
     assert _field(
         _error(stub.CreateSession, pb.CreateSessionRequest(env_id=TASK, settings=goal))
@@ -387,6 +394,24 @@ def test_generate_a_template_suite_then_delete_it(
     assert isinstance(missing, errors.NotFound)
     core = _error(stub.DeleteTaskSuite, pb.DeleteTaskSuiteRequest(suite_name="core"))
     assert isinstance(core, errors.FailedPrecondition)
+
+
+@pytest.mark.slow  # generates tasks until cancelled, then one more
+def test_a_cancelled_generation_leaves_no_suite(
+    stub: envfarm_pb2_grpc.EnvFarmServiceStub, channel: grpc.Channel
+) -> None:
+    request = pb.GenerateTasksRequest(suite_name="gen-cancel", num_tasks=20, seed=2)
+    op = stub.GenerateTasks(request)
+    time.sleep(1.0)  # a few tasks validated and in the suite already
+    operations = operations_pb2_grpc.OperationsStub(channel)  # type: ignore[no-untyped-call]
+    operations.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
+    done = _wait(channel, op.name)
+    assert done.error.code == grpc.StatusCode.CANCELLED.value[0]
+    listed = stub.ListEnvironments(pb.ListEnvironmentsRequest(id_prefix="terminal/gen-cancel/"))
+    assert not listed.environments
+    again = stub.GenerateTasks(pb.GenerateTasksRequest(suite_name="gen-cancel", num_tasks=1))
+    assert _wait(channel, again.name).HasField("response")  # the name is free again
+    stub.DeleteTaskSuite(pb.DeleteTaskSuiteRequest(suite_name="gen-cancel"))
 
 
 def test_generate_tasks_refuses_bad_requests(stub: envfarm_pb2_grpc.EnvFarmServiceStub) -> None:

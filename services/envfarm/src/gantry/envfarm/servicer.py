@@ -271,6 +271,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         convert.difficulty_in(request.difficulty)
         _check_task_settings(request.settings)
         _check_limits(request.limits)
+        _check_task_limits(request.limits)
         ttl = self._ttl(request)
         state = None
         if request.initial_state_json:
@@ -685,6 +686,34 @@ def _check_task_settings(settings: episode_pb2.EpisodeSettings) -> None:
     _check_settings(settings)
     if settings.goal_image:
         raise InvalidArgument.for_field("settings.goal_image", "task environments have none")
+
+
+# The least a client may lower a task's limits to (0 keeps the task's own): below these no
+# shell or test can run, which is the client's mistake, not an unavailable sandbox.
+MIN_TASK_LIMITS = {
+    "memory_bytes": 64 << 20,
+    "storage_bytes": 1 << 20,
+    "step_timeout": 0.1,
+    "episode_timeout": 1.0,
+    "test_timeout": 1.0,
+}
+
+
+def _check_task_limits(limits: envfarm_pb2.ResourceLimits) -> None:
+    for name in ("memory_bytes", "storage_bytes"):
+        value = getattr(limits, name)
+        if value and value < MIN_TASK_LIMITS[name]:
+            raise InvalidArgument.for_field(
+                f"limits.{name}", f"must be 0 (the task's own) or >= {MIN_TASK_LIMITS[name]}"
+            )
+    for name in ("step_timeout", "episode_timeout", "test_timeout"):
+        seconds = getattr(limits, name).ToNanoseconds() / 1e9 if limits.HasField(name) else 0
+        if seconds and seconds < MIN_TASK_LIMITS[name]:
+            raise InvalidArgument.for_field(
+                f"limits.{name}", f"must be 0 (the task's own) or >= {MIN_TASK_LIMITS[name]} s"
+            )
+    if limits.network:
+        raise InvalidArgument.for_field("limits.network", "task sandboxes have no network")
 
 
 def _check_reference_request(strategy: str, detours: int, field: str) -> None:

@@ -215,6 +215,10 @@ class TaskSuites:
         async def job(handle: OperationHandle) -> envfarm_pb2.GenerateTasksResponse:
             try:
                 return await self._run(plan, handle, start)
+            except BaseException:  # cancelled or failed: no half-made suite is left behind
+                if self.family.suites.exists(plan.suite):
+                    self.family.suites.delete(plan.suite)
+                raise
             finally:
                 self._running.discard(plan.suite)
 
