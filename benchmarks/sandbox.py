@@ -4,6 +4,7 @@
 
 (a) start: `backend.create()` until the sandbox is usable (namespaces set up), and until a
     first command has answered (the agent's Python has started too); then `close()`;
+    and, for bubblewrap, `create()` + first command served from a warm pool of one;
 (b) round trip: `sandbox.exec(["true"])` in a live sandbox, against
     `subprocess.run(["true"])` from this process: the overhead is the difference;
 (c) `terminal_sessions()`: 64 concurrent terminal sessions stepping (steps/s, p99) — the
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from gantry.envfarm.sandbox import SandboxBackend, SandboxSpec, make_backend
+from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
 
 
 def quantiles(samples: list[float]) -> dict[str, float]:
@@ -63,6 +65,19 @@ def starts(backend: SandboxBackend, n: int) -> tuple[list[float], list[float], l
         sandbox.close()
         closed.append(time.perf_counter() - started)
     return created, first, closed
+
+
+def pooled_starts(backend: BubblewrapBackend, n: int) -> list[float]:
+    """create + first command when the warm pool has a sandbox ready (refilled between)."""
+    samples = []
+    for _ in range(n):
+        backend.warm()
+        started = time.perf_counter()
+        sandbox = backend.create(SandboxSpec())
+        sandbox.exec(["true"])
+        samples.append(time.perf_counter() - started)
+        sandbox.close()
+    return samples
 
 
 def round_trips(backend: SandboxBackend, n: int) -> tuple[list[float], list[float]]:
@@ -194,6 +209,10 @@ def main() -> None:
         show("create (namespaces ready)", created)
         show("create + first command", first)
         show("close (tree killed, workspace gone)", closed)
+        if args.backend == "bubblewrap":
+            pooled = BubblewrapBackend(root=root, warm_pool=1)
+            show("from the warm pool + first command", pooled_starts(pooled, args.starts))
+            pooled.close()
         show("bare subprocess start (floor)", bare_starts(args.starts))
         boxed, bare = round_trips(backend, args.commands)
         print(f"(b) command round trip, {args.commands} x `true`")

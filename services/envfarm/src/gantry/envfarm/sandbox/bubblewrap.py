@@ -37,6 +37,7 @@ WORKSPACE = "/workspace"
 STATIC = "/run/sandbox"  # the backend's own files: the agent, passwd, group, hosts
 AGENT = STATIC + "/agent.py"
 SANDBOX_UID = 1000  # the ids the code sees inside
+SETPRIV = "/usr/bin/setpriv"  # util-linux (Debian essential): drops to the sandbox uid
 # Host /etc entries a shell, Python and the common tools need; nothing with secrets.
 ETC_ENTRIES = (
     "alternatives",
@@ -154,6 +155,11 @@ class BubblewrapBackend:
                 self._filling += 1
             try:
                 sandbox = self._start(SandboxSpec(), proc=self.proc is not False)
+                try:
+                    sandbox.exec(["true"])  # handed out once its agent answers
+                except SandboxError:
+                    sandbox.close()
+                    raise
             finally:
                 with self._pool_lock:
                     self._filling -= 1
@@ -203,17 +209,18 @@ class BubblewrapBackend:
             ]
             errors = tempfile.TemporaryFile()  # noqa: SIM115 - read after a failed start
             try:
+                # setpriv drops to the sandbox uid rather than Popen(user=, group=): those
+                # force a plain fork(), whose atfork handlers (gRPC's) can crash the child
+                # in a threaded server; without them Popen uses vfork/posix_spawn.
+                drop = [SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
                 process = subprocess.Popen(
-                    argv,
+                    [*drop, "--", *argv] if as_root else argv,
                     pass_fds=(theirs.fileno(), info_w),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=errors,
                     start_new_session=True,
                     env={"PATH": "/usr/bin:/bin"},
-                    user=self.uid if as_root else None,
-                    group=self.gid if as_root else None,
-                    extra_groups=[] if as_root else None,
                 )
             except OSError as exc:
                 errors.close()
