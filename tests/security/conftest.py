@@ -62,6 +62,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.start("pruner")
         running.start("retrieval", {"GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared)})
         running.start("vla", {"GANTRY_VLA_TORCH_THREADS": "1"})
+        running.start(
+            "video",
+            {
+                "GANTRY_VIDEO_INPUT_ROOT": str(shared),
+                "GANTRY_VIDEO_DEFAULT_STEPS": "2",
+                "GANTRY_VIDEO_MAX_STEPS": "4",
+                "GANTRY_VIDEO_MAX_FRAMES": "9",
+                "GANTRY_VIDEO_MAX_WIDTH": "64",
+                "GANTRY_VIDEO_MAX_HEIGHT": "64",
+            },
+        )
         yield running
 
 

@@ -40,6 +40,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "pruner": ("gantry.proto.pruner.v1.pruner_pb2", "PrunerService"),
     "retrieval": ("gantry.proto.retrieval.v1.retrieval_pb2", "RetrievalService"),
     "vla": ("gantry.proto.vla.v1.vla_pb2", "VlaService"),
+    "video": ("gantry.proto.video.v1.video_pb2", "VideoService"),
 }
 OPERATIONS = ("google.longrunning.operations_proto_pb2", "Operations")
 
@@ -74,6 +75,8 @@ def _vocabulary(service: str) -> list[str]:
         words += ["def f(x):\n    return x\n", "python"]
     if service == "vla":
         words += ["corner", "reach the goal position"]
+    if service == "video":
+        words += ["video/mp4", "wan2.1-tiny-random", "a red cube"]
     return words
 
 
