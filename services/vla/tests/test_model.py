@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from gantry.vla.model.expert import FlowMatchingExpert
 from gantry.vla.model.policy import PolicyConfig, VlaPolicy
-from gantry.vla.model.streams import Prefix
+from gantry.vla.model.streams import Prefix, Stream
 
 
 def _policy(vlm: Path, **config: object) -> VlaPolicy:
@@ -34,7 +35,7 @@ def test_no_gradient_reaches_the_left_stream(tiny_vlm: Path) -> None:
     # The expert's output layer starts at zero (no gradient upstream yet); open it.
     torch.nn.init.normal_(policy.expert.action_out.weight, std=0.1)
     prefix, state = _inputs(policy)
-    policy.loss(prefix, state, torch.zeros(2, 8, 4)).backward()
+    policy.loss(prefix, state, torch.zeros(2, 8, 4)).backward()  # type: ignore[no-untyped-call]
     assert all(p.grad is None for p in left.parameters())
     right_grads = [p.grad for p in policy.streams.right.parameters() if p.grad is not None]
     assert right_grads and any(float(g.abs().sum()) > 0 for g in right_grads)
@@ -52,9 +53,10 @@ def test_frozen_left_is_excluded_from_the_trainable_parameters(tiny_vlm: Path) -
     assert not policy.streams.left.training  # frozen stream stays in eval mode
 
 
-def _scaled_values(stream: torch.nn.Module, factor: float) -> None:
+def _scaled_values(stream: Stream, factor: float) -> None:
+    layers: Any = stream.text.layers
     with torch.no_grad():
-        for layer in stream.text.layers:  # type: ignore[attr-defined]
+        for layer in layers:
             layer.self_attn.v_proj.weight.mul_(factor)
 
 

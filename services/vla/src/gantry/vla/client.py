@@ -160,7 +160,7 @@ class ControlSession:
         obs, _ = env.reset()
         actions = ActionQueue(self.config.blend, self.config.blend_weight or 0.5)
         result = EpisodeResult(success=False, steps=0)
-        limit = max_steps or getattr(env, "max_steps", 500)
+        limit = int(max_steps or getattr(env, "max_steps", None) or 500)
         in_flight: tuple[int, float] | None = None  # (sequence, sent at)
         last_answered = -1
         t = 0
@@ -259,7 +259,7 @@ class VlaClient:
         *,
         instruction: str = "",
         queue_threshold: float = 0.5,
-        blend: int = vla_pb2.BLEND_MODE_WEIGHTED_AVERAGE,
+        blend: vla_pb2.BlendMode = vla_pb2.BLEND_MODE_WEIGHTED_AVERAGE,
         blend_weight: float = 0.5,
         steps: int = 0,
     ) -> ControlSession:

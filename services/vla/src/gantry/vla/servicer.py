@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -82,7 +83,7 @@ class VlaServicer(vla_pb2_grpc.VlaServiceServicer):
 
     # ---- Act --------------------------------------------------------------------------------
     async def Act(
-        self, request: vla_pb2.ActRequest, context: grpc.aio.ServicerContext
+        self, request: vla_pb2.ActRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> vla_pb2.ActResponse:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -103,7 +104,7 @@ class VlaServicer(vla_pb2_grpc.VlaServiceServicer):
 
     # ---- GetPolicyInfo ------------------------------------------------------------------------
     async def GetPolicyInfo(
-        self, request: vla_pb2.GetPolicyInfoRequest, context: grpc.aio.ServicerContext
+        self, request: vla_pb2.GetPolicyInfoRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> vla_pb2.GetPolicyInfoResponse:
         return self.runner.info()
 
@@ -194,7 +195,7 @@ class VlaServicer(vla_pb2_grpc.VlaServiceServicer):
     async def StreamControl(
         self,
         request_iterator: AsyncIterator[vla_pb2.StreamControlRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[vla_pb2.StreamControlResponse]:
         try:
             first = await anext(request_iterator)

@@ -20,9 +20,10 @@ without its `mujoco==3.3.0` pin, see requirements-nodeps.txt).
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -31,11 +32,7 @@ import mujoco  # type: ignore[import-untyped]
 import numpy as np
 from numpy.typing import NDArray
 
-from gantry.vla.sim_spec import (
-    CAMERA,
-    MAX_STEPS,
-    TASKS,
-)
+from gantry.vla.sim_spec import CAMERA, MAX_STEPS, TASKS
 
 
 def _patch_welds() -> None:
@@ -47,12 +44,13 @@ def _patch_welds() -> None:
                 if self.model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
                     self.model.eq_data[i, :11] = [0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 5]
 
-    sawyer.SawyerMocapBase.reset_mocap_welds = reset_mocap_welds
+    sawyer.SawyerMocapBase.reset_mocap_welds = reset_mocap_welds  # type: ignore[method-assign]
 
 
 _patch_welds()
-import metaworld  # type: ignore[import-untyped]  # noqa: E402
-from metaworld.policies import ENV_POLICY_MAP  # type: ignore[import-untyped]  # noqa: E402
+# Meta-World's own annotations are partial (abstract policies, untyped constructors).
+metaworld: Any = importlib.import_module("metaworld")
+ENV_POLICY_MAP: Any = importlib.import_module("metaworld.policies").ENV_POLICY_MAP
 
 
 class _GLFrames:
@@ -133,7 +131,7 @@ class Step:
 class MetaWorldEnv(gym.Env[dict[str, NDArray[Any]], NDArray[np.float32]]):
     """One Meta-World task with images, proprioception and an instruction."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium's own attribute)
 
     def __init__(
         self,
@@ -158,7 +156,7 @@ class MetaWorldEnv(gym.Env[dict[str, NDArray[Any]], NDArray[np.float32]]):
         self.frames = make_frames(self.sim.model, image_size, render_backend)
         self.expert = ENV_POLICY_MAP[task]()
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
-        self.observation_space = gym.spaces.Dict(
+        self.observation_space = gym.spaces.Dict(  # type: ignore[assignment]
             {
                 "image": gym.spaces.Box(0, 255, (image_size, image_size, 3), dtype=np.uint8),
                 "state": gym.spaces.Box(-np.inf, np.inf, (4,), dtype=np.float32),

@@ -19,7 +19,8 @@ import torch
 from numpy.typing import NDArray
 
 from gantry.vla.model.policy import VlaPolicy
-from gantry.vla.sim import TASKS, MetaWorldEnv
+from gantry.vla.sim import MetaWorldEnv
+from gantry.vla.sim_spec import TASKS
 
 log = logging.getLogger("gantry.vla.train")
 
@@ -42,7 +43,8 @@ def action_chunks(actions: NDArray[np.float32], horizon: int) -> NDArray[np.floa
     """[T, D] actions -> [T, H, D]: at step t, actions t..t+H-1 (the last one repeated)."""
     steps = len(actions)
     index = np.minimum(np.arange(steps)[:, None] + np.arange(horizon)[None, :], steps - 1)
-    return actions[index]
+    chunks: NDArray[np.float32] = actions[index]
+    return chunks
 
 
 def collect_demos(

@@ -50,7 +50,8 @@ class DiTBlock(nn.Module):
         h = self.norm_cross(x)
         x = x + self.cross_attn(h, context, context, key_padding_mask=pad, need_weights=False)[0]
         h = self.norm_mlp(x) * (1 + scale2) + shift2
-        return x + gate2 * self.mlp(h)
+        out: torch.Tensor = x + gate2 * self.mlp(h)
+        return out
 
 
 class FlowMatchingExpert(nn.Module):
@@ -89,7 +90,8 @@ class FlowMatchingExpert(nn.Module):
         pad = ~mask
         for block in self.blocks:
             h = block(h, time, ctx, pad)
-        return self.action_out(self.norm_out(h))  # type: ignore[no-any-return]
+        out: torch.Tensor = self.action_out(self.norm_out(h))
+        return out
 
     def loss(
         self,

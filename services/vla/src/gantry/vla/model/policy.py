@@ -71,7 +71,8 @@ class PolicyConfig:
 class VlaPolicy(nn.Module):
     def __init__(self, config: PolicyConfig, vlm: LlavaForConditionalGeneration, tokenizer: Any):
         super().__init__()
-        layers = int(vlm.config.text_config.num_hidden_layers)
+        text_config: Any = vlm.config.text_config
+        layers = int(text_config.num_hidden_layers)
         config.cond_layer = config.cond_layer or layers
         self.config = config
         self.tokenizer = tokenizer
@@ -96,7 +97,8 @@ class VlaPolicy(nn.Module):
         """A fresh policy on a pretrained VLM: both streams start from its weights."""
         vlm = LlavaForConditionalGeneration.from_pretrained(vlm_path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(vlm_path)
-        config.image_size = int(vlm.config.vision_config.image_size)
+        vision_config: Any = vlm.config.vision_config
+        config.image_size = int(vision_config.image_size)
         config.base_model_id = config.base_model_id or str(vlm_path)
         return cls(config, vlm, tokenizer)
 

@@ -16,6 +16,7 @@ norms and MLP are reused as they are, only the attention mixing is Gantry's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +67,7 @@ class Stream(nn.Module):
         self.vision_tower = inner.vision_tower
         self.projector = inner.multi_modal_projector
         self.text = inner.language_model
-        text_config = vlm.config.text_config
+        text_config: Any = vlm.config.text_config
         self.hidden_size = int(text_config.hidden_size)
         self.num_heads = int(text_config.num_attention_heads)
         self.num_kv_heads = int(text_config.num_key_value_heads)
@@ -120,7 +121,8 @@ class Stream(nn.Module):
         batch, _, length, _ = mixed.shape
         mixed = mixed.transpose(1, 2).reshape(batch, length, -1)
         hidden = hidden + layer.self_attn.o_proj(mixed)
-        return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        out: torch.Tensor = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return out
 
 
 def _causal(mask: torch.Tensor) -> torch.Tensor:
