@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pytest
 import torch
@@ -193,3 +194,72 @@ def test_turns_without_tokens_or_too_long_are_skipped() -> None:
     assert [len(s.input_ids) for s in grpo.sequences([mixed], max_len=10)] == [4]
     empty = trajectory_pb2.Trajectory(id="e", turns=[trajectory_pb2.Turn(prompt_token_ids=[1])])
     assert grpo.invalid_reason(empty) == "no turn has completion tokens"
+
+
+def _turns(lengths: list[tuple[int, int]], seed: int = 0) -> list[grpo.TurnSequence]:
+    rng = torch.Generator().manual_seed(seed)
+    out = []
+    for i, (prompt, completion) in enumerate(lengths):
+        ids = torch.randint(3, 200, (prompt + completion,), generator=rng).tolist()
+        out.append(
+            grpo.TurnSequence(
+                input_ids=ids,
+                prompt_len=prompt,
+                old_logprobs=(-torch.rand(completion, generator=rng) * 3).tolist(),
+                advantage=float(i % 3) - 1.0,
+                trajectory_id=f"t{i}",
+            )
+        )
+    return out
+
+
+def test_token_budget_packs_by_length_and_keeps_every_sequence_once() -> None:
+    items = _turns([(5, 3), (40, 20), (6, 2), (30, 25), (4, 4), (50, 40), (7, 1), (3, 3)])
+    fixed = grpo.micro_batches(items, 4)
+    assert [len(p) for p in fixed] == [4, 4] and fixed[0][0] is items[0]  # arrival order
+    packed = grpo.micro_batches(items, 4, token_budget=120)
+    assert sorted(id(s) for p in packed for s in p) == sorted(id(s) for s in items)
+    for p in packed:  # within budget, or a sequence alone
+        longest = max(len(s.input_ids) for s in p)
+        assert len(p) * longest <= 120 or len(p) == 1
+
+    def padded(passes: list[list[grpo.TurnSequence]]) -> int:
+        return sum(len(p) * max(len(s.input_ids) for s in p) for p in passes)
+
+    assert padded(packed) < padded(fixed)
+    huge = grpo.micro_batches(items, 4, token_budget=10)  # every sequence is over budget...
+    assert sum(len(p) for p in huge) == len(items)  # ...and still trained, alone or packed
+
+
+def test_token_budget_batching_gives_the_same_gradient() -> None:
+    from gantry.models.loading import load_causal_lm
+    from gantry.models.tiny import tiny_model_dir
+
+    model = cast(torch.nn.Module, load_causal_lm(str(tiny_model_dir("causal_lm"))).model)
+    model = model.to(torch.float32)
+    items = _turns([(5, 3), (40, 20), (6, 2), (30, 25), (4, 4), (50, 40)], seed=1)
+    total = float(sum(s.completion_len for s in items))
+
+    def gradient(passes: list[list[grpo.TurnSequence]]) -> torch.Tensor:
+        model.zero_grad()
+        for chunk in passes:
+            batch = grpo.collate(chunk, pad_id=0)
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            logp, _ = grpo.token_logprobs(logits[:, :-1], batch.targets)
+            terms = grpo.ppo_clip_loss(
+                logp,
+                batch.old_logprobs,
+                batch.advantages,
+                batch.loss_mask,
+                clip_low=0.2,
+                clip_high=0.28,
+                total_tokens=total,
+                correction="tis",
+            )
+            terms.loss.backward()  # type: ignore[no-untyped-call]
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    fixed = gradient(grpo.micro_batches(items, 2))
+    packed = gradient(grpo.micro_batches(items, 2, token_budget=96))
+    assert fixed.abs().max() > 0
+    torch.testing.assert_close(packed, fixed, rtol=1e-4, atol=1e-6)

@@ -129,6 +129,7 @@ def test_grpo_on_rollout_trajectories_then_publish(
             ),
             batch_size=GROUP * len(PROMPTS),
             micro_batch_size=4,
+            micro_batch_tokens=256,  # packed by length instead of 4 at a time
             max_steps=2,
             seed=1,
             rollout_target=rollout_target,
@@ -172,6 +173,7 @@ def test_grpo_on_rollout_trajectories_then_publish(
         assert step1.extra["is_weight_mean"] == pytest.approx(1.0, abs=0.02)
         assert 1.0 <= step1.extra["is_weight_max"] < 1.1
         assert step1.extra["is_truncated_fraction"] == 0
+        assert 0 <= step1.extra["padding_fraction"] < 1
 
         # Stale: max_staleness 0 and these came from the pre-step policy.
         stale = rollouts(rollout, seed=4)

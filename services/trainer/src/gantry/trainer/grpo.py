@@ -145,6 +145,29 @@ def sequences(
     return out
 
 
+def micro_batches(
+    items: Sequence[TurnSequence], size: int, token_budget: int = 0
+) -> list[list[TurnSequence]]:
+    """Split a step's sequences into forward/backward passes.
+
+    Without a budget: `size` sequences at a time, in order. With one: longest first, each
+    pass takes sequences while (rows × its longest) stays within `token_budget`, so
+    sequences of similar length share a pass and padding stays small.
+    """
+    if token_budget <= 0:
+        return [list(items[i : i + size]) for i in range(0, len(items), max(size, 1))]
+    ordered = sorted(items, key=lambda s: len(s.input_ids), reverse=True)
+    passes: list[list[TurnSequence]] = []
+    for item in ordered:
+        current = passes[-1] if passes else None
+        # Descending order: the pass's first sequence is its longest.
+        if current and (len(current) + 1) * len(current[0].input_ids) <= token_budget:
+            current.append(item)
+        else:
+            passes.append([item])
+    return passes
+
+
 @dataclass
 class Batch:
     """Right-padded tensors for a micro-batch; targets are shifted by one."""

@@ -20,6 +20,7 @@ from gantry.trainer.settings import TrainerSettings
 MAX_STEPS = 10_000_000  # max_steps, checkpoint/publish intervals, warmup_steps
 MAX_BATCH_SIZE = 8192  # batch_size, micro_batch_size (sequences per optimiser step)
 MAX_SEQ_LEN = 131_072  # max_seq_len (tokens per training sequence)
+MAX_MICRO_BATCH_TOKENS = 16_777_216  # micro_batch_tokens (padded tokens per pass)
 MAX_GROUP_SIZE = 1024  # grpo.group_size
 MAX_SEEDS = 100_000  # data.episodes.seeds
 MAX_TURNS = 10_000  # data.episodes.max_turns, turns of one submitted trajectory
@@ -67,6 +68,9 @@ def check_start_request(request: trainer_pb2.StartRunRequest) -> None:
     for name in ("batch_size", "micro_batch_size"):
         check_count(getattr(config, name), field=f"config.{name}", limit=MAX_BATCH_SIZE)
     check_count(config.max_seq_len, field="config.max_seq_len", limit=MAX_SEQ_LEN)
+    check_count(
+        config.micro_batch_tokens, field="config.micro_batch_tokens", limit=MAX_MICRO_BATCH_TOKENS
+    )
     optimizer = config.optimizer
     for name in ("learning_rate", "weight_decay", "max_grad_norm"):
         check_finite(getattr(optimizer, name), field=f"config.optimizer.{name}")

@@ -135,7 +135,13 @@ def validate_config(
                 "carry envfarm's reward",
             )
         )
-    for name in ("batch_size", "micro_batch_size", "max_seq_len", "publish_interval"):
+    for name in (
+        "batch_size",
+        "micro_batch_size",
+        "max_seq_len",
+        "publish_interval",
+        "micro_batch_tokens",
+    ):
         if getattr(config, name) < 0:
             problems.append(FieldViolation(f"config.{name}", "must be >= 0 (0 = default)"))
     for name in ("max_steps", "checkpoint_interval"):

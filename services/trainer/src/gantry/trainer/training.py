@@ -219,8 +219,10 @@ class Trainer:
         tokens = 0
         # All micro-batches see the weights of the start of the step (one update per batch),
         # so the logprob mismatch below is rollout vs trainer on identical weights.
-        for start in range(0, len(items), self.micro):
-            batch = grpo.collate(items[start : start + self.micro], self.pad_id).to(self.device)
+        padded = 0
+        for chunk in grpo.micro_batches(items, self.micro, self.config.micro_batch_tokens):
+            batch = grpo.collate(chunk, self.pad_id).to(self.device)
+            padded += batch.input_ids.numel()
             logits = self.model(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask
             ).logits
@@ -273,6 +275,8 @@ class Trainer:
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
         metrics.extra["skipped_turns"] = float(turns - len(items))
+        # Share of the forward passes' positions that were padding.
+        metrics.extra["padding_fraction"] = 1.0 - tokens / padded if padded else 0.0
         metrics.extra.update(verifier_rewards.step_metrics(trajectories))
         self._finish(metrics, tokens, started)
         return metrics

@@ -146,7 +146,7 @@ class OptimizerConfig(_message.Message):
     def __init__(self, learning_rate: _Optional[float] = ..., weight_decay: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., lr_schedule: _Optional[str] = ..., max_grad_norm: _Optional[float] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("base_model", "sft", "grpo", "ppo", "data", "optimizer", "batch_size", "micro_batch_size", "max_steps", "max_seq_len", "precision", "rollout_target", "publish_interval", "checkpoint_interval", "output_uri", "seed", "extra")
+    __slots__ = ("base_model", "sft", "grpo", "ppo", "data", "optimizer", "batch_size", "micro_batch_size", "max_steps", "max_seq_len", "precision", "rollout_target", "publish_interval", "checkpoint_interval", "output_uri", "seed", "extra", "micro_batch_tokens")
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     SFT_FIELD_NUMBER: _ClassVar[int]
     GRPO_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class RunConfig(_message.Message):
     OUTPUT_URI_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
+    MICRO_BATCH_TOKENS_FIELD_NUMBER: _ClassVar[int]
     base_model: str
     sft: SftConfig
     grpo: GrpoConfig
@@ -181,7 +182,8 @@ class RunConfig(_message.Message):
     output_uri: str
     seed: int
     extra: _struct_pb2.Struct
-    def __init__(self, base_model: _Optional[str] = ..., sft: _Optional[_Union[SftConfig, _Mapping]] = ..., grpo: _Optional[_Union[GrpoConfig, _Mapping]] = ..., ppo: _Optional[_Union[PpoConfig, _Mapping]] = ..., data: _Optional[_Union[DataSource, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., batch_size: _Optional[int] = ..., micro_batch_size: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., rollout_target: _Optional[str] = ..., publish_interval: _Optional[int] = ..., checkpoint_interval: _Optional[int] = ..., output_uri: _Optional[str] = ..., seed: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    micro_batch_tokens: int
+    def __init__(self, base_model: _Optional[str] = ..., sft: _Optional[_Union[SftConfig, _Mapping]] = ..., grpo: _Optional[_Union[GrpoConfig, _Mapping]] = ..., ppo: _Optional[_Union[PpoConfig, _Mapping]] = ..., data: _Optional[_Union[DataSource, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., batch_size: _Optional[int] = ..., micro_batch_size: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., rollout_target: _Optional[str] = ..., publish_interval: _Optional[int] = ..., checkpoint_interval: _Optional[int] = ..., output_uri: _Optional[str] = ..., seed: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., micro_batch_tokens: _Optional[int] = ...) -> None: ...
 
 class StepMetrics(_message.Message):
     __slots__ = ("step", "loss", "reward_mean", "reward_std", "kl", "grad_norm", "tokens_per_second", "learning_rate", "entropy", "staleness_mean", "policy_version", "time", "extra")
