@@ -4,6 +4,7 @@ GenerateTasks (templates, a model over an OpenAI-compatible endpoint) / DeleteTa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -509,6 +510,7 @@ def test_a_model_written_task_is_repaired_validated_and_kept(
 def test_rollout_plays_terminal_tasks_like_any_environment(
     server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    from gantry.envfarm.terminal.llm import RolloutEndpoint
     from gantry.proto.common.v1 import sampling_pb2
     from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
     from gantry.rollout.service import RolloutService
@@ -541,6 +543,15 @@ def test_rollout_plays_terminal_tasks_like_any_environment(
         reply = rollout_pb2_grpc.RolloutServiceStub(channel).RunEpisodes(
             rollout_pb2.RunEpisodesRequest(spec=spec)
         )
+        # The same server as a GenerateTasks text generator (RolloutService.Generate).
+        endpoint = RolloutEndpoint(
+            f"127.0.0.1:{running.port}",
+            token=TOKEN,
+            model="",
+            sampling=sampling_pb2.SamplingParams(max_tokens=5, seed=1),
+        )
+        text = asyncio.run(endpoint.complete([{"role": "user", "content": "write a task"}]))
+    assert isinstance(text, str) and text  # a random model's words, but an answer
     assert len(reply.trajectories) + len(reply.errors) == 2
     for error in reply.errors:  # a random policy's binary garbage is refused, never run
         assert error.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
