@@ -101,6 +101,7 @@ def test_an_analysis_episode_is_graded_from_the_submitted_answer(stub: Stub) -> 
         stub.CloseSession(pb.CloseSessionRequest(session_id=session))
 
 
+@pytest.mark.slow
 def test_reference_solutions_solve_analysis_and_prediction_tasks(stub: Stub) -> None:
     for env_id in (ANALYSIS, PREDICTION):
         session = _session(stub, env_id)
