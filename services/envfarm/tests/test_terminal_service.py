@@ -344,6 +344,11 @@ def test_demonstrations_are_the_reference_solution_played(
         pb.ExportDemonstrationsRequest(env_id=TASK, seeds=[1], strategies=["bfs"]),
     )
     assert _field(error) == "strategies[0]"
+    error = _error(
+        lambda r: list(stub.ExportDemonstrations(r)),
+        pb.ExportDemonstrationsRequest(env_id=TASK, seeds=list(range(65))),
+    )
+    assert _field(error) == "seeds" and "same fixed task" in error.message
 
 
 def _wait(channel: grpc.Channel, name: str) -> operations_pb2.Operation:

@@ -51,6 +51,7 @@ log = logging.getLogger("gantry.envfarm")
 MAX_ACTION_BYTES = 65536  # the environments read 512 characters; longer is feedback
 MAX_DETOURS = 100
 MAX_DEMO_SEEDS = 10000
+MAX_TASK_DEMO_SEEDS = 64  # a sandbox each, and every seed plays the same fixed task
 MAX_STEPS_OVERRIDE = 1000
 MAX_HISTORY_WINDOW = 100_000
 MAX_PREFIX_BYTES = 256
@@ -178,12 +179,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             try:
                 family.environment(env_id)
             except UnknownTask:
-                raise NotFound(
-                    f"{field}: no task {echo(env_id)} (deleted, or never generated); "
-                    f"ListEnvironments with id_prefix {family.prefix!r} lists them",
-                    resource_type="environment",
-                    resource_name=env_id[:MAX_PREFIX_BYTES],
-                ) from None
+                raise _no_task(family, env_id, field) from None
         return family
 
     # ----- catalogue -----
@@ -284,6 +280,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             episode = family.make(
                 request.env_id, max_steps=max_steps, limits=request.limits, state=state
             )
+        except UnknownTask:  # deleted since the lookup
+            raise _no_task(family, request.env_id, "env_id") from None
         except ValueError as exc:
             raise InvalidArgument.for_field("initial_state_json", str(exc)) from exc
         session = self.sessions.add(request.env_id, episode, seed, request.settings, ttl)
@@ -603,9 +601,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         """The reference solution, played in a fresh sandbox per seed."""
         if not request.seeds:
             raise InvalidArgument.for_field("seeds", "must hold at least one seed")
-        if len(request.seeds) > min(MAX_DEMO_SEEDS, self.limits.max_demonstrations):
+        most = min(MAX_TASK_DEMO_SEEDS, self.limits.max_demonstrations)
+        if len(request.seeds) > most:
             raise InvalidArgument.for_field(
-                "seeds", f"at most {min(MAX_DEMO_SEEDS, self.limits.max_demonstrations)} per call"
+                "seeds", f"at most {most} per call (every seed plays the same fixed task)"
             )
         check_count(request.strategies, field="strategies", limit=1)
         _check_reference_request(
@@ -615,9 +614,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         )
         _check_task_settings(request.settings)
         for seed in request.seeds:
-            demo: TaskDemonstration = await self.runtime.run_blocking(
-                family.demonstrate, request.env_id, seed
-            )
+            try:
+                demo: TaskDemonstration = await self.runtime.run_blocking(
+                    family.demonstrate, request.env_id, seed
+                )
+            except UnknownTask:  # deleted while streaming
+                raise _no_task(family, request.env_id, "env_id") from None
             if not (demo.succeeded or request.include_failures):
                 continue
             yield envfarm_pb2.ExportDemonstrationsResponse(
@@ -674,6 +676,15 @@ class TaskSuites(Protocol):
     async def delete(
         self, request: envfarm_pb2.DeleteTaskSuiteRequest
     ) -> envfarm_pb2.DeleteTaskSuiteResponse: ...
+
+
+def _no_task(family: TaskFamily, env_id: str, field: str) -> NotFound:
+    return NotFound(
+        f"{field}: no task {echo(env_id)} (deleted, or never generated); "
+        f"ListEnvironments with id_prefix {family.prefix!r} lists them",
+        resource_type="environment",
+        resource_name=env_id[:MAX_PREFIX_BYTES],
+    )
 
 
 def _visual(session: Session) -> VisGymEnv:
