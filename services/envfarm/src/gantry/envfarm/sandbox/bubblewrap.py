@@ -90,6 +90,7 @@ class BubblewrapBackend:
         self._pool: list[AgentSandbox] = []
         self._filling = 0
         self._pool_lock = threading.Lock()
+        self._pool_changed = threading.Condition(self._pool_lock)
 
     @property
     def degraded(self) -> bool:
@@ -147,12 +148,15 @@ class BubblewrapBackend:
             sandbox.close()
 
     def warm(self) -> None:
-        """Start sandboxes until the warm pool is full (synchronously)."""
+        """Start sandboxes until the warm pool is full, and wait for the ones other
+        threads are starting."""
         while True:
             with self._pool_lock:
                 if len(self._pool) + self._filling >= self.warm_pool:
+                    self._pool_changed.wait_for(lambda: self._filling == 0, timeout=60)
                     return
                 self._filling += 1
+            sandbox = None
             try:
                 sandbox = self._start(SandboxSpec(), proc=self.proc is not False)
                 try:
@@ -163,8 +167,9 @@ class BubblewrapBackend:
             finally:
                 with self._pool_lock:
                     self._filling -= 1
-            with self._pool_lock:
-                self._pool.append(sandbox)
+                    if sandbox is not None and sandbox.alive():
+                        self._pool.append(sandbox)
+                    self._pool_changed.notify_all()
 
     def _refill_quietly(self) -> None:
         with contextlib.suppress(SandboxError):
