@@ -128,6 +128,7 @@ def server(
         generator_target=model[1],
         rollout_target=solver[1],
         terminal_suites_dir=tmp_path_factory.mktemp("suites"),
+        notebook_enabled=False,  # this file is about the terminal family
     )
     service = EnvFarmService(settings)
     root = reachable_root(tmp_path_factory.mktemp("sandboxes"))
