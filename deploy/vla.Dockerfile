@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# gantry-vla: vision-language-action control. GPU: CUDA runtime base, CUDA build of torch,
-# the shared model code and the Triton kernels.
+# gantry-vla: TwinBrainVLA vision-language-action control (`gantry serve vla`). GPU: CUDA
+# runtime base, CUDA build of torch, the shared model code. The image serves a trained
+# checkpoint (GANTRY_VLA_CHECKPOINT, e.g. on the data volume); Meta-World, which
+# `gantry vla train` / `gantry vla eval` need, is not in it (it installs outside the lock,
+# requirements-nodeps.txt): train and evaluate from the workspace (docs/vla.md).
 #
 # Build from the repository root (the build context must be the monorepo):
 #   docker build -f deploy/vla.Dockerfile -t gantry-vla:0.1.0 .
@@ -33,13 +36,10 @@ COPY libs/gantry-core/pyproject.toml libs/gantry-core/
 COPY libs/gantry-core/src libs/gantry-core/src
 COPY libs/gantry-models/pyproject.toml libs/gantry-models/
 COPY libs/gantry-models/src libs/gantry-models/src
-COPY kernels/pyproject.toml kernels/
-COPY kernels/src kernels/src
 COPY services/vla/pyproject.toml services/vla/
 COPY services/vla/src services/vla/src
 RUN pip install --no-cache-dir --no-build-isolation -c requirements-gpu.lock \
-      ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models \
-      ./kernels ./services/vla
+      ./libs/gantry-proto ./libs/gantry-core ./libs/gantry-models ./services/vla
 
 # ---- runtime: the CUDA runtime, the interpreter, the virtualenv, a non-root user ---------
 FROM ${CUDA_IMAGE} AS runtime
