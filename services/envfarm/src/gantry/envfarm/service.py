@@ -13,7 +13,7 @@ from gantry.core.peers import Peers
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.envfarm.family import Families, TaskFamily
-from gantry.envfarm.sandbox import SandboxBackend, make_backend
+from gantry.envfarm.sandbox import SandboxBackend, backend_from_settings
 from gantry.envfarm.sessions import Session, SessionManager, SessionMetrics
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
@@ -44,7 +44,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
     def sandbox_backend(self) -> SandboxBackend:
         """The configured sandbox backend (made once; families probe it on first use)."""
         if self._backend is None:
-            self._backend = make_backend(self.settings.sandbox_backend)
+            self._backend = backend_from_settings(self.settings)  # all sandbox_* settings
         return self._backend
 
     def _task_families(self) -> list[TaskFamily]:

@@ -114,6 +114,8 @@ class BubblewrapBackend:
                     result = sandbox.exec(["/bin/sh", "-c", "echo ok"], timeout_s=START_TIMEOUT_S)
                 if result.stdout == b"ok\n":
                     self.proc = proc
+                    if self.warm_pool:  # the first sessions need not wait for a start
+                        threading.Thread(target=self._refill_quietly, daemon=True).start()
                     return
                 reasons.append(f"proc={proc}: {result.stderr.decode(errors='replace')[:200]}")
             except SandboxError as exc:
