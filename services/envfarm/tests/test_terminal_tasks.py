@@ -12,14 +12,16 @@ import dataclasses
 import json
 import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from gantry.envfarm.family import UnknownTask
 from gantry.envfarm.sandbox import SandboxBackend, make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
 from gantry.envfarm.sessions import SessionManager
 from gantry.envfarm.terminal.episode import TerminalEpisode
-from gantry.envfarm.terminal.suite import core_suite, derive_seed, template_task
+from gantry.envfarm.terminal.suite import SuiteStore, core_suite, derive_seed, template_task
 from gantry.envfarm.terminal.task import TerminalTask
 from gantry.envfarm.terminal.templates import CATEGORIES
 from gantry.envfarm.terminal.validate import (
@@ -126,3 +128,20 @@ def test_an_expired_session_frees_its_sandbox(backend: SandboxBackend) -> None:
 
     folder, alive_before, exists_after = asyncio.run(scenario())
     assert folder and alive_before and not exists_after
+
+
+def test_generated_suites_persist_in_their_folder(tmp_path: Path) -> None:
+    tasks = [template_task("mine", "git", i, derive_seed("p", i), "easy") for i in range(2)]
+    store = SuiteStore(core_suite(1), folder=tmp_path)
+    store.add("mine", tasks)
+    reloaded = SuiteStore(core_suite(1), folder=tmp_path)
+    assert reloaded.tasks("mine") == tasks
+    assert "terminal/mine/git-001" in reloaded.ids()
+    with pytest.raises(ValueError, match="built-in"):
+        reloaded.delete("core")
+    assert reloaded.delete("mine") == ["terminal/mine/git-000", "terminal/mine/git-001"]
+    assert not list(tmp_path.glob("*.json"))
+    with pytest.raises(UnknownTask):
+        reloaded.get("terminal/mine/git-000")
+    (tmp_path / "broken.json").write_text("[{]")  # a damaged file is skipped, not fatal
+    assert SuiteStore(folder=tmp_path).ids() == []
