@@ -20,6 +20,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> SandboxBackend:
+    # The kernel's packages are mounted from envfarm's site-packages: the sandbox uid must
+    # be able to reach them wherever the checkout lives.
+    reachable_root(Path(KernelRuntime.for_backend("bubblewrap").site_packages))
     made = make_backend("bubblewrap", root=reachable_root(tmp_path_factory.mktemp("sbx")))
     made.probe()
     return made

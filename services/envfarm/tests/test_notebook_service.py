@@ -5,6 +5,7 @@ played to a graded outcome, reference solutions, demonstrations, and bad input."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ import pytest
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.testing.threaded import serve_in_thread
+from gantry.envfarm.notebook.family import KernelRuntime, NotebookFamily
 from gantry.envfarm.sandbox import make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
 from gantry.envfarm.service import EnvFarmService
@@ -37,9 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         terminal_enabled=False,
         notebook_kernel="repl",
     )
+    reachable_root(Path(KernelRuntime.for_backend("bubblewrap").site_packages))
     service = EnvFarmService(settings)
     root = reachable_root(tmp_path_factory.mktemp("sandboxes"))
     service._backend = make_backend("bubblewrap", root=root)
+    notebooks = next(f for f in service.families.all if isinstance(f, NotebookFamily))
+    notebooks._data_root = reachable_root(tmp_path_factory.mktemp("data"))  # not in /tmp
     with serve_in_thread(service) as running:
         yield f"127.0.0.1:{running.port}"
 
