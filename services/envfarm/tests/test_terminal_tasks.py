@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gantry.core.errors import FailedPrecondition
 from gantry.envfarm.family import UnknownTask
 from gantry.envfarm.sandbox import SandboxBackend, make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
@@ -145,3 +146,21 @@ def test_generated_suites_persist_in_their_folder(tmp_path: Path) -> None:
         reloaded.get("terminal/mine/git-000")
     (tmp_path / "broken.json").write_text("[{]")  # a damaged file is skipped, not fatal
     assert SuiteStore(folder=tmp_path).ids() == []
+
+
+def test_a_lost_sandbox_fails_the_step_cleanly_and_reset_recovers(
+    backend: SandboxBackend,
+) -> None:
+    episode = TerminalEpisode(template_task("t", "sqlite", 0, 9, "easy"), lambda: backend)
+    try:
+        episode.reset(0)
+        assert episode.sandbox is not None
+        episode.step("ls")
+        episode.sandbox.close()  # the sandbox dies under the session
+        with pytest.raises(FailedPrecondition, match="Reset starts a new one"):
+            episode.step("ls")
+        assert episode.steps == 1  # the refused step is not counted
+        episode.reset(0)
+        assert "shop.db" in episode.step("ls").observation.text
+    finally:
+        episode.close()

@@ -157,7 +157,15 @@ class TerminalEpisode(TaskEpisode):
 
     def _act(self, action: str) -> tuple[episode_pb2.Observation, str, dict[str, Any]]:
         assert self.shell is not None, "step before reset"
-        result = self.shell.run(action, self.limits.step_timeout_s)
+        try:
+            result = self.shell.run(action, self.limits.step_timeout_s)
+        except SandboxError as exc:  # no new shell could start: the sandbox itself is gone
+            self.steps -= 1
+            raise FailedPrecondition(
+                f"the sandbox of this {self.env_id} session is gone ({exc}); Reset starts a "
+                "new one",
+                reason="SANDBOX_LOST",
+            ) from exc
         info: dict[str, Any] = {
             "timed_out": result.timed_out,
             "truncated": result.truncated,
