@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gantry.envfarm.sandbox import Sandbox, SandboxLimits, SandboxSpec
+from gantry.envfarm.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxSpec
 from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
 from gantry.envfarm.sandbox.testing import reachable_root
 
@@ -230,6 +230,11 @@ def test_other_sandboxes_are_untouched(backend: BubblewrapBackend) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_asking_for_a_network_is_refused(backend: BubblewrapBackend) -> None:
+    with pytest.raises(SandboxError, match="no network"):
+        backend.create(SandboxSpec(network=True))
 
 
 def test_no_user_namespaces_inside(box: Sandbox) -> None:

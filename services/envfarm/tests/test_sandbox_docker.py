@@ -339,6 +339,8 @@ def test_missing_images_and_engines_are_clear_errors(
 ) -> None:
     with pytest.raises(SandboxError, match="missing:1"):
         backend.create(SandboxSpec(image="missing:1"))
+    with pytest.raises(SandboxError, match="no network"):
+        backend.create(SandboxSpec(network=True))
     absent = DockerBackend(url=f"unix://{tmp_path}/none.sock")
     with pytest.raises(SandboxUnavailable, match="no Docker engine"):
         absent.probe()

@@ -298,6 +298,8 @@ def test_unsupported_specs_and_missing_access_are_clear(
 ) -> None:
     with pytest.raises(SandboxError, match="read-only host mounts"):
         backend.create(SandboxSpec(readonly_mounts={"/data": "/data"}))
+    with pytest.raises(SandboxError, match="no network"):
+        backend.create(SandboxSpec(network=True))
     api.fail_list = True
     try:
         with pytest.raises(SandboxUnavailable, match="forbidden"):

@@ -147,6 +147,12 @@ def workspace_relative(workspace: str, path: str) -> str:
     return joined[len(workspace.rstrip("/")) + 1 :]
 
 
+def refuse_network(spec: SandboxSpec, backend: str) -> None:
+    """Only the unsafe subprocess backend has a network; asking another for one is an error."""
+    if spec.network:
+        raise SandboxError(f"{backend} sandboxes have no network (SandboxSpec.network)")
+
+
 def check_argv(argv: Sequence[str]) -> list[str]:
     """A non-empty list of strings without NUL bytes."""
     if isinstance(argv, str | bytes) or not argv:

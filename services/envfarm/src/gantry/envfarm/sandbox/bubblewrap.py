@@ -31,6 +31,7 @@ from gantry.envfarm.sandbox.base import (
     SandboxLimits,
     SandboxSpec,
     SandboxUnavailable,
+    refuse_network,
 )
 
 WORKSPACE = "/workspace"
@@ -125,6 +126,7 @@ class BubblewrapBackend:
     # --- create --------------------------------------------------------------------
 
     def create(self, spec: SandboxSpec) -> AgentSandbox:
+        refuse_network(spec, self.name)
         sandbox = self._take_warm(spec)
         if self.warm_pool:
             threading.Thread(target=self._refill_quietly, daemon=True).start()

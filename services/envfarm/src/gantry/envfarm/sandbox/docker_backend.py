@@ -18,7 +18,12 @@ import threading
 import uuid
 from typing import Any
 
-from gantry.envfarm.sandbox.base import SandboxError, SandboxSpec, SandboxUnavailable
+from gantry.envfarm.sandbox.base import (
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+    refuse_network,
+)
 from gantry.envfarm.sandbox.remote import STDERR, STDOUT, WORKSPACE, RemoteSandbox
 
 USER = "1000:1000"
@@ -62,6 +67,7 @@ class DockerBackend:
             raise SandboxUnavailable(f"no Docker engine at {self.url}: {exc}") from exc
 
     def create(self, spec: SandboxSpec) -> RemoteSandbox:
+        refuse_network(spec, self.name)
         import docker.errors  # type: ignore[import-untyped]
         from docker.types import Ulimit  # type: ignore[import-untyped]
 

@@ -17,7 +17,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from gantry.envfarm.sandbox.base import SandboxError, SandboxSpec, SandboxUnavailable
+from gantry.envfarm.sandbox.base import (
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+    refuse_network,
+)
 from gantry.envfarm.sandbox.remote import STDERR, STDOUT, WORKSPACE, RemoteSandbox
 
 SANDBOX_LABEL = "gantry.dev/sandbox"
@@ -168,6 +173,7 @@ class KubernetesBackend:
             ) from exc
 
     def create(self, spec: SandboxSpec) -> RemoteSandbox:
+        refuse_network(spec, self.name)
         if spec.readonly_mounts:
             raise SandboxError(
                 "kubernetes sandboxes take their data from the image; read-only host "
