@@ -187,9 +187,11 @@ class TerminalEpisode(TaskEpisode):
         )
 
     def _grade(self, answer: str) -> Outcome:
-        if self.shell is not None:  # nothing of the agent's keeps running while it is graded
-            self.shell.close()
+        # The shell is idle (the session lock is held) and what the agent left running
+        # in the background is part of the state graded; the shell goes afterwards.
         report = self.run_test(self.task.completion_test)
+        if self.shell is not None:
+            self.shell.close()
         return Outcome(
             success=report.passed,
             score=1.0 if report.passed else 0.0,

@@ -55,7 +55,7 @@ def script(*parts: str) -> str:
     return "set -eu\n" + "".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
-MODULES = ("os", "stat", "json", "csv", "gzip", "tarfile", "sqlite3", "subprocess")
+MODULES = ("os", "stat", "json", "csv", "gzip", "tarfile", "sqlite3", "subprocess", "time")
 
 
 def test_file(constants: Mapping[str, Any], body: str) -> str:

@@ -212,7 +212,63 @@ def git_commit(rng: random.Random, difficulty: Difficulty) -> Draft:
     )
 
 
+WORKER_TEST = """
+def worker_pid():
+    return int(read(PIDFILE).strip())
+
+def test_worker_runs():
+    pid = worker_pid()
+    os.kill(pid, 0)  # alive (raises when there is no such process)
+    cmdline = '/proc/%d/cmdline' % pid
+    if os.path.exists(cmdline):  # /proc is mounted: it is the worker, not any process
+        assert NAME.encode() in open(cmdline, 'rb').read()
+
+def test_heartbeat_is_fresh():
+    first = read(HEARTBEAT)
+    deadline = time.time() + 5
+    while read(HEARTBEAT) == first and time.time() < deadline:
+        time.sleep(0.05)
+    assert read(HEARTBEAT) != first, 'the heartbeat stopped: the worker is not running'
+"""
+
+
+def start_worker(rng: random.Random, difficulty: Difficulty) -> Draft:
+    """Start a worker in the background with a pid file (hard: replace a stale one)."""
+    hard = difficulty == "hard"
+    name = f"{words(rng, 1)[0]}-worker.sh"
+    pidfile, heartbeat = "run/worker.pid", f"run/{name.removesuffix('.sh')}.beat"
+    worker = f"#!/bin/bash\nwhile true; do date +%s%N > {heartbeat}; sleep 0.1; done\n"
+    files = {f"bin/{name}": worker}
+    setup = script(write_files(files, mode="755"), "mkdir -p run")
+    if hard:  # a pid file left by a crashed run: a process id that does not exist
+        setup += f"echo {rng.randint(40000, 60000)} > {pidfile}\n"
+    instruction = (
+        f"Start bin/{name} in the background so that it keeps running after your command "
+        f"returns (it writes a heartbeat to {heartbeat}), and write its process id to "
+        f"{pidfile}." + (f" {pidfile} is left over from a crashed run: replace it." if hard else "")
+    )
+    consts = {"NAME": name, "PIDFILE": pidfile, "HEARTBEAT": heartbeat, "HARD": hard}
+    initial = test_file(
+        consts,
+        read_helper() + "def test_start():\n"
+        "    assert os.access('bin/' + NAME, os.X_OK)\n"
+        "    assert os.path.exists(PIDFILE) == HARD\n"
+        "    assert not os.path.exists(HEARTBEAT)\n",
+    )
+    completion = test_file(consts, read_helper() + WORKER_TEST)
+    return Draft(
+        instruction,
+        {"worker": f"bin/{name}", "pidfile": pidfile},
+        setup,
+        initial,
+        completion,
+        (f"nohup bin/{name} > /dev/null 2>&1 & echo $! > {pidfile}",),
+        {"stale_pidfile": str(hard).lower()},
+    )
+
+
 SYSTEM_TEMPLATES: dict[str, tuple[Template, ...]] = {
+    "processes": (start_worker,),
     "services": (enable_services,),
     "scheduled_jobs": (schedule_jobs,),
     "git": (git_commit,),
