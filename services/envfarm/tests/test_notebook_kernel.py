@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gantry.envfarm.notebook.family import MOUNTED_PACKAGES, KernelRuntime
+from gantry.envfarm.notebook.family import MOUNTED_PACKAGES, KernelRuntime, NotebookFamily
 from gantry.envfarm.notebook.kernel import Kernel, KernelKind
+from gantry.envfarm.notebook.validate import validate
 from gantry.envfarm.sandbox import Sandbox, SandboxBackend, SandboxLimits, SandboxSpec, make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
 
@@ -143,3 +144,29 @@ def test_auto_falls_back_to_the_repl_without_jupyter(backend: SandboxBackend) ->
     finally:
         kernel.close()
         sandbox.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "dsgym/wine/distinct-0",  # a whole number
+        "dsgym/statecrime/label_argmax-0",  # a label
+        "dsgym/wine/top_corr-0",  # a set
+        "dsgym/breast_cancer/predict-1",  # AUC from probabilities
+        "dsgym/diabetes/predict-0",  # RMSE
+    ],
+)
+def test_reference_solutions_validate_in_the_sandbox(
+    backend: SandboxBackend, tmp_path_factory: pytest.TempPathFactory, task_id: str
+) -> None:
+    """A sample of the suite (one per answer kind and metric) through the full validation
+    (make validate-notebook runs all of it)."""
+    family = NotebookFamily(
+        lambda: backend, kernel="repl", data_root=reachable_root(tmp_path_factory.mktemp("d"))
+    )
+    try:
+        result = validate(family, family.task(task_id))
+        assert result.passed, result.detail
+    finally:
+        family.close()
