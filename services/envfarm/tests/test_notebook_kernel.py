@@ -146,6 +146,16 @@ def test_auto_falls_back_to_the_repl_without_jupyter(backend: SandboxBackend) ->
         sandbox.close()
 
 
+@pytest.fixture(scope="module")
+def family(
+    backend: SandboxBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NotebookFamily]:
+    data = reachable_root(tmp_path_factory.mktemp("data"))
+    made = NotebookFamily(lambda: backend, kernel="repl", data_root=data)
+    yield made
+    made.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "task_id",
@@ -157,16 +167,8 @@ def test_auto_falls_back_to_the_repl_without_jupyter(backend: SandboxBackend) ->
         "dsgym/diabetes/predict-0",  # RMSE
     ],
 )
-def test_reference_solutions_validate_in_the_sandbox(
-    backend: SandboxBackend, tmp_path_factory: pytest.TempPathFactory, task_id: str
-) -> None:
+def test_reference_solutions_validate_in_the_sandbox(family: NotebookFamily, task_id: str) -> None:
     """A sample of the suite (one per answer kind and metric) through the full validation
     (make validate-notebook runs all of it)."""
-    family = NotebookFamily(
-        lambda: backend, kernel="repl", data_root=reachable_root(tmp_path_factory.mktemp("d"))
-    )
-    try:
-        result = validate(family, family.task(task_id))
-        assert result.passed, result.detail
-    finally:
-        family.close()
+    result = validate(family, family.task(task_id))
+    assert result.passed, result.detail
