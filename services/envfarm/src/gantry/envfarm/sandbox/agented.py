@@ -86,6 +86,16 @@ class _Status:
             self.feed()
         return True
 
+    def close(self) -> None:
+        with self._lock:
+            if not self.ended:
+                self.ended = True
+                os.close(self.fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
     def wait(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while not self.poll():
@@ -221,8 +231,7 @@ class AgentSandbox:
             kill=lambda: self._kill(rid),
         )
         status.wait(1.0)  # after a kill: its report (at once if the agent died)
-        if not status.ended:
-            os.close(status.fd)
+        status.close()
         return ExecResult(
             exit_code=None if timed_out else status.code,
             stdout=outputs[0],
