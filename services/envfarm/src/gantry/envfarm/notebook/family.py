@@ -236,9 +236,9 @@ class NotebookFamily(TaskFamily):
         with self._lock:
             if self._data_root is None:
                 self._owned_root = tempfile.mkdtemp(prefix="gantry-dsgym-")
+                os.chmod(self._owned_root, 0o711)  # the sandbox uid must reach the data
                 self._data_root = self._owned_root
             root = self._data_root
-        os.chmod(root, 0o755)  # the sandbox's uid must read it
         path = os.path.join(root, task.id.replace("/", "__"))
         if not os.path.isdir(path):
             staging = tempfile.mkdtemp(dir=root)
