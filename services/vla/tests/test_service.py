@@ -375,3 +375,17 @@ def test_client_control_runs_an_episode_through_the_stream(target: str) -> None:
     with pytest.raises(ValueError, match="policy's are"):
         client.control(_Env(action_dim=7))
     client.close()
+
+
+class _BrokenEnv(_Env):
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = super()._obs()
+        obs["state"][1] = np.nan
+        return obs
+
+
+def test_client_gives_up_when_every_observation_is_rejected(target: str) -> None:
+    client = VlaClient(target, token=TOKEN)
+    with pytest.raises(errors.InvalidArgument, match="NaN"):
+        client.control(_BrokenEnv())
+    client.close()

@@ -6,7 +6,9 @@ newest observation goes to the server (one request in flight at a time) and the 
 keeps executing. A chunk starts at its observation's timestep: actions for timesteps
 already executed are dropped (a chunk with none left counts as late), and where it
 overlaps queued actions the two are blended (latest wins, or a weighted average). Only
-when the queue is empty does the loop wait for the server.
+when the queue is empty does the loop wait for the server. A rejected observation (an
+error event) is retried with the next one; three in a row with nothing left to execute
+raise the server's error.
 
 The env must return observations as a dict with `image` (uint8 [H, W, 3], the policy's
 first camera) and `state` (float [state_dim]) and report `info["success"]`, as
@@ -51,7 +53,10 @@ class EpisodeResult:
     late_chunks: int = 0
     errors: list[str] = field(default_factory=list)
     chunk_latency_s: list[float] = field(default_factory=list)  # send -> chunk received
-    waits: int = 0  # control steps that had to wait for a chunk
+    waits: int = 0  # times the queue ran dry and the robot waited for a chunk
+
+
+MAX_REJECTED = 3  # consecutive rejected observations with an empty queue end the episode
 
 
 class ActionQueue:
@@ -163,6 +168,7 @@ class ControlSession:
         limit = int(max_steps or getattr(env, "max_steps", None) or 500)
         in_flight: tuple[int, float] | None = None  # (sequence, sent at)
         last_answered = -1
+        rejected = 0  # observations rejected in a row
         t = 0
         while t < limit:
             if in_flight is None and len(actions) < self.threshold * self.info.chunk_size:
@@ -175,6 +181,8 @@ class ControlSession:
                 self._requests.put(vla_pb2.StreamControlRequest(observation=frame))
                 in_flight = (self._sequence, time.perf_counter())
             block = len(actions) == 0 and in_flight is not None
+            if block:
+                result.waits += 1  # the robot idles until the chunk arrives
             while (response := self._next(block=block)) is not None:
                 block = False
                 if response.reset_done or response.episode != self.episode:
@@ -183,8 +191,13 @@ class ControlSession:
                     result.chunk_latency_s.append(time.perf_counter() - in_flight[1])
                     in_flight = None
                 if response.HasField("error"):
-                    result.errors.append(error_from_status(response.error.status).message)
+                    error = error_from_status(response.error.status)
+                    result.errors.append(error.message)
+                    rejected += 1
+                    if rejected >= MAX_REJECTED and len(actions) == 0:
+                        raise error  # nothing left to execute and the env keeps failing
                     continue
+                rejected = 0
                 if response.sequence <= last_answered:
                     result.late_chunks += 1
                     continue
@@ -197,10 +210,7 @@ class ControlSession:
                     block = True
             action = actions.pop(t)
             if action is None:
-                if in_flight is None:
-                    continue  # the chunk was late or rejected: ask again for this step
-                result.waits += 1
-                continue
+                continue  # late or rejected chunk: ask again (or wait) for this step
             obs, _, terminated, truncated, info = env.step(action)
             t += 1
             result.steps = t

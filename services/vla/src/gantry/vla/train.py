@@ -145,7 +145,7 @@ def behaviour_clone(
         prefix, state = policy.prepare(
             demos.images[index], [demos.instructions[i] for i in index], demos.states[index]
         )
-        actions = torch.from_numpy(demos.chunks[index]).to(policy.device)
+        actions = torch.from_numpy(demos.chunks[index]).to(policy.device, policy.dtype)
         loss = policy.loss(prefix, state, actions, generator=gen)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]

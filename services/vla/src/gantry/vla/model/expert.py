@@ -84,7 +84,7 @@ class FlowMatchingExpert(nn.Module):
     def velocity(
         self, x: torch.Tensor, tau: torch.Tensor, context: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        time = self.time_mlp(timestep_embedding(tau, self.width))
+        time = self.time_mlp(timestep_embedding(tau, self.width).to(x.dtype))
         h = self.action_in(x) + self.position
         ctx = self.context_in(context)
         pad = ~mask
@@ -102,8 +102,10 @@ class FlowMatchingExpert(nn.Module):
     ) -> torch.Tensor:
         """Flow-matching loss for demonstrated chunks [B, H, D]."""
         batch = actions.shape[0]
-        noise = torch.randn(actions.shape, generator=generator, device=actions.device)
-        tau = torch.rand(batch, generator=generator, device=actions.device)
+        noise = torch.randn(
+            actions.shape, generator=generator, device=actions.device, dtype=actions.dtype
+        )
+        tau = torch.rand(batch, generator=generator, device=actions.device, dtype=actions.dtype)
         point = (1 - tau)[:, None, None] * noise + tau[:, None, None] * actions
         target = actions - noise
         return torch.mean((self.velocity(point, tau, context, mask) - target) ** 2)

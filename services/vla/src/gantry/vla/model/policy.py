@@ -130,6 +130,10 @@ class VlaPolicy(nn.Module):
     def device(self) -> torch.device:
         return next(self.expert.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.expert.parameters()).dtype
+
     def prepare(
         self,
         images: NDArray[np.uint8],
@@ -145,7 +149,7 @@ class VlaPolicy(nn.Module):
             pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True)
         mean = torch.tensor(self.config.image_mean, device=self.device)[None, :, None, None]
         std = torch.tensor(self.config.image_std, device=self.device)[None, :, None, None]
-        pixels = ((pixels - mean) / std).reshape(batch, cameras, 3, size, size)
+        pixels = ((pixels - mean) / std).reshape(batch, cameras, 3, size, size).to(self.dtype)
         encoded = self.tokenizer(
             instructions,
             padding="max_length",
@@ -163,7 +167,7 @@ class VlaPolicy(nn.Module):
             mean_s = torch.tensor(self.config.state_mean, device=self.device)
             std_s = torch.tensor(self.config.state_std, device=self.device)
             state = (state - mean_s) / std_s
-        return prefix, state
+        return prefix, state.to(self.dtype)
 
     # ---- training and inference -----------------------------------------------------------
     def context(self, prefix: Prefix, state: torch.Tensor) -> Context:
@@ -192,7 +196,7 @@ class VlaPolicy(nn.Module):
         ctx = self.context(prefix, state)
         batch = state.shape[0]
         shape = (self.config.chunk_size, self.config.action_dim)
-        noise = torch.empty((batch, *shape))
+        noise = torch.empty((batch, *shape))  # drawn on the CPU: the same on every device
         for i, seed in enumerate(seeds or [None] * batch):
             gen = torch.Generator().manual_seed(seed) if seed is not None else None
             noise[i] = torch.randn(shape, generator=gen)
