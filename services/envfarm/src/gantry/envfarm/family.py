@@ -302,6 +302,8 @@ class Families:
             (env_id, family)
             for family in self.all
             if kind in (envfarm_pb2.ENVIRONMENT_KIND_UNSPECIFIED, family.kind)
+            # a prefix outside the family's never builds its catalogue (notebook: seconds)
+            and (family.prefix.startswith(id_prefix) or id_prefix.startswith(family.prefix))
             for env_id in family.ids()
             if env_id.startswith(id_prefix)
         ]
