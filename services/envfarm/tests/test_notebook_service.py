@@ -4,6 +4,7 @@ played to a graded outcome, reference solutions, demonstrations, and bad input."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,21 @@ def test_demonstrations_export_the_solved_reference_trajectory(stub: Stub) -> No
     assert "pd.read_csv('data/iris.csv')" in texts[-3]  # the reference code cell,
     assert float(texts[-2]) == pytest.approx(1.19933, abs=1e-4)  # its output in the sandbox,
     assert texts[-1].startswith("submit 1.1993")  # then the answer
+
+
+def test_an_exported_state_recreates_the_task(stub: Stub) -> None:
+    session = _session(stub, ANALYSIS)
+    try:
+        state = stub.ExportState(pb.ExportStateRequest(session_id=session)).state_json
+    finally:
+        stub.CloseSession(pb.CloseSessionRequest(session_id=session))
+    assert json.loads(state) == {"task": ANALYSIS}
+    again = stub.CreateSession(pb.CreateSessionRequest(env_id=ANALYSIS, initial_state_json=state))
+    stub.CloseSession(pb.CloseSessionRequest(session_id=again.session.id))
+    assert "Question:" in again.observation.text
+    other = json.dumps({"task": PREDICTION})  # a state of another task
+    error = _error(
+        stub.CreateSession, pb.CreateSessionRequest(env_id=ANALYSIS, initial_state_json=other)
+    )
+    assert isinstance(error, errors.InvalidArgument)
+    assert error.violations[0].field == "initial_state_json"
