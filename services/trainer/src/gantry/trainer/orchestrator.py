@@ -137,6 +137,8 @@ class RunOrchestrator:
             timeout_s=settings.verifier_timeout_s,
             batch_size=settings.verifier_batch_size,
             reports=record.dir / REPORTS,
+            mode=settings.verifier_mode,
+            judge=settings.verifier_judge,
         )
 
     # ----- change notification (worker threads -> event loop) -----

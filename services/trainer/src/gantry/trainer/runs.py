@@ -157,10 +157,13 @@ class RunRecord:
             return max(0, len(self.submitted) - self.consumed)
 
     def intake(
-        self, trajectories: list[trajectory_pb2.Trajectory], max_buffered: int
+        self,
+        trajectories: list[trajectory_pb2.Trajectory],
+        max_buffered: int,
+        time_left_s: float | None = None,
     ) -> tuple[int, list[trainer_pb2.RejectedTrajectory]]:
-        """Blocking: judge, score through the verifier hook (when the run has one), append
-        the accepted ones durably, then wake the worker.
+        """Blocking: judge, score through the verifier hook (when the run has one, within
+        the caller's `time_left_s`), append the accepted ones durably, then wake the worker.
 
         Returns (accepted count, rejections with reasons).
         """
@@ -179,7 +182,8 @@ class RunRecord:
                 )
         if accepted and self.rewards is not None:
             scored = []
-            for outcome, original in zip(self.rewards.score(accepted), accepted, strict=True):
+            outcomes = self.rewards.score(accepted, time_left_s=time_left_s)
+            for outcome, original in zip(outcomes, accepted, strict=True):
                 if outcome.trajectory is not None:
                     scored.append(outcome.trajectory)
                 else:

@@ -353,6 +353,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 record.intake,
                 list(message.trajectories),
                 capacity.max_buffered_trajectories,
+                context.time_remaining(),  # the verifier hook's calls end with this one
             )
             reply.rejected.extend(rejected)
             reply.accepted_count += accepted

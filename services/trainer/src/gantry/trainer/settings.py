@@ -101,6 +101,14 @@ class TrainerSettings(ServiceSettings):
         description="Further verifier servers by name (JSON in the env var): runs may name "
         "one of these or a configured address, never another address",
     )
+    verifier_mode: Literal["full", "decomposed", "plain"] = Field(
+        default="full",
+        description="VerifyRequest.mode for verifier rewards: full DeepVerifier, the "
+        "decomposed judge, or one plain judge prompt (cheapest)",
+    )
+    verifier_judge: str = Field(
+        default="", description="Judge name the verifier should use ('' = its default judge)"
+    )
     verifier_timeout_s: float = Field(
         default=600.0,
         gt=0,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,16 @@ def reward(score: int) -> float:
     return (clamped - MIN_SCORE) / (MAX_SCORE - MIN_SCORE)
 
 
-def verify_request(trajectory: trajectory_pb2.Trajectory) -> verifier_pb2.VerifyRequest:
+MODES = {
+    "full": verifier_pb2.VERIFICATION_MODE_FULL,
+    "decomposed": verifier_pb2.VERIFICATION_MODE_DECOMPOSED_JUDGE,
+    "plain": verifier_pb2.VERIFICATION_MODE_PLAIN_JUDGE,
+}
+
+
+def verify_request(
+    trajectory: trajectory_pb2.Trajectory, mode: str = "full", judge: str = ""
+) -> verifier_pb2.VerifyRequest:
     """Task, final answer (the last turn's completion) and every turn as a trace step."""
     turns = trajectory.turns
     steps = [
@@ -60,7 +70,13 @@ def verify_request(trajectory: trajectory_pb2.Trajectory) -> verifier_pb2.Verify
         for i, turn in enumerate(turns)
     ]
     answer = turns[-1].completion_text if turns else ""
-    return verifier_pb2.VerifyRequest(task=trajectory.task, answer=answer, trajectory=steps)
+    return verifier_pb2.VerifyRequest(
+        task=trajectory.task,
+        answer=answer,
+        trajectory=steps,
+        mode=MODES[mode],
+        judge=verifier_pb2.JudgeConfig(judge=judge),
+    )
 
 
 @dataclass(frozen=True)
@@ -82,8 +98,12 @@ class VerifierRewards:
         timeout_s: float,
         batch_size: int,
         reports: Path,
+        mode: str = "full",
+        judge: str = "",
     ) -> None:
         self.target = target
+        self.mode = mode
+        self.judge = judge
         self.token = token
         self.timeout_s = timeout_s
         self.batch_size = batch_size
@@ -91,9 +111,10 @@ class VerifierRewards:
         self._write = threading.Lock()
 
     def _verify(
-        self, requests: Sequence[verifier_pb2.VerifyRequest]
+        self, requests: Sequence[verifier_pb2.VerifyRequest], time_left_s: float | None
     ) -> list[verifier_pb2.VerifyBatchResult]:
         results: list[verifier_pb2.VerifyBatchResult] = []
+        deadline = time.monotonic() + min(time_left_s or self.timeout_s, self.timeout_s)
         # No transparent retries: an unreachable verifier fails the call at once, with
         # nothing kept, and the client resubmits (SubmitTrajectories is not idempotent).
         with sync_channel(
@@ -103,7 +124,10 @@ class VerifierRewards:
             for start in range(0, len(requests), self.batch_size):
                 chunk = requests[start : start + self.batch_size]
                 try:
-                    reply = stub.VerifyBatch(verifier_pb2.VerifyBatchRequest(requests=chunk))
+                    reply = stub.VerifyBatch(
+                        verifier_pb2.VerifyBatchRequest(requests=chunk),
+                        timeout=max(0.0, deadline - time.monotonic()),
+                    )
                 except grpc.RpcError as exc:
                     raise Unavailable(
                         f"verifier {self.target} (config.data.verifier_target) failed: "
@@ -114,13 +138,18 @@ class VerifierRewards:
                 results.extend(sorted(reply.results, key=lambda r: r.index))
         return results
 
-    def score(self, trajectories: Sequence[trajectory_pb2.Trajectory]) -> list[Outcome]:
-        """Blocking: one Outcome per trajectory, in order; reports written durably."""
+    def score(
+        self, trajectories: Sequence[trajectory_pb2.Trajectory], *, time_left_s: float | None
+    ) -> list[Outcome]:
+        """Blocking: one Outcome per trajectory, in order; reports written durably. The
+        verifier calls end within `time_left_s` (the submitting call's deadline) and
+        `verifier_timeout_s`."""
         todo = [i for i, t in enumerate(trajectories) if needs_verifier(t)]
         outcomes = [Outcome(t, None) for t in trajectories]
         if not todo:
             return outcomes
-        results = self._verify([verify_request(trajectories[i]) for i in todo])
+        requests = [verify_request(trajectories[i], self.mode, self.judge) for i in todo]
+        results = self._verify(requests, time_left_s)
         lines = []
         for i, result in zip(todo, results, strict=True):
             original = trajectories[i]

@@ -88,7 +88,7 @@ def answer_text(actions: list[str]) -> str:
 class Builder:
     """Builds items against one envfarm server (a channel from gantry.core.client)."""
 
-    def __init__(self, channel: grpc.Channel, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, channel: grpc.Channel, *, timeout_s: float = 120.0) -> None:
         self.stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
         self.timeout_s = timeout_s
         self._envs: dict[str, envfarm_pb2.Environment] = {}

@@ -1,0 +1,53 @@
+"""`python -m gantry.verifier.metaeval` end to end on a few items: real envfarm, rollout
+(tiny judge and agent) and verifier processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gantry.verifier.metaeval.cli import main
+
+pytestmark = pytest.mark.slow  # three real servers and tiny-model judge calls
+
+
+def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -> None:
+    out = tmp_path / "metaeval.json"
+    report = main(
+        [
+            "--items=12",
+            "--models=tiny",
+            "--modes",
+            "plain",
+            "full",
+            "programmatic",
+            "--latency-sample=1",
+            "--refine-tasks=2",
+            "--rounds=2",
+            "--refine-mode=plain",
+            f"--json={out}",
+        ]
+    )
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    assert report["set"]["items"] == 12
+    assert report["set"]["kinds"]["none"] == 6
+    tiny = report["models"]["tiny"]
+    modes = {m["mode"]: m for m in tiny["modes"]}
+    assert set(modes) == {"plain", "full", "programmatic"}
+    for mode in modes.values():
+        c = mode["confusion"]
+        assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == 12
+        assert mode["errors"] == 0, mode["refusals"]  # every item fits the tiny model
+        assert sum(total for _, total in mode["by_kind"].values()) == 12
+        assert len(mode["latencies_s"]) == 1 and mode["latencies_s"][0] > 0
+    # The executable check is the ground truth: with it, verdicts equal the labels,
+    # whatever the (random) judge said, in the full pipeline as well as alone.
+    for name in ("full", "programmatic"):
+        c = modes[name]["confusion"]
+        assert (c["fp"], c["fn"]) == (0, 0) and modes[name]["f1"] == 1.0, name
+    refine = tiny["refine"]
+    assert refine["tasks"] == 2 and len(refine["accuracy_by_round"]) == 2
+    assert refine["accuracy_by_round"][0] == 0.5  # one correct and one failed answer first
+    assert all(0.0 <= a <= 1.0 for a in refine["accuracy_by_round"])
