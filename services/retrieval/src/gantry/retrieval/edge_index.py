@@ -6,16 +6,30 @@ that would stall every search. Here it only costs CPU, at a lower priority than 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 
 import qdrant_edge as edge
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """A killed service must not leave a builder writing into a folder it will remove."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m gantry.retrieval.edge_index SHARD_DIR", file=sys.stderr)
         return 2
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return 1
     os.nice(10)  # searches and writes in the service come first
     shard = edge.EdgeShard.load(argv[0])
     try:

@@ -223,7 +223,9 @@ def _recover(root: Path) -> None:
         old.rename(live)
     for stale in (old, build):
         if stale.exists():
-            shutil.rmtree(stale)
+            trash = root.parent / f".deleted-{uuid.uuid4().hex}"
+            stale.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 class EdgeStore:
@@ -242,6 +244,8 @@ class EdgeStore:
         self._child: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
         for entry in sorted(root.iterdir()):
+            if entry.name.startswith(".deleted-"):  # a removal a killed process left
+                shutil.rmtree(entry, ignore_errors=True)
             if entry.name.startswith(".") or not entry.is_dir():
                 continue
             if not (entry / META_FILE).is_file():  # creation never finished
