@@ -21,6 +21,7 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.testing.threaded import serve_in_thread
+from gantry.envfarm.client import RemoteEnv
 from gantry.envfarm.sandbox import make_backend
 from gantry.envfarm.sandbox.testing import reachable_root
 from gantry.envfarm.service import EnvFarmService
@@ -570,3 +571,13 @@ def test_rollout_plays_terminal_tasks_like_any_environment(
         for turn in trajectory.turns:
             assert "exit_code" in turn.info or turn.info["timed_out"]
         assert trajectory.final_reward == 0.0  # a random policy does not edit JSON
+
+
+def test_the_gymnasium_client_plays_a_terminal_task(channel: grpc.Channel) -> None:
+    with RemoteEnv(channel, TASK, seed=1) as env:
+        obs, _ = env.reset()
+        assert obs["image"] is None and "config/app.json" in obs["text"]
+        for action in env.solve():
+            obs, reward, terminated, _, info = env.step(action)
+        assert terminated and reward == 1.0 and info["outcome"]["success"]
+        assert info["outcome"]["metric"] == "completion_test"

@@ -40,6 +40,16 @@ def _result(
     info.update(
         env_feedback=result.feedback, step=result.step_index, valid_action=result.action_valid
     )
+    if result.HasField("outcome"):  # the graded end of a terminal or notebook episode
+        outcome = result.outcome
+        info["outcome"] = {
+            "success": outcome.success,
+            "score": outcome.score,
+            "metric": outcome.metric,
+            "test_output": outcome.test_output,
+            "answer": outcome.answer,
+            "test_timed_out": outcome.test_timed_out,
+        }
     return (
         decode_observation(result.observation),
         result.reward,
