@@ -114,13 +114,12 @@ def _settings(peers: Peers, key_file: Path, **extra: Any) -> VerifierSettings:
         "envfarm_target": peers.envfarm,
         "retrieval_target": peers.retrieval,
         "judges": {
-            "default": JudgeSpec(max_tokens=96, top_logprobs=5),
+            "default": JudgeSpec(top_logprobs=5),
             "oa": JudgeSpec(
                 backend="openai",
                 url=peers.openai_url,
                 model=peers.openai_model,
                 api_key_file=key_file,
-                max_tokens=160,
             ),
         },
         "agents": {
@@ -475,7 +474,7 @@ def test_admission_limit(peers: Peers, key_file: Path) -> None:
         peers,
         key_file,
         rollout_peers={"hang": hang},
-        judges={"default": JudgeSpec(max_tokens=96), "hang": JudgeSpec(peer="hang")},
+        judges={"default": JudgeSpec(), "hang": JudgeSpec(peer="hang")},
         max_concurrent_verifications=1,
         max_queued_verifications=0,
     )

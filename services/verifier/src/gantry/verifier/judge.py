@@ -34,7 +34,7 @@ from gantry.core.errors import (
 )
 from gantry.proto.common.v1 import chat_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
-from gantry.verifier.prompts import schema_regex
+from gantry.verifier.prompts import max_output_bytes, schema_regex
 
 Messages = Sequence[tuple[str, str]]  # (role, text)
 SCORES = ("1", "2", "3", "4")
@@ -91,6 +91,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     score_probabilities: list[float] = field(default_factory=list)  # P(1..4) when known
+    rejected: list[str] = field(default_factory=list)  # why earlier attempts were refused
 
 
 def _peer_error(error: grpc.RpcError, description: str) -> GantryError:
@@ -140,7 +141,7 @@ class RolloutJudge:
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             top_k=sampling.top_k,
-            max_tokens=sampling.max_tokens or self.max_tokens,
+            max_tokens=sampling.max_tokens or self.max_tokens or max_output_bytes(schema) + 1,
             # Compact JSON only: no optional whitespace for a weak model to loop on.
             structured_output=sampling_pb2.StructuredOutput(regex=schema_regex(schema)),
             top_logprobs=self.top_logprobs,
@@ -225,7 +226,8 @@ class OpenAIJudge:
             "messages": [{"role": role, "content": text} for role, text in messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens or self.max_tokens,
+            # Room for the whitespace a JSON-schema response format allows.
+            "max_tokens": sampling.max_tokens or self.max_tokens or max_output_bytes(schema) + 64,
             "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": "judgement", "schema": schema, "strict": True},
@@ -363,7 +365,10 @@ class Judge:
                 data = json.loads(raw.text)
                 jsonschema.validate(data, schema)
             except (ValueError, jsonschema.ValidationError) as exc:
-                problems.append(clip(str(exc).splitlines()[0], 160))
+                problems.append(
+                    f"{clip(str(exc).splitlines()[0], 160)} in {clip(raw.text, 120)!r} "
+                    f"({raw.completion_tokens} tokens)"
+                )
                 continue
             return Reply(
                 data=data,
@@ -373,6 +378,7 @@ class Judge:
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 score_probabilities=score_distribution(raw, raw.text) if want_distribution else [],
+                rejected=problems,
             )
         raise FailedPrecondition(
             f"{step}: judge {self.name!r} gave no output matching the step's schema in "

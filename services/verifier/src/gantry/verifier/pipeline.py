@@ -278,6 +278,8 @@ class Pipeline:
         outputs: dict[str, Any],
         reply: Reply | None = None,
     ) -> None:
+        if reply is not None and reply.rejected:
+            outputs = outputs | {"rejected_attempts": reply.rejected}
         step = pb.PipelineStep(name=name, input=_struct(inputs), output=_struct(outputs))
         if reply is not None:
             step.attempts = reply.attempts

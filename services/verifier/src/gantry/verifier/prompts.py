@@ -123,6 +123,25 @@ def schema_regex(schema: dict[str, Any]) -> str:
     return rf"\{{{fields}\}}"
 
 
+def max_output_bytes(schema: dict[str, Any]) -> int:
+    """The longest compact JSON `schema` admits, in UTF-8 bytes (4 per string character).
+
+    A byte-level tokenizer spends at least one byte per token, so this many tokens always
+    fit a complete answer: a judge call is never cut off mid-string.
+    """
+    if "enum" in schema:
+        return max(len(json.dumps(v).encode()) for v in schema["enum"])
+    kind = schema["type"]
+    if kind == "string":
+        return 2 + 4 * int(schema["maxLength"])
+    if kind == "array":
+        high = int(schema["maxItems"])
+        return 2 + high * max_output_bytes(schema["items"]) + max(high - 1, 0)
+    fields = schema["properties"]
+    keys = sum(len(json.dumps(name).encode()) + 1 for name in fields)  # "name":
+    return 2 + keys + sum(max_output_bytes(v) for v in fields.values()) + len(fields) - 1
+
+
 def render_step(step: pb.TraceStep, position: int) -> str:
     parts = [f"[{position}]"]
     for name in ("thought", "action", "observation"):

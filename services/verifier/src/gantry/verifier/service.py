@@ -63,6 +63,8 @@ class VerifierService(Service[VerifierSettings]):
                 answer="4",
                 trajectory=[verifier_pb2.TraceStep(index=0, action="answer 4", observation="done")],
                 mode=verifier_pb2.VERIFICATION_MODE_PLAIN_JUDGE,
+                # Threshold 1: any score accepts, so one judge call and no feedback call.
+                rubric=verifier_pb2.Rubric(accept_threshold=1),
             ),
             timeout=120,
         )

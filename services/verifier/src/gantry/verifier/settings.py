@@ -31,7 +31,12 @@ class JudgeSpec(BaseModel):
     model: str = Field(default="", description="Served model name; '' = the backend's default")
     url: str = Field(default="", description="openai backend: base URL (…/v1)")
     api_key_file: Path | None = Field(default=None, description="openai backend: key file")
-    max_tokens: int = Field(default=384, ge=16, le=8192, description="Tokens per judge call")
+    max_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=8192,
+        description="Tokens per judge call; 0 = the step's longest possible answer (no cut-offs)",
+    )
     top_logprobs: int = Field(
         default=5, ge=0, le=20, description="Alternatives read at the score token (0 = off)"
     )
@@ -99,7 +104,7 @@ class VerifierSettings(ServiceSettings):
         description="Named OpenAI-compatible agent endpoints for VerifyAndRefine.agent.endpoint",
     )
     judge_text_chars: int = Field(
-        default=300,
+        default=200,
         ge=8,
         le=4000,
         description="Longest free text the judge may write (rationale, reflection); labels' "
