@@ -61,6 +61,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         running.start("pruner")
         running.start("retrieval", {"GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared)})
+        running.start(
+            "verifier",
+            {
+                "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout.target,
+                "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm.target,
+                "GANTRY_VERIFIER_RETRIEVAL_TARGET": running.processes["retrieval"].target,
+                # Requests that pass validation reach the tiny judge: keep each call short.
+                "GANTRY_VERIFIER_JUDGE_ATTEMPTS": "1",
+                "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8",
+                "GANTRY_VERIFIER_MAX_PROMPT_CHARS": "500",
+            },
+        )
         running.start("vla", {"GANTRY_VLA_TORCH_THREADS": "1"})
         running.start(
             "video",

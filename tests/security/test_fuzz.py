@@ -39,6 +39,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "trainer": ("gantry.proto.trainer.v1.trainer_pb2", "TrainerService"),
     "pruner": ("gantry.proto.pruner.v1.pruner_pb2", "PrunerService"),
     "retrieval": ("gantry.proto.retrieval.v1.retrieval_pb2", "RetrievalService"),
+    "verifier": ("gantry.proto.verifier.v1.verifier_pb2", "VerifierService"),
     "vla": ("gantry.proto.vla.v1.vla_pb2", "VlaService"),
     "video": ("gantry.proto.video.v1.video_pb2", "VideoService"),
 }
@@ -73,6 +74,8 @@ def _vocabulary(service: str) -> list[str]:
         words += ["fuzz-collection", "minilm", "dense", "hybrid"]
     if service == "pruner":
         words += ["def f(x):\n    return x\n", "python"]
+    if service == "verifier":
+        words += ["visgym/maze_2d", "reasoning.hallucination", "fuzz-collection"]
     if service == "vla":
         words += ["corner", "reach the goal position"]
     if service == "video":
