@@ -24,7 +24,8 @@ from gantry.proto.retrieval.v1 import retrieval_pb2_grpc
 from gantry.retrieval.edge_store import SHARD_DIR, EdgeStore, IndexSettings
 from gantry.retrieval.service import RetrievalService
 from gantry.retrieval.settings import EncoderSpec, RetrievalSettings
-from gantry.retrieval.store import Chunk
+from gantry.retrieval.sparse import SparseVector
+from gantry.retrieval.store import Chunk, QdrantStore, Store
 
 from .tiny_models import tiny_encoder
 
@@ -132,7 +133,7 @@ def _store(root: Path) -> EdgeStore:
     return EdgeStore(root, index=IndexSettings(min_points=10**9))
 
 
-def _dense(store: EdgeStore, name: str, query: np.ndarray) -> list[tuple[str, float]]:
+def _dense(store: Store, name: str, query: np.ndarray) -> list[tuple[str, float]]:
     hits = store.search(
         name,
         mode="dense",
@@ -188,3 +189,37 @@ def test_grpc_errors_stay_typed(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.GetCollection(pb.GetCollectionRequest(name="missing-edge"))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_migrate_copies_settings_ids_vectors_and_payloads(tmp_path: Path) -> None:
+    """Edge → a qdrant-client store (local mode here; a server takes the same calls)."""
+    vectors = _unit(np.random.default_rng(3), 30)
+    source = _store(tmp_path / "edge")
+    target = QdrantStore.open(path=":memory:")
+    try:
+        source.create(
+            "kb", encoder_id="tiny", distance="cosine", vector_size=DIM, sparse_encoder_id="bm25"
+        )
+        chunks = _chunks(vectors, "d")
+        for i, chunk in enumerate(chunks):
+            chunk.sparse = SparseVector([i, 1000], [1.0, 0.5])
+            chunk.payload = {"n": i}
+        source.upsert("kb", chunks)
+        assert source.migrate("kb", target) == 30
+        assert source.migrate("kb", target) == 30  # rerunning is harmless
+        info = target.get("kb")
+        assert (info.points_count, info.encoder_id, info.sparse_encoder_id) == (30, "tiny", "bm25")
+        assert _dense(target, "kb", vectors[4]) == _dense(source, "kb", vectors[4])
+        sparse = target.search(
+            "kb",
+            mode="sparse",
+            distance="cosine",
+            dense=None,
+            sparse=SparseVector([7], [1.0]),
+            limit=1,
+            prefetch_limit=4,
+        )
+        assert sparse[0].document_id == "d7" and sparse[0].payload["n"] == 7
+    finally:
+        source.close()
+        target.close()

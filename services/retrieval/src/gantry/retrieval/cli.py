@@ -17,7 +17,10 @@ from gantry.retrieval.embedders import default_model_path, load_embedder
 from gantry.retrieval.encoder_eval import DatasetError, EvalResult, evaluate, load_eval_set
 from gantry.retrieval.settings import DEFAULT_ENCODER_ID, EncoderSpec
 
-app = typer.Typer(help="Retrieval tools: encoder evaluation.", no_args_is_help=True)
+app = typer.Typer(
+    help="Retrieval tools: encoder evaluation, moving an embedded store to a server.",
+    no_args_is_help=True,
+)
 console = Console()
 
 
@@ -132,3 +135,32 @@ def eval_command(
             for rank, r in enumerate(results, start=1)
         ]
         json_out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+@app.command("migrate")
+def migrate_command(
+    store: Annotated[Path, typer.Option(help="The Edge store directory (<data_dir>/qdrant-edge)")],
+    qdrant_url: Annotated[str, typer.Option(help="Target Qdrant server, e.g. http://qdrant:6333")],
+    api_key_file: Annotated[Path | None, typer.Option(help="File with the API key")] = None,
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Collections to copy (default: all)")
+    ] = None,
+) -> None:
+    """Copy embedded (Edge) collections to a Qdrant server: same settings, ids, vectors and
+    payloads. Stop the service first (one process per store); rerunning is safe."""
+    from gantry.retrieval.edge_store import EdgeStore, IndexSettings
+    from gantry.retrieval.store import QdrantStore
+
+    if not store.is_dir():
+        raise typer.BadParameter(f"{store}: not a directory", param_hint="--store")
+    api_key = api_key_file.read_text().strip() if api_key_file else None
+    source = EdgeStore(store, index=IndexSettings(min_points=2**62))  # no builds while copying
+    target = QdrantStore.open(url=qdrant_url, api_key=api_key)
+    try:
+        names = collection or [c.name for c in source.list_collections()]
+        for name in names:
+            copied = source.migrate(name, target)
+            console.print(f"{name}: {copied} chunk points copied")
+    finally:
+        source.close()
+        target.close()

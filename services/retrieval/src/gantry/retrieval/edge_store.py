@@ -15,6 +15,7 @@ built copy, which then replaces the live shard in one short swap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ from gantry.retrieval.store import (
     Fusion,
     Hit,
     Mode,
+    QdrantStore,
     Quantization,
     SearchParams,
     TooManyCollections,
@@ -660,6 +662,50 @@ class EdgeStore:
                 return True
             time.sleep(0.05)
         return False
+
+    # ---- moving data out -----------------------------------------------------------------
+
+    def migrate(self, name: str, target: QdrantStore, *, batch: int = 512) -> int:
+        """Copy a collection to a qdrant-client store (a server): settings, then every chunk
+        point with its vectors, payload and id. Idempotent; returns the chunks copied."""
+        info = self.get(name, count=False)
+        # Resuming: the collection exists and upserts by id overwrite what was copied.
+        with contextlib.suppress(CollectionExists):
+            target.create(
+                name,
+                encoder_id=info.encoder_id,
+                distance=info.distance,
+                vector_size=info.vector_size,
+                sparse_encoder_id=info.sparse_encoder_id,
+                quantization=info.quantization,
+            )
+        collection = self._collection(name)
+        copied = 0
+        offset: Any = None
+        while True:
+            with collection.lock:
+                records, offset = collection.shard.scroll(
+                    edge.ScrollRequest(
+                        offset=offset, limit=batch, with_payload=True, with_vector=True
+                    )
+                )
+            points = []
+            for record in records:
+                stored: dict[str, Any] = record.vector if isinstance(record.vector, dict) else {}
+                vector: dict[str, Any] = {DENSE: list(stored[DENSE])}
+                sparse = stored.get(SPARSE)
+                if isinstance(sparse, edge.SparseVector):
+                    vector[SPARSE] = models.SparseVector(
+                        indices=list(sparse.indices), values=list(sparse.values)
+                    )
+                points.append(
+                    models.PointStruct(id=str(record.id), vector=vector, payload=record.payload)
+                )
+            if points:
+                target.client.upsert(name, points=points, wait=True)
+                copied += len(points)
+            if offset is None:
+                return copied
 
     # ---- snapshots ------------------------------------------------------------------------
 
