@@ -42,7 +42,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def target(data_dir: Path) -> Iterator[str]:
-    with serve_in_thread(VideoService(make_settings(data_dir))) as running:
+    # Loading diffusers and the pipeline takes a while on a busy machine.
+    with serve_in_thread(VideoService(make_settings(data_dir)), startup_timeout_s=300) as running:
         yield f"127.0.0.1:{running.port}"
 
 

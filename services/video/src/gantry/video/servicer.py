@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import torch
@@ -93,6 +94,10 @@ def _mime_of(head: bytes) -> str:
     return "video/x-msvideo"
 
 
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")
+
+
 def _png(frame: np.ndarray[Any, Any]) -> bytes:
     return bytes(codecs.image_from_array(frame).data)
 
@@ -129,7 +134,7 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):  # type: ignore[misc]
         self.inputs = StorageRoot("videos", settings.input_root)
         self.limits = DecodeLimits(settings.max_frames, settings.max_width, settings.max_height)
         self._slots = asyncio.Semaphore(settings.max_concurrent_generations)
-        self._pending = 0
+        self._running: set[str] = set()  # generation operations not done yet
 
     # ---- capabilities -------------------------------------------------------------------
 
@@ -280,22 +285,32 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):  # type: ignore[misc]
                 "chunk_size", f"must be 0 or in [{MIN_CHUNK}, {MAX_CHUNK}]"
             )
         path, meta = self.videos.use(request.video_id, field="video_id")
-        data = await self.runtime.run_blocking(path.read_bytes)
-        digest = hashlib.sha256(data).hexdigest()
-        offsets = range(0, max(len(data), 1), size)
-        for i, offset in enumerate(offsets):
-            final = i == len(offsets) - 1
-            chunk = chunk_pb2.Chunk(
-                data=data[offset : offset + size],
-                offset=offset,
-                total_size=len(data),
-                last=final,
-                sha256=digest if final else "",
-            )
-            reply = video_pb2.DownloadVideoResponse(chunk=chunk)
-            if i == 0:
-                reply.header.CopyFrom(self._header(meta))
-            yield reply
+        # Read chunk by chunk on the executor: a large result never sits in memory whole.
+        handle = await self.runtime.run_blocking(_open_binary, path)
+        try:
+            total = meta.size_bytes
+            digest = hashlib.sha256()
+            offset = 0
+            while True:
+                data = await self.runtime.run_blocking(handle.read, size)
+                digest.update(data)
+                final = offset + len(data) >= total or not data
+                chunk = chunk_pb2.Chunk(
+                    data=data,
+                    offset=offset,
+                    total_size=total,
+                    last=final,
+                    sha256=digest.hexdigest() if final else "",
+                )
+                reply = video_pb2.DownloadVideoResponse(chunk=chunk)
+                if offset == 0:
+                    reply.header.CopyFrom(self._header(meta))
+                yield reply
+                offset += len(data)
+                if final:
+                    break
+        finally:
+            handle.close()
 
     # ---- generation ---------------------------------------------------------------------
 
@@ -332,7 +347,7 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):  # type: ignore[misc]
                 f"({strength} x {steps})",
             )
         if (
-            self._pending
+            self._in_flight()
             >= self.settings.max_concurrent_generations + self.settings.max_queued_generations
         ):
             raise ResourceExhausted("too many generations queued; retry later", retry_after_s=10.0)
@@ -365,16 +380,25 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):  # type: ignore[misc]
         )
         started = time.time()
         total = denoising_steps(steps, strength)
-        self._pending += 1
 
         async def run(handle: OperationHandle) -> video_pb2.GenerateVideoResponse:
-            try:
-                return await self._generate(handle, job, started, total)
-            finally:
-                self._pending -= 1
+            return await self._generate(handle, job, started, total)
 
         metadata = self._metadata(video_pb2.GENERATION_STAGE_QUEUED, 0, total, started)
-        return self.operations.start(run, metadata=metadata)
+        operation = self.operations.start(run, metadata=metadata)
+        self._running.add(operation.name)
+        return operation
+
+    def _in_flight(self) -> int:
+        """Generations queued or running (operations cancelled before they ran count too)."""
+        for name in list(self._running):
+            try:
+                done = self.operations.get(name).done
+            except NotFound:
+                done = True
+            if done:
+                self._running.discard(name)
+        return len(self._running)
 
     async def _decode_input(self, source: video_pb2.VideoInput) -> Probe:
         kind = source.WhichOneof("source")
@@ -615,8 +639,12 @@ class VideoServicer(video_pb2_grpc.VideoServiceServicer):  # type: ignore[misc]
         self, request: video_pb2.ListMemoryEntriesRequest, context: Any
     ) -> video_pb2.ListMemoryEntriesResponse:
         page = Page.from_request(request, default_size=50, max_size=500, scope=request.session_id)
-        infos = self.memory.entry_infos(request.session_id)
-        folder = self.memory.root / request.session_id / "entries"
+        return await self.runtime.run_blocking(self._list_entries, request.session_id, page)
+
+    def _list_entries(self, session_id: str, page: Page) -> video_pb2.ListMemoryEntriesResponse:
+        """One page of entries with thumbnails and cameras (file reads: on the executor)."""
+        infos = self.memory.entry_infos(session_id)
+        folder = self.memory.root / session_id / "entries"
         entries = []
         for info in infos[page.start : page.stop]:
             entry = video_pb2.MemoryEntry(
