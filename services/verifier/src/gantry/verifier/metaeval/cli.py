@@ -123,7 +123,8 @@ def _verify_with(
                 latency_sample=args.latency_sample,
             )
             results.append(r)
-            print(f"{name} {mode}: F1 {r.confusion.f1:.3f} in {r.seconds:.0f} s", flush=True)
+            # Each mode's row as soon as it is known: a long run is readable while it runs.
+            print(_table(f"{name}, {mode} ({r.seconds:.0f} s)", [r], items), flush=True)
             for message, count in r.refusals.items():
                 print(f"  refused {count}x: {message}", flush=True)
         print(_table(f"judge: {name}", results, items), flush=True)
