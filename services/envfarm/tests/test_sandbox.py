@@ -255,6 +255,12 @@ def test_settings_choose_and_configure_the_backend(tmp_path: Path) -> None:
     default = backend_from_settings(settings(sandbox_uid=62000, sandbox_root=tmp_path))
     assert isinstance(default, BubblewrapBackend)
     assert (default.uid, default.root, default.proc) == (62000, str(tmp_path), None)
+    assert (default.uids.first, default.uids.count) == (62000, 2048)
+    ranged = backend_from_settings(
+        settings(sandbox_uid=63000, sandbox_uid_count=16, sandbox_uid_lock_dir=tmp_path / "l")
+    )
+    assert isinstance(ranged, BubblewrapBackend)
+    assert (str(ranged.uids), ranged.uids.lock_dir) == ("63000-63015", str(tmp_path / "l"))
     kube = backend_from_settings(
         settings(
             sandbox_backend="kubernetes",

@@ -1,8 +1,8 @@
 """Containment on the bubblewrap backend: what untrusted code tries, and what it gets.
 
 Every attempt must fail for the sandboxed code and leave the host and other sandboxes
-untouched. The backend runs as its own uid here, so "nothing left behind" can be checked
-by looking for any host process of that uid.
+untouched. The backend runs as its own uid range here (one uid per live sandbox), so
+"nothing left behind" can be checked by looking for any host process of that range.
 """
 
 from __future__ import annotations
@@ -15,14 +15,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gantry.envfarm.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxSpec
-from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend
+from gantry.envfarm.sandbox import (
+    ExecResult,
+    Sandbox,
+    SandboxError,
+    SandboxLimits,
+    SandboxSpec,
+)
+from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend, BubblewrapSandbox
 from gantry.envfarm.sandbox.testing import reachable_root
 
-UID = 61999  # this module's own sandbox uid (as root); the service default is 61000
+UID, UID_COUNT = 64100, 8  # this module's own uid range (as root); the service's: 61000+
 LIMITS = SandboxLimits(
     wall_seconds=10.0,
     cpu_seconds=1,
@@ -34,8 +41,8 @@ LIMITS = SandboxLimits(
 )
 
 
-def uid_processes(uid: int) -> list[int]:
-    """Host pids whose real uid is `uid`."""
+def uid_processes(*uids: int) -> list[int]:
+    """Host pids whose real uid is one of `uids`."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -44,32 +51,45 @@ def uid_processes(uid: int) -> list[int]:
             except OSError:
                 continue
             real = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
-            if int(real) == uid:
+            if int(real) in uids:
                 pids.append(int(entry))
     return pids
 
 
-def sandbox_uid() -> int:
-    return UID if os.geteuid() == 0 else os.geteuid()
+def sandbox_uids() -> list[int]:
+    """The host uids this module's sandboxes may run as (not root: the test's own)."""
+    return list(range(UID, UID + UID_COUNT)) if os.geteuid() == 0 else [os.geteuid()]
 
 
 def wait_for_no_processes(seconds: float = 5.0) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := uid_processes(sandbox_uid())) and time.monotonic() < deadline:
+    while (left := uid_processes(*sandbox_uids())) and time.monotonic() < deadline:
         time.sleep(0.02)
     return left
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> BubblewrapBackend:
-    backend = BubblewrapBackend(uid=UID, root=reachable_root(tmp_path_factory.mktemp("bwrap")))
+def lock_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The module's uid lock folder, shared by all its backends (and its child process)."""
+    return str(tmp_path_factory.mktemp("uid-locks"))
+
+
+def make_backend(lock_dir: str, root: str, **options: Any) -> BubblewrapBackend:
+    return BubblewrapBackend(
+        uid=UID, uid_count=UID_COUNT, uid_lock_dir=lock_dir, root=root, **options
+    )
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, lock_dir: str) -> BubblewrapBackend:
+    backend = make_backend(lock_dir, reachable_root(tmp_path_factory.mktemp("bwrap")))
     backend.probe()
     assert not backend.degraded  # this machine mounts /proc; the degraded test forces it
     return backend
 
 
 @pytest.fixture
-def box(backend: BubblewrapBackend) -> Iterator[Sandbox]:
+def box(backend: BubblewrapBackend) -> Iterator[BubblewrapSandbox]:
     sandbox = backend.create(SandboxSpec(limits=LIMITS))
     yield sandbox
     sandbox.close()
@@ -151,14 +171,36 @@ def test_no_network_not_even_the_hosts_loopback(box: Sandbox) -> None:
         abstract.close()
 
 
-def test_a_fork_bomb_hits_the_process_limit_and_leaves_nothing(
-    backend: BubblewrapBackend, box: Sandbox
+def test_a_fork_bomb_hits_the_process_limit_spares_the_others_and_leaves_nothing(
+    backend: BubblewrapBackend, box: BubblewrapSandbox
 ) -> None:
     other = backend.create(SandboxSpec(limits=LIMITS))
     try:
+        if os.geteuid() == 0:
+            assert other.uid != box.uid  # its own uid: the bomb's process count is not its
+        bombed: list[ExecResult] = []
+        bomb = "bomb() { bomb | bomb & }; bomb; sleep 3"
+        thread = threading.Thread(
+            target=lambda: bombed.append(box.exec(["bash", "-c", bomb], timeout_s=4))
+        )
         started = time.monotonic()
-        result = box.exec(["bash", "-c", "bomb() { bomb | bomb & }; bomb; sleep 3"], timeout_s=4)
+        thread.start()
+        at_limit = LIMITS.processes - 4  # bash's retries keep the bomb near its limit
+        if os.geteuid() == 0:
+            deadline = time.monotonic() + 3
+            while len(uid_processes(box.uid)) < at_limit and time.monotonic() < deadline:
+                time.sleep(0.01)
+        else:
+            time.sleep(1)  # one uid for all: no way to count the bomb's processes alone
+        forks = "for i in $(seq 20); do /bin/true || exit 9; done; echo forked"
+        for _ in range(3):  # while the bomb is at its limit, not after
+            assert sh(other, forks) == (0, "forked\n")
+            if os.geteuid() == 0:
+                assert len(uid_processes(box.uid)) >= at_limit
+            assert thread.is_alive()
+        thread.join(10)
         assert time.monotonic() - started < 8
+        [result] = bombed
         assert b"Resource temporarily unavailable" in result.stderr
         assert other.exec(["echo", "still here"]).stdout == b"still here\n"
         count = box.exec(["sh", "-c", "ls /proc | grep -c '^[0-9]'"])
@@ -205,7 +247,7 @@ def test_no_process_survives_close_however_it_hides(backend: BubblewrapBackend) 
     stubborn = sandbox.spawn(["sh", "-c", "trap '' TERM HUP INT; touch m3; sleep 1000"])
     sandbox.exec(["sh", "-c", wait.format("m3")], timeout_s=5)
     assert sh(sandbox, "ps -eo comm | grep -c sleep") == (0, "3\n")
-    assert uid_processes(sandbox_uid())
+    assert uid_processes(*sandbox_uids())
     sandbox.close()
     assert wait_for_no_processes() == []
     assert not stubborn.alive()
@@ -243,10 +285,10 @@ def test_no_user_namespaces_inside(box: Sandbox) -> None:
 
 
 def test_degraded_mode_has_no_proc_but_still_no_network(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, lock_dir: str
 ) -> None:
     root = reachable_root(tmp_path_factory.mktemp("degraded"))
-    backend = BubblewrapBackend(uid=UID, root=root, proc=False)
+    backend = make_backend(lock_dir, root, proc=False)
     backend.probe()
     assert backend.degraded
     with backend.create(SandboxSpec(limits=LIMITS)) as sandbox:
@@ -258,10 +300,10 @@ def test_degraded_mode_has_no_proc_but_still_no_network(
 
 
 def test_a_warm_pool_hands_out_fresh_sandboxes_with_the_requested_limits(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, lock_dir: str
 ) -> None:
     root = reachable_root(tmp_path_factory.mktemp("pool"))
-    backend = BubblewrapBackend(uid=UID, root=root, warm_pool=1)
+    backend = make_backend(lock_dir, root, warm_pool=1)
     backend.probe()
     backend.warm()
     [pooled] = backend._pool
@@ -298,12 +340,15 @@ def test_a_sandbox_outlives_the_thread_that_made_it(backend: BubblewrapBackend) 
         sandbox.close()
 
 
-def test_nothing_outlives_a_crashed_envfarm(backend: BubblewrapBackend, tmp_path: Path) -> None:
+def test_nothing_outlives_a_crashed_envfarm(
+    backend: BubblewrapBackend, lock_dir: str, tmp_path: Path
+) -> None:
     script = (
         "import sys, time\n"
         "from gantry.envfarm.sandbox import SandboxSpec\n"
         "from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend\n"
-        f"backend = BubblewrapBackend(uid={UID}, root={backend.root!r})\n"
+        f"backend = BubblewrapBackend(uid={UID}, uid_count={UID_COUNT},\n"
+        f"    uid_lock_dir={lock_dir!r}, root={backend.root!r})\n"
         "box = backend.create(SandboxSpec())\n"
         "keep = box.spawn(['sleep', '1000'])\n"
         "box.exec(['sh', '-c', 'setsid sleep 1000 >/dev/null 2>&1 < /dev/null &'])\n"
@@ -313,7 +358,7 @@ def test_nothing_outlives_a_crashed_envfarm(backend: BubblewrapBackend, tmp_path
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     try:
         assert owner.stdout is not None and owner.stdout.readline() == b"ready\n"
-        assert uid_processes(sandbox_uid())
+        assert uid_processes(*sandbox_uids())
     finally:
         owner.kill()  # no close(): the agent's control socket just closes
         owner.wait(10)

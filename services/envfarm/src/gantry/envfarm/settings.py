@@ -57,7 +57,22 @@ class EnvFarmSettings(ServiceSettings):
     sandbox_uid: int = Field(
         default=61000,
         ge=1,
-        description="Host uid (and gid) bubblewrap sandboxes run as when envfarm is root",
+        le=0xFFFFFFFE - 0xFFFF,
+        description="First host uid (and gid) of bubblewrap sandboxes when envfarm is root; "
+        "each live sandbox holds its own uid of the range",
+    )
+    sandbox_uid_count: int = Field(
+        default=2048,
+        ge=1,
+        le=0x10000,
+        description="Size of the sandbox uid range (sandbox_uid onwards): bubblewrap "
+        "sandboxes live at once on this host, warm pool included; past it a session "
+        "start is UNAVAILABLE",
+    )
+    sandbox_uid_lock_dir: Path | None = Field(
+        default=None,
+        description="Folder of the per-uid lock files every envfarm of the host shares "
+        "(default /run/gantry-sandbox-uids, else <tmp>/gantry-sandbox-uids)",
     )
     sandbox_root: Path | None = Field(
         default=None,

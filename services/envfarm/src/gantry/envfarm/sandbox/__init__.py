@@ -10,6 +10,7 @@ from gantry.envfarm.sandbox.base import (
     SandboxBackend,
     SandboxClosed,
     SandboxError,
+    SandboxExhausted,
     SandboxLimits,
     SandboxProcess,
     SandboxSpec,
@@ -53,6 +54,10 @@ def backend_from_settings(settings: EnvFarmSettings) -> SandboxBackend:
         return make_backend(
             name,
             uid=settings.sandbox_uid,
+            uid_count=settings.sandbox_uid_count,
+            uid_lock_dir=str(settings.sandbox_uid_lock_dir)
+            if settings.sandbox_uid_lock_dir
+            else None,
             root=root,
             python=settings.sandbox_python,
             proc=settings.sandbox_proc,
@@ -82,6 +87,7 @@ __all__ = [
     "SandboxBackend",
     "SandboxClosed",
     "SandboxError",
+    "SandboxExhausted",
     "SandboxLimits",
     "SandboxProcess",
     "SandboxSpec",

@@ -24,6 +24,10 @@ class SandboxUnavailable(SandboxError):
     """The backend cannot work on this machine; the message says why."""
 
 
+class SandboxExhausted(SandboxError):
+    """Every sandbox the backend may run at once is running (e.g. no free sandbox uid)."""
+
+
 class SandboxClosed(SandboxError):
     """The sandbox (or a spawned process's output) is closed."""
 

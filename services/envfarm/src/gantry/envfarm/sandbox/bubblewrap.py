@@ -1,12 +1,12 @@
 """The bubblewrap backend: the local and CI default.
 
-Each sandbox is one `bwrap` started as a dedicated non-root uid (root would ignore the
-process limit) with every namespace unshared: no network, its own PID namespace (the
-whole tree dies with it), a read-only view of /usr and a few /etc files, a private
-writable workspace at /workspace, a size-capped tmpfs /tmp, and the agent (agent.py)
-inside applying the rlimits to each command. Where /proc cannot be mounted (restricted
-pods) the backend runs degraded: no /proc inside, everything else, network cut included,
-unchanged.
+Each sandbox is one `bwrap` started as a non-root host uid of its own (root would ignore
+the process limit; uids.py says why one per sandbox) with every namespace unshared: no
+network, its own PID namespace (the whole tree dies with it), a read-only view of /usr
+and a few /etc files, a private writable workspace at /workspace, a size-capped tmpfs
+/tmp, and the agent (agent.py) inside applying the rlimits to each command. Where /proc
+cannot be mounted (restricted pods) the backend runs degraded: no /proc inside,
+everything else, network cut included, unchanged.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from pathlib import Path
 from gantry.envfarm.sandbox.agented import AGENT_PATH, AgentSandbox, agent_argv
 from gantry.envfarm.sandbox.base import (
     SandboxError,
+    SandboxExhausted,
     SandboxLimits,
     SandboxSpec,
     SandboxUnavailable,
     refuse_network,
 )
+from gantry.envfarm.sandbox.uids import UidLease, UidRange
 
 WORKSPACE = "/workspace"
 STATIC = "/run/sandbox"  # the backend's own files: the agent, passwd, group, hosts
@@ -60,6 +62,18 @@ ETC_ENTRIES = (
 START_TIMEOUT_S = 10.0
 
 
+class BubblewrapSandbox(AgentSandbox):
+    """An agent sandbox that holds its host uid until its processes are gone."""
+
+    uid: int  # the host uid its processes run as
+    lease: UidLease | None = None  # None: the service's own uid (not root), shared
+
+    def close(self) -> None:
+        super().close()  # returns once bwrap, and so the whole PID namespace, has exited
+        if self.lease is not None:
+            self.lease.release()
+
+
 class BubblewrapBackend:
     name = "bubblewrap"
 
@@ -67,19 +81,23 @@ class BubblewrapBackend:
         self,
         *,
         uid: int = 61000,
-        gid: int | None = None,
+        uid_count: int = 2048,
+        uid_lock_dir: str | None = None,
         root: str | None = None,
         python: str = "/usr/bin/python3",
         bwrap: str = "bwrap",
         proc: bool | None = None,
         warm_pool: int = 0,
     ) -> None:
-        """`uid`/`gid`: the host ids sandboxes run as when the service is root (ignored
-        otherwise); `root`: where workspaces live; `python`: the agent's interpreter,
-        visible inside; `proc`: mount /proc (None: probe, and fall back to degraded);
-        `warm_pool`: sandboxes kept started, handed out by `create` (refilled behind)."""
+        """`uid`, `uid_count`: when the service is root, each live sandbox runs as its
+        own host uid (and gid) of `uid` .. `uid`+`uid_count`-1, taken through lock files
+        in `uid_lock_dir`, which every envfarm of the host must share (see uids.py); not
+        root, every sandbox runs as the service's own uid. `root`: where workspaces live;
+        `python`: the agent's interpreter, visible inside; `proc`: mount /proc (None:
+        probe, and fall back to degraded); `warm_pool`: sandboxes kept started, handed
+        out by `create` (refilled behind)."""
         self.uid = uid
-        self.gid = uid if gid is None else gid
+        self.uids = UidRange(uid, uid_count, uid_lock_dir)
         self.root = os.path.realpath(
             root or os.path.join(tempfile.gettempdir(), "gantry-sandboxes")
         )
@@ -88,7 +106,7 @@ class BubblewrapBackend:
         self.proc = proc
         self._static: str | None = None
         self.warm_pool = warm_pool
-        self._pool: list[AgentSandbox] = []
+        self._pool: list[BubblewrapSandbox] = []
         self._filling = 0
         self._pool_lock = threading.Lock()
         self._pool_changed = threading.Condition(self._pool_lock)
@@ -125,18 +143,27 @@ class BubblewrapBackend:
 
     # --- create --------------------------------------------------------------------
 
-    def create(self, spec: SandboxSpec) -> AgentSandbox:
+    def create(self, spec: SandboxSpec) -> BubblewrapSandbox:
         refuse_network(spec, self.name)
         sandbox = self._take_warm(spec)
         if self.warm_pool:
             threading.Thread(target=self._refill_quietly, daemon=True).start()
         if sandbox is not None:
             return sandbox
-        return self._start(spec, proc=self.proc is not False)
+        try:
+            return self._start(spec, proc=self.proc is not False)
+        except SandboxExhausted:
+            # An idle pooled sandbox gives its uid to a request that could not use it.
+            with self._pool_lock:
+                idle = self._pool.pop(0) if self._pool else None
+            if idle is None:
+                raise
+            idle.close()
+            return self._start(spec, proc=self.proc is not False)
 
     # --- the warm pool: sandboxes started ahead, fresh (never used) ------------------
 
-    def _take_warm(self, spec: SandboxSpec) -> AgentSandbox | None:
+    def _take_warm(self, spec: SandboxSpec) -> BubblewrapSandbox | None:
         """A started sandbox for `spec`, if the pool has one that fits (no mounts, the
         default /tmp size; every other limit is applied per command)."""
         if spec.readonly_mounts or spec.limits.tmp_bytes != SandboxLimits().tmp_bytes:
@@ -187,18 +214,30 @@ class BubblewrapBackend:
         for sandbox in idle:
             sandbox.close()
 
-    def _start(self, spec: SandboxSpec, *, proc: bool) -> AgentSandbox:
-        as_root = os.geteuid() == 0
-        ids = (self.uid, self.gid) if as_root else (os.geteuid(), os.getegid())
-        # bwrap resolves every bind source as the sandbox uid, so all must be reachable.
-        for source, target in spec.readonly_mounts.items():
+    def _start(self, spec: SandboxSpec, *, proc: bool) -> BubblewrapSandbox:
+        for target in spec.readonly_mounts.values():
             _check_target(target)
-            _check_reachable(source, *ids, what=f"read-only mount {source!r}")
+        lease = self.uids.take() if os.geteuid() == 0 else None
+        try:
+            sandbox = self._start_as(spec, proc, lease)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        sandbox.lease = lease
+        return sandbox
+
+    def _start_as(self, spec: SandboxSpec, proc: bool, lease: UidLease | None) -> BubblewrapSandbox:
+        uid, gid = (lease.uid, lease.gid) if lease else (os.geteuid(), os.getegid())
         static = self._static_files()
+        # bwrap resolves every bind source as the sandbox uid, so all must be reachable.
+        _check_reachable(self.root, uid, gid, what=f"the sandbox root {self.root!r}")
+        for source in spec.readonly_mounts:
+            _check_reachable(source, uid, gid, what=f"read-only mount {source!r}")
         host_workspace = tempfile.mkdtemp(prefix="sbx-", dir=self.root)
-        owner = self.uid if as_root else None
-        if owner is not None:
-            os.chown(host_workspace, self.uid, self.gid)
+        owner = uid if lease else None
+        if lease:
+            os.chown(host_workspace, uid, gid)
         with contextlib.ExitStack() as fds:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             fds.callback(theirs.close)
@@ -221,9 +260,9 @@ class BubblewrapBackend:
                 # setpriv drops to the sandbox uid rather than Popen(user=, group=): those
                 # force a plain fork(), whose atfork handlers (gRPC's) can crash the child
                 # in a threaded server; without them Popen uses vfork/posix_spawn.
-                drop = [SETPRIV, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+                drop = [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
                 process = subprocess.Popen(
-                    [*drop, "--", *argv] if as_root else argv,
+                    [*drop, "--", *argv] if lease else argv,
                     pass_fds=(theirs.fileno(), info_w),
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
@@ -251,7 +290,7 @@ class BubblewrapBackend:
             with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)
 
-        sandbox = AgentSandbox(
+        sandbox = BubblewrapSandbox(
             process=process,
             control=ours,
             workspace=WORKSPACE,
@@ -267,6 +306,7 @@ class BubblewrapBackend:
             owner=owner,
             kill_tree=kill_tree,
         )
+        sandbox.uid = uid
         sandbox.backend = self  # its static files (the agent) outlive it
         sandbox.log = errors  # what bwrap and the agent print (a death's reason)
         return sandbox
@@ -320,8 +360,6 @@ class BubblewrapBackend:
         the sandbox uid can read wherever this package is installed; written once."""
         if self._static is None:
             os.makedirs(self.root, mode=0o711, exist_ok=True)
-            ids = (self.uid, self.gid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
-            _check_reachable(self.root, *ids, what=f"the sandbox root {self.root!r}")
             etc = tempfile.mkdtemp(prefix="etc-", dir=self.root)
             os.chmod(etc, 0o755)
             files = {
