@@ -29,11 +29,22 @@ def test_minimal_config_takes_documented_defaults() -> None:
         ({**MINIMAL, "grpo": {"group_size": 1}}, "grpo.group_size"),
         ({**MINIMAL, "unknown_key": 1}, "unknown_key"),
         ({**MINIMAL, "services": {"trainer": "trainer:50052"}}, "services"),
+        ({**MINIMAL, "grpo": {"mode": "later"}}, "grpo.mode"),
+        ({**MINIMAL, "grpo": {"off_policy_correction": "is"}}, "grpo.off_policy_correction"),
+        ({**MINIMAL, "grpo": {"importance_cap": 1.0}}, "grpo.importance_cap"),
+        ({**MINIMAL, "grpo": {"max_staleness": 0}}, "grpo.max_staleness"),
     ],
 )
 def test_bad_configs_name_the_field(raw: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         parse_config(raw)
+
+
+def test_async_mode_trains_one_task() -> None:
+    two = [{"env_id": "visgym/maze_2d"}, {"env_id": "visgym/counting"}]
+    with pytest.raises(ConfigError, match="one task"):
+        parse_config({"tasks": two, "grpo": {"mode": "async"}})
+    assert parse_config({"tasks": two}).grpo.mode == "sync"
 
 
 def test_evaluation_seeds_must_be_held_out() -> None:

@@ -79,3 +79,50 @@ def test_training_teaches_the_agent_protocol_through_the_services(tmp_path: Path
         assert (outcome.report_dir / name).stat().st_size > 0
     stack = load_stack(outcome.report_dir / "stack")
     assert stack is None or not any(pid_alive(s.pid) for s in stack.services)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_async_mode_trains_on_streamed_episodes_and_publishes_as_it_goes(
+    tmp_path: Path,
+) -> None:
+    steps = 3
+    config = parse_config(
+        {
+            "name": "ci-async",
+            "tasks": [
+                {"env_id": "visgym/matchstick_equation", "difficulty": "easy", "max_turns": 2}
+            ],
+            "system_prompt": PROMPT,
+            "sft": {"demonstrations": 40, "steps": 4, "batch_size": 4, "warmup_steps": 0},
+            "grpo": {
+                "mode": "async",
+                "iterations": steps,
+                "seeds_per_iteration": 2,
+                "group_size": 4,
+                "max_tokens": 8,
+                "max_staleness": 1,
+                "publish_interval": 1,
+                "off_policy_correction": "tis",
+            },
+            "eval": {"episodes": 4, "seed_offset": 100_000, "every_iteration": False},
+            "report_dir": str(tmp_path),
+        }
+    )
+    outcome = run_loop(config, live=False)
+    assert list(outcome.result.success) == ["untrained", "sft", f"grpo-{steps}"]
+    records = [json.loads(line) for line in (outcome.report_dir / "metrics.jsonl").open()]
+    grpo = [r for r in records if r["stage"] == "grpo"]
+    assert [r["step"] for r in grpo] == list(range(1, steps + 1))  # each step once
+    # Accepted at most max_staleness (1) behind; a trajectory waiting in the one-batch
+    # read-ahead ages by at most one more version, and is counted and weighted by TIS.
+    assert all(r["staleness_mean"] <= 2 for r in grpo)
+    assert all(0 <= r["stale_fraction"] <= 1 and "is_weight_mean" in r for r in grpo)
+    # No loop-driven rollout stage: the trainer streamed its own episodes.
+    assert not [r for r in records if r["stage"] == "rollouts"]
+    published = [r for r in records if r.get("after") == "grpo-async"]
+    # SFT's publish was rollout version 1; the trainer then published after each step.
+    assert published and published[0]["policy_version"] >= 1 + steps
+    assert published[0]["run_id"] == outcome.result.grpo_run
+    assert outcome.result.grpo_trajectories == steps * 8 and outcome.result.grpo_seconds > 0
+    assert "trajectories/s" in (outcome.report_dir / "summary.md").read_text()

@@ -102,6 +102,20 @@ class GrpoConfig(_Strict):
     clip_high: float = Field(default=0.28, gt=0)
     kl_coef: float = Field(default=0.0, ge=0)
     max_tokens: int = Field(default=24, ge=1, description="Tokens per agent turn")
+    mode: Literal["sync", "async"] = Field(
+        default="sync",
+        description="sync: rollouts, then the steps on them, then publish, per iteration; "
+        "async: the trainer streams episodes from rollout while it trains and publishes "
+        "every publish_interval steps without stopping rollout (one task only)",
+    )
+    max_staleness: int = Field(
+        default=1, ge=1, description="async: policy versions a trajectory may lag behind"
+    )
+    publish_interval: int = Field(default=1, ge=1, description="async: steps between publishes")
+    off_policy_correction: Literal["none", "tis", "mis"] = Field(
+        default="none", description="Behaviour-policy correction of the loss (trainer docs)"
+    )
+    importance_cap: float = Field(default=2.0, gt=1.0)
 
 
 class EvalConfig(_Strict):
@@ -142,6 +156,14 @@ class LoopConfig(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
     report_dir: Path = Path("reports")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _async_has_one_task(self) -> LoopConfig:
+        if self.grpo.mode == "async" and len(self.tasks) != 1:
+            raise ValueError(
+                "grpo.mode async trains on one task (the trainer streams its episodes)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _seeds_disjoint(self) -> LoopConfig:

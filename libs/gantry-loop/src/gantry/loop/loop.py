@@ -3,6 +3,12 @@
     demonstrations (envfarm) -> SFT (trainer) -> publish -> [episodes (rollout <-> envfarm)
     -> GRPO step (trainer) -> publish] x iterations -> held-out evaluation
 
+`grpo.mode: async` replaces the bracket with one trainer run that streams its episodes
+from rollout while it trains (rollout never waits for a step, the trainer never waits for a
+whole batch of fresh rollouts) and publishes every `publish_interval` steps; trajectories
+may lag up to `max_staleness` versions (LongCat's DORA, AReaL-style), and the loss can
+correct for it (`off_policy_correction`).
+
 Every stage reports to an `Observer` (the live terminal view, the report writer, the
 TensorBoard writer) and is an OpenTelemetry span (`loop.<stage>`), so with tracing on a
 whole run is one trace: each stage's calls, and what the services do for them, below it.
@@ -27,9 +33,15 @@ from gantry.core.tracing import AttributeValue, stage
 from gantry.loop import calls
 from gantry.loop.config import LoopConfig, TaskConfig
 from gantry.proto.common.v1 import precision_pb2, sampling_pb2
+from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 
 Record = dict[str, Any]
+CORRECTIONS = {
+    "none": trainer_pb2.OFF_POLICY_CORRECTION_NONE,
+    "tis": trainer_pb2.OFF_POLICY_CORRECTION_TIS,
+    "mis": trainer_pb2.OFF_POLICY_CORRECTION_MIS,
+}
 
 
 class Observer(Protocol):
@@ -45,6 +57,10 @@ class LoopResult:
     success: dict[str, float] = field(default_factory=dict)
     sft_run: str = ""
     grpo_run: str = ""
+    # Wall time of the GRPO stage, evaluations excluded (async training goes on during
+    # them: compare modes with eval.every_iteration false).
+    grpo_seconds: float = 0.0
+    grpo_trajectories: int = 0  # trajectories the GRPO steps trained on
 
     @property
     def untrained(self) -> float:
@@ -74,7 +90,12 @@ def _metrics_record(stage: str, iteration: int, m: trainer_pb2.StepMetrics) -> R
         "grad_norm": m.grad_norm,
     }
     if stage == "grpo":
-        record |= {"reward_mean": m.reward_mean, "kl": m.kl, "entropy": m.entropy}
+        record |= {
+            "reward_mean": m.reward_mean,
+            "kl": m.kl,
+            "entropy": m.entropy,
+            "staleness_mean": m.staleness_mean,
+        }
     record |= dict(m.extra)
     return record
 
@@ -218,6 +239,8 @@ class TrainingLoop:
                     temperature=cfg.temperature, max_tokens=cfg.max_tokens
                 ),
                 max_staleness=0,
+                off_policy_correction=CORRECTIONS[cfg.off_policy_correction],
+                importance_cap=cfg.importance_cap,
             ),
             data=trainer_pb2.DataSource(submitted=True),
             optimizer=trainer_pb2.OptimizerConfig(
@@ -231,16 +254,73 @@ class TrainingLoop:
             seed=self.config.seed,
             extra=extra,
         )
+        if cfg.mode == "async":
+            self._grpo_async(run_config)
+            return
         run_id = self._start(f"{self.config.name}-grpo", run_config)
         self.result.grpo_run = run_id
         for iteration in range(1, cfg.iterations + 1):
             with stage("loop.iteration", iteration=iteration, run_id=run_id):
                 self._iteration(run_id, iteration)
         self._finish(run_id)
+        self.result.grpo_trajectories = run_config.batch_size * int(run_config.max_steps)
+
+    def _grpo_async(self, run_config: trainer_pb2.RunConfig) -> None:
+        """One run fed by rollout's StreamEpisodes; evaluations run while it trains on."""
+        cfg = self.config.grpo
+        task = self.config.tasks[0]
+        first_seed = self.config.sft.demonstrations
+        run_config.data.CopyFrom(
+            trainer_pb2.DataSource(
+                episodes=trainer_pb2.EpisodeSource(
+                    env_id=task.env_id,
+                    difficulty=calls.DIFFICULTY[task.difficulty],
+                    seeds=range(first_seed, first_seed + cfg.iterations * cfg.seeds_per_iteration),
+                    max_turns=task.max_turns,
+                    system_prompt=self.config.system_prompt,
+                )
+            )
+        )
+        run_config.rollout_target = self.rollout_for_trainer
+        run_config.publish_interval = cfg.publish_interval
+        run_config.grpo.max_staleness = cfg.max_staleness
+        run_id = self._start(f"{self.config.name}-grpo-async", run_config)
+        self.result.grpo_run = run_id
+        for iteration in range(1, cfg.iterations + 1):
+            target = iteration * cfg.steps_per_iteration
+            of = f"iteration {iteration}/{cfg.iterations}"
+            with self._stage("grpo", f"{of}: training on streamed episodes", iteration=iteration):
+                started = time.perf_counter()
+                for metrics in calls.follow_run(
+                    self.stubs,
+                    run_id,
+                    since_step=target - cfg.steps_per_iteration + 1,
+                    until_step=target,
+                ):
+                    self.observer.record(_metrics_record("grpo", iteration, metrics))
+                self.result.grpo_seconds += time.perf_counter() - started
+            if iteration == cfg.iterations or self.config.eval.every_iteration:
+                # The trainer keeps training meanwhile: this scores whatever version rollout
+                # serves now (at least this iteration's, published every publish_interval).
+                self.evaluate(f"grpo-{iteration}", iteration)
+        self._finish(run_id)
+        self.result.grpo_trajectories = run_config.batch_size * int(run_config.max_steps)
+        # The trainer published on its own; what rollout serves now is the evidence.
+        info = self.stubs.rollout.GetModelInfo(rollout_pb2.GetModelInfoRequest(), timeout=30)
+        self.observer.record(
+            {
+                "stage": "publish",
+                "after": "grpo-async",
+                "iteration": cfg.iterations,
+                "policy_version": info.policy_version,
+                "run_id": info.run_id,
+            }
+        )
 
     def _iteration(self, run_id: str, iteration: int) -> None:
         """Rollouts for every task, the GRPO steps on them, publish, evaluate."""
         cfg = self.config.grpo
+        started = time.perf_counter()
         first_seed = self.config.sft.demonstrations + (iteration - 1) * cfg.seeds_per_iteration
         seeds = list(range(first_seed, first_seed + cfg.seeds_per_iteration))
         of = f"iteration {iteration}/{cfg.iterations}"
@@ -269,6 +349,7 @@ class TrainingLoop:
             ):
                 self.observer.record(_metrics_record("grpo", iteration, metrics))
         self._publish(run_id, "grpo", iteration)
+        self.result.grpo_seconds += time.perf_counter() - started
         if iteration == cfg.iterations or self.config.eval.every_iteration:
             self.evaluate(f"grpo-{iteration}", iteration)
 

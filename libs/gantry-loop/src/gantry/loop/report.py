@@ -126,6 +126,12 @@ def summary(directory: Path, records: list[Record], result: LoopResult, config_t
             f"{grpo[0].get('reward_mean', 0):.3f} -> {grpo[-1].get('reward_mean', 0):.3f}, "
             f"logprob mismatch {_mean(grpo, 'logprob_mismatch'):.2e}."
         )
+    if result.grpo_seconds:
+        rate = result.grpo_trajectories / result.grpo_seconds
+        lines.append(
+            f"GRPO stage: {result.grpo_trajectories} trajectories in "
+            f"{result.grpo_seconds:.0f} s ({rate:.2f} trajectories/s; evaluations excluded)."
+        )
     elapsed = records[-1]["time_s"] if records else 0.0
     lines += ["", f"Wall time: {elapsed:.0f} s. Metrics: `{METRICS_FILE}`.", ""]
     for name in PLOTS:

@@ -40,6 +40,7 @@ def stream_request(config: trainer_pb2.RunConfig) -> rollout_pb2.StreamEpisodesR
         sampling=grpo.sampling,
         max_turns=source.max_turns,
         concurrency=config.batch_size,
+        system_prompt=source.system_prompt,
     )
     # Rollout's 0 means unbounded; the trainer's 0 means on-policy: let rollout drop
     # episodes more than one version behind, the trainer's intake rejects the rest.
@@ -55,8 +56,11 @@ class EpisodeFeeder:
         self.record = record
         self.target = target
         self.token = token
-        # Read ahead at most two batches: later episodes would only go stale.
-        self.limit = min(max_buffered, 2 * record.run.config.batch_size)
+        # Read ahead as many batches as the run tolerates versions of lag (at least one, so
+        # rollout works while the trainer steps): a buffered episode ages one version per
+        # step it waits, so deeper buffers would only hand the steps staler data.
+        ahead = max(1, record.run.config.grpo.max_staleness)
+        self.limit = min(max_buffered, ahead * record.run.config.batch_size)
         self.group_size = record.run.config.grpo.group_size
         self._stopping = threading.Event()
         self._call: Any = None

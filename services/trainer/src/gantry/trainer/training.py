@@ -275,6 +275,10 @@ class Trainer:
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
         metrics.extra["skipped_turns"] = float(turns - len(items))
+        # Intake refuses trajectories past max_staleness; waiting in the buffer they can age
+        # further. Counted here; TIS/MIS weight them by how far their sampler was.
+        limit = max(cfg.max_staleness, 0)
+        metrics.extra["stale_fraction"] = sum(v > limit for v in lag) / max(len(lag), 1)
         # Share of the forward passes' positions that were padding.
         metrics.extra["padding_fraction"] = 1.0 - tokens / padded if padded else 0.0
         metrics.extra.update(verifier_rewards.step_metrics(trajectories))

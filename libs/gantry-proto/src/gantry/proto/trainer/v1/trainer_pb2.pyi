@@ -106,18 +106,20 @@ class PpoConfig(_message.Message):
     def __init__(self, clip_epsilon: _Optional[float] = ..., kl_coef: _Optional[float] = ..., gamma: _Optional[float] = ..., gae_lambda: _Optional[float] = ..., value_coef: _Optional[float] = ..., ppo_epochs: _Optional[int] = ..., critic_model: _Optional[str] = ..., sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
 class EpisodeSource(_message.Message):
-    __slots__ = ("env_id", "difficulty", "settings", "seeds", "max_turns")
+    __slots__ = ("env_id", "difficulty", "settings", "seeds", "max_turns", "system_prompt")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     SETTINGS_FIELD_NUMBER: _ClassVar[int]
     SEEDS_FIELD_NUMBER: _ClassVar[int]
     MAX_TURNS_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     difficulty: _episode_pb2.Difficulty
     settings: _episode_pb2.EpisodeSettings
     seeds: _containers.RepeatedScalarFieldContainer[int]
     max_turns: int
-    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., seeds: _Optional[_Iterable[int]] = ..., max_turns: _Optional[int] = ...) -> None: ...
+    system_prompt: str
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., seeds: _Optional[_Iterable[int]] = ..., max_turns: _Optional[int] = ..., system_prompt: _Optional[str] = ...) -> None: ...
 
 class DataSource(_message.Message):
     __slots__ = ("dataset_uri", "episodes", "submitted", "verifier_target")
