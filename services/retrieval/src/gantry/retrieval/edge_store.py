@@ -324,6 +324,12 @@ class EdgeStore:
                 shutil.rmtree(root)
             root.mkdir()
             shard = edge.EdgeShard.create(str(root / SHARD_DIR), _edge_config(meta, self.index))
+            # Counting documents and deleting by document look these keys up, not scan.
+            for key, schema in (
+                (DOC_KEY, edge.PayloadSchemaType.Keyword),
+                (CHUNK_KEY, edge.PayloadSchemaType.Integer),
+            ):
+                shard.update(edge.UpdateOperation.create_field_index(key, schema))
             shard.flush()
             # The settings file is written last and atomically: it marks a finished collection.
             tmp = root / f".{META_FILE}.tmp"
