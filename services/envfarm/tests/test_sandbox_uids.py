@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from gantry.core.errors import Unavailable
 from gantry.envfarm.sandbox import SandboxExhausted, SandboxSpec, SandboxUnavailable
 from gantry.envfarm.sandbox.bubblewrap import BubblewrapBackend, BubblewrapSandbox
 from gantry.envfarm.sandbox.testing import reachable_root
 from gantry.envfarm.sandbox.uids import UidRange
+from gantry.envfarm.terminal.episode import TerminalEpisode
+from gantry.envfarm.terminal.suite import template_task
 
 FIRST = 64200  # this module's own uid range; the service's starts at 61000
 AS_ROOT = os.geteuid() == 0
@@ -162,3 +165,23 @@ def test_an_idle_pooled_sandbox_gives_its_uid_to_a_request(tmp_path: Path, root:
             box.close()
     finally:
         backend.close()
+
+
+def test_a_session_past_the_range_is_unavailable_naming_the_setting(
+    tmp_path: Path, root: str
+) -> None:
+    backend = BubblewrapBackend(uid=FIRST, uid_count=1, uid_lock_dir=str(tmp_path), root=root)
+    task = template_task("t", "git", 0, 5, "easy")
+    first, second = (TerminalEpisode(task, lambda: backend) for _ in range(2))
+    try:
+        first.reset(0)
+        if AS_ROOT:
+            with pytest.raises(Unavailable, match="sandbox_uid_count"):
+                second.reset(0)
+            first.close()  # its uid comes back
+        second.reset(0)
+        assert second.sandbox is not None
+        assert second.sandbox.exec(["true"]).exit_code == 0
+    finally:
+        first.close()
+        second.close()
