@@ -169,3 +169,72 @@ def eval_command(
     if json_out is not None:
         json_out.write_text(json.dumps({"policy": info.policy_id, "results": rows}, indent=2))
     client.close()
+
+
+@app.command("rollout")
+def rollout_command(
+    out_dir: Annotated[Path, typer.Option(help="Where the PNG frames go")],
+    target: Annotated[
+        str, typer.Option(help="host:port of a running vla service ('' = the scripted policy)")
+    ] = "",
+    token: Annotated[str, typer.Option(help="Bearer token, if the service wants one")] = "",
+    task: Annotated[str, typer.Option(help="Meta-World task")] = "drawer-close-v3",
+    seed: Annotated[int, typer.Option(help="Episode seed")] = 1000,
+    frames: Annotated[int, typer.Option(help="Frames to keep, evenly spaced")] = 4,
+    size: Annotated[int, typer.Option(help="Frame size in pixels")] = 192,
+    max_steps: Annotated[int, typer.Option(help="Step limit")] = 150,
+) -> None:
+    """Run one episode and save evenly spaced frames named after who acted."""
+    import numpy as np
+    from PIL import Image
+
+    from gantry.vla.client import VlaClient
+    from gantry.vla.sim import MetaWorldEnv, make_frames
+
+    _tasks(task)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = MetaWorldEnv(task, seed=seed, max_steps=max_steps, instruction_index=seed)
+    camera = make_frames(env.sim.model, size)
+    kept: list[np.ndarray] = []
+
+    class Recording:
+        """The env, plus a large frame of every state for the docs."""
+
+        action_space = env.action_space
+        instruction = env.instruction
+
+        def __init__(self) -> None:
+            self.max_steps = max_steps
+
+        def reset(self) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+            result = env.reset()
+            kept.append(camera(env.sim))
+            return result
+
+        def step(self, action: np.ndarray) -> tuple[object, float, bool, bool, dict[str, object]]:
+            result = env.step(action)
+            kept.append(camera(env.sim))
+            return result
+
+    recording = Recording()
+    if target:
+        client = VlaClient(target, token=token or None)
+        result = client.control(recording)
+        client.close()
+        success, steps, actor = result.success, result.steps, "policy"
+    else:
+        recording.reset()
+        success, steps = False, 0
+        for steps in range(1, max_steps + 1):  # noqa: B007 (steps is reported)
+            _, _, success, truncated, _ = recording.step(env.expert_action())
+            if success or truncated:
+                break
+        actor = "scripted"
+    env.close()
+    picks = np.linspace(0, len(kept) - 1, num=min(frames, len(kept))).round().astype(int)
+    for i, index in enumerate(picks):
+        Image.fromarray(kept[index]).save(out_dir / f"{task}-{actor}-{i}.png")
+    typer.echo(
+        f"{task} seed {seed}: {actor} {'succeeded' if success else 'failed'} in {steps} steps; "
+        f"frames at steps {', '.join(str(int(i)) for i in picks)} in {out_dir}"
+    )
