@@ -112,8 +112,12 @@ def frustum_points(
     return torch.cat(points)
 
 
-def visible(points: torch.Tensor, camera: Camera) -> torch.Tensor:
-    """[P] bool: the point projects inside the image of at least one frame, in front of it."""
+def visible(points: torch.Tensor, camera: Camera, far: float = 8.0) -> torch.Tensor:
+    """[P] bool: the point projects inside the image of one of the frames, at depth (0, far].
+
+    The far plane keeps two cameras that face each other from afar from counting as
+    overlapping; it is twice the deepest sample `frustum_points` takes.
+    """
     ext = camera.extrinsics.double()
     intr = camera.intrinsics.double()
     intr = intr.expand(ext.shape[0], 3, 3) if intr.dim() == 2 else intr
@@ -124,7 +128,7 @@ def visible(points: torch.Tensor, camera: Camera) -> torch.Tensor:
         z = cam[:, 2]
         u = k[0, 0] * cam[:, 0] / z.clamp(min=1e-9) + k[0, 2]
         v = k[1, 1] * cam[:, 1] / z.clamp(min=1e-9) + k[1, 2]
-        inside = (z > 1e-6) & (u >= 0) & (u <= 2 * k[0, 2]) & (v >= 0) & (v <= 2 * k[1, 2])
+        inside = (z > 1e-6) & (z <= far) & (u >= 0) & (u <= 2 * k[0, 2]) & (v >= 0) & (v <= 2 * k[1, 2])
         seen |= inside
     return seen
 

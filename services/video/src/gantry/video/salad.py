@@ -170,17 +170,16 @@ class SaladProcessor(nn.Module):
     def _merged_memory_attention(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, n_ctx: int
     ) -> torch.Tensor:
-        """Memory tokens attend among themselves; the video attends to merged memory + itself.
+        """Memory queries attend to merged memory; the video to merged memory + itself.
 
         Memory keys the video's queries barely attend to are merged into the most similar
-        kept ones (learned weights) instead of dropped, so the video's attention costs
-        N·(r + N) instead of N·(M + N).
+        kept ones (learned weights) instead of dropped, so attention costs M·r + N·(r + N)
+        instead of (M + N)² for M memory tokens merged to r and N video tokens.
         """
         sdpa = torch.nn.functional.scaled_dot_product_attention
         q, k, v = (x.transpose(1, 2) for x in (query, key, value))  # [B, H, N, D]
         qc, kc, vc = q[:, :, :n_ctx], k[:, :, :n_ctx], v[:, :, :n_ctx]
         qt, kt, vt = q[:, :, n_ctx:], k[:, :, n_ctx:], v[:, :, n_ctx:]
-        ctx_out = sdpa(qc, kc, vc)
         b, h, m, d = kc.shape
         keep = max(1, math.ceil(self.runtime.settings.merge_keep * m))
         # Importance: attention mass from a pooled video query (cheap, per head).
@@ -191,6 +190,7 @@ class SaladProcessor(nn.Module):
         weight = torch.nn.functional.softplus(self.merge_weight(kc.reshape(flat)))[..., 0]
         km = merge_tokens(kc.reshape(flat), weight, plan).view(b, h, keep, d)
         vm = merge_tokens(vc.reshape(flat), weight, plan).view(b, h, keep, d)
+        ctx_out = sdpa(qc, km, vm)
         tgt_out = sdpa(qt, torch.cat([km, kt], 2), torch.cat([vm, vt], 2))
         self.runtime.stats.before += m
         self.runtime.stats.after += keep
