@@ -27,6 +27,7 @@ from gantry.vla.observation import check_fraction, check_steps, parse_observatio
 from gantry.vla.runner import Inference, PolicyRunner
 
 log = logging.getLogger("gantry.vla")
+MAX_QUEUED_EVENTS = 64  # error events and reset acks not yet sent before reading stops
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -59,7 +60,9 @@ class _StreamState:
         self.last_sequence: int | None = None
         self.waiting: _Waiting | None = None
         self.wake = asyncio.Event()
-        self.events: asyncio.Queue[vla_pb2.StreamControlResponse] = asyncio.Queue()
+        self.events: asyncio.Queue[vla_pb2.StreamControlResponse] = asyncio.Queue(
+            maxsize=MAX_QUEUED_EVENTS
+        )
         self.finished = False
 
 
@@ -132,47 +135,51 @@ class VlaServicer(vla_pb2_grpc.VlaServiceServicer):
         try:
             async for request in requests:
                 kind = request.WhichOneof("payload")
+                event: vla_pb2.StreamControlResponse | None
                 if kind == "reset":
-                    self._reset(request.reset, state)
+                    event = self._reset(request.reset, state)
                 elif kind == "observation":
-                    self._accept(request.observation, state, loop.time())
+                    event = self._accept(request.observation, state, loop.time())
                 else:
                     error = InvalidArgument.for_field(
                         "payload", "after the config, send observation or reset messages"
                     )
-                    state.events.put_nowait(_error_event(0, state.episode, error))
+                    event = _error_event(0, state.episode, error)
+                if event is not None:
+                    # Bounded: a client that does not read its answers stops being read.
+                    await state.events.put(event)
                 state.wake.set()
         finally:
             state.finished = True
             state.wake.set()
 
-    def _reset(self, reset: vla_pb2.EpisodeReset, state: _StreamState) -> None:
+    def _reset(
+        self, reset: vla_pb2.EpisodeReset, state: _StreamState
+    ) -> vla_pb2.StreamControlResponse:
         spec = self.runner.spec
         if len(reset.instruction.encode()) > spec.max_instruction_bytes:
             error = InvalidArgument.for_field(
                 "reset.instruction", f"is longer than {spec.max_instruction_bytes} bytes"
             )
-            state.events.put_nowait(_error_event(0, state.episode, error))
-            return
+            return _error_event(0, state.episode, error)
         state.waiting = None
         state.episode += 1
         if reset.instruction.strip():
             state.instruction = reset.instruction.strip()
-        state.events.put_nowait(
-            vla_pb2.StreamControlResponse(episode=state.episode, reset_done=True)
-        )
+        return vla_pb2.StreamControlResponse(episode=state.episode, reset_done=True)
 
-    def _accept(self, frame: vla_pb2.ObservationFrame, state: _StreamState, now: float) -> None:
+    def _accept(
+        self, frame: vla_pb2.ObservationFrame, state: _StreamState, now: float
+    ) -> vla_pb2.StreamControlResponse | None:
         if state.last_sequence is not None and frame.sequence <= state.last_sequence:
             error = InvalidArgument.for_field(
                 "observation.sequence",
                 f"must be greater than {state.last_sequence} (the last one in this stream)",
             )
-            state.events.put_nowait(_error_event(frame.sequence, state.episode, error))
-            return
+            return _error_event(frame.sequence, state.episode, error)
         state.last_sequence = frame.sequence
         state.waiting = _Waiting(frame, state.episode, state.instruction, now)
-        state.wake.set()
+        return None
 
     async def _answer(self, item: _Waiting, steps: int) -> vla_pb2.StreamControlResponse:
         frame = item.frame
