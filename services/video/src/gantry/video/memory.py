@@ -128,7 +128,8 @@ def visible(points: torch.Tensor, camera: Camera, far: float = 8.0) -> torch.Ten
         z = cam[:, 2]
         u = k[0, 0] * cam[:, 0] / z.clamp(min=1e-9) + k[0, 2]
         v = k[1, 1] * cam[:, 1] / z.clamp(min=1e-9) + k[1, 2]
-        inside = (z > 1e-6) & (z <= far) & (u >= 0) & (u <= 2 * k[0, 2]) & (v >= 0) & (v <= 2 * k[1, 2])
+        in_depth = (z > 1e-6) & (z <= far)
+        inside = in_depth & (u >= 0) & (u <= 2 * k[0, 2]) & (v >= 0) & (v <= 2 * k[1, 2])
         seen |= inside
     return seen
 
