@@ -8,6 +8,8 @@ and a dispatcher (Triton on CUDA, torch elsewhere):
 * ``fp8_linear`` — ``FP8Linear`` (FP8 forward, dgrad and wgrad) and the model converter;
 * ``recipes``    — the ``bf16`` / ``fp8-naive`` / ``fp8-jet`` precision recipes;
 * ``fp8``        — all of the above in one import; ``numerics`` — error metrics.
+* ``sparse_attention`` — block-sparse attention (3D windows + top-k blocks), fwd and bwd;
+* ``linear_attention`` — normalised linear attention; ``token_merge`` — learned token merging.
 
 Importing this package imports nothing heavy; triton is optional (``gantry-kernels[triton]``).
 """
