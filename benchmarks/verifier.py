@@ -18,7 +18,7 @@ The same as `python -m gantry.verifier.metaeval` (every option of it applies).
 
 from __future__ import annotations
 
-from gantry.verifier.metaeval.cli import main
+from gantry.verifier.metaeval.cli import run_main
 
 if __name__ == "__main__":
-    main()
+    run_main()

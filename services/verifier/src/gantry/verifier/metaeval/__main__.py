@@ -1,3 +1,3 @@
-from gantry.verifier.metaeval.cli import main
+from gantry.verifier.metaeval.cli import run_main
 
-main()
+run_main()

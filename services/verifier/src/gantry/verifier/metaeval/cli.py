@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -172,3 +174,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     return report
+
+
+def run_main() -> None:
+    """The command line: SIGTERM unwinds like Ctrl-C, so the services it started stop too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()
