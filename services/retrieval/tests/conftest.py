@@ -54,7 +54,9 @@ def channels(
                     chunk_words=40,
                     chunk_overlap_words=8,
                 )
-                running = stack.enter_context(serve_in_thread(RetrievalService(settings)))
+                # MiniLM loads slowly on loaded CI cores.
+                service = RetrievalService(settings)
+                running = stack.enter_context(serve_in_thread(service, startup_timeout_s=240))
                 target = f"127.0.0.1:{running.port}"
                 opened[backend] = stack.enter_context(sync_channel(target, token=TOKEN))
             return opened[backend]
