@@ -389,3 +389,18 @@ def test_client_gives_up_when_every_observation_is_rejected(target: str) -> None
     with pytest.raises(errors.InvalidArgument, match="NaN"):
         client.control(_BrokenEnv())
     client.close()
+
+
+def test_stream_answers_the_newest_observation_in_order(
+    stub: vla_pb2_grpc.VlaServiceStub,
+) -> None:
+    requests = [vla_pb2.StreamControlRequest(config=vla_pb2.StreamConfig(instruction=TEXT))]
+    requests += [
+        vla_pb2.StreamControlRequest(observation=_frame(seq, timestep=seq)) for seq in range(1, 7)
+    ]
+    answers = list(stub.StreamControl(iter(requests), timeout=60))
+    sequences = [a.sequence for a in answers]
+    # Older observations still waiting may be skipped, never answered out of order, and
+    # the newest one is always answered, starting at its own timestep.
+    assert sequences == sorted(set(sequences)) and sequences[-1] == 6
+    assert all(a.start_timestep == a.sequence and not a.HasField("error") for a in answers)
