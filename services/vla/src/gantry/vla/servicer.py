@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,7 @@ class VlaServicer(vla_pb2_grpc.VlaServiceServicer):
             )
         check_fraction(config.queue_threshold, "config.queue_threshold")
         check_fraction(config.blend_weight, "config.blend_weight")
-        if not config.control_hz >= 0 or config.control_hz == float("inf"):
+        if not (math.isfinite(config.control_hz) and config.control_hz >= 0):
             raise InvalidArgument.for_field("config.control_hz", "must be a finite number >= 0")
         check_steps(config.num_denoising_steps, "config.num_denoising_steps", spec)
         return config
