@@ -296,6 +296,8 @@ def test_stream_survives_bad_observations_and_resets(stub: vla_pb2_grpc.VlaServi
         (vla_pb2.StreamConfig(queue_threshold=1.5), "config.queue_threshold"),
         (vla_pb2.StreamConfig(blend_weight=-0.1), "config.blend_weight"),
         (vla_pb2.StreamConfig(control_hz=-1), "config.control_hz"),
+        (vla_pb2.StreamConfig(control_hz=float("nan")), "config.control_hz"),
+        (vla_pb2.StreamConfig(queue_threshold=float("nan")), "config.queue_threshold"),
         (vla_pb2.StreamConfig(num_denoising_steps=-2), "config.num_denoising_steps"),
     ],
 )
