@@ -8,7 +8,7 @@ local mode vs brute-force numpy, in one run, on two vector sets:
 
 Per path: upserts/s, index build time (Edge: from the last upsert until the background
 HNSW build is swapped in), sequential top-10 QPS with p50/p99, recall@10 against exact
-numpy search, and memory (process RSS growth; the index builder child's peak RSS).
+numpy search, and memory (process RSS growth, shard size on disk).
 **edge** = the retrieval service on Edge over gRPC (`Upsert` with precomputed vectors
 through `upsert_batched`, `Search`), searched at the default `hnsw_ef`, a lower and a
 higher one, and `exact`; **local** = qdrant-client's local mode called directly (the
@@ -26,7 +26,6 @@ import ast
 import functools
 import gc
 import json
-import resource
 import statistics
 import sysconfig
 import tempfile
@@ -233,7 +232,7 @@ def _search_all(stub: Any, queries: np.ndarray, params: pb.SearchParams) -> dict
 
 
 def bench_edge(
-    path: Path, vectors: np.ndarray, queries: np.ndarray, timeout_s: float
+    path: Path, vectors: np.ndarray, queries: np.ndarray, timeout_s: float, min_points: int
 ) -> dict[str, Any]:
     """The service on Edge: upsert, searches while the index builds, then per search knob."""
     before = rss_mb()
@@ -247,6 +246,7 @@ def bench_edge(
         qdrant_path=str(path),
         max_batch_texts=BATCH,
         edge_index_quiet_s=1.0,
+        edge_index_min_points=min_points,
     )
     with (
         serve_in_thread(RetrievalService(settings)) as running,
@@ -272,7 +272,6 @@ def bench_edge(
         out["index_build_s"] = time.perf_counter() - loaded
         out["indexed_vectors"] = int(info.indexed_vectors_count)
         out["rss_mb"] = rss_mb() - before
-        out["builder_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         out["disk_mb"] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
         for label, params in (
             ("default", pb.SearchParams()),
@@ -296,7 +295,9 @@ def run_set(name: str, vectors: np.ndarray, queries: np.ndarray, args: Any) -> d
                 out["local"].pop("found"), exact[: args.local_queries]
             )
         gc.collect()
-        out["edge"] = bench_edge(Path(tmp) / "edge", vectors, queries, args.build_timeout)
+        out["edge"] = bench_edge(
+            Path(tmp) / "edge", vectors, queries, args.build_timeout, args.index_min_points
+        )
     for label in ("default", "ef64", "ef256", "exact"):
         out["edge"][label]["recall_at_10"] = recall(out["edge"][label].pop("found"), exact)
     return out
@@ -319,8 +320,8 @@ def print_set(name: str, r: dict[str, Any]) -> None:
     d = e["during_build"]
     print(
         f"edge: index build {e['index_build_s']:.1f} s; while building {d['qps']:.1f} QPS "
-        f"(p99 {d['p99_ms']:.1f} ms); RSS +{e['rss_mb']:.0f} MB, builder peak "
-        f"{e['builder_peak_rss_mb']:.0f} MB, disk {e['disk_mb']:.0f} MB; numpy RSS "
+        f"(p99 {d['p99_ms']:.1f} ms); RSS +{e['rss_mb']:.0f} MB, disk {e['disk_mb']:.0f} MB; "
+        f"numpy RSS "
         f"+{r['numpy']['rss_mb']:.0f} MB"
     )
     if "local" in r:
@@ -413,6 +414,9 @@ def main() -> None:
         "--local-queries", type=int, default=50, help="queries for local mode (0 = skip it)"
     )
     parser.add_argument("--build-timeout", type=float, default=3600.0, help="index build cap")
+    parser.add_argument(
+        "--index-min-points", type=int, default=5000, help="Edge build trigger (service default)"
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "gantry-docstrings.npz"
     )
