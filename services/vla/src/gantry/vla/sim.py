@@ -60,7 +60,7 @@ class _GLFrames:
 
     def __init__(self, model: Any, size: int) -> None:
         # A small offscreen buffer, no multisampling, shadows or reflections: with Mesa's
-        # software rasteriser this is ~25x faster than Meta-World's defaults at 64 px.
+        # software rasteriser this is ~20x faster than Meta-World's defaults at 64 px.
         model.vis.global_.offwidth = max(size, 1)
         model.vis.global_.offheight = max(size, 1)
         model.vis.quality.offsamples = 0
