@@ -12,17 +12,26 @@ most r x the original tokens:
 - lexical+structure (ablation): the service's pipeline with the no-model lexical scorer.
 
 Compression is measured on the returned text (markers included). Latency: Prune on
-2K/8K/32K-token Python contexts on CPU, cold (new text) and warm (same text, new hint).
+2K/8K/32K-token Python contexts on CPU, cold (new text) and warm (same text, new hint);
+``--baseline REV`` also times the pruner package as it was at git revision REV, size by
+size in the same run (a subprocess on that revision's sources), with the load average.
 
     .venv/bin/python benchmarks/pruner.py [--test-files 40] [--json out.json]
+    .venv/bin/python benchmarks/pruner.py --latency-only --baseline 54be6a7
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -188,8 +197,7 @@ def evaluate(
     return summary
 
 
-def latency(head: Pruner, sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
-    count = head.scorer.count_tokens
+def _pool() -> list[str]:
     pool: list[str] = []
     for path in source_files():
         try:
@@ -200,6 +208,15 @@ def latency(head: Pruner, sizes: list[int], repeats: int) -> dict[str, dict[str,
         pool.extend(text.split("\n"))
         if len(pool) > 12_000:
             break
+    return pool
+
+
+def latency(head: Pruner, sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
+    count = head.scorer.count_tokens
+    pool = _pool()
+    # One small prune first: the first forward pass of a process pays one-off setup costs
+    # that are not what a cold file costs a running service.
+    head.prune("\n".join(pool[:200]), "warm-up", keep_ratio=0.25, language="python")
     out = {}
     for size in sizes:
         lines: list[str] = []
@@ -213,17 +230,60 @@ def latency(head: Pruner, sizes: list[int], repeats: int) -> dict[str, dict[str,
         for rep in range(repeats):
             text = f"# run {rep} {time.time()}\n" + "\n".join(lines)  # new text: no cache hit
             started = time.perf_counter()
-            head.prune(text, "where are errors raised?", keep_ratio=0.25, language="python")
+            head.prune(
+                text, f"where are errors raised? ({rep})", keep_ratio=0.25, language="python"
+            )
             cold.append(time.perf_counter() - started)
             started = time.perf_counter()
-            head.prune(text, "how is the config parsed?", keep_ratio=0.25, language="python")
+            head.prune(
+                text, f"how is the config parsed? ({rep})", keep_ratio=0.25, language="python"
+            )
             warm.append(time.perf_counter() - started)
         out[str(size)] = {
             "tokens": float(tokens),
             "cold_s": statistics.median(cold),
             "warm_s": statistics.median(warm),
+            "load_1min": os.getloadavg()[0],
         }
     return out
+
+
+def baseline_latency(rev: str, size: int, repeats: int) -> dict[str, float]:
+    """This script's latency run on the pruner package of git revision ``rev``."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", rev, "services/pruner/src"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        env = {**os.environ, "PYTHONPATH": f"{tmp}/services/pruner/src"}
+        command = [sys.executable, __file__, "--latency-only", "--latency-sizes", str(size)]
+        command += ["--repeats", str(repeats), "--print-json"]
+        done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    row: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])[str(size)]
+    return row
+
+
+def print_latency(
+    rows: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]], rev: str
+) -> None:
+    print("\nPrune latency (CPU, keep ratio 0.25, median):")
+    for size, row in rows.items():
+        line = (
+            f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
+            f"warm (cached embeddings, new hint) {row['warm_s'] * 1000:.0f} ms"
+        )
+        if size in baseline:
+            old = baseline[size]
+            line += (
+                f"; at {rev}: cold {old['cold_s'] * 1000:.0f} ms, warm "
+                f"{old['warm_s'] * 1000:.0f} ms (load {old['load_1min']:.1f} / "
+                f"{row['load_1min']:.1f})"
+            )
+        print(line)
 
 
 def main() -> None:
@@ -235,9 +295,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--strict-ratio", type=float, default=0.25)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--latency-only", action="store_true", help="skip the recall eval")
+    parser.add_argument("--baseline", default="", help="git revision to time side by side")
+    parser.add_argument("--print-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"torch threads: {torch.get_num_threads()}")
+    if not args.print_json:
+        print(f"torch threads: {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
     head = Pruner(HeadScorer.load())
+    summary: dict[str, Any] = {}
+    if not args.latency_only:
+        summary = quality(head, args)
+    if args.print_json:
+        print(json.dumps(latency(head, args.latency_sizes, args.repeats)))
+        return
+    rows: dict[str, dict[str, float]] = {}
+    baseline: dict[str, dict[str, float]] = {}
+    for size in args.latency_sizes:  # old and new size by size, so both see the same load
+        if args.baseline:
+            baseline[str(size)] = baseline_latency(args.baseline, size, args.repeats)
+        rows.update(latency(head, [size], args.repeats))
+    summary["latency"] = rows
+    summary["baseline"] = {"rev": args.baseline, "latency": baseline}
+    print_latency(rows, baseline, args.baseline)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+
+
+def quality(head: Pruner, args: argparse.Namespace) -> dict[str, Any]:
     lexical_scorer = LexicalScorer()
     lexical_scorer.count_tokens = head.scorer.count_tokens  # type: ignore[method-assign]
     lexical = Pruner(lexical_scorer)
@@ -270,15 +354,7 @@ def main() -> None:
         )
     failures, total = summary["parse_failures"], summary["skimmer_prunes"]
     print(f"\nskimmer outputs that fail to parse: {failures}/{total}")
-    summary["latency"] = latency(head, args.latency_sizes, args.repeats)
-    print("\nPrune latency (CPU, keep ratio 0.25):")
-    for size, row in summary["latency"].items():
-        print(
-            f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
-            f"warm (cached embeddings, new hint) {row['warm_s'] * 1000:.0f} ms"
-        )
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import contextlib
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from gantry.pruner.cache import LRUCache
 from gantry.pruner.lexical import bm25_scores, coverage, indent_parents, terms
 
 FloatArray = npt.NDArray[np.float64]
@@ -91,7 +92,7 @@ EXTRA_FEATURES = (
     "comment",
     "definition",
 )
-_DEFINITION = ("def ", "async def ", "class ", "function ", "func ", "fn ", "pub fn ")
+DEFINITION_PREFIXES = ("def ", "async def ", "class ", "function ", "func ", "fn ", "pub fn ")
 
 
 def lexical_features(
@@ -99,6 +100,8 @@ def lexical_features(
 ) -> npt.NDArray[np.float32]:
     """``[n, len(EXTRA_FEATURES)]`` lexical and structural features of each line."""
     n = len(lines)
+    if n == 0:
+        return np.zeros((0, len(EXTRA_FEATURES)), dtype=np.float32)
     docs = [terms(line) for line in lines]
     query = terms(hint)
     bm25 = bm25_scores(docs, query)
@@ -106,34 +109,41 @@ def lexical_features(
     bm25n = bm25 / top if top > 0 else bm25
     cov = coverage(docs, query)
     cos = cosine if cosine is not None else np.zeros(n)
-    parents = indent_parents(lines)
+    # Ancestors: the indentation parents up to four levels up, all lines at once.
+    parents = np.asarray(indent_parents(lines), dtype=np.int64)
+    own = np.stack([bm25n, cov, cos], axis=1) if n else np.zeros((0, 3))
     anc = np.zeros((n, 3))
-    for i in range(n):
-        p, depth = parents[i], 0
-        while p >= 0 and depth < 4:
-            anc[i] = np.maximum(anc[i], (bm25n[p], cov[p], cos[p]))
-            p, depth = parents[p], depth + 1
-    neighbour = np.zeros(n)
-    for i in range(n):
-        neighbour[i] = bm25n[max(0, i - 3) : i + 4].max()
-    code = [i for i in range(n) if lines[i].strip()]
-    mean_cos = float(cos[code].mean()) if code else 0.0
+    up = parents
+    for _ in range(4):
+        live = up >= 0
+        if not live.any():
+            break
+        anc[live] = np.maximum(anc[live], own[up[live]])
+        up = np.where(live, parents[np.maximum(up, 0)], -1)
+    # Neighbours: the best line within three lines either side.
+    edge = np.full(3, -np.inf)
+    padded = np.concatenate([edge, bm25n, edge])
+    neighbour = np.lib.stride_tricks.sliding_window_view(padded, 7).max(axis=1)
+    stripped = [line.strip() for line in lines]
+    code = np.array([bool(x) for x in stripped], dtype=bool)
+    mean_cos = float(cos[code].mean()) if code.any() else 0.0
+    expanded = [line.expandtabs(4) for line in lines]
+    indent = [min(2.0, (len(e) - len(e.lstrip())) / 16) for e in expanded]
+    columns = (
+        bm25n,
+        cov,
+        anc[:, 0],
+        anc[:, 1],
+        anc[:, 2],
+        neighbour,
+        np.where(code, cos - mean_cos, 0.0),
+        np.asarray(indent, dtype=np.float64),
+        np.array([x.startswith(("#", "//", "--", "/*", "*")) for x in stripped], dtype=np.float64),
+        np.array([x.startswith(DEFINITION_PREFIXES) for x in stripped], dtype=np.float64),
+    )
     out = np.zeros((n, len(EXTRA_FEATURES)), dtype=np.float32)
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        expanded = line.expandtabs(4)
-        out[i] = (
-            bm25n[i],
-            cov[i],
-            anc[i, 0],
-            anc[i, 1],
-            anc[i, 2],
-            neighbour[i],
-            (cos[i] - mean_cos) if stripped else 0.0,
-            min(2.0, (len(expanded) - len(expanded.lstrip())) / 16),
-            float(stripped.startswith(("#", "//", "--", "/*", "*"))),
-            float(stripped.startswith(_DEFINITION)),
-        )
+    for column, values in enumerate(columns):
+        out[:, column] = values
     return out
 
 
@@ -182,6 +192,25 @@ class LineHead(nn.Module):
 # ---- the default scorer --------------------------------------------------------------------
 
 
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run tiny forward passes (one hint, the head's GRU over one file) on one thread: waking
+    the intra-op pool costs more than it saves, and far more when the cores are shared."""
+    with _THREADS:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+
+Window = tuple[list[int], list[tuple[int, int, int]]]  # token ids, (line, start, end) spans
+
+
 class LineEncoder:
     """Embeds each line with a frozen encoder, inside a window of its neighbours.
 
@@ -208,6 +237,8 @@ class LineEncoder:
             batch_size,
         )
         self.dim = int(encoder.config.hidden_size)
+        # What the vectors depend on besides the text: cache keys include it.
+        self.model_id = f"{encoder.path}|core={core}|context={context}|cap={line_cap}"
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         if not texts:
@@ -216,14 +247,14 @@ class LineEncoder:
         return ids
 
     def embed_hint(self, hint: str) -> npt.NDArray[np.float32]:
-        vector = self.encoder.encode([hint], normalize=True)[0]
+        with single_thread():
+            vector = self.encoder.encode([hint], normalize=True)[0]
         return np.asarray(vector.numpy(), dtype=np.float32)
 
-    def embed_lines(self, lines: Sequence[str]) -> npt.NDArray[np.float32]:
-        ids = [x[: self.line_cap] for x in self.token_ids(lines)]
-        n = len(lines)
-        out = np.zeros((n, self.dim), dtype=np.float32)
-        windows: list[tuple[list[int], list[tuple[int, int, int]]]] = []
+    def windows(self, ids: Sequence[Sequence[int]]) -> list[Window]:
+        """Pack lines (their capped token ids) into windows with neighbouring context."""
+        n = len(ids)
+        windows: list[Window] = []
         i = 0
         while i < n:
             j, used = i, 0
@@ -233,12 +264,12 @@ class LineEncoder:
             left: list[int] = []
             k = i - 1
             while k >= 0 and len(left) + len(ids[k]) <= self.context:
-                left = ids[k] + left
+                left = [*ids[k], *left]
                 k -= 1
             right: list[int] = []
             k = j
             while k < n and len(right) + len(ids[k]) <= self.context:
-                right = right + ids[k]
+                right.extend(ids[k])
                 k += 1
             sequence = [self.tokenizer.cls_token_id, *left]
             spans = []
@@ -248,39 +279,82 @@ class LineEncoder:
             sequence.extend([*right, self.tokenizer.sep_token_id])
             windows.append((sequence, spans))
             i = j
+        return windows
+
+    def embed_lines(
+        self, lines: Sequence[str], ids: Sequence[Sequence[int]] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """``[len(lines), dim]`` unit vectors (zero for lines without tokens); ``ids`` are
+        the lines' token ids when the caller has them already."""
+        n = len(lines)
+        capped = [list(x[: self.line_cap]) for x in (self.token_ids(lines) if ids is None else ids)]
+        windows = self.windows(capped)
+        # Length buckets: windows of similar length share a batch, so padding stays small;
+        # widths are multiples of 64 so the CPU kernels reuse their plans across batches.
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][0]))
+        sums = torch.zeros((n + 1, self.dim))  # row n collects the context tokens
+        counts = torch.zeros(n + 1)
         model = self.encoder.model
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for start in range(0, len(windows), self.batch_size):
+            for start in range(0, len(order), self.batch_size):
                 checkpoint()
-                batch = windows[start : start + self.batch_size]
-                # Few distinct shapes: padding to a multiple of 64 lets the CPU kernels
-                # reuse their plans (every new shape costs a lot on the first call).
+                batch = [windows[w] for w in order[start : start + self.batch_size]]
                 width = -(-max(len(seq) for seq, _ in batch) // 64) * 64
                 input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for row, (seq, _) in enumerate(batch):
+                owner = torch.full((len(batch), width), n, dtype=torch.long)
+                for row, (seq, spans) in enumerate(batch):
                     input_ids[row, : len(seq)] = torch.tensor(seq)
                     mask[row, : len(seq)] = 1
-                hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
-                for row, (_, spans) in enumerate(batch):
                     for line, lo, hi in spans:
-                        if hi > lo:
-                            vector = hidden[row, lo:hi].mean(0)
-                            out[line] = torch.nn.functional.normalize(vector, dim=0).numpy()
-        return out
+                        owner[row, lo:hi] = line
+                hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                # Each line's token states summed into its row in one scatter.
+                flat = owner.view(-1)
+                sums.index_add_(0, flat, hidden.float().reshape(-1, self.dim))
+                counts.index_add_(0, flat, mask.view(-1).float())
+        means = sums[:n] / counts[:n].clamp(min=1).unsqueeze(1)
+        return np.asarray(torch.nn.functional.normalize(means, dim=1).numpy(), dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedLines:
+    """What a file's text alone determines: its lines' token ids and vectors."""
+
+    ids: list[list[int]]
+    vectors: npt.NDArray[np.float32]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes) + 8 * sum(len(x) for x in self.ids)
 
 
 class HeadScorer:
-    """The default skimmer: frozen MiniLM line embeddings + the trained `LineHead`."""
+    """The default skimmer: frozen MiniLM line embeddings + the trained `LineHead`.
 
-    def __init__(self, encoder: Any, head: LineHead, *, cache_size: int = 16) -> None:
+    Line token ids and vectors are cached per file content (an agent re-reading a file with
+    a new hint re-encodes nothing), hint vectors per hint; both caches are bounded LRUs.
+    """
+
+    def __init__(
+        self,
+        encoder: Any,
+        head: LineHead,
+        *,
+        cache_size: int = 16,
+        cache_bytes: int = 256 << 20,
+        hint_cache_size: int = 256,
+    ) -> None:
         self.lines = LineEncoder(encoder)
         self.head = head
         self.name = f"minilm-head({Path(str(encoder.path)).name})"
-        self._cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self.cache: LRUCache[str, EncodedLines] = LRUCache(
+            cache_size, cache_bytes, lambda entry: entry.nbytes
+        )
+        self.hint_cache: LRUCache[str, npt.NDArray[np.float32]] = LRUCache(
+            hint_cache_size, 16 << 20, lambda vector: int(vector.nbytes)
+        )
 
     @classmethod
     def load(cls, encoder_path: str = "", head_path: Path | None = None) -> HeadScorer:
@@ -295,36 +369,49 @@ class HeadScorer:
             )
         return cls(encoder, head)
 
+    def content_key(self, lines: Sequence[str]) -> str:
+        """Hash of the model id, the text and where its lines break."""
+        digest = hashlib.sha256(self.lines.model_id.encode())
+        digest.update(b"\0" + "\n".join(lines).encode("utf-8", "surrogatepass"))
+        digest.update(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)).tobytes())
+        return digest.hexdigest()
+
+    def encoded(self, lines: Sequence[str]) -> EncodedLines:
+        key = self.content_key(lines)
+        entry = self.cache.get(key)
+        if entry is None:
+            ids = self.lines.token_ids(lines)
+            entry = EncodedLines(ids, self.lines.embed_lines(lines, ids))
+            self.cache.put(key, entry)
+        return entry
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(x) for x in self.lines.token_ids(texts)]
+        entry = self.cache.get(self.content_key(texts)) if len(texts) > 1 else None
+        ids = entry.ids if entry is not None else self.lines.token_ids(texts)
+        return [len(x) for x in ids]
 
     def line_embeddings(self, lines: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Cached by content: an agent re-reading a file with a new hint re-encodes nothing."""
-        key = hashlib.sha1("\n".join(lines).encode()).hexdigest()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        vectors = self.lines.embed_lines(lines)
-        with self._lock:
-            self._cache[key] = vectors
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return vectors
+        return self.encoded(lines).vectors
+
+    def hint_embedding(self, hint: str) -> npt.NDArray[np.float32]:
+        vector = self.hint_cache.get(hint)
+        if vector is None:
+            vector = self.lines.embed_hint(hint)
+            self.hint_cache.put(hint, vector)
+        return vector
 
     def features(
         self, lines: Sequence[str], hint: str, emb: npt.NDArray[np.float32] | None = None
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Line embeddings, hint embedding and extra features (``emb`` if precomputed)."""
         emb = self.line_embeddings(lines) if emb is None else emb
-        q = self.lines.embed_hint(hint)
+        q = self.hint_embedding(hint)
         cosine = (emb @ q).astype(np.float64)
         return emb, q, lexical_features(lines, hint, cosine)
 
     def score(self, lines: Sequence[str], goal_hint: str) -> FloatArray:
         emb, q, extra = self.features(lines, goal_hint)
-        with torch.inference_mode():
+        with torch.inference_mode(), single_thread():
             logits = self.head(
                 torch.from_numpy(emb)[None],
                 torch.from_numpy(q)[None],

@@ -41,15 +41,18 @@ class Decoded:
 def unit_emissions(structure: Structure, line_scores: FloatArray) -> tuple[FloatArray, BoolArray]:
     """Per unit: summed logit of its non-blank lines' scores, and whether it is blank."""
     units = structure.units
-    logits = np.zeros(len(units))
-    blank = np.zeros(len(units), dtype=bool)
-    line_logits = _logit(line_scores)
-    for index, unit in enumerate(units):
-        if unit.free and unit.start == unit.end and not math.isfinite(line_scores[unit.start]):
-            blank[index] = True
-            continue
-        logits[index] = float(np.nansum(line_logits[unit.start : unit.end + 1]))
-    return logits, blank
+    if not units:
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    starts = np.array([u.start for u in units], dtype=np.int64)
+    ends = np.array([u.end for u in units], dtype=np.int64)
+    single_free = np.array([u.free and u.start == u.end for u in units], dtype=bool)
+    # Blank lines (NaN) add nothing; [start, end + 1) pairs sum each unit in one call.
+    line_logits = np.append(np.nan_to_num(_logit(line_scores), nan=0.0), 0.0)
+    bounds = np.stack([starts, ends + 1], axis=1).reshape(-1)
+    logits = np.add.reduceat(line_logits, bounds)[::2].copy()
+    blank = single_free & ~np.isfinite(np.asarray(line_scores, dtype=np.float64)[starts])
+    logits[blank] = 0.0
+    return np.asarray(logits, dtype=np.float64), blank
 
 
 def viterbi(gain: FloatArray, neutral: BoolArray, switch_cost: float) -> BoolArray:
@@ -106,12 +109,17 @@ class Selector:
         self.logits, self.neutral = unit_emissions(structure, scores)
         self.sizes = np.array([u.end - u.start + 1 for u in structure.units])
         self.scored_lines = self._scored_lines()
+        self._decoded: dict[bytes, Decoded] = {}  # by Viterbi labels: bisection repeats them
 
     def decode_threshold(self, threshold: float) -> Decoded:
         shift = float(_logit(threshold))
         gain = self.logits - shift * self.scored_lines
         labels = viterbi(gain, self.neutral, self.switch_cost)
-        return self._finish(labels)
+        key = np.packbits(labels).tobytes()
+        decoded = self._decoded.get(key)
+        if decoded is None:
+            decoded = self._decoded[key] = self._finish(labels)
+        return decoded
 
     def decode_budget(self, budget: int) -> Decoded:
         """Most lines whose tokens fit in ``budget``: bisect the threshold, then fill what
