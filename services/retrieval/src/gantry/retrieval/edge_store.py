@@ -563,7 +563,9 @@ class EdgeStore:
             if collection.deleted:
                 raise CollectionMissing(name)
             points = collection.shard.query(request)
-        flip = mode == "dense" and distance in _LOWER_IS_CLOSER
+        flip = mode == "dense" and distance in _LOWER_IS_CLOSER  # Edge returns distances
+        # Equal scores (RRF ranks tie often) come back in varying order: fix it by point id.
+        points.sort(key=lambda p: (p.score if flip else -p.score, str(p.id)))
         hits: list[Hit] = []
         seen: set[str] = set()
         for point in points:
