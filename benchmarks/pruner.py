@@ -267,23 +267,18 @@ def baseline_latency(rev: str, size: int, repeats: int) -> dict[str, float]:
     return row
 
 
-def print_latency(
-    rows: dict[str, dict[str, float]], baseline: dict[str, dict[str, float]], rev: str
-) -> None:
-    print("\nPrune latency (CPU, keep ratio 0.25, median):")
-    for size, row in rows.items():
-        line = (
-            f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
-            f"warm (cached embeddings, new hint) {row['warm_s'] * 1000:.0f} ms"
+def print_row(size: str, row: dict[str, float], old: dict[str, float] | None, rev: str) -> None:
+    line = (
+        f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
+        f"warm (cached embeddings, new hint) {row['warm_s'] * 1000:.0f} ms"
+    )
+    if old is not None:
+        line += (
+            f"; at {rev}: cold {old['cold_s'] * 1000:.0f} ms, warm "
+            f"{old['warm_s'] * 1000:.0f} ms (load {old['load_1min']:.1f} / "
+            f"{row['load_1min']:.1f})"
         )
-        if size in baseline:
-            old = baseline[size]
-            line += (
-                f"; at {rev}: cold {old['cold_s'] * 1000:.0f} ms, warm "
-                f"{old['warm_s'] * 1000:.0f} ms (load {old['load_1min']:.1f} / "
-                f"{row['load_1min']:.1f})"
-            )
-        print(line)
+    print(line, flush=True)
 
 
 def main() -> None:
@@ -310,13 +305,15 @@ def main() -> None:
         return
     rows: dict[str, dict[str, float]] = {}
     baseline: dict[str, dict[str, float]] = {}
+    print("\nPrune latency (CPU, keep ratio 0.25, median):", flush=True)
     for size in args.latency_sizes:  # old and new size by size, so both see the same load
+        key = str(size)
         if args.baseline:
-            baseline[str(size)] = baseline_latency(args.baseline, size, args.repeats)
+            baseline[key] = baseline_latency(args.baseline, size, args.repeats)
         rows.update(latency(head, [size], args.repeats))
+        print_row(key, rows[key], baseline.get(key), args.baseline)
     summary["latency"] = rows
     summary["baseline"] = {"rev": args.baseline, "latency": baseline}
-    print_latency(rows, baseline, args.baseline)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 
