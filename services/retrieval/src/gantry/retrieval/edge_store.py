@@ -557,18 +557,67 @@ class EdgeStore:
                     )
                 )
             # The stubs type `query` as a Fusion; its Rrf/Dbsf members are what Edge takes.
-            method: Any = edge.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else edge.Fusion.Dbsf()
-            request = edge.QueryRequest(query=method, prefetches=prefetches, **common)
+            if fusion == "rrf":
+                return self._hits(
+                    self._rrf(collection, prefetches, common, limit * 3), limit, False, with_vectors
+                )
+            dbsf: Any = edge.Fusion.Dbsf()  # the stubs type `query` as the Fusion namespace
+            request = edge.QueryRequest(query=dbsf, prefetches=prefetches, **common)
         with collection.lock:
             if collection.deleted:
                 raise CollectionMissing(name)
             points = collection.shard.query(request)
         flip = mode == "dense" and distance in _LOWER_IS_CLOSER  # Edge returns distances
-        # Equal scores (RRF ranks tie often) come back in varying order: fix it by point id.
+        # Equal scores come back in varying order: fix it by point id.
         points.sort(key=lambda p: (p.score if flip else -p.score, str(p.id)))
+        return self._hits([(p, p.score) for p in points], limit, flip, with_vectors)
+
+    def _rrf(
+        self,
+        collection: _Collection,
+        prefetches: list[edge.Prefetch],
+        common: dict[str, Any],
+        limit: int,
+    ) -> list[tuple[Any, float]]:
+        """Reciprocal rank fusion, score = sum 1 / (k + rank), ranks from 0, as Qdrant does.
+
+        Done here, not by Edge: BM25 ties (look-alike notes) come back from Edge in varying
+        order, and ranks inside the engine would follow it; here ties rank by point id.
+        """
+        branches = [
+            edge.QueryRequest(
+                limit=p.limit,
+                query=p.query,
+                filter=p.filter,
+                params=p.params,
+                with_payload=common["with_payload"],
+                with_vector=common["with_vector"],
+            )
+            for p in prefetches
+        ]
+        with collection.lock:
+            if collection.deleted:
+                raise CollectionMissing(collection.name)
+            results = [collection.shard.query(branch) for branch in branches]
+        fused: dict[str, float] = {}
+        points: dict[str, Any] = {}
+        for ranked in results:
+            ranked.sort(key=lambda p: (-p.score, str(p.id)))
+            for rank, point in enumerate(ranked):
+                key = str(point.id)
+                fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank)
+                points.setdefault(key, point)
+        order = sorted(fused, key=lambda key: (-fused[key], key))[:limit]
+        return [(points[key], fused[key]) for key in order]
+
+    @staticmethod
+    def _hits(
+        scored: list[tuple[Any, float]], limit: int, flip: bool, with_vectors: bool
+    ) -> list[Hit]:
+        """Documents (best chunk each) from scored chunk points, best first."""
         hits: list[Hit] = []
         seen: set[str] = set()
-        for point in points:
+        for point, score in scored:
             payload = dict(point.payload or {})
             document_id = str(payload.get(DOC_KEY, point.id))
             if document_id in seen:
@@ -581,7 +630,7 @@ class EdgeStore:
             hits.append(
                 Hit(
                     document_id=document_id,
-                    score=-point.score if flip else point.score,
+                    score=-score if flip else score,
                     payload=payload,
                     vector=vector,
                 )
