@@ -63,6 +63,13 @@ def open_store(settings: RetrievalSettings) -> Store:
             default_hnsw_ef=settings.search_hnsw_ef,
         )
         path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant-edge")
+        previous = settings.resolved_data_dir() / "qdrant"
+        if not settings.qdrant_path and previous.is_dir():
+            log.warning(
+                "%s holds a qdrant-client local-mode store, which the Edge default does not "
+                "read: set qdrant_embedded=local to keep using it, or re-upsert into Edge",
+                previous,
+            )
         return EdgeStore.open(path, index=index)
     path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant")
     return QdrantStore.open(path=path, fast_writes=settings.qdrant_embedded_fast_writes)
