@@ -27,6 +27,8 @@ GRPO_TAGS = SFT_TAGS | {
     "completion_tokens",
     "trajectories",
     "skipped_turns",
+    "stale_fraction",
+    "padding_fraction",
 }
 
 

@@ -14,11 +14,14 @@ from gantry.verifier.metaeval.cli import main
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
+ITEMS = 6  # three tasks, each correct and with one injected failure (suite time)
+
+
 def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -> None:
     out = tmp_path / "metaeval.json"
     report = main(
         [
-            "--items=12",
+            f"--items={ITEMS}",
             "--models=tiny",
             "--modes",
             "plain",
@@ -31,16 +34,16 @@ def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -
         ]
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
-    assert report["set"]["items"] == 12
-    assert report["set"]["kinds"]["none"] == 6
+    assert report["set"]["items"] == ITEMS
+    assert report["set"]["kinds"]["none"] == ITEMS // 2
     tiny = report["models"]["tiny"]
     modes = {m["mode"]: m for m in tiny["modes"]}
     assert set(modes) == {"plain", "programmatic"}
     for mode in modes.values():
         c = mode["confusion"]
-        assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == 12
+        assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == ITEMS
         assert mode["errors"] == 0, mode["refusals"]  # every item fits the tiny model
-        assert sum(total for _, total in mode["by_kind"].values()) == 12
+        assert sum(total for _, total in mode["by_kind"].values()) == ITEMS
         assert len(mode["latencies_s"]) == 1 and mode["latencies_s"][0] > 0
     # The executable check is the ground truth: with it, verdicts equal the labels (the
     # full pipeline's checks outranking its judge is the verifier's own tests' subject).

@@ -26,7 +26,9 @@ import sys
 
 RLIMITS = (resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_NPROC, resource.RLIMIT_FSIZE)
 MAX_MESSAGE = 1 << 18
-RESET_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT)
+# Every standard signal: Python ignores SIGPIPE/SIGXFSZ, the agent SIGINT, and whatever
+# started envfarm may have ignored more (nohup: SIGHUP); ignored dispositions survive exec.
+RESET_SIGNALS = tuple(n for n in range(1, 32) if n not in (_signal.SIGKILL, _signal.SIGSTOP))
 
 
 def start(request: dict, fds: list, limits: list) -> int:  # type: ignore[type-arg]
@@ -34,8 +36,11 @@ def start(request: dict, fds: list, limits: list) -> int:  # type: ignore[type-a
     if pid:
         return pid
     try:
-        for number in RESET_SIGNALS:  # Python ignores these; commands get the defaults
-            _signal.signal(number, _signal.SIG_DFL)
+        for number in RESET_SIGNALS:  # commands start with the default dispositions
+            try:
+                _signal.signal(number, _signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
         os.setsid()  # its own group: a kill reaches its whole tree
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
