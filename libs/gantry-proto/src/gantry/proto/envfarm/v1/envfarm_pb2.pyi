@@ -4,6 +4,7 @@ from gantry.proto.common.v1 import chat_pb2 as _chat_pb2
 from gantry.proto.common.v1 import episode_pb2 as _episode_pb2
 from gantry.proto.common.v1 import media_pb2 as _media_pb2
 from gantry.proto.common.v1 import sampling_pb2 as _sampling_pb2
+from gantry.proto.common.v1 import tensor_pb2 as _tensor_pb2
 from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
@@ -51,6 +52,13 @@ class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_STATE_DONE: _ClassVar[SessionState]
     SESSION_STATE_CLOSED: _ClassVar[SessionState]
 
+class ObservationEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OBSERVATION_ENCODING_UNSPECIFIED: _ClassVar[ObservationEncoding]
+    OBSERVATION_ENCODING_PNG: _ClassVar[ObservationEncoding]
+    OBSERVATION_ENCODING_RAW: _ClassVar[ObservationEncoding]
+    OBSERVATION_ENCODING_WEBP_LOSSLESS: _ClassVar[ObservationEncoding]
+
 class TaskPipelineStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_PIPELINE_STAGE_UNSPECIFIED: _ClassVar[TaskPipelineStage]
@@ -83,6 +91,10 @@ SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_ACTIVE: SessionState
 SESSION_STATE_DONE: SessionState
 SESSION_STATE_CLOSED: SessionState
+OBSERVATION_ENCODING_UNSPECIFIED: ObservationEncoding
+OBSERVATION_ENCODING_PNG: ObservationEncoding
+OBSERVATION_ENCODING_RAW: ObservationEncoding
+OBSERVATION_ENCODING_WEBP_LOSSLESS: ObservationEncoding
 TASK_PIPELINE_STAGE_UNSPECIFIED: TaskPipelineStage
 TASK_PIPELINE_STAGE_PROPOSING: TaskPipelineStage
 TASK_PIPELINE_STAGE_BUILDING: TaskPipelineStage
@@ -243,7 +255,7 @@ class ListEnvironmentsResponse(_message.Message):
     def __init__(self, environments: _Optional[_Iterable[_Union[Environment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("env_id", "difficulty", "seed", "settings", "initial_state_json", "limits", "ttl")
+    __slots__ = ("env_id", "difficulty", "seed", "settings", "initial_state_json", "limits", "ttl", "observation_encoding")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +263,7 @@ class CreateSessionRequest(_message.Message):
     INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     difficulty: _episode_pb2.Difficulty
     seed: int
@@ -258,40 +271,47 @@ class CreateSessionRequest(_message.Message):
     initial_state_json: str
     limits: ResourceLimits
     ttl: _duration_pb2.Duration
-    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., initial_state_json: _Optional[str] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    observation_encoding: ObservationEncoding
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., settings: _Optional[_Union[_episode_pb2.EpisodeSettings, _Mapping]] = ..., initial_state_json: _Optional[str] = ..., limits: _Optional[_Union[ResourceLimits, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
-    __slots__ = ("session", "observation", "goal_image")
+    __slots__ = ("session", "observation", "goal_image", "observation_pixels")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_PIXELS_FIELD_NUMBER: _ClassVar[int]
     session: Session
     observation: _episode_pb2.Observation
     goal_image: _media_pb2.Image
-    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
+    observation_pixels: _tensor_pb2.Tensor
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
-    __slots__ = ("session_id", "seed", "initial_state_json")
+    __slots__ = ("session_id", "seed", "initial_state_json", "observation_encoding")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     seed: int
     initial_state_json: str
-    def __init__(self, session_id: _Optional[str] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ...) -> None: ...
+    observation_encoding: ObservationEncoding
+    def __init__(self, session_id: _Optional[str] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ...) -> None: ...
 
 class ResetResponse(_message.Message):
-    __slots__ = ("session", "observation", "goal_image")
+    __slots__ = ("session", "observation", "goal_image", "observation_pixels")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_PIXELS_FIELD_NUMBER: _ClassVar[int]
     session: Session
     observation: _episode_pb2.Observation
     goal_image: _media_pb2.Image
-    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ...) -> None: ...
+    observation_pixels: _tensor_pb2.Tensor
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome")
+    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome", "observation_pixels", "observation_changed")
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +321,8 @@ class StepResult(_message.Message):
     STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
     ACTION_VALID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_CHANGED_FIELD_NUMBER: _ClassVar[int]
     observation: _episode_pb2.Observation
     reward: float
     terminated: bool
@@ -310,7 +332,9 @@ class StepResult(_message.Message):
     step_index: int
     action_valid: bool
     outcome: EpisodeOutcome
-    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ..., outcome: _Optional[_Union[EpisodeOutcome, _Mapping]] = ...) -> None: ...
+    observation_pixels: _tensor_pb2.Tensor
+    observation_changed: bool
+    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ..., outcome: _Optional[_Union[EpisodeOutcome, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., observation_changed: _Optional[bool] = ...) -> None: ...
 
 class EpisodeOutcome(_message.Message):
     __slots__ = ("success", "score", "metric", "test_output", "answer", "test_timed_out")
@@ -329,12 +353,16 @@ class EpisodeOutcome(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., score: _Optional[float] = ..., metric: _Optional[str] = ..., test_output: _Optional[str] = ..., answer: _Optional[str] = ..., test_timed_out: _Optional[bool] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("session_id", "action")
+    __slots__ = ("session_id", "action", "observation_encoding", "omit_unchanged_frame")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    OMIT_UNCHANGED_FRAME_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     action: str
-    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+    observation_encoding: ObservationEncoding
+    omit_unchanged_frame: bool
+    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frame: _Optional[bool] = ...) -> None: ...
 
 class StepResponse(_message.Message):
     __slots__ = ("result",)
@@ -351,10 +379,14 @@ class StepBatchItem(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class StepBatchRequest(_message.Message):
-    __slots__ = ("items",)
+    __slots__ = ("items", "observation_encoding", "omit_unchanged_frames")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    OMIT_UNCHANGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[StepBatchItem]
-    def __init__(self, items: _Optional[_Iterable[_Union[StepBatchItem, _Mapping]]] = ...) -> None: ...
+    observation_encoding: ObservationEncoding
+    omit_unchanged_frames: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[StepBatchItem, _Mapping]]] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frames: _Optional[bool] = ...) -> None: ...
 
 class StepBatchResult(_message.Message):
     __slots__ = ("session_id", "result", "error")
