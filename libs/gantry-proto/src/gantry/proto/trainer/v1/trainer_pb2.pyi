@@ -247,7 +247,7 @@ class Checkpoint(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., uri: _Optional[str] = ..., size_bytes: _Optional[int] = ..., policy_version: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "display_name", "config", "state", "operation_name", "step", "total_steps", "policy_version", "latest_metrics", "latest_checkpoint", "error", "create_time", "start_time", "end_time")
+    __slots__ = ("id", "display_name", "config", "state", "operation_name", "step", "total_steps", "policy_version", "latest_metrics", "latest_checkpoint", "error", "create_time", "start_time", "end_time", "replicas")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +262,7 @@ class Run(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     config: RunConfig
@@ -276,7 +277,26 @@ class Run(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., config: _Optional[_Union[RunConfig, _Mapping]] = ..., state: _Optional[_Union[RunState, str]] = ..., operation_name: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., policy_version: _Optional[int] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., latest_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaWeights]
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., config: _Optional[_Union[RunConfig, _Mapping]] = ..., state: _Optional[_Union[RunState, str]] = ..., operation_name: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., policy_version: _Optional[int] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., latest_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaWeights, _Mapping]]] = ...) -> None: ...
+
+class ReplicaWeights(_message.Message):
+    __slots__ = ("target", "policy_version", "run_policy_version", "checkpoint_id", "acknowledge_time", "error", "seconds")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RUN_POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    policy_version: int
+    run_policy_version: int
+    checkpoint_id: str
+    acknowledge_time: _timestamp_pb2.Timestamp
+    error: _status_pb2.Status
+    seconds: float
+    def __init__(self, target: _Optional[str] = ..., policy_version: _Optional[int] = ..., run_policy_version: _Optional[int] = ..., checkpoint_id: _Optional[str] = ..., acknowledge_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
     __slots__ = ("display_name", "config", "request_id")
@@ -423,11 +443,13 @@ class PublishWeightsRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., rollout_target: _Optional[str] = ..., transfer: _Optional[_Union[WeightTransfer, str]] = ...) -> None: ...
 
 class PublishWeightsResponse(_message.Message):
-    __slots__ = ("policy_version", "checkpoint", "duration")
+    __slots__ = ("policy_version", "checkpoint", "duration", "replicas")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     policy_version: int
     checkpoint: Checkpoint
     duration: _duration_pb2.Duration
-    def __init__(self, policy_version: _Optional[int] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaWeights]
+    def __init__(self, policy_version: _Optional[int] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaWeights, _Mapping]]] = ...) -> None: ...
