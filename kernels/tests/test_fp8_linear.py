@@ -111,7 +111,7 @@ def test_inference_cache_follows_weight_updates() -> None:
         second = layer(x)
     check_close(second, 2.0 * first, max_rel=1e-2)
     src = layer.weight.detach().to(torch.bfloat16)
-    assert torch.equal(layer._cached_weight().scale, quantize_weight(src).scale)
+    assert torch.equal(layer._weight_operands(need_t=False)[0].scale, quantize_weight(src).scale)
 
 
 def test_fp32_master_and_bf16_copy_give_identical_forwards() -> None:

@@ -56,9 +56,13 @@ def resolve_backend(backend: str, *tensors: torch.Tensor) -> Literal["triton", "
     ``backend="triton"`` forces the kernel; on CPU tensors that only works in the Triton
     interpreter (tests set ``TRITON_INTERPRET=1``), otherwise a clear error is raised.
     """
+    return backend_for_device(backend, all(t.is_cuda for t in tensors))
+
+
+def backend_for_device(backend: str, on_cuda: bool) -> Literal["triton", "torch"]:
+    """:func:`resolve_backend` from the device alone: nothing about shapes or grad mode."""
     if backend == "torch":
         return "torch"
-    on_cuda = all(t.is_cuda for t in tensors)
     if backend == "auto":
         return "triton" if HAS_TRITON and on_cuda else "torch"
     if backend != "triton":
@@ -87,6 +91,7 @@ __all__ = [
     "HAS_TRITON",
     "Backend",
     "FP8Format",
+    "backend_for_device",
     "cdiv",
     "expand_scales",
     "fp8_dtype",

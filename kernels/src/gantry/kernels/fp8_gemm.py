@@ -9,28 +9,44 @@ of a linear layer map onto it:
 * dgrad    ``dX = dY · W``:   A = dY (groups),       B = Wᵀ (blocks, transposed copy)
 * wgrad    ``dW = dYᵀ · X``:  A = dYᵀ (groups on M), B = Xᵀ (groups on M)
 
-Semantics (reference): dequantize both operands in float32 and multiply in float32. The
-Triton kernel computes the same sum block by block: for each 128-wide K slice it takes the
-FP8 tensor-core product (float32 accumulation) and adds it scaled by ``sA[m] · sB[n]``.
-The two agree up to float32 summation order.
+Semantics (reference): for each 128-wide K slice, the dot product of the FP8 codes, scaled
+by ``sA[m] · sB[n]``, summed over the slices in K order. The reference computes each
+slice's code dot product in float64, where it is exact for E4M3 operands (products of
+4-bit significands, 128 of them, need < 53 bits), so no summation order (no BLAS blocking,
+no M) can change it; the slice sums and scales are then applied elementwise in a fixed
+order. Its result for a row therefore depends only on that row's codes and scales: it is
+**batch-invariant by construction**. The Triton kernel computes the same sum with the FP8
+tensor-core product (float32 accumulation) per slice; it agrees with the reference up to
+float32 rounding, and is batch-invariant because its tile configuration depends only on N
+and K (never on M) and each output element is reduced by one program in K order (no
+split-K).
 
-Backends: ``scaled_mm`` (``torch.nn.functional.scaled_mm`` with BlockWise1x128/128x128
-recipes: Hopper, CUDA ≥ 12.9), ``triton`` and ``torch`` (the reference). ``auto`` picks
-``scaled_mm`` on CUDA where it works for the operands' recipe and alignment (the faster
-path on an H200, see docs/benchmarks.md), else the Triton kernel on CUDA, else the
-reference.
+Backends and selection (``backend=``):
+
+* ``auto`` (the default; what :class:`~gantry.kernels.fp8_linear.FP8Linear` uses): the
+  Triton kernel on CUDA, the reference elsewhere. The choice depends on the device only:
+  never on M, on alignment, on grad mode or on an earlier failure.
+* ``triton``: the Triton kernel (CUDA, or CPU under ``TRITON_INTERPRET=1``); its tile
+  configuration comes from :func:`gemm_config` (N, K only).
+* ``torch``: the reference, any device.
+* ``scaled_mm``: ``torch.nn.functional.scaled_mm`` with cuBLASLt's BlockWise1x128/128x128
+  recipes (Hopper, CUDA ≥ 12.9), with A's rows padded to a multiple of 128 so cuBLASLt
+  never sees a ragged M. Opt-in only: cuBLASLt's heuristics may still pick a different
+  algorithm for a different M, so it is not guaranteed batch-invariant (benchmarks/
+  gpu_checks.py measures it); ``auto`` never picks it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from gantry.kernels._common import BLOCK, HAS_TRITON, cdiv, resolve_backend, tl, triton
+from gantry.kernels._common import BLOCK, HAS_TRITON, backend_for_device, cdiv, tl, triton
 from gantry.kernels.fp8_quant import Quantized
 
-__all__ = ["GemmBackend", "fp8_gemm", "fp8_gemm_ref"]
+__all__ = ["GemmBackend", "GemmConfig", "fp8_gemm", "fp8_gemm_ref", "gemm_config", "select_backend"]
 
 GemmBackend = Literal["auto", "triton", "torch", "scaled_mm"]
 
@@ -57,9 +73,18 @@ def _check(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> None:
 def fp8_gemm_ref(
     a: Quantized, b: Quantized, out_dtype: torch.dtype = torch.bfloat16
 ) -> torch.Tensor:
-    """Reference: float32 dequantize-then-matmul."""
+    """Reference: per 128-wide K slice, the exact float64 code dot product times the scales."""
     _check(a, b, out_dtype)
-    return (a.dequantize(torch.float32) @ b.dequantize(torch.float32).t()).to(out_dtype)
+    (m, k), n = a.shape, b.shape[0]
+    f64 = torch.float64
+    qa, qb = a.data.to(f64), b.data.to(f64)
+    sa = a.scale.to(f64).repeat_interleave(a.block_rows, 0)[:m]
+    sb = b.scale.to(f64).repeat_interleave(b.block_rows, 0)[:n]
+    out = torch.zeros(m, n, dtype=f64, device=a.data.device)
+    for kb in range(cdiv(k, BLOCK)):
+        ks = slice(kb * BLOCK, (kb + 1) * BLOCK)
+        out += (qa[:, ks] @ qb[:, ks].t()) * sa[:, kb, None] * sb[None, :, kb]
+    return out.to(out_dtype)
 
 
 if HAS_TRITON:
@@ -130,6 +155,32 @@ if HAS_TRITON:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class GemmConfig:
+    """The Triton kernel's launch configuration; a function of N and K only."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    group_m: int = 8
+
+
+def gemm_config(n: int, k: int) -> GemmConfig:
+    """Tile configuration for an [M, K] x [N, K] GEMM: one fixed class per (N, K), no M.
+
+    Keeping M out of the choice is what makes a row's result independent of the batch it
+    is computed in (decode with M = 1 and the trainer's padded M = 8192 run the same tile
+    program over the same K slices). Small N gets narrower tiles so tiny models still
+    launch more than one program per row block.
+    """
+    if n < 0 or k < 0:
+        raise ValueError(f"bad GEMM shape N={n}, K={k}")
+    if n <= 64:
+        return GemmConfig(block_m=128, block_n=64, num_warps=4, num_stages=3)
+    return GemmConfig(block_m=128, block_n=128, num_warps=8, num_stages=3)
+
+
 def _gemm_triton(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Tensor:
     m, k = a.shape
     n = b.shape[0]
@@ -138,9 +189,8 @@ def _gemm_triton(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Te
         return c
     sa = a.scale.contiguous()
     sb = b.scale.contiguous()
-    block_m = 64 if m <= 64 else 128
-    block_n = 128
-    grid = (cdiv(m, block_m) * cdiv(n, block_n),)
+    cfg = gemm_config(n, k)
+    grid = (cdiv(m, cfg.block_m) * cdiv(n, cfg.block_n),)
     _fp8_gemm_kernel[grid](
         a.data,
         b.data,
@@ -160,12 +210,12 @@ def _gemm_triton(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Te
         sb.stride(0),
         A_ROWS=a.block_rows,
         B_ROWS=b.block_rows,
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
         BLOCK_K=BLOCK,
-        GROUP_M=8,
-        num_warps=8 if block_m == 128 else 4,
-        num_stages=3,
+        GROUP_M=cfg.group_m,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
     )
     return c
 
@@ -173,6 +223,19 @@ def _gemm_triton(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Te
 def _recipe(q: Quantized) -> Any:
     st = torch.nn.functional.ScalingType
     return st.BlockWise128x128 if q.block_rows == BLOCK else st.BlockWise1x128
+
+
+def _pad_rows(q: Quantized) -> Quantized:
+    """``q`` with its rows zero-padded to a multiple of 128 (scales too: zero codes times a
+    zero scale add nothing), so every M reaches cuBLASLt as whole 128-row tiles."""
+    rows = q.shape[0]
+    extra = -rows % BLOCK
+    if extra == 0:
+        return q
+    data = torch.nn.functional.pad(q.data.view(torch.uint8), (0, 0, 0, extra))
+    srows = extra // q.block_rows if q.block_rows == 1 else 0
+    scale = torch.nn.functional.pad(q.scale, (0, 0, 0, srows))
+    return Quantized(data.view(q.data.dtype), scale, q.block_rows)
 
 
 def _gemm_scaled_mm(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Tensor:
@@ -185,6 +248,8 @@ def _gemm_scaled_mm(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch
         raise RuntimeError("backend='scaled_mm' needs CUDA tensors")
     if a.block_rows == BLOCK and b.block_rows == BLOCK:
         raise ValueError("scaled_mm has no 128x128 x 128x128 recipe")
+    m = a.shape[0]
+    a = _pad_rows(a)
 
     def layout(q: Quantized) -> torch.Tensor:
         s = q.scale
@@ -196,7 +261,7 @@ def _gemm_scaled_mm(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch
         return s.t().contiguous().t()
 
     sm = torch.nn.functional.scaled_mm
-    return sm(
+    out = sm(
         a.data,
         b.data.t(),
         layout(a),
@@ -205,6 +270,22 @@ def _gemm_scaled_mm(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch
         _recipe(b),
         output_dtype=out_dtype,
     )
+    return out[:m]
+
+
+def select_backend(backend: str, device: torch.device) -> str:
+    """The implementation ``fp8_gemm`` runs for ``backend`` on ``device``.
+
+    A function of the requested backend and the device type only: M, alignment, grad mode
+    and the history of earlier calls cannot change it (batch invariance, docs/kernels.md).
+    """
+    if backend == "scaled_mm":
+        return "scaled_mm"
+    if backend not in ("auto", "triton", "torch"):
+        raise ValueError(
+            f"unknown backend {backend!r}: expected 'auto', 'triton', 'torch' or 'scaled_mm'"
+        )
+    return backend_for_device(backend, device.type == "cuda")
 
 
 def fp8_gemm(
@@ -216,35 +297,11 @@ def fp8_gemm(
 ) -> torch.Tensor:
     """``dequant(A) · dequant(B)ᵀ`` for A [M, K], B [N, K] → [M, N] in ``out_dtype``."""
     _check(a, b, out_dtype)
-    if backend == "scaled_mm":
+    if a.data.device != b.data.device:
+        raise ValueError(f"operands on different devices: {a.data.device}, {b.data.device}")
+    chosen = select_backend(backend, a.data.device)
+    if chosen == "scaled_mm":
         return _gemm_scaled_mm(a, b, out_dtype)
-    if backend == "auto" and a.data.is_cuda and _scaled_mm_usable(a, b):
-        try:
-            return _gemm_scaled_mm(a, b, out_dtype)
-        except (RuntimeError, ValueError, NotImplementedError):
-            # This torch/CUDA/GPU lacks the block-scaled recipe: remember, use Triton.
-            _SCALED_MM_USABLE[_recipe_key(a, b)] = False
-    if resolve_backend(backend, a.data, b.data) == "torch":
+    if chosen == "torch":
         return fp8_gemm_ref(a, b, out_dtype)
     return _gemm_triton(a, b, out_dtype)
-
-
-# (device, A block rows, B block rows, 128-alignment of M, N, K) -> whether cuBLASLt's
-# block-scaled path works for such operands.
-# On an H200 it ran 1.5x BF16 at 8192^3 where the Triton kernel ran 0.8x (docs/benchmarks.md),
-# so "auto" prefers it on CUDA and falls back to Triton where it is missing.
-_SCALED_MM_USABLE: dict[tuple[int, ...], bool] = {}
-
-
-def _recipe_key(a: Quantized, b: Quantized) -> tuple[int, ...]:
-    (m, k), n = a.data.shape, b.data.shape[0]
-    aligned = (m % BLOCK == 0, n % BLOCK == 0, k % BLOCK == 0)
-    return (a.data.device.index or 0, a.block_rows, b.block_rows, *aligned)
-
-
-def _scaled_mm_usable(a: Quantized, b: Quantized) -> bool:
-    if not hasattr(torch.nn.functional, "scaled_mm"):
-        return False
-    if a.block_rows == BLOCK and b.block_rows == BLOCK:
-        return False
-    return _SCALED_MM_USABLE.setdefault(_recipe_key(a, b), True)

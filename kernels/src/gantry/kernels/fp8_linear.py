@@ -12,8 +12,10 @@ quantized per 1×128 group (E4M3 by default, E5M2 optional) for both backward GE
 
 The layer stores only its master parameters (``weight``, ``bias``: same names and shapes
 as ``nn.Linear``, so state dicts, optimizers and weight publishing are unchanged); FP8
-codes are recomputed from the current weights on every call (no calibration step). Under
-``torch.no_grad`` (rollout) the quantized weight is cached until the weight changes.
+codes are recomputed from the current weights whenever they change (no calibration step):
+the layer caches its quantized weight, keyed by the weight's storage and version counter.
+Training and inference quantize the weight through one function
+(:func:`quantize_weight_operands`), so the forward's codes do not depend on grad mode.
 
 Dims that are not multiples of 128 are handled by ragged edge blocks/groups (see
 :mod:`gantry.kernels.fp8_quant`); nothing is padded in memory.
@@ -34,7 +36,6 @@ from gantry.kernels.fp8_gemm import fp8_gemm
 from gantry.kernels.fp8_quant import (
     Quantized,
     quantize_activation,
-    quantize_weight,
     quantize_weight_with_transpose,
 )
 
@@ -46,7 +47,9 @@ __all__ = [
     "convert_linear_layers",
     "fp8_linear",
     "fp8_linear_ref",
+    "quantize_weight_operands",
     "set_fp8_enabled",
+    "transpose_blocks",
 ]
 
 #: Linear layers the converter swaps by default: attention and MLP projections of
@@ -90,6 +93,26 @@ class FP8Config:
         return w if self.weight_cast is None else w.to(self.weight_cast)
 
 
+#: A layer's FP8 weight operands: ``W`` [N, K] for the forward and ``Wᵀ`` [K, N] for dgrad.
+WeightOperands = tuple[Quantized, Quantized | None]
+
+
+def quantize_weight_operands(weight: torch.Tensor, config: FP8Config) -> WeightOperands:
+    """The one way an FP8 linear layer quantizes its weight, with or without autograd.
+
+    Training, rollout and the cached inference path all call this, so a forward's weight
+    codes cannot depend on grad mode (one function, one layout, one kernel).
+    """
+    src = config.weight_source(weight)
+    wq, wq_t = quantize_weight_with_transpose(src, config.weight_format, backend=config.backend)
+    return wq, wq_t
+
+
+def transpose_blocks(q: Quantized) -> Quantized:
+    """``Wᵀ`` from quantized ``W``: square blocks make it the transposed codes and scales."""
+    return Quantized(q.data.t().contiguous(), q.scale.t().contiguous(), q.block_rows)
+
+
 def _out_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype if x.dtype in (torch.bfloat16, torch.float16, torch.float32) else torch.float32
 
@@ -104,29 +127,19 @@ class FP8LinearFunction(torch.autograd.Function):
         weight: torch.Tensor,
         bias: torch.Tensor | None,
         config: FP8Config,
-        cached: Quantized | None = None,
+        cached: WeightOperands | None = None,
     ) -> torch.Tensor:
         k = x.shape[-1]
         x2 = x.reshape(-1, k)
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        src = config.weight_source(weight)
-        wq_t: Quantized | None = None
-        if need_grad:
-            wq, wq_t = quantize_weight_with_transpose(
-                src, config.weight_format, backend=config.backend
-            )
-        else:
-            wq = (
-                cached
-                if cached is not None
-                else quantize_weight(src, config.weight_format, backend=config.backend)
-            )
+        wq, wq_t = cached if cached is not None else quantize_weight_operands(weight, config)
         xq = quantize_activation(x2, config.activation_format, backend=config.backend)
         y = fp8_gemm(xq, wq, out_dtype=_out_dtype(x), backend=config.backend)
         if bias is not None:
             y = y + bias.to(y.dtype)
         if need_grad:
-            assert wq_t is not None
+            if wq_t is None:  # a cache filled under no_grad: transpose the same codes
+                wq_t = transpose_blocks(wq)
             ctx.save_for_backward(x2, wq_t.data, wq_t.scale)
             ctx.config = config
             ctx.x_shape = x.shape
@@ -222,7 +235,7 @@ class FP8Linear(nn.Module):
             self.register_parameter("bias", None)
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         self._cache_key: tuple[int, int, torch.dtype, torch.device] | None = None
-        self._cache: Quantized | None = None
+        self._cache: WeightOperands | None = None
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, config: FP8Config | None = None) -> FP8Linear:
@@ -239,15 +252,21 @@ class FP8Linear(nn.Module):
         layer._cache = None
         return layer
 
-    def _cached_weight(self) -> Quantized:
+    def _weight_operands(self, need_t: bool) -> WeightOperands:
+        """This layer's quantized weight, recomputed only when the weight changes.
+
+        Inference keeps ``W`` alone (the cache costs 1 byte per weight); a training forward
+        also keeps ``Wᵀ`` for its backward, so micro-batches of one optimiser step share one
+        quantization. Both come from :func:`quantize_weight_operands`.
+        """
         w = self.weight
         key = (w.data_ptr(), w._version, w.dtype, w.device)
-        if self._cache is None or self._cache_key != key:
-            src = self.config.weight_source(w)
-            self._cache = quantize_weight(
-                src, self.config.weight_format, backend=self.config.backend
-            )
+        stale = self._cache is None or self._cache_key != key
+        if stale or (need_t and self._cache is not None and self._cache[1] is None):
+            wq, wq_t = quantize_weight_operands(w, self.config)
+            self._cache = (wq, wq_t if need_t else None)
             self._cache_key = key
+        assert self._cache is not None
         return self._cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,9 +274,8 @@ class FP8Linear(nn.Module):
             bias = None if self.bias is None else self.bias.to(x.dtype)
             return nn.functional.linear(x, self.weight.to(x.dtype), bias)
         grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        cached = None if grad else self._cached_weight()
         out = FP8LinearFunction.apply(  # type: ignore[no-untyped-call]
-            x, self.weight, self.bias, self.config, cached
+            x, self.weight, self.bias, self.config, self._weight_operands(need_t=grad)
         )
         assert isinstance(out, torch.Tensor)
         return out

@@ -7,6 +7,16 @@ Semantics (the torch reference defines them; the Triton kernels must match bit f
 * Each block/group gets one float32 scale ``s = max(amax, 1e-12) / fp8_max`` where
   ``amax`` is the largest magnitude in it; its elements are stored as
   ``fp8(clamp(x / s, -fp8_max, fp8_max))`` (round to nearest even). ``x ≈ q · s``.
+* **Non-finite inputs** (NaN, ±inf) poison their block/group, identically on every backend:
+  its scale is NaN and every one of its codes is the positive NaN ``0x7F`` (both formats),
+  so ``dequantize`` gives NaN across the block and every GEMM output that reads it is NaN.
+  Nothing is clamped to ±fp8_max and nothing fails silently; other blocks are untouched
+  (failing loudly instead would need a host-side check: a device sync on every call).
+* **Scale floor**: ``amax`` is floored at ``AMAX_EPS = 1e-12`` so an all-zero block gets a
+  finite scale (``1e-12 / fp8_max``) and zero codes. A block whose amax is below the floor
+  keeps that scale, so its codes use only ``amax / 1e-12`` of the FP8 range: it loses
+  relative precision progressively, and once ``amax < 1e-12 · 2^(sub-1) / fp8_max`` (E4M3:
+  ≈ 2.2e-18, E5M2: ≈ 1.3e-22) every code rounds to zero and the block dequantizes to 0.
 * **Ragged edges**: dimensions need not be multiples of 128. The last block/group along a
   dimension covers only the remaining elements: numerically this is zero-padding to a
   multiple of 128 (zeros change neither amax nor any dot product) without materializing
@@ -24,6 +34,7 @@ groups running along the token dimension.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -106,11 +117,15 @@ def _quantize_tiles_ref(x: torch.Tensor, block_rows: int, fmt: FP8Format) -> Qua
     padded[:rows, :cols] = x.to(torch.float32)
     tiles = padded.view(rb, block_rows, cb, BLOCK)
     amax = tiles.abs().amax(dim=(1, 3))
+    finite = torch.isfinite(tiles).all(dim=3).all(dim=1)
     # Tensor / tensor: CUDA divides by a Python scalar through its reciprocal, which can be
     # an ulp off the correctly rounded quotient the kernels compute (div_rn).
     scale = torch.clamp(amax, min=AMAX_EPS) / torch.full_like(amax, fmax)
-    scaled = tiles / scale[:, None, :, None]
-    codes = scaled.clamp(-fmax, fmax).to(fp8_dtype(fmt))
+    nan = torch.full_like(scale, math.nan)  # the positive quiet NaN, as the kernels write
+    scale = torch.where(finite, scale, nan)
+    scaled = (tiles / scale[:, None, :, None]).clamp(-fmax, fmax)
+    scaled = torch.where(finite[:, None, :, None], scaled, nan[:, None, :, None])
+    codes = scaled.to(fp8_dtype(fmt))
     data = codes.view(rb * block_rows, cb * BLOCK)[:rows, :cols].contiguous()
     return Quantized(data, scale.contiguous(), block_rows)
 
@@ -160,6 +175,18 @@ if HAS_TRITON:
         return out.to(tl.float32, bitcast=True)
 
     @triton.jit  # type: ignore[untyped-decorator]
+    def _nonfinite(x: tl.tensor) -> tl.tensor:
+        """1 where ``x`` is NaN or ±inf, else 0 (int32, so it can be max-reduced)."""
+        return ((x != x) | (tl.abs(x) == float("inf"))).to(tl.int32)
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def _codes(y: tl.tensor, bad: tl.tensor, fp8: tl.constexpr) -> tl.tensor:
+        """FP8 codes of the exactly representable ``y``; the positive NaN (0x7F in both
+        formats) where ``bad``. Written as bits: casting NaN is not uniform across backends."""
+        bits = y.to(fp8).to(tl.uint8, bitcast=True)
+        return tl.where(bad, 0x7F, bits).to(tl.uint8).to(fp8, bitcast=True)
+
+    @triton.jit  # type: ignore[untyped-decorator]
     def _weight_quant_kernel(
         x_ptr: tl.tensor,
         q_ptr: tl.tensor,
@@ -188,10 +215,12 @@ if HAS_TRITON:
             x_ptr + rr[:, None] * stride_xr + rc[None, :] * stride_xc, mask=mask, other=0.0
         ).to(tl.float32)
         amax = tl.max(tl.max(tl.abs(x), axis=1), axis=0)
-        scale = tl.div_rn(tl.maximum(amax, EPS), FMAX)
+        # max() drops NaN on the GPU and in the interpreter: detect non-finite blocks apart.
+        bad = tl.max(tl.max(_nonfinite(x), axis=1), axis=0) > 0
+        scale = tl.where(bad, float("nan"), tl.div_rn(tl.maximum(amax, EPS), FMAX))
         y = tl.minimum(tl.maximum(tl.div_rn(x, scale), -FMAX), FMAX)
         y = _round_to_fp8_grid(y, MANT_BITS, SUB_EXP)
-        q = y.to(q_ptr.dtype.element_ty)
+        q = _codes(y, bad, q_ptr.dtype.element_ty)
         tl.store(q_ptr + rr[:, None] * n_cols + rc[None, :], q, mask=mask)
         tl.store(s_ptr + pid_r * n_cb + pid_c, scale)
         if WRITE_T:
@@ -230,12 +259,12 @@ if HAS_TRITON:
             x_ptr + rr[:, None] * stride_xr + rc[None, :] * stride_xc, mask=mask, other=0.0
         ).to(tl.float32)
         amax = tl.max(tl.abs(x), axis=1)
-        scale = tl.div_rn(tl.maximum(amax, EPS), FMAX)
+        bad = tl.max(_nonfinite(x), axis=1) > 0
+        scale = tl.where(bad, float("nan"), tl.div_rn(tl.maximum(amax, EPS), FMAX))
         y = tl.minimum(tl.maximum(tl.div_rn(x, scale[:, None]), -FMAX), FMAX)
         y = _round_to_fp8_grid(y, MANT_BITS, SUB_EXP)
-        tl.store(
-            q_ptr + rr[:, None] * n_cols + rc[None, :], y.to(q_ptr.dtype.element_ty), mask=mask
-        )
+        q = _codes(y, bad[:, None], q_ptr.dtype.element_ty)
+        tl.store(q_ptr + rr[:, None] * n_cols + rc[None, :], q, mask=mask)
         tl.store(s_ptr + rr * n_groups + pid_g, scale, mask=rr < n_rows)
 
     @triton.jit  # type: ignore[untyped-decorator]
@@ -266,10 +295,11 @@ if HAS_TRITON:
             x_ptr + rr[:, None] * stride_xr + rc[None, :] * stride_xc, mask=mask, other=0.0
         ).to(tl.float32)
         amax = tl.max(tl.abs(x), axis=0)
-        scale = tl.div_rn(tl.maximum(amax, EPS), FMAX)
+        bad = tl.max(_nonfinite(x), axis=0) > 0
+        scale = tl.where(bad, float("nan"), tl.div_rn(tl.maximum(amax, EPS), FMAX))
         y = tl.minimum(tl.maximum(tl.div_rn(x, scale[None, :]), -FMAX), FMAX)
         y = _round_to_fp8_grid(y, MANT_BITS, SUB_EXP)
-        q = tl.trans(y.to(q_ptr.dtype.element_ty))
+        q = tl.trans(_codes(y, bad[None, :], q_ptr.dtype.element_ty))
         tl.store(q_ptr + rc[:, None] * n_rows + rr[None, :], q, mask=tl.trans(mask))
         tl.store(s_ptr + rc * n_groups + pid_g, scale, mask=rc < n_cols)
 
