@@ -269,6 +269,47 @@ def test_update_weights_changes_outputs_without_restart(
     assert info.policy_version == reply.policy_version and info.run_id == "r1"
 
 
+def test_update_weights_reach_the_vlm(
+    stack: tuple[RolloutService, str], stub: rollout_pb2_grpc.RolloutServiceStub
+) -> None:
+    """An update naming the VLM's parameters goes to the VLM: image episodes then play
+    with the new weights and record the VLM's new version; the text policy is untouched."""
+    spec = rollout_pb2.EpisodeSpec(
+        env_id="visgym/maze_2d",
+        seeds=[6],
+        settings=episode_pb2.EpisodeSettings(observation_mode=episode_pb2.OBSERVATION_MODE_IMAGE),
+        sampling=sampling_pb2.SamplingParams(max_tokens=6, temperature=0.0),
+        max_turns=1,
+    )
+    episodes = rollout_pb2.RunEpisodesRequest(spec=spec)
+    before = stub.RunEpisodes(episodes).trajectories[0].turns[0]
+    text_version = stub.GetModelInfo(rollout_pb2.GetModelInfoRequest()).policy_version
+    vlm = vlm_of(stack[0])
+    generator = torch.Generator().manual_seed(1)
+    updates = {
+        name: torch.randn(t.shape, generator=generator)
+        for name, t in vlm.model.state_dict().items()
+        if name.endswith(("mlp.down_proj.weight", "multi_modal_projector.linear_2.weight"))
+    }
+    assert updates and all("language_model" in n or "projector" in n for n in updates)
+    wanted = vlm.policy_version + 5  # the publisher's version is adopted when higher
+
+    def requests() -> Iterator[rollout_pb2.UpdateWeightsRequest]:
+        yield rollout_pb2.UpdateWeightsRequest(
+            header=rollout_pb2.WeightsHeader(version=wanted, tensor_count=len(updates))
+        )
+        for name, tensor in updates.items():
+            for chunk in tensor_chunks(name, tensor_from_torch(tensor), chunk_bytes=1024):
+                yield rollout_pb2.UpdateWeightsRequest(chunk=chunk)
+
+    reply = stub.UpdateWeights(requests())
+    assert reply.policy_version == wanted == vlm.policy_version
+    after = stub.RunEpisodes(episodes).trajectories[0].turns[0]
+    assert after.policy_version == wanted and before.policy_version < wanted
+    assert list(after.completion.token_ids) != list(before.completion.token_ids)
+    assert stub.GetModelInfo(rollout_pb2.GetModelInfoRequest()).policy_version == text_version
+
+
 def test_update_weights_rejects_bad_payloads(stub: rollout_pb2_grpc.RolloutServiceStub) -> None:
     no_header = iter(
         [

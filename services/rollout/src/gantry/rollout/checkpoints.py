@@ -1,4 +1,5 @@
-"""Loading the weights an UpdateWeights header names by `checkpoint_uri`.
+"""Loading the weights an UpdateWeights header names by `checkpoint_uri`, and the
+latest published weights a replica catches up from when it starts.
 
 The URI resolves inside the configured checkpoints root (`checkpoints_root`, by default
 `<data_dir>/checkpoints`; `gantry up` points it at the local trainer's data): `..`,
@@ -9,11 +10,13 @@ cannot leave it), and their total size is bounded before anything is loaded.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from gantry.core.errors import InvalidArgument, NotFound, echo
+from gantry.core.errors import FailedPrecondition, InvalidArgument, NotFound, echo
 from gantry.core.storage import StorageRoot
 
 FIELD = "header.checkpoint_uri"
@@ -63,3 +66,41 @@ def load_checkpoint(root: StorageRoot, uri: str, *, max_bytes: int) -> dict[str,
             ) from exc
         tensors.update(loaded)
     return tensors
+
+
+# The trainer's record of its latest publish, inside the published-weights folder.
+MANIFEST = "latest.json"
+MAX_MANIFEST_BYTES = 64 * 1024
+PUBLISHED_FIELD = "published_weights"
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    policy_version: int
+    run_id: str
+    checkpoint_id: str
+    uri: str  # the weights folder, inside the checkpoints root
+
+
+def read_published(root: StorageRoot, uri: str) -> PublishedWeights | None:
+    """The latest weights the trainer published into folder `uri`; None before any.
+
+    The trainer writes `latest.json` ({"policy_version", "run_id", "checkpoint_id",
+    "weights"}) next to the weights folder it names, replacing both atomically.
+    """
+    folder = root.resolve(uri, field=PUBLISHED_FIELD, must_exist=False, allow_root=True)
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None
+    manifest = root.resolve(str(manifest), field=PUBLISHED_FIELD, must_exist=True)
+    if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+        raise FailedPrecondition(f"{PUBLISHED_FIELD}: {MANIFEST} is larger than expected")
+    try:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        version, weights = int(record["policy_version"]), str(record["weights"])
+        run_id, checkpoint_id = str(record.get("run_id", "")), str(record.get("checkpoint_id", ""))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FailedPrecondition(f"{PUBLISHED_FIELD}: {MANIFEST} is malformed ({exc})") from exc
+    if version < 1 or not weights or "/" in weights or weights.startswith("."):
+        raise FailedPrecondition(f"{PUBLISHED_FIELD}: {MANIFEST} names no valid weights")
+    return PublishedWeights(version, run_id, checkpoint_id, str(folder / weights))

@@ -107,8 +107,10 @@ class Generator(Protocol):
         ...
 
     async def update_weights(
-        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode
-    ) -> int: ...
+        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode, version: int = 0
+    ) -> int:
+        """Swap the weights in; the new version is max(current + 1, `version`)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -217,9 +219,11 @@ class TransformersGenerator:
             if remaining:  # cancelled or abandoned: free the batch slots now
                 self.engine.abort(request_id)
 
-    async def update_weights(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode) -> int:
+    async def update_weights(
+        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode, version: int = 0
+    ) -> int:
         # Validation reads every tensor (shapes, NaN/inf): keep it off the event loop.
-        done = await asyncio.to_thread(self.engine.load, tensors, mode)
+        done = await asyncio.to_thread(self.engine.load, tensors, mode, version)
         return await asyncio.wrap_future(done)
 
     async def close(self) -> None:

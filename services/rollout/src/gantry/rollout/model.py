@@ -9,14 +9,15 @@ model through it, so none of them needs the whole service.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from gantry.core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from gantry.core.errors import FailedPrecondition, GantryError, InvalidArgument, Unavailable
 from gantry.core.storage import StorageRoot
 from gantry.core.tracing import stage
-from gantry.rollout.checkpoints import load_checkpoint
+from gantry.rollout.checkpoints import PUBLISHED_FIELD, load_checkpoint, read_published
 from gantry.rollout.limits import RequestLimits
 from gantry.rollout.settings import RolloutSettings
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from gantry.rollout.vlm import VlmGenerator
 
 NOT_READY_RETRY_S = 2.0
+log = logging.getLogger("gantry.rollout")
 
 
 class ServedModel:
@@ -70,20 +72,56 @@ class ServedModel:
         return load_checkpoint(self.checkpoints, uri, max_bytes=self.max_weights_bytes)
 
     async def update_weights(
-        self, tensors: Mapping[str, torch.Tensor], *, run_id: str, field: str
+        self, tensors: Mapping[str, torch.Tensor], *, run_id: str, field: str, version: int = 0
     ) -> int:
-        """Swap the weights in; returns the new policy version. `field` names the source."""
+        """Swap the weights in; returns the new policy version, max(current + 1, `version`).
+
+        The update goes to the text policy, or to the VLM when every tensor names one of
+        the VLM's parameters (a VLM trained by the trainer publishes its own names).
+        `field` names the source.
+        """
         with stage("rollout.update_weights", run_id=run_id, tensors=len(tensors)) as span:
             try:
-                version = await self.generator.update_weights(
-                    tensors, self.settings.weight_update_mode
-                )
+                if self.vlm is not None and self.vlm.owns(tensors):
+                    span.set_attribute("policy", "vlm")
+                    version = await self.vlm.update_weights(tensors, version)
+                else:
+                    version = await self.generator.update_weights(
+                        tensors, self.settings.weight_update_mode, version
+                    )
             except (KeyError, ValueError) as exc:
                 raise InvalidArgument.for_field(field, str(exc).strip("'\"")) from exc
             except RuntimeError as exc:
                 raise FailedPrecondition(str(exc)) from exc
             span.set_attribute("version", version)
         self.run_id, self.weights_time = run_id or self.run_id, time.time()
+        return version
+
+    async def catch_up(self, run: Callable[..., Awaitable[Any]]) -> int:
+        """At start: serve the trainer's latest published weights when they are newer than
+        the base (a replica that was down, or not yet created, during a publish). Returns
+        the version served. A missing or unreadable record leaves the base weights, logged.
+        """
+        uri = self.settings.published_weights
+        if not uri:
+            return 0
+        try:
+            found = await run(read_published, self.checkpoints, uri)
+            if found is None or found.policy_version <= self.generator.policy_version:
+                return 0
+            tensors = await run(self.read_checkpoint, found.uri)
+            version = await self.update_weights(
+                tensors, run_id=found.run_id, field=PUBLISHED_FIELD, version=found.policy_version
+            )
+        except GantryError as exc:
+            log.error("not catching up from the published weights at %s: %s", uri, exc.message)
+            return 0
+        log.info(
+            "caught up to published policy version %d (run %s, checkpoint %s)",
+            version,
+            found.run_id,
+            found.checkpoint_id,
+        )
         return version
 
     async def close(self) -> None:

@@ -133,6 +133,8 @@ class RolloutService(Service[RolloutSettings]):
             self.model.vlm = await self.run_blocking(
                 load_vlm_generator, self.settings.vlm_model_path
             )
+        # Before the service reports ready: no request sees weights older than published.
+        await self.model.catch_up(self.run_blocking)
 
     async def stop(self) -> None:
         if self.openai is not None:

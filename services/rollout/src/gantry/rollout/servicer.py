@@ -17,7 +17,6 @@ import grpc
 import torch
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from gantry.core.codecs import assemble_chunks, tensor_to_torch
 from gantry.core.errors import InvalidArgument
 from gantry.core.limits import check_count, check_id, client_key
 from gantry.core.precision import precision_message
@@ -29,6 +28,7 @@ from gantry.rollout.engine.types import Sample
 from gantry.rollout.episodes import EpisodeRunner
 from gantry.rollout.generation import Generation
 from gantry.rollout.model import ServedModel
+from gantry.rollout.weights import StreamedTensors
 
 DTYPES = {
     torch.float32: tensor_pb2.DTYPE_FLOAT32,
@@ -129,7 +129,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     ) -> rollout_pb2.UpdateWeightsResponse:
         start = time.perf_counter()
         header: rollout_pb2.WeightsHeader | None = None
-        chunks: list[tensor_pb2.TensorChunk] = []
+        streamed = StreamedTensors("chunk")  # decoded tensor by tensor as chunks arrive
         received = accounted = 0
         budget = self.model.max_weights_bytes
         async for message in request_iterator:
@@ -153,7 +153,9 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
                         "chunk", f"the update exceeds {budget} bytes, more than the served "
                         "model's parameters can hold",
                     )  # fmt: skip
-                chunks.append(message.chunk)
+                done = streamed.add(message.chunk)
+                if done is not None:
+                    await self.runtime.run_blocking(streamed.decode, done)
             else:
                 raise InvalidArgument.for_field("payload", "set header or chunk")
         if header is None:
@@ -163,13 +165,15 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
                 self.model.read_checkpoint, header.checkpoint_uri
             )
         else:
-            tensors = await self.runtime.run_blocking(self._assemble, chunks)
+            tensors = streamed.finish()
         if header.tensor_count and header.tensor_count != len(tensors):
             raise InvalidArgument.for_field(
                 "header.tensor_count", f"announced {header.tensor_count}, received {len(tensors)}"
             )
         field = "header.checkpoint_uri" if header.checkpoint_uri else "chunk"
-        version = await self.model.update_weights(tensors, run_id=header.run_id, field=field)
+        version = await self.model.update_weights(
+            tensors, run_id=header.run_id, field=field, version=header.version
+        )
         elapsed = duration_pb2.Duration()
         elapsed.FromNanoseconds(int((time.perf_counter() - start) * 1e9))
         return rollout_pb2.UpdateWeightsResponse(
@@ -187,13 +191,6 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
                 raise InvalidArgument.for_field(f"header.{name}", "must be >= 0")
         check_count(header.total_bytes, field="header.total_bytes", limit=budget)
         check_count(header.tensor_count, field="header.tensor_count", limit=budget // 4 + 1)
-
-    @staticmethod
-    def _assemble(chunks: list[tensor_pb2.TensorChunk]) -> dict[str, torch.Tensor]:
-        named = list(assemble_chunks(chunks, field="chunk"))
-        if not named:
-            raise InvalidArgument.for_field("chunk", "no tensors were sent")
-        return {t.name: tensor_to_torch(t.tensor, field=f"chunk[{t.name}]") for t in named}
 
     async def GetModelInfo(
         self, request: rollout_pb2.GetModelInfoRequest, context: Context

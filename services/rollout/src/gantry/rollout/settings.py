@@ -72,6 +72,12 @@ class RolloutSettings(ServiceSettings):
         description="UpdateWeights.checkpoint_uri resolves inside this folder "
         "(default <data_dir>/checkpoints)",
     )
+    published_weights: str = Field(
+        default="",
+        description="Folder inside checkpoints_root where the trainer records the weights it "
+        "last published (its published_weights_dir); at start the replica serves them when "
+        "they are newer than its base. Empty = start from the base weights",
+    )
     envfarm_token: SecretStr | None = Field(default=None, description="Bearer token for envfarm")
     envfarm_token_file: Path | None = Field(default=None, description="File holding it")
     max_episode_concurrency: int = Field(default=64, ge=1, description="Episodes in flight")

@@ -286,7 +286,9 @@ class VllmGenerator:
             if remaining:
                 await self.engine.abort([f"{base}-{i}" for i in range(params.n)])
 
-    async def update_weights(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode) -> int:
+    async def update_weights(
+        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode, version: int = 0
+    ) -> int:
         self._gate.clear()
         try:
             if mode == "rerun":
@@ -295,7 +297,7 @@ class VllmGenerator:
             items = [(name, tensor) for name, tensor in tensors.items()]
             await self.engine.collective_rpc("load_weights_from_tensors", args=(items,))
             await self.engine.reset_prefix_cache()  # cached KV belongs to the old weights
-            self._version += 1
+            self._version = max(self._version + 1, version)
             return self._version
         finally:
             self._gate.set()

@@ -3,13 +3,15 @@
 Used for episodes whose observations are images. Requests run one at a time on one
 worker thread (`model.generate`); continuous batching of image prompts is not built yet.
 Logprobs follow the text engine's rule: log softmax of the raw logits of each sampled
-token.
+token. Weight updates (UpdateWeights naming this model's parameters) run on the same
+thread, between two requests: a request never sees half an update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,7 +38,7 @@ class VlmGenerator:
         self.tokenizer = bundle.tokenizer
         self.model_path = str(bundle.path)
         self.context_length = bundle.context_length
-        self.policy_version = 0  # weight updates target the text policy only, for now
+        self.policy_version = 0  # 0 = base weights; UpdateWeights raises it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-vlm")
         self._seed_lock = threading.Lock()
 
@@ -94,6 +96,40 @@ class VlmGenerator:
         ended = cut >= 0 or (bool(sample.token_ids) and sample.token_ids[-1] == eos)
         sample.finish_reason = FinishReason.STOP if ended else FinishReason.LENGTH
         return prompt_ids, sample
+
+    def owns(self, names: Iterable[str]) -> bool:
+        """Whether every name is a parameter of this model (an update meant for it)."""
+        known = self.model.state_dict()
+        return all(n in known or (n.endswith("_scale") and n[:-6] in known) for n in names)
+
+    async def update_weights(self, tensors: Mapping[str, torch.Tensor], version: int = 0) -> int:
+        """Copy the tensors in between two requests; the new version is
+        max(current + 1, `version`), as for the text engine."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._update, tensors, version)
+
+    def _update(self, tensors: Mapping[str, torch.Tensor], version: int) -> int:
+        from gantry.rollout.engine.engine import dequantize_fp8
+
+        state = self.model.state_dict()  # shares storage with the parameters (tied ones too)
+        update = dequantize_fp8(tensors)
+        for name, tensor in update.items():  # all checked before any is copied
+            target = state.get(name)
+            if target is None:
+                raise KeyError(f"{name!r} is not a parameter of the served VLM")
+            if tuple(tensor.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"{name!r} has shape {tuple(tensor.shape)}, the VLM's is {tuple(target.shape)}"
+                )
+            if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"{name!r} must hold finite floating-point values")
+        if not update:
+            raise ValueError("no tensors in the update")
+        with torch.no_grad():
+            for name, tensor in update.items():
+                state[name].copy_(tensor.to(dtype=state[name].dtype, device=state[name].device))
+        self.policy_version = max(self.policy_version + 1, version)
+        return self.policy_version
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,5 +1,9 @@
 """Run orchestration: each run's worker and long-running operation, cancel, publishing.
 
+Publishing reaches every rollout replica (gantry.trainer.replicas) at once, records which
+replica acknowledged which version in the run (Run.replicas), and records the published
+weights for replicas that start later.
+
 `RunOrchestrator` sits between the RPCs and the run manager: it starts a run's worker
 thread (and its episode feeder) together with the operation a client polls, turns the
 worker's state changes into asyncio events for waiting calls, pushes weights to rollout,
@@ -12,7 +16,11 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from opentelemetry import context as otel_context
@@ -34,6 +42,7 @@ from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints
 from gantry.trainer.paths import Roots
 from gantry.trainer.publish import Published, PublishFailed, Retry, publish
+from gantry.trainer.replicas import configured_replicas, expand, latest_version, record_published
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.settings import TrainerSettings
 from gantry.trainer.training import extra_options
@@ -42,6 +51,32 @@ from gantry.trainer.verifier_rewards import REPORTS, VerifierRewards
 log = logging.getLogger("gantry.trainer")
 # What a client told to come back (rollout unreachable, trainer restarting) should wait.
 RETRY_AFTER_S = 5.0
+MAX_PARALLEL_PUBLISHES = 8  # replicas streamed to at the same time
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One publish to every target: the highest acknowledged version, the wall time, and
+    each replica's answer."""
+
+    policy_version: int
+    seconds: float
+    replicas: list[trainer_pb2.ReplicaWeights]
+
+
+def replica_weights(
+    target: str, outcome: Published | GantryError, checkpoint: trainer_pb2.Checkpoint
+) -> trainer_pb2.ReplicaWeights:
+    replica = trainer_pb2.ReplicaWeights(target=target)
+    if isinstance(outcome, GantryError):
+        replica.error.CopyFrom(outcome.to_status())
+        return replica
+    replica.policy_version = outcome.policy_version
+    replica.run_policy_version = int(checkpoint.policy_version)
+    replica.checkpoint_id = checkpoint.id
+    replica.acknowledge_time.GetCurrentTime()
+    replica.seconds = outcome.seconds
+    return replica
 
 
 class RunOperations(OperationStore):
@@ -74,6 +109,10 @@ class RunOrchestrator:
     ) -> None:
         self.settings = settings
         self.rollout_peers = rollout_peers
+        # Checked here, at start: every replica entry is a configured rollout peer.
+        self.replicas = configured_replicas(rollout_peers, settings.rollout_replicas)
+        self.published_dir = settings.resolved_published_dir()
+        self._published_lock = threading.Lock()
         self.verifier_peers = verifier_peers or Peers("verifier")
         self.operations = operations
         self.runtime = runtime
@@ -245,39 +284,163 @@ class RunOrchestrator:
             raise FailedPrecondition(f"run {record.run.id} has no weights to publish yet")
         return found[0]
 
+    def replica_targets(self, record: RunRecord, requested: str = "") -> list[str]:
+        """Where a publish goes: the one target a request names; else every configured
+        replica when `rollout_replicas` is set; else the run's rollout target."""
+        if requested or not self.replicas:
+            return [self.rollout_target(record, requested)]
+        return list(self.replicas)
+
     def push(
-        self, record: RunRecord, checkpoint: trainer_pb2.Checkpoint, target: str, uri_only: bool
-    ) -> Published:
-        """Blocking: stream (or point rollout to) a checkpoint; remember the version map."""
+        self,
+        record: RunRecord,
+        checkpoint: trainer_pb2.Checkpoint,
+        targets: list[str],
+        uri_only: bool,
+    ) -> Delivery:
+        """Blocking: stream (or point) a checkpoint to every target at once; record which
+        replica acknowledged which version. Fails only when none acknowledged."""
         # The weights come from the run's own checkpoint folder, whatever a stored uri says.
         checkpoint = checkpoints.find(record.checkpoint_root, checkpoint.id)
+        started = time.perf_counter()
+        expanded = [expand(target) for target in targets]
+        addresses = list(dict.fromkeys(a for e in expanded for a in e.targets))
+        with record.lock:
+            known = {r.target: r.policy_version for r in record.run.replicas}
+        # One number for the whole fleet: replicas serve max(current + 1, version).
+        version = 1 + max(
+            [latest_version(self.published_dir), *(known.get(a, 0) for a in addresses)]
+        )
         with stage(
             "trainer.publish",
             run_id=record.run.id,
             checkpoint_id=checkpoint.id,
             step=int(checkpoint.step),
             uri_only=uri_only,
+            replicas=len(addresses),
         ):
-            done = self._publish(record, checkpoint, target, uri_only)
-        trainer = record.trainer
-        if trainer is not None:
-            with record.model_lock:
-                trainer.position.versions[done.policy_version] = int(checkpoint.policy_version)
-        with record.lock:
-            record.versions[done.policy_version] = int(checkpoint.policy_version)
+            outcomes: list[Published | GantryError] = []
+            if addresses:
+                with ThreadPoolExecutor(
+                    max_workers=min(len(addresses), MAX_PARALLEL_PUBLISHES),
+                    thread_name_prefix="trainer-publish",
+                ) as pool:
+                    outcomes = list(
+                        pool.map(
+                            lambda a: self._publish_one(record, checkpoint, a, uri_only, version),
+                            addresses,
+                        )
+                    )
+        replicas = [
+            replica_weights(address, outcome, checkpoint)
+            for address, outcome in zip(addresses, outcomes, strict=True)
+        ]
+        for entry in expanded:
+            if entry.error:  # a headless Service name that did not resolve
+                unresolved = UnavailableError(entry.error, retry_after_s=RETRY_AFTER_S)
+                replicas.append(replica_weights(entry.entry, unresolved, checkpoint))
+        acked = [o for o in outcomes if isinstance(o, Published)]
+        self._remember(record, checkpoint, replicas, acked)
+        if not acked:
+            failures = [o for o in outcomes if isinstance(o, GantryError)]
+            raise (
+                failures[0]
+                if failures
+                else UnavailableError(
+                    "no rollout replica to publish to: "
+                    + "; ".join(e.error for e in expanded if e.error),
+                    retry_after_s=RETRY_AFTER_S,
+                )
+            )
+        top = max(p.policy_version for p in acked)
+        try:
+            self._record_published(record, checkpoint, top)
+        except OSError as exc:
+            log.warning("could not record the publish for late replicas: %s", exc)
+        seconds = time.perf_counter() - started
         log.info(
-            "published %s of run %s to %s as rollout version %d in %.2fs (%d attempts)",
+            "published %s of run %s to %d of %d replicas as rollout version %d in %.2fs",
             checkpoint.id,
             record.run.id,
-            target,
-            done.policy_version,
-            done.seconds,
-            done.attempts,
+            len(acked),
+            len(replicas),
+            top,
+            seconds,
         )
-        return done
+        return Delivery(top, seconds, replicas)
+
+    def _publish_one(
+        self,
+        record: RunRecord,
+        checkpoint: trainer_pb2.Checkpoint,
+        target: str,
+        uri_only: bool,
+        version: int,
+    ) -> Published | GantryError:
+        try:
+            return self._publish(record, checkpoint, target, uri_only, version)
+        except GantryError as exc:
+            log.warning("publishing run %s to %s failed: %s", record.run.id, target, exc.message)
+            return exc
+        except Exception as exc:  # a bug must not hide the other replicas' answers
+            log.exception("publishing run %s to %s failed", record.run.id, target)
+            return FailedPrecondition(f"publishing to rollout at {target} failed: {exc}")
+
+    def _remember(
+        self,
+        record: RunRecord,
+        checkpoint: trainer_pb2.Checkpoint,
+        replicas: list[trainer_pb2.ReplicaWeights],
+        acked: list[Published],
+    ) -> None:
+        """The version map (rollout version -> the run's) and the run's replica table."""
+        ours = int(checkpoint.policy_version)
+        trainer = record.trainer
+        if trainer is not None and acked:
+            with record.model_lock:
+                for done in acked:
+                    trainer.position.versions[done.policy_version] = ours
+        with record.lock:
+            for done in acked:
+                record.versions[done.policy_version] = ours
+            table = {r.target: r for r in record.run.replicas}
+            for replica in replicas:
+                previous = table.get(replica.target)
+                if replica.HasField("error") and previous is not None:
+                    # A failure keeps what the replica last acknowledged (it still holds it).
+                    kept = trainer_pb2.ReplicaWeights()
+                    kept.CopyFrom(previous)
+                    kept.error.CopyFrom(replica.error)
+                    kept.seconds = replica.seconds
+                    replica = kept
+                table[replica.target] = replica
+            del record.run.replicas[:]
+            record.run.replicas.extend(table[t] for t in sorted(table))
+        record.save()
+        record.notify()
+
+    def _record_published(
+        self, record: RunRecord, checkpoint: trainer_pb2.Checkpoint, version: int
+    ) -> None:
+        with self._published_lock:
+            if version <= latest_version(self.published_dir):
+                return  # a newer publish (another run) was recorded meanwhile
+            record_published(
+                self.published_dir,
+                Path(checkpoint.uri),
+                policy_version=version,
+                run_id=record.run.id,
+                checkpoint_id=checkpoint.id,
+                run_policy_version=int(checkpoint.policy_version),
+            )
 
     def _publish(
-        self, record: RunRecord, checkpoint: trainer_pb2.Checkpoint, target: str, uri_only: bool
+        self,
+        record: RunRecord,
+        checkpoint: trainer_pb2.Checkpoint,
+        target: str,
+        uri_only: bool,
+        version: int = 0,
     ) -> Published:
         """One publish with retries; its failure as the error a client should see."""
         try:
@@ -288,6 +451,7 @@ class RunOrchestrator:
                 run_recipe(record.run.config),
                 record.run.id,
                 uri_only=uri_only,
+                version=version,
                 retry=Retry(attempts=self.settings.publish_attempts),
                 stop=self.stopping,
             )
@@ -312,8 +476,8 @@ class RunOrchestrator:
         """publish_interval: called on the run's worker thread after a step."""
         worker = self.runs.workers[record.run.id]
         try:
-            target = self.rollout_target(record)
-            self.push(record, worker.checkpoint_live(), target, uri_only=False)
+            targets = self.replica_targets(record)
+            self.push(record, worker.checkpoint_live(), targets, uri_only=False)
         except GantryError as exc:
             log.warning("publishing run %s failed; training continues: %s", record.run.id, exc)
         except Exception:

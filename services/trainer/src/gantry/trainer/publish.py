@@ -17,10 +17,11 @@ after an exponential backoff or the server's RetryInfo, a bounded number of time
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,43 +58,80 @@ def is_fp8_weight(name: str, tensor: torch.Tensor) -> bool:
     )
 
 
-def checkpoint_tensors(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    for file in sorted(checkpoint_dir.glob("*.safetensors")):
-        tensors.update(load_file(str(file)))
-    if not tensors:
-        raise FileNotFoundError(f"no safetensors weights in {checkpoint_dir}")
-    return tensors
+# Bytes per element of the safetensors dtypes a checkpoint holds.
+_ITEMSIZE = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8}
+_ITEMSIZE |= {"I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+FP8_BLOCK = 128
 
 
-def wire_tensors(
-    tensors: dict[str, torch.Tensor], recipe: str
-) -> tuple[dict[str, torch.Tensor], precision_pb2.Precision]:
-    """What goes on the wire for `recipe`, and the precision announced in the header."""
-    if recipe != "fp8-jet":
-        return tensors, precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16)
-    from gantry.kernels.fp8_linear import FP8Config
-    from gantry.kernels.fp8_quant import quantize_weight
+class WireWeights:
+    """A checkpoint's tensors as they go on the wire, read one tensor at a time.
 
-    config = FP8Config()
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in tensors.items():
-        if is_fp8_weight(name, tensor):
-            q = quantize_weight(config.weight_source(tensor), config.weight_format)
-            out[name] = q.data
-            out[name + SCALE_SUFFIX] = q.scale.to(torch.float32)
-        else:
-            out[name] = tensor
-    return out, precision_message("fp8-jet")
+    The safetensors files are opened lazily (memory-mapped) and each tensor is read,
+    converted for the recipe and chunked only when the stream reaches it, so a publish
+    holds one tensor beyond the trainer's own model, never a second copy of the whole
+    model (and several replicas stream from the same mapped files).
+    """
+
+    def __init__(self, checkpoint_dir: Path, recipe: str) -> None:
+        from safetensors import safe_open
+
+        self.files = sorted(checkpoint_dir.glob("*.safetensors"))
+        if not self.files:
+            raise FileNotFoundError(f"no safetensors weights in {checkpoint_dir}")
+        self.fp8 = recipe == "fp8-jet"
+        self.precision = (
+            precision_message("fp8-jet")
+            if self.fp8
+            else precision_pb2.Precision(mode=precision_pb2.PRECISION_MODE_BF16)
+        )
+        # Sizes from the headers alone: the count and bytes the header announces.
+        self.count = self.bytes = 0
+        for file in self.files:
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not a Mapping)
+                    part = f.get_slice(name)
+                    shape, dtype = list(part.get_shape()), part.get_dtype()
+                    numel = math.prod(shape)
+                    if self.fp8 and _fp8_shape(name, shape):
+                        rows, cols = shape
+                        self.count += 2
+                        self.bytes += numel + 4 * -(-rows // FP8_BLOCK) * -(-cols // FP8_BLOCK)
+                    else:
+                        self.count += 1
+                        self.bytes += numel * _ITEMSIZE.get(dtype, 4)
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        from safetensors import safe_open
+
+        for file in self.files:
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118
+                    yield from self._wire(name, f.get_tensor(name))
+
+    def _wire(self, name: str, tensor: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """fp8-jet: projection weights as FP8 codes + their block scales; else as stored."""
+        if not (self.fp8 and is_fp8_weight(name, tensor)):
+            yield name, tensor
+            return
+        from gantry.kernels.fp8_linear import FP8Config
+        from gantry.kernels.fp8_quant import quantize_weight
+
+        config = FP8Config()
+        q = quantize_weight(config.weight_source(tensor), config.weight_format)
+        yield name, q.data
+        yield name + SCALE_SUFFIX, q.scale.to(torch.float32)
+
+
+def _fp8_shape(name: str, shape: list[int]) -> bool:
+    return len(shape) == 2 and is_fp8_weight(name, torch.empty(0, 0))
 
 
 def requests(
-    header: rollout_pb2.WeightsHeader, tensors: dict[str, torch.Tensor]
+    header: rollout_pb2.WeightsHeader, tensors: Iterable[tuple[str, torch.Tensor]]
 ) -> Iterator[rollout_pb2.UpdateWeightsRequest]:
     yield rollout_pb2.UpdateWeightsRequest(header=header)
-    for name, tensor in tensors.items():
+    for name, tensor in tensors:
         for chunk in tensor_chunks(name, tensor_from_torch(tensor)):
             yield rollout_pb2.UpdateWeightsRequest(chunk=chunk)
 
@@ -142,11 +180,13 @@ def publish(
     run_id: str,
     *,
     uri_only: bool = False,
+    version: int = 0,
     timeout_s: float = 600.0,
     retry: Retry = Retry(),
     stop: threading.Event | None = None,
 ) -> Published:
-    """Push `checkpoint` to the rollout server at `target` (blocking).
+    """Push `checkpoint` to the rollout server at `target` (blocking). `version` asks
+    the server to serve at least that policy version (replicas then agree on numbers).
 
     UNAVAILABLE is retried with the whole stream, up to `retry.attempts` calls within
     `timeout_s`; `stop` (the service draining) ends the waiting early. Raises
@@ -154,17 +194,16 @@ def publish(
     """
     started = time.perf_counter()
     deadline = started + timeout_s
-    header = rollout_pb2.WeightsHeader(version=checkpoint.policy_version, run_id=run_id)
-    tensors: dict[str, torch.Tensor] = {}
+    header = rollout_pb2.WeightsHeader(version=version, run_id=run_id)
+    tensors: Iterable[tuple[str, torch.Tensor]] = ()
     sent = 0
     if uri_only:
         header.checkpoint_uri = checkpoint.uri
     else:
-        tensors, precision = wire_tensors(checkpoint_tensors(Path(checkpoint.uri)), recipe)
-        header.tensor_count = len(tensors)
-        sent = sum(t.numel() * t.element_size() for t in tensors.values())
-        header.total_bytes = sent
-        header.precision.CopyFrom(precision)
+        tensors = wire = WireWeights(Path(checkpoint.uri), recipe)
+        header.tensor_count, header.total_bytes = wire.count, wire.bytes
+        header.precision.CopyFrom(wire.precision)
+        sent = wire.bytes
     attempt = 0
     while True:
         attempt += 1

@@ -265,6 +265,7 @@ class RunRecord:
                 total_steps=run.total_steps,
                 progress=run.step / run.total_steps if run.total_steps else 0.0,
                 latest_metrics=run.latest_metrics,
+                replicas=run.replicas,
             )
             if run.HasField("start_time"):
                 meta.start_time.CopyFrom(run.start_time)

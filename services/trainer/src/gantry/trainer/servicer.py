@@ -413,7 +413,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         check_id(request.checkpoint_id, field="checkpoint_id")
         # Resolved before anything is read or dialled; PERMISSION_DENIED for an address
         # the operator did not configure (the bearer token goes nowhere else).
-        target = self.orchestrator.rollout_target(record, request.rollout_target)
+        targets = self.orchestrator.replica_targets(record, request.rollout_target)
         if request.checkpoint_id:
             checkpoint = await self.runtime.run_blocking(
                 checkpoints.find, record.checkpoint_root, request.checkpoint_id
@@ -429,13 +429,16 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             self.orchestrator.push,
             record,
             checkpoint,
-            target,
+            targets,
             uri_only,
         )
         elapsed = duration_pb2.Duration()
         elapsed.FromNanoseconds(int(done.seconds * 1e9))
         return trainer_pb2.PublishWeightsResponse(
-            policy_version=done.policy_version, checkpoint=checkpoint, duration=elapsed
+            policy_version=done.policy_version,
+            checkpoint=checkpoint,
+            duration=elapsed,
+            replicas=done.replicas,
         )
 
 

@@ -79,6 +79,19 @@ class TrainerSettings(ServiceSettings):
         description="Further rollout servers by name (JSON in the env var): requests may name "
         "one of these or a configured address, never another address",
     )
+    rollout_replicas: list[str] = Field(
+        default_factory=list,
+        description="Rollout replicas a publish reaches when the request names no single "
+        "target (JSON list in the env var): configured rollout peers (names or addresses); "
+        "a dns:///<host>:<port> peer (a headless Service) expands to every address it "
+        "resolves to at each publish. Empty = the run's one rollout target",
+    )
+    published_weights_dir: Path | None = Field(
+        default=None,
+        description="Where the latest published weights are recorded (latest.json and a "
+        "hard-linked copy of the checkpoint) for replicas that start later: point rollout's "
+        "published_weights here. Default <data_dir>/published",
+    )
     publish_attempts: int = Field(
         default=6,
         ge=1,
@@ -122,6 +135,9 @@ class TrainerSettings(ServiceSettings):
         default=None, description="Bearer token for verifier servers"
     )
     verifier_token_file: Path | None = Field(default=None, description="File holding it")
+
+    def resolved_published_dir(self) -> Path:
+        return self.published_weights_dir or self.resolved_data_dir() / "published"
 
     def resolved_verifier_token(self) -> str | None:
         token = peer_secret(self.verifier_token, self.verifier_token_file)

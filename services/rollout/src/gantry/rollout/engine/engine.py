@@ -104,6 +104,7 @@ class _WeightUpdate:
     tensors: dict[str, torch.Tensor]
     mode: UpdateMode
     done: Future[int]
+    version: int = 0  # the publisher's version: serve max(current + 1, version)
 
 
 class Engine:
@@ -211,8 +212,11 @@ class Engine:
             self._aborted.add(request_id)
             self._wake.notify()
 
-    def load(self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode = "drain") -> Future[int]:
-        """Swap in new weights between decode steps; the future gives the new version.
+    def load(
+        self, tensors: Mapping[str, torch.Tensor], mode: UpdateMode = "drain", version: int = 0
+    ) -> Future[int]:
+        """Swap in new weights between decode steps; the future gives the new version,
+        max(current + 1, `version`) (replicas handed the same version agree on it).
 
         "drain": stop admitting, let sequences in flight finish on the old weights, swap.
         "rerun": end sequences in flight with RESTARTED (callers resubmit), swap at once.
@@ -222,7 +226,7 @@ class Engine:
         with self._wake:
             if self._update is not None:
                 raise RuntimeError("a weight update is already in progress")
-            self._update = _WeightUpdate(checked, mode, done)
+            self._update = _WeightUpdate(checked, mode, done, version)
             self._wake.notify()
         return done
 
@@ -474,7 +478,7 @@ class Engine:
         for name, tensor in update.tensors.items():
             target = state[name]
             target.copy_(tensor.to(dtype=target.dtype, device=target.device))
-        self.policy_version += 1
+        self.policy_version = max(self.policy_version + 1, update.version)
         with self._wake:
             self._update = None
         log.info("weights updated to policy version %d", self.policy_version)

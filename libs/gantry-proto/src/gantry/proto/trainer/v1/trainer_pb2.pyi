@@ -309,7 +309,7 @@ class StartRunRequest(_message.Message):
     def __init__(self, display_name: _Optional[str] = ..., config: _Optional[_Union[RunConfig, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StartRunMetadata(_message.Message):
-    __slots__ = ("run_id", "state", "step", "total_steps", "progress", "latest_metrics", "start_time")
+    __slots__ = ("run_id", "state", "step", "total_steps", "progress", "latest_metrics", "start_time", "replicas")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +317,7 @@ class StartRunMetadata(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     LATEST_METRICS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     state: RunState
     step: int
@@ -324,7 +325,8 @@ class StartRunMetadata(_message.Message):
     progress: float
     latest_metrics: StepMetrics
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaWeights]
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[_Union[RunState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., progress: _Optional[float] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaWeights, _Mapping]]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id",)
