@@ -2,7 +2,10 @@
 
 `RemoteEnv` is a `gymnasium.Env` backed by one session (each `step` is a Step RPC);
 `RemoteVectorEnv` drives many sessions with one StepBatch RPC per step. Both take any
-gRPC channel, e.g. `gantry.core.client.sync_channel(target, token=...)`.
+gRPC channel, e.g. `gantry.core.client.sync_channel(target, token=...)`. Unless told
+otherwise they ask for raw frames from a server on this host and WebP lossless from
+any other (`best_encoding`), and for unchanged frames to be left out (they reuse the
+last one).
 """
 
 from __future__ import annotations
@@ -19,23 +22,68 @@ import numpy as np
 from gymnasium import spaces
 
 from gantry.core import errors
-from gantry.core.codecs import image_to_array
-from gantry.proto.common.v1 import episode_pb2
+from gantry.core.codecs import image_to_array, tensor_to_numpy
+from gantry.proto.common.v1 import episode_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
 Observation = dict[str, Any]
+# Largest StepBatch asked for raw frames (~330 KiB each): the reply stays well inside the
+# default 64 MiB message limit; larger batches use WebP lossless.
+RAW_BATCH = 128
 _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
 
 
-def decode_observation(obs: episode_pb2.Observation) -> Observation:
+def decode_observation(
+    obs: episode_pb2.Observation, pixels: tensor_pb2.Tensor | None = None
+) -> Observation:
+    """Text and frame; the frame comes from `pixels` (raw encoding) when it holds one."""
     decoded: Observation = {"text": obs.text}
-    decoded["image"] = image_to_array(obs.image) if obs.HasField("image") else None
+    if pixels is not None and pixels.data:
+        decoded["image"] = tensor_to_numpy(pixels, field="observation_pixels")
+    else:
+        decoded["image"] = image_to_array(obs.image) if obs.HasField("image") else None
     return decoded
 
 
+def is_local(target: str) -> bool:
+    """Whether a gRPC target names this host: a loopback address or a Unix socket."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    address = target
+    for scheme in ("dns:///", "ipv4:", "ipv6:"):
+        address = address.removeprefix(scheme)
+    if address.startswith("["):  # [v6]:port
+        host = address[1:].partition("]")[0]
+    elif address.count(":") == 1:  # host:port
+        host = address.partition(":")[0]
+    else:  # a bare host or IPv6 address
+        host = address
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def best_encoding(target: str | None) -> envfarm_pb2.ObservationEncoding:
+    """Raw frames for a server on this host (no codec work on either side); otherwise WebP
+    lossless, the same pixels as PNG in fewer bytes and less time."""
+    if target is not None and is_local(target):
+        return envfarm_pb2.OBSERVATION_ENCODING_RAW
+    return envfarm_pb2.OBSERVATION_ENCODING_WEBP_LOSSLESS
+
+
+def channel_target(channel: grpc.Channel) -> str | None:
+    """The target a channel was opened with, where grpc exposes it (best effort)."""
+    current: Any = channel
+    for _ in range(4):  # interceptor wrappers hold the real channel in `_channel`
+        target = getattr(current, "_target", None)
+        if isinstance(target, bytes | str):
+            return target.decode() if isinstance(target, bytes) else target
+        current = getattr(current, "_channel", None)
+    return None
+
+
 def _result(
-    result: envfarm_pb2.StepResult,
+    result: envfarm_pb2.StepResult, frame: np.ndarray[Any, Any] | None = None
 ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+    """The gymnasium step tuple; `frame` stands in for a frame the server left out."""
     info: dict[str, Any] = dict(result.info.items())
     info.update(
         env_feedback=result.feedback, step=result.step_index, valid_action=result.action_valid
@@ -50,8 +98,11 @@ def _result(
             "answer": outcome.answer,
             "test_timed_out": outcome.test_timed_out,
         }
+    observation = decode_observation(result.observation, result.observation_pixels)
+    if result.HasField("observation_changed") and not result.observation_changed:
+        observation["image"] = frame
     return (
-        decode_observation(result.observation),
+        observation,
         result.reward,
         result.terminated,
         result.truncated,
@@ -83,12 +134,19 @@ class RemoteEnv(gym.Env[Observation, str]):
         settings: episode_pb2.EpisodeSettings | None = None,
         seed: int | None = None,
         ttl_s: float | None = None,
+        observation_encoding: envfarm_pb2.ObservationEncoding | None = None,
     ) -> None:
         if difficulty not in _DIFFICULTY:
             raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}")
         self.stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+        if observation_encoding is None:
+            observation_encoding = best_encoding(channel_target(channel))
+        self.observation_encoding = observation_encoding
         request = envfarm_pb2.CreateSessionRequest(
-            env_id=env_id, difficulty=_DIFFICULTY[difficulty], settings=_settings(settings)
+            env_id=env_id,
+            difficulty=_DIFFICULTY[difficulty],
+            settings=_settings(settings),
+            observation_encoding=observation_encoding,
         )
         if seed is not None:
             request.seed = seed
@@ -96,7 +154,10 @@ class RemoteEnv(gym.Env[Observation, str]):
             request.ttl.FromNanoseconds(int(ttl_s * 1e9))
         created = _call(self.stub.CreateSession, request)
         self.session: envfarm_pb2.Session = created.session
-        self._first: Observation | None = decode_observation(created.observation)
+        self._first: Observation | None = decode_observation(
+            created.observation, created.observation_pixels
+        )
+        self._frame = self._first["image"]  # stands in for frames the server leaves out
         self.goal_image = (
             image_to_array(created.goal_image) if created.HasField("goal_image") else None
         )
@@ -121,7 +182,10 @@ class RemoteEnv(gym.Env[Observation, str]):
     ) -> tuple[Observation, dict[str, Any]]:
         """A new episode from `seed` or `options["state"]`; neither replays the current one."""
         super().reset(seed=seed)
-        request = envfarm_pb2.ResetRequest(session_id=self.session_id)
+        request = envfarm_pb2.ResetRequest(
+            session_id=self.session_id,
+            observation_encoding=self.observation_encoding,
+        )
         if seed is not None:
             request.seed = seed
         state = (options or {}).get("state")
@@ -131,17 +195,29 @@ class RemoteEnv(gym.Env[Observation, str]):
         self.session = reply.session
         if reply.HasField("goal_image"):
             self.goal_image = image_to_array(reply.goal_image)
-        return decode_observation(reply.observation), {
+        observation = decode_observation(reply.observation, reply.observation_pixels)
+        self._frame = observation["image"]
+        return observation, {
             "env_feedback": "",
             "step": 0,
             "seed": reply.session.seed,
         }
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        reply = _call(
-            self.stub.Step, envfarm_pb2.StepRequest(session_id=self.session_id, action=action)
+        request = envfarm_pb2.StepRequest(
+            session_id=self.session_id,
+            action=action,
+            observation_encoding=self.observation_encoding,
+            omit_unchanged_frame=True,
         )
-        return _result(reply.result)
+        return self._stepped(_call(self.stub.Step, request).result)
+
+    def _stepped(
+        self, result: envfarm_pb2.StepResult
+    ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        stepped = _result(result, self._frame)
+        self._frame = stepped[0]["image"]
+        return stepped
 
     def solve(self, strategy: str = "", detours: int = 0) -> list[str]:
         """The solver's plan from the session's current state, ending in "stop"."""
@@ -187,18 +263,30 @@ class RemoteVectorEnv:
         difficulty: str = "easy",
         *,
         settings: episode_pb2.EpisodeSettings | None = None,
+        observation_encoding: envfarm_pb2.ObservationEncoding | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError("num_envs must be >= 1")
         self.envs: list[RemoteEnv] = []
         try:
             for _ in range(num_envs):
-                self.envs.append(RemoteEnv(channel, env_id, difficulty, settings=settings))
+                self.envs.append(
+                    RemoteEnv(
+                        channel,
+                        env_id,
+                        difficulty,
+                        settings=settings,
+                        observation_encoding=observation_encoding,
+                    )
+                )
         except BaseException:
             self.close()
             raise
         self.stub = self.envs[0].stub
         self.num_envs = num_envs
+        self._batch_encoding = self.envs[0].observation_encoding
+        if self._batch_encoding == envfarm_pb2.OBSERVATION_ENCODING_RAW and num_envs > RAW_BATCH:
+            self._batch_encoding = envfarm_pb2.OBSERVATION_ENCODING_WEBP_LOSSLESS
 
     def reset(self, seeds: Sequence[int] | None = None) -> list[Observation]:
         if seeds is not None and len(seeds) != self.num_envs:
@@ -223,7 +311,9 @@ class RemoteVectorEnv:
             items=[
                 envfarm_pb2.StepBatchItem(session_id=env.session_id, action=action)
                 for env, action in zip(self.envs, actions, strict=True)
-            ]
+            ],
+            observation_encoding=self._batch_encoding,
+            omit_unchanged_frames=True,
         )
         reply = _call(self.stub.StepBatch, request)
         observations: list[Observation] = []
@@ -234,7 +324,7 @@ class RemoteVectorEnv:
         for i, item in enumerate(reply.results):
             if item.HasField("error"):
                 raise errors.error_from_status(item.error)
-            obs, rewards[i], terminated[i], truncated[i], info = _result(item.result)
+            obs, rewards[i], terminated[i], truncated[i], info = self.envs[i]._stepped(item.result)
             if terminated[i] or truncated[i]:
                 info["final_observation"] = obs
                 obs, _ = self.envs[i].reset()

@@ -26,7 +26,7 @@ from gantry.core.errors import (
 from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.core.paging import Page
 from gantry.core.server import Runtime
-from gantry.envfarm import convert
+from gantry.envfarm import convert, encoding
 from gantry.envfarm.demonstrations import UNBOUNDED, Demonstration, demonstration_or_none
 from gantry.envfarm.envs.actions import parse_action
 from gantry.envfarm.envs.base import Difficulty, Plan, PlanTooLong, VisGymEnv
@@ -43,7 +43,7 @@ from gantry.envfarm.family import (
 )
 from gantry.envfarm.sessions import Session, SessionManager, ensure_active
 from gantry.envfarm.settings import EnvFarmSettings
-from gantry.proto.common.v1 import chat_pb2, episode_pb2, media_pb2
+from gantry.proto.common.v1 import chat_pb2, episode_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
 log = logging.getLogger("gantry.envfarm")
@@ -68,6 +68,7 @@ class EnvFarmLimits:
     max_state_json_bytes: int
     max_demonstrations: int
     batch_concurrency: int  # StepBatch items in flight at once: one per executor worker
+    max_message_bytes: int  # the largest response: bounds a StepBatch of raw frames
 
     @classmethod
     def from_settings(cls, settings: EnvFarmSettings) -> EnvFarmLimits:
@@ -77,6 +78,7 @@ class EnvFarmLimits:
             max_state_json_bytes=settings.max_state_json_bytes,
             max_demonstrations=settings.max_demonstrations,
             batch_concurrency=settings.executor_workers,
+            max_message_bytes=settings.max_message_bytes,
         )
 
 
@@ -234,6 +236,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             return await self._create_task_session(family, request)
         env_id = convert.resolve_env_id(request.env_id)
         difficulty = convert.difficulty_in(request.difficulty)
+        frames = encoding.check(request.observation_encoding)
         _check_settings(request.settings)
         _check_limits(request.limits)
         ttl = self._ttl(request)
@@ -243,14 +246,14 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         env = make(env_id, difficulty, max_steps=max_steps, dataset_path=self._dataset(env_id))
         await self._reset(env, seed, request.initial_state_json, "initial_state_json")
         session = self.sessions.add(env_id, env, seed, request.settings, ttl)
+        reply = envfarm_pb2.CreateSessionResponse()
         try:
-            obs, goal = await self.runtime.run_blocking(self._observe, session, True)
+            await self.runtime.run_blocking(self._observe, session, reply, frames)
         except BaseException:  # the caller never learns the id: do not leave it open
             self.sessions.close(session.id, "creation failed")
             raise
-        return envfarm_pb2.CreateSessionResponse(
-            session=self._session(session), observation=obs, goal_image=goal
-        )
+        reply.session.CopyFrom(self._session(session))
+        return reply
 
     def _ttl(self, request: envfarm_pb2.CreateSessionRequest) -> float | None:
         if not request.HasField("ttl"):
@@ -265,6 +268,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     ) -> envfarm_pb2.CreateSessionResponse:
         """A fixed task: the difficulty is the task's own, the seed is recorded only."""
         convert.difficulty_in(request.difficulty)
+        encoding.check(request.observation_encoding)  # text observations: nothing to encode
         _check_task_settings(request.settings)
         _check_limits(request.limits)
         _check_task_limits(request.limits)
@@ -319,14 +323,17 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             ) from exc
 
     def _observe(
-        self, session: Session, with_goal: bool
-    ) -> tuple[episode_pb2.Observation, media_pb2.Image | None]:
+        self,
+        session: Session,
+        reply: envfarm_pb2.CreateSessionResponse | envfarm_pb2.ResetResponse,
+        frames: int,
+    ) -> None:
+        """The first observation of an episode (always with its frame) and the goal image."""
         env = _visual(session)
-        wire = convert.observation(env._observation(), session.settings.observation_mode)
-        goal = None
-        if with_goal and session.settings.goal_image:
-            goal = convert.image(self._goal_pixels(env, ""))
-        return wire, goal
+        mode = session.settings.observation_mode
+        session.frame = encoding.write(reply, env._observation(), mode, frames)
+        if session.settings.goal_image:
+            reply.goal_image.CopyFrom(convert.image(self._goal_pixels(env, "")))
 
     def _goal_pixels(self, env: VisGymEnv, strategy: str) -> np.ndarray[Any, Any]:
         solver = solver_for(env.env_id)
@@ -346,6 +353,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     async def Reset(
         self, request: envfarm_pb2.ResetRequest, context: Any
     ) -> envfarm_pb2.ResetResponse:
+        frames = encoding.check(request.observation_encoding)
         session = self.sessions.get(_session_id(request.session_id))
         if isinstance(session.env, TaskEpisode):
             return await self._reset_task(session, request)
@@ -358,10 +366,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 seed, state = session.seed, json.dumps(session.env.initial_state())
             await self._reset(session.env, seed, state, "initial_state_json")
             session.seed, session.total_reward = seed, 0.0
-            obs, goal = await self.runtime.run_blocking(self._observe, session, True)
-        return envfarm_pb2.ResetResponse(
-            session=self._session(session), observation=obs, goal_image=goal
-        )
+            reply = envfarm_pb2.ResetResponse()
+            await self.runtime.run_blocking(self._observe, session, reply, frames)
+        reply.session.CopyFrom(self._session(session))
+        return reply
 
     async def _reset_task(
         self, session: Session, request: envfarm_pb2.ResetRequest
@@ -382,11 +390,16 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     async def Step(
         self, request: envfarm_pb2.StepRequest, context: Any
     ) -> envfarm_pb2.StepResponse:
+        frames = encoding.check(request.observation_encoding)
         session = self.sessions.get(_session_id(request.session_id))
-        result = await self._step(session, request.action, "action")
+        result = await self._step(
+            session, request.action, "action", frames, request.omit_unchanged_frame
+        )
         return envfarm_pb2.StepResponse(result=result)
 
-    async def _step(self, session: Session, action: str, field: str) -> envfarm_pb2.StepResult:
+    async def _step(
+        self, session: Session, action: str, field: str, frames: int, omit_unchanged: bool
+    ) -> envfarm_pb2.StepResult:
         check_bytes(action, field=field, limit=MAX_ACTION_BYTES)
         if isinstance(session.env, TaskEpisode):
             try:  # refused before it runs: no step is taken, the session stays usable
@@ -395,19 +408,22 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 raise InvalidArgument.for_field(field, str(exc)) from exc
         async with session.lock:
             ensure_active(session)
-            result = await self.runtime.run_blocking(self._step_blocking, session, action)
+            result = await self.runtime.run_blocking(
+                self._step_blocking, session, action, frames, omit_unchanged
+            )
             session.total_reward += result.reward
             session.touch()
             self.sessions.stepped(session)
             return result
 
-    def _step_blocking(self, session: Session, action: str) -> envfarm_pb2.StepResult:
+    def _step_blocking(
+        self, session: Session, action: str, frames: int, omit_unchanged: bool
+    ) -> envfarm_pb2.StepResult:
         if isinstance(session.env, TaskEpisode):
             return _task_result(session.env.step(action), session.env.steps)
         obs, reward, terminated, truncated, info = session.env.step(action)
         extra = {k: v for k, v in info.items() if k not in ("env_feedback", "valid_action", "step")}
-        return envfarm_pb2.StepResult(
-            observation=convert.observation(obs, session.settings.observation_mode),
+        result = envfarm_pb2.StepResult(
             reward=float(reward),
             terminated=terminated,
             truncated=truncated,
@@ -416,6 +432,21 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             step_index=info["step"],
             action_valid=info["valid_action"],
         )
+        mode = session.settings.observation_mode
+        previous = session.frame
+        session.frame = encoding.write(
+            result, obs, mode, frames, previous=previous, omit_unchanged=omit_unchanged
+        )
+        return result
+
+    def _has_frame(self, session_id: str) -> bool:
+        """Whether a step of this session returns a frame (unknown ids fail per item)."""
+        try:
+            session = self.sessions.get(session_id)
+        except NotFound:
+            return False
+        text = session.settings.observation_mode == episode_pb2.OBSERVATION_MODE_TEXT
+        return isinstance(session.env, VisGymEnv) and not text
 
     async def StepBatch(
         self, request: envfarm_pb2.StepBatchRequest, context: Any
@@ -435,6 +466,14 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                     f"items[{i}].session_id", "each session may appear once per batch"
                 )
             seen.add(item.session_id)
+        frames = encoding.check(request.observation_encoding)
+        if frames == encoding.RAW:  # the response must fit: up to ~330 KiB per frame
+            most = max(1, (self.limits.max_message_bytes - (1 << 20)) // encoding.MAX_FRAME_BYTES)
+            if sum(self._has_frame(item.session_id) for item in items) > most:
+                raise InvalidArgument.for_field(
+                    "items", f"at most {most} image sessions per batch with raw frames"
+                )
+        omit = request.omit_unchanged_frames
 
         # At most one item per worker thread in flight: the executor's queue stays short,
         # so other clients' calls interleave with a large batch instead of waiting for it.
@@ -444,7 +483,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             try:
                 session = self.sessions.get(item.session_id)
                 async with in_flight:
-                    result = await self._step(session, item.action, f"items[{i}].action")
+                    field = f"items[{i}].action"
+                    result = await self._step(session, item.action, field, frames, omit)
             except GantryError as exc:  # one bad item does not fail the others
                 return envfarm_pb2.StepBatchResult(
                     session_id=item.session_id, error=exc.to_status()

@@ -78,6 +78,7 @@ class Session:
     started: float = field(default_factory=time.monotonic)
     total_reward: float = 0.0
     closed: bool = False
+    frame: Any = None  # the last frame sent (unchanged frames can be omitted)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def touch(self) -> None:
