@@ -111,6 +111,10 @@ class Service(ABC, Generic[SettingsT]):
     async def stop(self) -> None:
         """Release what `start()` acquired, after in-flight calls have drained."""
 
+    async def drain(self) -> None:
+        """On SIGTERM, before calls are refused: wind down state that outlives one call
+        (envfarm's sessions). Health is NOT_SERVING already; calls are still served."""
+
     @property
     def draining(self) -> asyncio.Event:
         return self.gate.draining
@@ -192,9 +196,11 @@ class RunningServer:
             return
         self._stopped = True
         grace = self.service.settings.grace_period_s if grace_s is None else grace_s
+        await self.set_serving(False)
+        if grace_s is None:  # a real shutdown, not a test's teardown
+            await self.service.drain()
         log.info("draining for up to %.1fs", grace)
         self.service.gate.draining.set()
-        await self.set_serving(False)
         await self.server.stop(grace)
         await self.service.operations.close()
         await self.service.stop()

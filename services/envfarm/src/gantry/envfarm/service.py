@@ -4,12 +4,14 @@ notebook) served as sessions over gRPC."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 
 from gantry.core.peers import Peers
+from gantry.core.routing import Owner, valid_replica_name
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.envfarm.family import Families, TaskFamily
@@ -37,6 +39,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
             lifetime_s=settings.session_max_lifetime_s,
             on_close=self._closed,
             metrics=SessionMetrics(self.registry),
+            owner=Owner.start(replica_name(settings)),
         )
         self._backend: SandboxBackend | None = None
         self.families = Families(self._task_families())
@@ -115,6 +118,12 @@ class EnvFarmService(Service[EnvFarmSettings]):
     async def start(self) -> None:
         self.sessions.start_reaper(self.settings.reap_interval_s)
 
+    async def drain(self) -> None:
+        """Scale-down: no new sessions; the live ones end (or expire) within the bound."""
+        left = await self.sessions.drain(self.settings.drain_timeout_s)
+        if left:
+            log.warning("drain bound reached: %d sessions end with the replica", left)
+
     async def stop(self) -> None:
         await self.sessions.stop()
         self.families.close()
@@ -139,3 +148,11 @@ class EnvFarmService(Service[EnvFarmSettings]):
             f"{len(listed.environments)} environments; maze_2d/hard seed 0 solved "
             f"in {len(plan)} steps, reward {reward:.1f}"
         )
+
+
+def replica_name(settings: EnvFarmSettings) -> str:
+    """The configured name, else the host name (a pod's name in Kubernetes)."""
+    if settings.replica_name:
+        return settings.replica_name
+    host = socket.gethostname().split(".")[0].lower()
+    return host if valid_replica_name(host) else "envfarm"

@@ -25,6 +25,7 @@ from gantry.core.errors import (
 )
 from gantry.core.limits import check_bytes, check_count, check_id
 from gantry.core.paging import Page
+from gantry.core.routing import load_metadata
 from gantry.core.server import Runtime
 from gantry.envfarm import convert, encoding
 from gantry.envfarm.demonstrations import UNBOUNDED, Demonstration, demonstration_or_none
@@ -230,6 +231,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     async def CreateSession(
         self, request: envfarm_pb2.CreateSessionRequest, context: Any
     ) -> envfarm_pb2.CreateSessionResponse:
+        # This replica's load (sessions before this one), for routing clients to balance on.
+        context.set_trailing_metadata(load_metadata(len(self.sessions), self.sessions.max_sessions))
         check_bytes(request.env_id, field="env_id", limit=MAX_PREFIX_BYTES)
         family = self._family(request.env_id)
         if family is not None:

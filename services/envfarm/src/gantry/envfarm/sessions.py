@@ -4,6 +4,9 @@ Each session owns one environment instance. Steps on the same session are serial
 by its lock (a batch may touch many sessions at once, never one session twice). A
 session ends when closed, when idle past its TTL, or when older than the hard lifetime;
 the reaper closes expired sessions so abandoned clients never leak environments.
+Session ids name this replica (`gantry.core.routing.Owner`): another replica's id is
+answered with a typed error naming its owner, never a bare NOT_FOUND. A draining replica
+(scale-down) refuses new sessions and waits, up to a bound, for its sessions to end.
 Live sessions, openings, closings (by reason) and steps are Prometheus series
 (`SessionMetrics`), labelled by env id: a fixed set, unlike session ids or seeds.
 """
@@ -14,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gantry.core.errors import FailedPrecondition, NotFound, ResourceExhausted, echo
+from gantry.core.errors import FailedPrecondition, ResourceExhausted
 from gantry.core.metrics import CollectorRegistry, Counter, Gauge
+from gantry.core.routing import Owner, draining_error
 from gantry.envfarm.envs.base import VisGymEnv
 from gantry.envfarm.family import TaskEpisode
 
@@ -98,7 +101,11 @@ class SessionManager:
         lifetime_s: float,
         on_close: Callable[[Session, str], None] | None = None,
         metrics: SessionMetrics | None = None,
+        owner: Owner | None = None,
     ) -> None:
+        self.owner = owner or Owner.start("local")
+        self.draining = False
+        self._emptied: asyncio.Event | None = None  # set when a drain sees the last one go
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self.lifetime_s = lifetime_s
@@ -111,7 +118,9 @@ class SessionManager:
         return len(self._sessions)
 
     def reserve(self) -> None:
-        """Refuse early (before any env work) when the farm is full."""
+        """Refuse early (before any env work) when the farm is full or draining."""
+        if self.draining:
+            raise draining_error(self.owner.name)
         if len(self._sessions) >= self.max_sessions:
             raise ResourceExhausted(
                 f"the farm holds its maximum of {self.max_sessions} sessions; close some "
@@ -129,7 +138,7 @@ class SessionManager:
     ) -> Session:
         self.reserve()
         session = Session(
-            id=uuid.uuid4().hex,
+            id=self.owner.new_session_id(),
             env_id=env_id,
             env=env,
             seed=seed,
@@ -144,11 +153,7 @@ class SessionManager:
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None or session.closed:
-            raise NotFound(
-                f"session {echo(session_id)} not found (closed, expired or never created)",
-                resource_type="session",
-                resource_name=session_id,
-            )
+            raise self.owner.missing(session_id)
         session.touch()
         return session
 
@@ -162,6 +167,8 @@ class SessionManager:
         if self._sessions.pop(session.id, None) is not None:
             self.metrics.live.labels(session.env_id).dec()
             self.metrics.closed.labels(reason.replace(" ", "_")).inc()
+            if not self._sessions and self._emptied is not None:
+                self._emptied.set()
         _close_env(session.env, wait=wait)
         if self._on_close is not None:
             self._on_close(session, reason)
@@ -188,6 +195,17 @@ class SessionManager:
                 self.reap()
 
         self._reaper = asyncio.get_running_loop().create_task(loop(), name="session-reaper")
+
+    async def drain(self, timeout_s: float) -> int:
+        """Take no new sessions; wait up to `timeout_s` for the live ones to be closed or
+        to expire (the reaper keeps running). Returns how many are still live."""
+        self.draining = True
+        if self._sessions:
+            log.info("draining: waiting up to %.0fs for %d sessions", timeout_s, len(self))
+            self._emptied = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._emptied.wait(), timeout_s)
+        return len(self._sessions)
 
     async def stop(self) -> None:
         if self._reaper is not None:

@@ -27,6 +27,21 @@ class EnvFarmSettings(ServiceSettings):
         default=3600.0, gt=0, description="Close any session this old, however busy"
     )
     reap_interval_s: float = Field(default=5.0, gt=0, description="How often expiry is checked")
+    # ----- scale-out (docs/deploy.md "Scaling envfarm") -----
+    replica_name: str = Field(
+        default="",
+        max_length=63,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+        description="This replica's stable name, written into every session id it creates "
+        "(the chart sets the StatefulSet pod name); empty = the host name. Replicas of one "
+        "farm need distinct names",
+    )
+    drain_timeout_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="On SIGTERM (scale-down), refuse new sessions and wait up to this long "
+        "for the live ones to end before the in-flight drain (grace_period_s) starts",
+    )
     max_batch_items: int = Field(default=4096, ge=1, description="Largest StepBatch")
     max_state_json_bytes: int = Field(
         default=1024 * 1024,
