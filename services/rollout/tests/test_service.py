@@ -211,7 +211,9 @@ def test_image_episodes_go_to_the_vlm(
     assert len(trajectory.turns) == 2
     image_token = vlm_of(stack[0]).model.config.image_token_index
     for turn in trajectory.turns:
-        assert turn.observation.image.data[:4] == b"\x89PNG"
+        # Lossless WebP from envfarm, kept in the trajectory as sent.
+        assert turn.observation.image.mime_type == "image/webp"
+        assert turn.observation.image.data[:4] == b"RIFF"
         assert len(turn.completion.logprobs) == len(turn.completion.token_ids) > 0
         # The tiny VLM turns each image into 16 placeholder tokens: goal + observation.
         assert list(turn.prompt_token_ids).count(image_token) == 32
