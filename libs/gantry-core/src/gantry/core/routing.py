@@ -637,7 +637,7 @@ def _ignore(data: bytes) -> bytes:
 # ---- asyncio -------------------------------------------------------------------------
 
 
-class AioRoutingChannel:
+class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
     """The asyncio counterpart of `RoutingChannel`, for generated stubs awaited in a loop
     (`await stub.Step(request)`); streaming calls go to the next replica in turn."""
 
@@ -768,7 +768,7 @@ class AioRoutingChannel:
             return self.batch(method, request, **kwargs)
         return self.any(method, request, **kwargs)
 
-    def unary_unary(
+    def unary_unary(  # type: ignore[override]
         self,
         method: str,
         request_serializer: Any = None,
@@ -778,7 +778,7 @@ class AioRoutingChannel:
         routed = _Method(method, request_serializer, response_deserializer)
         return lambda request, **kwargs: self.route(routed, request, **kwargs)
 
-    def unary_stream(
+    def unary_stream(  # type: ignore[override]
         self,
         method: str,
         request_serializer: Any = None,
@@ -796,7 +796,28 @@ class AioRoutingChannel:
 
         return call
 
-    async def close(self) -> None:
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("routing channels carry unary and server-streaming calls")
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("routing channels carry unary and server-streaming calls")
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        raise NotImplementedError("a routing channel spans several connections")
+
+    async def wait_for_state_change(self, last_observed_state: Any) -> None:
+        raise NotImplementedError("a routing channel spans several connections")
+
+    async def channel_ready(self) -> None:
+        raise NotImplementedError("a routing channel spans several connections")
+
+    async def close(self, grace: float | None = None) -> None:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
-            await channel.close()
+            await channel.close(grace)
+
+    async def __aenter__(self) -> AioRoutingChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

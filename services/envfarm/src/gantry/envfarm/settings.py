@@ -37,10 +37,11 @@ class EnvFarmSettings(ServiceSettings):
         "farm need distinct names",
     )
     drain_timeout_s: float = Field(
-        default=300.0,
+        default=0.0,
         ge=0,
         description="On SIGTERM (scale-down), refuse new sessions and wait up to this long "
-        "for the live ones to end before the in-flight drain (grace_period_s) starts",
+        "for the live ones to end before the in-flight drain (grace_period_s) starts; 0 = "
+        "end them at once (local stacks); the chart sets envfarm.sessions.drainSeconds",
     )
     max_batch_items: int = Field(default=4096, ge=1, description="Largest StepBatch")
     max_state_json_bytes: int = Field(

@@ -32,10 +32,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from numpy.typing import NDArray
 
 from gantry.core import errors
-from gantry.core.client import aio_channel
 from gantry.core.codecs import image_to_array
 from gantry.core.errors import GantryError, InvalidArgument
 from gantry.core.peers import Peers
+from gantry.core.routing import AioRoutingChannel
 from gantry.core.tracing import stage
 from gantry.proto.common.v1 import chat_pb2, episode_pb2, trajectory_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
@@ -101,11 +101,13 @@ class EpisodeRunner:
         self._channels.clear()
 
     def _envfarm(self, target: str) -> envfarm_pb2_grpc.EnvFarmServiceAsyncStub:
-        """A stub for `target`, an address already resolved through `self.peers`."""
+        """A stub for `target`, an address already resolved through `self.peers`: one
+        envfarm, or several replicas (`dns:///` headless Service, `name=host:port,...`)
+        whose sessions' calls go to their owners (gantry.core.routing)."""
         assert target in self.peers.targets()
         if target not in self._channels:
             token = self.settings.resolved_envfarm_token()
-            self._channels[target] = aio_channel(target, token=token, default_timeout_s=60)
+            self._channels[target] = AioRoutingChannel(target, token=token, default_timeout_s=60)
         return envfarm_pb2_grpc.EnvFarmServiceStub(self._channels[target])
 
     # ----- validation -----
