@@ -195,6 +195,16 @@ services it calls, then its `config` entries. Context: (dict "root" "name" "svc"
 {{ $p }}QDRANT_API_KEY_FILE: /var/run/secrets/gantry/qdrant/api-key
 {{- end }}
 {{- end }}
+{{- if and (eq .name "trainer") $root.Values.publishedWeights.toAllReplicas (include "gantry.enabled" (dict "root" $root "name" "rollout")) }}
+{{ $p }}ROLLOUT_REPLICAS: {{ list (include "gantry.grpcTarget" (dict "root" $root "name" "rollout")) | toJson | quote }}
+{{- end }}
+{{- if $root.Values.publishedWeights.existingClaim }}
+{{- if eq .name "trainer" }}
+{{ $p }}PUBLISHED_WEIGHTS_DIR: {{ include "gantry.publishedMount" .name | quote }}
+{{- else if eq .name "rollout" }}
+{{ $p }}PUBLISHED_WEIGHTS: {{ include "gantry.publishedMount" .name | quote }}
+{{- end }}
+{{- end }}
 {{- if and (eq .name "rollout") $root.Values.openai.enabled }}
 {{ $p }}OPENAI_HOST: "0.0.0.0"
 {{ $p }}OPENAI_PORT: {{ $root.Values.openai.port | quote }}
@@ -242,4 +252,12 @@ The Secret (name and key, as "name/key") retrieval reads the Qdrant API key from
 {{- else if .Values.qdrant.apiKey.existingSecret -}}
 {{- .Values.qdrant.apiKey.existingSecret }}/{{ .Values.qdrant.apiKey.secretKey -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Where the published-weights claim is mounted: in rollout, inside its checkpoints root
+(/var/lib/gantry/checkpoints), where it may read weights. Context: the service name.
+*/}}
+{{- define "gantry.publishedMount" -}}
+{{- if eq . "rollout" -}}/var/lib/gantry/checkpoints/published{{- else -}}/var/lib/gantry-published{{- end -}}
 {{- end -}}
