@@ -116,8 +116,9 @@ def component(doc: Manifest) -> str:
 
 
 def deployments(docs: list[Manifest]) -> dict[str, Manifest]:
-    """Gantry service Deployments by service name."""
-    return {component(d): d for d in of_kind(docs, "Deployment").values()}
+    """Gantry service workloads by service name: Deployments, and envfarm's StatefulSet."""
+    workloads = [*of_kind(docs, "Deployment").values(), *of_kind(docs, "StatefulSet").values()]
+    return {component(d): d for d in workloads if component(d) in SERVICES}
 
 
 def enabled(set_name: str) -> set[str]:
@@ -193,7 +194,7 @@ def test_each_service_turns_on_and_off_alone(chart: helm.Chart, name: str) -> No
     docs = render(chart, values)
     assert set(deployments(docs)) == {name}
     expected_kinds = {
-        "Deployment",
+        "StatefulSet" if name == "envfarm" else "Deployment",
         "Service",
         "ServiceAccount",
         "ConfigMap",
@@ -481,7 +482,7 @@ def test_auth_token_comes_from_a_secret(chart: helm.Chart) -> None:
 
 def test_in_chart_qdrant() -> None:
     docs = manifests("all-on")
-    (qdrant,) = of_kind(docs, "StatefulSet").values()
+    (qdrant,) = [s for s in of_kind(docs, "StatefulSet").values() if component(s) == "qdrant"]
     (container,) = pod_spec(qdrant)["containers"]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "http": 6333,
@@ -502,7 +503,7 @@ def test_in_chart_qdrant() -> None:
 
 def test_external_qdrant() -> None:
     docs = manifests("external-qdrant")
-    assert not of_kind(docs, "StatefulSet")
+    assert not [s for s in of_kind(docs, "StatefulSet").values() if component(s) == "qdrant"]
     assert all(
         component(d) != "qdrant"
         for d in docs
@@ -541,7 +542,7 @@ def test_notes_tell_how_to_reach_and_scale(chart: helm.Chart) -> None:
         "kubectl -n agents port-forward svc/gantry-envfarm 50053:50053",
         'grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50053 list',
         "grpc.health.v1.Health/Check",
-        "kubectl -n agents scale deployment/gantry-envfarm --replicas=3",
+        "kubectl -n agents scale statefulset/gantry-envfarm --replicas=3",
         "autoscaling.enabled=true",
     ):
         assert expected in notes, expected
@@ -553,7 +554,7 @@ def test_notes_tell_how_to_reach_and_scale(chart: helm.Chart) -> None:
 def test_values_give_every_service_the_same_block() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     keys = {name: set(values[name]) for name in SERVICES}
-    keys["envfarm"].remove("sandbox")  # envfarm's own block (its task sandboxes)
+    keys["envfarm"] -= {"sandbox", "sessions"}  # envfarm's own blocks (sandboxes, sessions)
     assert keys["retrieval"] - keys["envfarm"] == {"qdrant"}
     assert all(k == keys["envfarm"] for n, k in keys.items() if n != "retrieval")
     assert [n for n in SERVICES if values[n]["enabled"]] == ["envfarm"]

@@ -54,7 +54,7 @@ def find(docs: list[Manifest], kind: str, name: str) -> Manifest | None:
 
 
 def envfarm_pod(docs: list[Manifest]) -> Manifest:
-    deployment = find(docs, "Deployment", f"{RELEASE}-envfarm")
+    deployment = find(docs, "StatefulSet", f"{RELEASE}-envfarm")
     assert deployment is not None
     spec: Manifest = deployment["spec"]["template"]["spec"]
     return spec
@@ -82,7 +82,7 @@ def test_envfarm_may_manage_pods_and_nothing_else(chart: helm.Chart) -> None:
     ]
     assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}]
     for doc in docs:
-        if doc["kind"] in {"Role", "RoleBinding", "NetworkPolicy", "Deployment", "ConfigMap"}:
+        if doc["kind"] in {"Role", "RoleBinding", "NetworkPolicy", "StatefulSet", "ConfigMap"}:
             for kube in KUBE_VERSIONS:
                 kubernetes_validate.validate(doc, kube, strict=True)
 

@@ -221,6 +221,7 @@ services it calls, then its `config` entries. Context: (dict "root" "name" "svc"
 {{ $p }}SANDBOX_MEMORY_BYTES: {{ .memoryBytes | int64 | toString | quote }}
 {{- end }}
 {{- end }}
+{{ $p }}DRAIN_TIMEOUT_S: {{ .svc.sessions.drainSeconds | quote }}
 {{- end }}
 {{- range $key, $value := .svc.config }}
 {{ $p }}{{ upper $key }}: {{ $value | toString | quote }}
