@@ -79,18 +79,24 @@ def _replay(actions: list[str], **extra: Any) -> pb.ExecutableCheck:
 
 
 def _request(*checks: pb.ExecutableCheck, **extra: Any) -> pb.VerifyRequest:
-    return pb.VerifyRequest(
-        task="Reach the goal of the maze, then stop.",
-        answer="done",
-        mode=PROGRAMMATIC,
-        checks=checks,
-        **extra,
-    )
+    fields: dict[str, Any] = {
+        "task": "Reach the goal of the maze, then stop.",
+        "answer": "done",
+        "mode": PROGRAMMATIC,
+        "checks": checks,
+    }
+    return pb.VerifyRequest(**(fields | extra))
+
+
+def _complete(call: Any, request: Any) -> None:
+    result = call(request, timeout=60)
+    if not isinstance(result, pb.VerifyResponse | pb.VerifyBatchResponse):
+        list(result)  # a stream: its error comes while reading
 
 
 def _error(call: Any, request: Any) -> errors.GantryError:
     with pytest.raises(grpc.RpcError) as info:
-        call(request, timeout=60)
+        _complete(call, request)
     return errors.from_rpc_error(info.value)
 
 
@@ -200,3 +206,67 @@ def test_an_unreachable_judge_is_unavailable(stub: verifier_pb2_grpc.VerifierSer
     error = _error(stub.Verify, request)
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert DEAD_ROLLOUT in str(error)
+
+
+def _answer(actions: list[str]) -> str:
+    return "I reached the goal. My actions, in order: " + "; ".join(actions) + ". Done."
+
+
+def test_actions_from_answer_replay_what_the_answer_lists(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    from_answer = pb.ExecutableCheck(
+        replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED, actions_from_answer=True)
+    )
+    # A misleading trajectory: the check reads the answer, not the steps.
+    misleading = [pb.TraceStep(index=0, action="stop")]
+    good = stub.Verify(
+        _request(from_answer, answer=_answer(plan), trajectory=misleading), timeout=60
+    ).verification
+    assert good.verdict == pb.VERDICT_ACCEPT and good.checks[0].steps == len(plan)
+    short = stub.Verify(_request(from_answer, answer=_answer(plan[:-2])), timeout=60)
+    assert short.verification.verdict == pb.VERDICT_REJECT
+    assert short.verification.checks[0].steps == len(plan) - 2
+    prose = stub.Verify(_request(from_answer, answer="I went up, then right."), timeout=60)
+    (check,) = prose.verification.checks
+    assert not check.passed and check.steps == 0 and "lists none" in check.detail
+    both = _replay(plan, actions_from_answer=True)
+    error = _error(stub.Verify, _request(both))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "checks[0].replay.actions_from_answer" in str(error)
+
+
+def _refine(*checks: pb.ExecutableCheck, answer: str) -> pb.VerifyAndRefineRequest:
+    return pb.VerifyAndRefineRequest(
+        task="Reach the goal of the maze, then stop.",
+        answer=answer,
+        mode=PROGRAMMATIC,
+        checks=checks,
+        max_rounds=3,
+    )
+
+
+def test_refine_runs_the_checks(
+    stub: verifier_pb2_grpc.VerifierServiceStub, plan: list[str]
+) -> None:
+    from_answer = pb.ExecutableCheck(
+        replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED, actions_from_answer=True)
+    )
+    # A right first answer is accepted by the check in round 1: no agent is called
+    # (none could be: this verifier's rollout peer does not listen). Wrong answers and
+    # the agent's retries: test_service.py, with a real rollout.
+    (message,) = stub.VerifyAndRefine(_refine(from_answer, answer=_answer(plan)), timeout=60)
+    assert message.done and message.best_round == 1 and message.final_answer == _answer(plan)
+    v = message.round.verification
+    assert v.mode == PROGRAMMATIC and v.verdict == pb.VERDICT_ACCEPT
+    assert v.checks[0].passed and v.checks[0].steps == len(plan)
+    # Later rounds have no trajectory: a replay check must follow the answer (or list actions).
+    trajectory_only = pb.ExecutableCheck(replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED))
+    request = _refine(trajectory_only, answer=_answer(plan))
+    request.trajectory.extend(pb.TraceStep(index=i, action=a) for i, a in enumerate(plan))
+    error = _error(stub.VerifyAndRefine, request)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "checks[0].replay.actions_from_answer" in str(error)
+    too_many = _refine(*[from_answer] * 5, answer="x")
+    error = _error(stub.VerifyAndRefine, too_many)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT and "checks" in str(error)

@@ -35,6 +35,7 @@ from gantry.proto.retrieval.v1 import retrieval_pb2, retrieval_pb2_grpc
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.proto.verifier.v1 import verifier_pb2 as pb
 from gantry.proto.verifier.v1 import verifier_pb2_grpc
+from gantry.verifier.evidence import answer_actions
 from gantry.verifier.service import VerifierService
 from gantry.verifier.settings import AgentEndpoint, JudgeSpec, VerifierSettings
 
@@ -372,6 +373,55 @@ def test_refine_streams_rounds_and_returns_the_best(verifier: Verifier) -> None:
     best = max(i for i, s in enumerate(scores) if s == max(scores))  # ties: the later round
     assert last.best_round == best + 1 and last.final_answer == rounds[best].answer
     assert not rounds[-1].refined_answer
+
+
+def _solves(envfarm: str, actions: list[str]) -> bool:
+    """Envfarm's own verdict on a plan: replayed from the seed, it ends with reward."""
+    with sync_channel(envfarm, token=TOKEN) as channel:
+        farm = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+        session = farm.CreateSession(envfarm_pb2.CreateSessionRequest(env_id=ENV, seed=SEED))
+        total, last = 0.0, envfarm_pb2.StepResult()
+        for action in actions:
+            last = farm.Step(
+                envfarm_pb2.StepRequest(session_id=session.session.id, action=action)
+            ).result
+            total += last.reward
+            if last.terminated or last.truncated:
+                break
+        return last.terminated and total > 0
+
+
+def test_refine_checks_follow_the_refined_answers(
+    verifier: Verifier, peers: Peers, plan: list[str]
+) -> None:
+    first = "Goal reached. Actions: " + "; ".join([plan[0], "stop"])
+    request = pb.VerifyAndRefineRequest(
+        task="Reach the goal of the maze, then stop. Answer with your actions.",
+        answer=first,
+        mode=pb.VERIFICATION_MODE_PROGRAMMATIC,
+        checks=[
+            pb.ExecutableCheck(
+                replay=pb.EnvfarmReplayCheck(env_id=ENV, seed=SEED, actions_from_answer=True)
+            )
+        ],
+        max_rounds=2,
+        agent=pb.RefineAgent(sampling=sampling_pb2.SamplingParams(max_tokens=24, temperature=0)),
+    )
+    first_round, second_round = (
+        m.round for m in verifier.stub.VerifyAndRefine(request, timeout=240)
+    )
+    assert first_round.verification.verdict == pb.VERDICT_REJECT
+    assert first_round.verification.checks[0].steps == 2  # the answer's two actions
+    assert first_round.refined_answer and second_round.answer in (
+        first_round.refined_answer,
+        first,
+    )
+    # Round 2's check replayed round 2's answer: its verdict is envfarm's on that answer.
+    actions = answer_actions(second_round.answer)
+    (check,) = second_round.verification.checks
+    assert check.steps <= len(actions)
+    assert check.passed == _solves(peers.envfarm, actions)
+    assert (second_round.verification.verdict == pb.VERDICT_ACCEPT) == check.passed
 
 
 def test_validation_names_fields(verifier: Verifier) -> None:

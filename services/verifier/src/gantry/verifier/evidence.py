@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,14 @@ from gantry.verifier.settings import PeerKind, VerifierSettings
 
 SEARCH_TOP_K = 3
 EVIDENCE_CHARS = 600  # per hit, in the judge's prompt
+# An envfarm action inside free text: ('verb', ...) with at most one level of nested
+# brackets, or a bare stop (quoted or not).
+_ACTION = re.compile(r"\('[a-z_]+',\s*(?:[^()\[\]]|\([^()]*\)|\[[^\[\]]*\])*\)|\bstop\b")
+
+
+def answer_actions(answer: str) -> list[str]:
+    """The actions an answer lists, in order; the prose around them is ignored."""
+    return _ACTION.findall(answer)
 
 
 class PeerChannels:
@@ -185,6 +194,8 @@ async def _replay(
             "terminated" if last.terminated else "truncated" if last.truncated else "unfinished"
         )
         detail = f"replayed {steps} of {len(actions)} actions: {ending}, total reward {total:g}"
+        if not actions:
+            detail = "no actions to replay (the answer lists none)"
         if last.feedback:
             detail += f"; last feedback: {clip(last.feedback, 200)}"
     return pb.CheckResult(

@@ -32,7 +32,7 @@ from gantry.core.errors import DeadlineExceeded, GantryError, clip
 from gantry.proto.common.v1 import chat_pb2
 from gantry.proto.verifier.v1 import verifier_pb2 as pb
 from gantry.verifier import prompts
-from gantry.verifier.evidence import PeerChannels, run_check, search
+from gantry.verifier.evidence import PeerChannels, answer_actions, run_check, search
 from gantry.verifier.judge import Judge, JudgeBackend, OpenAIJudge, Reply, RolloutJudge, Sampling
 from gantry.verifier.metrics import VerifierMetrics
 from gantry.verifier.settings import VerifierSettings
@@ -313,14 +313,17 @@ class Pipeline:
     # ----- checks -----
     async def _checks(self, run: Run) -> list[pb.CheckResult]:
         request = run.request
-        actions = [s.action for s in request.trajectory if s.action]
+        trajectory = [s.action for s in request.trajectory if s.action]
 
         async def one(i: int, check: pb.ExecutableCheck) -> pb.CheckResult:
             target = self.settings.peers("envfarm").resolve(
                 check.envfarm_peer, field=f"checks[{i}].envfarm_peer"
             )
-            replay = list(check.replay.actions) or actions
-            return await run_check(self.channels, target, i, check, replay, run.timeout())
+            if check.replay.actions_from_answer:
+                actions = answer_actions(request.answer)
+            else:
+                actions = list(check.replay.actions) or trajectory
+            return await run_check(self.channels, target, i, check, actions, run.timeout())
 
         results = list(await asyncio.gather(*(one(i, c) for i, c in enumerate(request.checks))))
         self._record(

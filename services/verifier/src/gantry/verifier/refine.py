@@ -3,7 +3,9 @@
 The agent is rollout `Generate` (a configured rollout peer, any model it serves) or an
 operator-configured OpenAI-compatible endpoint. Answers flip both ways across retries,
 so the highest-scoring round wins (ties go to the later round). The first round verifies
-the caller's trajectory; later rounds verify the refined answer alone.
+the caller's trajectory; later rounds verify the refined answer alone. Executable checks
+run in every round: a replay check with `actions_from_answer` replays the actions each
+round's answer lists, so ground truth follows the agent's retries.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class Refiner:
             judge=request.judge,
             max_steps=request.max_steps if first else 0,
             retrieval_peer=request.retrieval_peer,
+            checks=request.checks,
         )
 
     @staticmethod
@@ -224,7 +227,7 @@ class Refiner:
         self.check(request)
         # Validate the shared parts once, as the first round's Verify would, before the
         # agent is built (an unknown judge must not cost an agent call).
-        self.pipeline_check(self._verify_request(request, request.answer, True))
+        self.pipeline_check(request)
         agent = self.agent(request.agent)
         rounds = request.max_rounds or DEFAULT_ROUNDS
         answer, best_round, best_score, best_answer = request.answer, 0, -1, request.answer
@@ -252,5 +255,18 @@ class Refiner:
             yield message
             answer = refined if refined.strip() else answer  # an empty retry keeps the last
 
-    def pipeline_check(self, request: pb.VerifyRequest) -> None:
-        check_verify(request, self.settings, self.pipeline.taxonomy)
+    def pipeline_check(self, request: pb.VerifyAndRefineRequest) -> None:
+        """The first round's Verify rules (sizes first), then what later rounds need."""
+        check_verify(
+            self._verify_request(request, request.answer, True),
+            self.settings,
+            self.pipeline.taxonomy,
+        )
+        for i, spec in enumerate(request.checks):
+            replay = spec.replay
+            if spec.HasField("replay") and not (replay.actions or replay.actions_from_answer):
+                raise InvalidArgument.for_field(
+                    f"checks[{i}].replay.actions_from_answer",
+                    "must be set (or actions listed): rounds after the first verify the "
+                    "refined answer, which has no trajectory to replay",
+                )

@@ -171,9 +171,15 @@ def check_checks(request: pb.VerifyRequest, s: VerifierSettings, p: str) -> None
         )
         for j, action in enumerate(replay.actions):
             check_bytes(action, field=f"{field}.replay.actions[{j}]", limit=MAX_ACTION_BYTES)
-        if not replay.actions and not any(step.action for step in request.trajectory):
+        if replay.actions_from_answer and replay.actions:
             raise InvalidArgument.for_field(
-                f"{field}.replay.actions", "is empty and the trajectory has no actions to replay"
+                f"{field}.replay.actions_from_answer", "set it or actions, not both"
+            )
+        trajectory_actions = any(step.action for step in request.trajectory)
+        if not (replay.actions or replay.actions_from_answer or trajectory_actions):
+            raise InvalidArgument.for_field(
+                f"{field}.replay.actions",
+                "is empty and the trajectory has no actions to replay (or set actions_from_answer)",
             )
 
 

@@ -3,7 +3,6 @@ and VerifyAndRefine accuracy per round (answers re-checked by replay in envfarm)
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import grpc
 
 from gantry.proto.common.v1 import episode_pb2
 from gantry.proto.verifier.v1 import verifier_pb2, verifier_pb2_grpc
+from gantry.verifier.evidence import answer_actions
 from gantry.verifier.metaeval import dataset, failures
 from gantry.verifier.metaeval.dataset import Item
 from gantry.verifier.metaeval.scoring import Confusion, percentile
@@ -28,8 +28,6 @@ WITH_CHECKS = {verifier_pb2.VERIFICATION_MODE_FULL, verifier_pb2.VERIFICATION_MO
 RUBRIC = verifier_pb2.Rubric(focus=list(failures.SUBCLASSES.values()))
 _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
 BATCH = 16
-# An action inside free text: ('verb', ...) with at most one nested bracket, or stop.
-_ACTION = re.compile(r"\('[a-z_]+',\s*(?:[^()\[\]]|\([^()]*\)|\[[^\[\]]*\])*\)|\bstop\b")
 
 
 def request(item: Item, mode: str, *, judge: str = "", seed: int = 0) -> verifier_pb2.VerifyRequest:
@@ -142,8 +140,9 @@ def evaluate(
 
 
 def parse_actions(answer: str) -> list[str]:
-    """The action strings an answer lists, in order (free text around them ignored)."""
-    return _ACTION.findall(answer)
+    """The action strings an answer lists, in order: the service's own reading
+    (EnvfarmReplayCheck.actions_from_answer), so both agree on what an answer says."""
+    return answer_actions(answer)
 
 
 @dataclass

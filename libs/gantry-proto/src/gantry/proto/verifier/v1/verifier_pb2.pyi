@@ -159,20 +159,22 @@ class EnvfarmSessionCheck(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., min_total_reward: _Optional[float] = ...) -> None: ...
 
 class EnvfarmReplayCheck(_message.Message):
-    __slots__ = ("env_id", "difficulty", "seed", "initial_state_json", "actions", "min_total_reward")
+    __slots__ = ("env_id", "difficulty", "seed", "initial_state_json", "actions", "min_total_reward", "actions_from_answer")
     ENV_ID_FIELD_NUMBER: _ClassVar[int]
     DIFFICULTY_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     MIN_TOTAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FROM_ANSWER_FIELD_NUMBER: _ClassVar[int]
     env_id: str
     difficulty: _episode_pb2.Difficulty
     seed: int
     initial_state_json: str
     actions: _containers.RepeatedScalarFieldContainer[str]
     min_total_reward: float
-    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ..., actions: _Optional[_Iterable[str]] = ..., min_total_reward: _Optional[float] = ...) -> None: ...
+    actions_from_answer: bool
+    def __init__(self, env_id: _Optional[str] = ..., difficulty: _Optional[_Union[_episode_pb2.Difficulty, str]] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ..., actions: _Optional[_Iterable[str]] = ..., min_total_reward: _Optional[float] = ..., actions_from_answer: _Optional[bool] = ...) -> None: ...
 
 class ExecutableCheck(_message.Message):
     __slots__ = ("envfarm_peer", "session", "replay")
@@ -357,7 +359,7 @@ class RefineAgent(_message.Message):
     def __init__(self, rollout_target: _Optional[str] = ..., model: _Optional[str] = ..., sampling: _Optional[_Union[_sampling_pb2.SamplingParams, _Mapping]] = ..., system_prompt: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...
 
 class VerifyAndRefineRequest(_message.Message):
-    __slots__ = ("task", "answer", "trajectory", "rubric", "evidence_collection", "agent", "max_rounds", "mode", "judge", "max_steps", "retrieval_peer")
+    __slots__ = ("task", "answer", "trajectory", "rubric", "evidence_collection", "agent", "max_rounds", "mode", "judge", "max_steps", "retrieval_peer", "checks")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     TRAJECTORY_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +371,7 @@ class VerifyAndRefineRequest(_message.Message):
     JUDGE_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_PEER_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
     task: str
     answer: str
     trajectory: _containers.RepeatedCompositeFieldContainer[TraceStep]
@@ -380,7 +383,8 @@ class VerifyAndRefineRequest(_message.Message):
     judge: JudgeConfig
     max_steps: int
     retrieval_peer: str
-    def __init__(self, task: _Optional[str] = ..., answer: _Optional[str] = ..., trajectory: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ..., rubric: _Optional[_Union[Rubric, _Mapping]] = ..., evidence_collection: _Optional[str] = ..., agent: _Optional[_Union[RefineAgent, _Mapping]] = ..., max_rounds: _Optional[int] = ..., mode: _Optional[_Union[VerificationMode, str]] = ..., judge: _Optional[_Union[JudgeConfig, _Mapping]] = ..., max_steps: _Optional[int] = ..., retrieval_peer: _Optional[str] = ...) -> None: ...
+    checks: _containers.RepeatedCompositeFieldContainer[ExecutableCheck]
+    def __init__(self, task: _Optional[str] = ..., answer: _Optional[str] = ..., trajectory: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ..., rubric: _Optional[_Union[Rubric, _Mapping]] = ..., evidence_collection: _Optional[str] = ..., agent: _Optional[_Union[RefineAgent, _Mapping]] = ..., max_rounds: _Optional[int] = ..., mode: _Optional[_Union[VerificationMode, str]] = ..., judge: _Optional[_Union[JudgeConfig, _Mapping]] = ..., max_steps: _Optional[int] = ..., retrieval_peer: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[ExecutableCheck, _Mapping]]] = ...) -> None: ...
 
 class RefinementRound(_message.Message):
     __slots__ = ("round", "answer", "verification", "refined_answer")
