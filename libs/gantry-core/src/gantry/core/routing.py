@@ -173,6 +173,12 @@ class RoutedRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
         return False
 
 
+def gone_with_its_replica(error: grpc.RpcError) -> bool:
+    """Whether a call failed because the session's owner is unreachable or restarted:
+    nothing is left to close, say."""
+    return from_rpc_error(error).reason in (OWNER_UNAVAILABLE, SESSION_LOST)
+
+
 def owner_unavailable(session_id: str, owner: str, cause: GantryError) -> RoutedRpcError:
     return RoutedRpcError(
         Unavailable(

@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from gantry.core import errors
 from gantry.core.codecs import image_to_array, tensor_to_numpy
+from gantry.core.routing import gone_with_its_replica
 from gantry.proto.common.v1 import episode_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
@@ -243,7 +244,8 @@ class RemoteEnv(gym.Env[Observation, str]):
         try:
             self.stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=self.session_id))
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:  # already expired is fine
+            # Already expired, or gone with its replica (a routing channel's typed error).
+            if exc.code() != grpc.StatusCode.NOT_FOUND and not gone_with_its_replica(exc):
                 raise
 
 
