@@ -43,7 +43,15 @@ from typing import Any, Literal
 
 import torch
 
-from gantry.kernels._common import BLOCK, HAS_TRITON, backend_for_device, cdiv, tl, triton
+from gantry.kernels._common import (
+    BLOCK,
+    HAS_TRITON,
+    backend_for_device,
+    cdiv,
+    interpreted,
+    tl,
+    triton,
+)
 from gantry.kernels.fp8_quant import Quantized
 
 __all__ = ["GemmBackend", "GemmConfig", "fp8_gemm", "fp8_gemm_ref", "gemm_config", "select_backend"]
@@ -113,6 +121,7 @@ if HAS_TRITON:
         BLOCK_N: tl.constexpr,
         BLOCK_K: tl.constexpr,
         GROUP_M: tl.constexpr,
+        ORDERED_DOT: tl.constexpr,
     ) -> None:
         # Grouped launch order: GROUP_M row tiles share each column tile while it is in L2.
         pid = tl.program_id(0)
@@ -147,7 +156,28 @@ if HAS_TRITON:
             )
             sa = tl.load(sa_rows + kb, mask=m_ok, other=0.0)
             sb = tl.load(sb_rows + kb, mask=n_ok, other=0.0)
-            acc += tl.dot(a, b) * sa[:, None] * sb[None, :]
+            if ORDERED_DOT:
+                # Interpreter only: its tl.dot is numpy's float16->float32 matmul, whose
+                # rounding depends on the row's position in the tile (SIMD lanes). Products
+                # summed along K in 16-wide chunks round every row the same way.
+                part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+                for kk in range(0, BLOCK_K, 16):
+                    ks = kb * BLOCK_K + kk + tl.arange(0, 16)
+                    ks_ok = ks < K
+                    a16 = tl.load(
+                        a_ptr + rm[:, None] * stride_am + ks[None, :] * stride_ak,
+                        mask=m_ok[:, None] & ks_ok[None, :],
+                        other=0.0,
+                    ).to(tl.float32)
+                    b16 = tl.load(
+                        b_ptr + ks[:, None] * stride_bk + rn[None, :] * stride_bn,
+                        mask=ks_ok[:, None] & n_ok[None, :],
+                        other=0.0,
+                    ).to(tl.float32)
+                    part += tl.sum(a16[:, :, None] * b16[None, :, :], axis=1)
+            else:
+                part = tl.dot(a, b)
+            acc += part * sa[:, None] * sb[None, :]
         tl.store(
             c_ptr + rm[:, None] * stride_cm + rn[None, :] * stride_cn,
             acc.to(c_ptr.dtype.element_ty),
@@ -214,6 +244,7 @@ def _gemm_triton(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> torch.Te
         BLOCK_N=cfg.block_n,
         BLOCK_K=BLOCK,
         GROUP_M=cfg.group_m,
+        ORDERED_DOT=interpreted(),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
