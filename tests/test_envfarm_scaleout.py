@@ -97,6 +97,14 @@ def test_sessions_spread_and_every_call_reaches_its_owner(
         assert error.code == grpc.StatusCode.FAILED_PRECONDITION
         assert error.reason == SESSION_ELSEWHERE
         assert error.metadata["owner"] == owner.name
+        # Calls without a session (a server stream here: the loop's demonstrations) go
+        # to any replica.
+        demos = list(
+            envs[0].stub.ExportDemonstrations(
+                envfarm_pb2.ExportDemonstrationsRequest(env_id=MAZE, seeds=[1, 2])
+            )
+        )
+        assert [d.seed for d in demos] == [1, 2]
         # An id this farm never made stays NOT_FOUND.
         error = typed(
             lambda: envs[0].stub.GetSession(envfarm_pb2.GetSessionRequest(session_id="x"))

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from gantry.core import stack
 from gantry.core.client import sync_channel
+from gantry.core.routing import ROUTED_RETRY, RoutingChannel
 from gantry.core.telemetry import configure_tracing, shutdown_tracing
 from gantry.loop import calls
 from gantry.loop.calls import Stubs
@@ -136,8 +137,16 @@ def _endpoints(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterator
                 sync_channel(target, token=token, tls=services.tls, root_certificates=roots)
             )
 
+        # envfarm may be several replicas (a static list or a dns:/// headless Service).
+        farm = RoutingChannel(
+            services.envfarm,
+            channel=lambda address: sync_channel(
+                address, token=token, tls=services.tls, root_certificates=roots, retry=ROUTED_RETRY
+            ),
+        )
+        exits.callback(farm.close)
         stubs = Stubs(
-            envfarm=envfarm_pb2_grpc.EnvFarmServiceStub(channel(services.envfarm)),
+            envfarm=envfarm_pb2_grpc.EnvFarmServiceStub(farm),
             rollout=rollout_pb2_grpc.RolloutServiceStub(channel(services.rollout)),
             trainer=trainer_pb2_grpc.TrainerServiceStub(channel(services.trainer)),
         )
