@@ -14,9 +14,12 @@ Semantics (the torch reference defines them; the Triton kernels must match bit f
   (failing loudly instead would need a host-side check: a device sync on every call).
 * **Scale floor**: ``amax`` is floored at ``AMAX_EPS = 1e-12`` so an all-zero block gets a
   finite scale (``1e-12 / fp8_max``) and zero codes. A block whose amax is below the floor
-  keeps that scale, so its codes use only ``amax / 1e-12`` of the FP8 range: it loses
-  relative precision progressively, and once ``amax < 1e-12 · 2^(sub-1) / fp8_max`` (E4M3:
-  ≈ 2.2e-18, E5M2: ≈ 1.3e-22) every code rounds to zero and the block dequantizes to 0.
+  keeps that scale, so its codes shrink to ``amax / 1e-12`` of the FP8 range. Nothing is
+  lost while they stay normal (amax ≥ 1e-12 · 2^-6 / 448 ≈ 3.5e-17 for E4M3, ≈ 1.1e-21
+  for E5M2); below that the codes are subnormal and the error is bounded by half the
+  subnormal step times the scale (absolute, not relative); and once
+  ``amax < 1e-12 · 2^(sub-1) / fp8_max`` (E4M3 ≈ 2.2e-18, E5M2 ≈ 1.3e-22) every code
+  rounds to zero and the block dequantizes to 0.
 * **Ragged edges**: dimensions need not be multiples of 128. The last block/group along a
   dimension covers only the remaining elements: numerically this is zero-padding to a
   multiple of 128 (zeros change neither amax nor any dot product) without materializing
