@@ -2,7 +2,7 @@
 routing costs per call.
 
     .venv/bin/python benchmarks/envfarm_scaleout.py [--steps 2000] [--batches 200]
-        [--batch 32] [--threads 4] [--mode text|image] [--json out.json]
+        [--batch 32] [--threads 4] [--rounds 3] [--mode text|image] [--json out.json]
 
 Scenarios, all against envfarm server processes on loopback (maze_2d, easy):
   direct    1 process, a plain channel (the baseline);
@@ -10,9 +10,12 @@ Scenarios, all against envfarm server processes on loopback (maze_2d, easy):
   routed-2  2 processes behind `farm_channel`, sessions spread over both.
 Each runs: Step RPCs from one thread, Step RPCs from `--threads` threads (own sessions
 each), and StepBatch over `--batch` sessions (fanned out per owner when routed).
-Routing overhead per call = routed-1 minus direct mean latency (single thread), and the
-client-side routing decision alone timed in process. On a machine with few cores the two
-processes compete with the client and each other: routed-2 shows overhead, not speedup.
+The scenarios take turns for `--rounds` rounds (a load change hits each alike) and each
+figure is the median over rounds. Routing overhead per call: Step latency through the
+routing channel minus a plain channel's, calls alternating over the same process and
+sessions; and the client-side routing decision alone, timed in process. On a machine
+with few cores the two processes compete with the client and each other: routed-2 shows
+overhead, not speedup.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -194,20 +198,27 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mode", choices=("text", "image"), default="text")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}, cores: {os.cpu_count()}, mode: {args.mode}")
     results: dict[str, Any] = {"load_before": os.getloadavg(), "cores": os.cpu_count()}
+    rounds: dict[str, list[dict[str, float]]] = {"direct": [], "routed-1": [], "routed-2": []}
     with farm(2) as (first, second):
-        with sync_channel(first.target) as plain:
-            results["direct"] = scenario("direct", plain, args)
-        with farm_channel(f"bench-0={first.target}") as routed:
-            results["routed-1"] = scenario("routed-1", routed, args)
-            with sync_channel(first.target) as plain:
-                results["paired"] = paired_overhead(plain, routed, args.steps, args.mode)
-        with farm_channel(f"bench-0={first.target},bench-1={second.target}") as routed:
-            results["routed-2"] = scenario("routed-2", routed, args)
+        targets: dict[str, Callable[[], grpc.Channel]] = {
+            "direct": lambda: sync_channel(first.target),
+            "routed-1": lambda: farm_channel(f"bench-0={first.target}"),
+            "routed-2": lambda: farm_channel(f"bench-0={first.target},bench-1={second.target}"),
+        }
+        for _ in range(args.rounds):
+            for name, make in targets.items():
+                with make() as channel:
+                    rounds[name].append(scenario(name, channel, args))
+        with farm_channel(f"bench-0={first.target}") as routed, sync_channel(first.target) as plain:
+            results["paired"] = paired_overhead(plain, routed, args.steps, args.mode)
+    for name, rows in rounds.items():
+        results[name] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     direct, one, two = results["direct"], results["routed-1"], results["routed-2"]
     paired = results["paired"]
     results["decision_us"] = decision_cost()
@@ -218,6 +229,13 @@ def main() -> None:
         f"{paired['routed_p50_ms']:.2f} ms), mean {paired['overhead_mean_ms']:+.3f} ms; "
         f"the routing decision alone: {results['decision_us']:.1f} us"
     )
+    print(f"medians over {args.rounds} rounds:")
+    for name in rounds:
+        row = results[name]
+        print(
+            f"  {name:9s} Step {row['step_per_s']:6.0f}/s  threaded "
+            f"{row['threaded_step_per_s']:6.0f}/s  StepBatch {row['batch_step_per_s']:6.0f}/s"
+        )
     for key in ("step_per_s", "threaded_step_per_s", "batch_step_per_s"):
         print(
             f"{key:20s} routed-1/direct {one[key] / direct[key]:.2f}x   "

@@ -115,6 +115,19 @@ def test_sessions_spread_and_every_call_reaches_its_owner(
             env.close()
 
 
+def test_a_dns_target_resolves_to_the_replicas(farm: dict[str, ServiceProcess]) -> None:
+    """dns:/// (a headless Service in Kubernetes): here localhost, which may also resolve
+    to ::1, where nothing listens: that address refuses and the next one is used."""
+    port = farm["farm-a"].target.rsplit(":", 1)[1]
+    channel = farm_channel(f"dns:///localhost:{port}")
+    assert "127.0.0.1:" + port in channel.replicas.addresses()
+    with RemoteEnv(channel, MAZE, seed=3) as env:
+        assert env.session_id.startswith("farm-a.")
+        _, _, _, _, info = env.step("up")
+        assert info["step"] == 1
+    channel.close()
+
+
 def test_step_batch_fans_out_per_owner_and_keeps_the_order(
     farm: dict[str, ServiceProcess],
 ) -> None:

@@ -246,11 +246,17 @@ class Replicas:
             if address not in self._static:
                 self._static.append(address)
 
+    def stale(self) -> bool:
+        """Whether `addresses()` would resolve DNS now (a blocking lookup)."""
+        return self._dns is not None and (
+            time.monotonic() - self._resolved_at >= self.refresh_s or not self._resolved
+        )
+
     def addresses(self) -> list[str]:
         if self._dns is None:
             return list(self._static)
         now = time.monotonic()
-        if now - self._resolved_at >= self.refresh_s or not self._resolved:
+        if self.stale():
             host, port = self._dns
             try:
                 found = (self.resolve or _resolve)(host, port)
@@ -674,8 +680,14 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
             method.path, method.serializer, method.deserializer
         )
 
+    async def _resolved(self) -> None:
+        """Resolve a `dns:///` target off the event loop when it is due."""
+        if self.replicas.stale():
+            await asyncio.to_thread(self.replicas.addresses)
+
     async def create(self, method: _Method, request: Request, **kwargs: Any) -> Response:
         last: GantryError | None = None
+        await self._resolved()
         for address in self.replicas.candidates():
             call = self._call(address, method)(request, **kwargs)
             try:
@@ -758,6 +770,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         return merged
 
     async def any(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+        await self._resolved()
         addresses = self.replicas.addresses()
         if not addresses:
             raise _no_replica(None)
