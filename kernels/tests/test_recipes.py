@@ -65,3 +65,52 @@ def test_apply_switches_a_converted_model_back_and_forth(base: nn.Module) -> Non
     assert torch.equal(logprobs(model, ids), bf16)
     assert len(get_recipe("fp8-jet").apply(model, "trainer")) == 14
     assert torch.equal(logprobs(model, ids), fp8)
+
+
+def _linear_dtypes(model: nn.Module, ids: torch.Tensor, train: bool) -> set[torch.dtype]:
+    """Output dtypes of every plain linear layer (incl. lm_head) in one forward."""
+    seen: set[torch.dtype] = set()
+    hooks = [
+        m.register_forward_hook(lambda _m, _a, out: seen.add(out.dtype))
+        for m in model.modules()
+        if type(m) is nn.Linear
+    ]
+    with torch.set_grad_enabled(train):
+        out = model(ids).logits
+        if train:
+            out.float().logsumexp(-1).mean().backward()
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_bf16_trainer_computes_in_bf16_over_float32_masters() -> None:
+    model = cast(nn.Module, load_causal_lm(tiny_model_dir("causal_lm"), dtype="float32").model)
+    ids = torch.randint(0, 200, (2, 8))
+    assert _linear_dtypes(model, ids, train=False) == {torch.float32}  # as loaded: fp32
+    get_recipe("bf16").apply(model, "trainer")
+    assert _linear_dtypes(model, ids, train=True) == {torch.bfloat16}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt.step()
+    params = list(model.parameters())
+    assert {p.dtype for p in params} == {torch.float32}
+    assert {p.grad.dtype for p in params if p.grad is not None} == {torch.float32}
+    assert {t.dtype for s in opt.state.values() for t in s.values() if t.dim()} == {torch.float32}
+    ref = copy.deepcopy(model)  # the KL reference model keeps the same compute
+    assert _linear_dtypes(ref, ids, train=False) == {torch.bfloat16}
+    # fp8-naive trains in BF16 as well; fp8-jet keeps float32 around its FP8 projections;
+    # a rollout role never autocasts.
+    get_recipe("fp8-naive").apply(model, "trainer")
+    assert _linear_dtypes(model, ids, train=False) == {torch.bfloat16}
+    get_recipe("fp8-jet").apply(model, "trainer")
+    assert _linear_dtypes(model, ids, train=False) == {torch.float32}
+    get_recipe("bf16").apply(model, "rollout")
+    assert _linear_dtypes(model, ids, train=False) == {torch.float32}
+
+
+def test_bf16_autocast_exits_when_the_forward_raises() -> None:
+    model = cast(nn.Module, load_causal_lm(tiny_model_dir("causal_lm"), dtype="float32").model)
+    get_recipe("bf16").apply(model, "trainer")
+    with pytest.raises(IndexError):
+        model(torch.tensor([[10**6]]))  # an id past the vocabulary
+    assert not torch.is_autocast_enabled("cpu")

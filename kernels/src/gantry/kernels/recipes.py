@@ -15,13 +15,22 @@ projections (128×128 weight blocks, 1×128 activation groups, E4M3) with the re
 the model dtype. Under ``fp8-jet`` the trainer's backward also runs FP8 (per-group
 quantized gradients); the forward numbers equal the rollout's because both quantize the
 same BF16 weights with the same deterministic recipe, without calibration.
+
+"BF16" in the **trainer** role means BF16 compute over float32 master weights: the model's
+forward runs under ``torch.autocast(dtype=bfloat16)`` (matmuls and linear layers in BF16,
+reductions autocast keeps in float32), while the parameters, their gradients and the
+optimizer state stay float32. Without it a float32 checkpoint would train in float32 and
+any FP8 speedup would be measured against the wrong baseline. FP8 trainer roles keep
+today's float32 masters and forward (only the FP8 projections run low precision). The
+rollout role runs in whatever dtype its engine loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from gantry.kernels.fp8_linear import (
@@ -32,7 +41,7 @@ from gantry.kernels.fp8_linear import (
     set_fp8_enabled,
 )
 
-__all__ = ["RECIPES", "Precision", "PrecisionRecipe", "Role", "get_recipe"]
+__all__ = ["RECIPES", "Precision", "PrecisionRecipe", "Role", "get_recipe", "set_bf16_compute"]
 
 Role = Literal["rollout", "trainer"]
 Precision = Literal["bf16", "fp8"]
@@ -68,6 +77,7 @@ class PrecisionRecipe:
         names of the layers that run FP8 (empty for a BF16 role).
         """
         fp8 = self.precision(role) == "fp8"
+        set_bf16_compute(model, role == "trainer" and not fp8)
         already = [n for n, m in model.named_modules() if isinstance(m, FP8Linear)]
         if not fp8:
             set_fp8_enabled(model, False)
@@ -78,6 +88,47 @@ class PrecisionRecipe:
                 module.config = self.fp8
                 module.enabled = True
         return sorted(already + converted)
+
+
+_AUTOCAST_HOOKS = "_gantry_bf16_hooks"
+_AUTOCAST_STACK = "_gantry_bf16_contexts"
+
+
+def _enter_bf16(module: nn.Module, args: Any) -> None:
+    param = next(module.parameters(), None)
+    device = param.device.type if param is not None else "cpu"
+    ctx = torch.autocast(device_type=device, dtype=torch.bfloat16)
+    ctx.__enter__()  # type: ignore[no-untyped-call]
+    module.__dict__.setdefault(_AUTOCAST_STACK, []).append(ctx)
+
+
+def _exit_bf16(module: nn.Module, args: Any, output: Any) -> None:
+    stack = module.__dict__.get(_AUTOCAST_STACK)
+    if stack:
+        stack.pop().__exit__(None, None, None)
+
+
+def set_bf16_compute(model: nn.Module, enabled: bool) -> None:
+    """Run ``model``'s forward in BF16 (autocast) over its own (float32) parameters, or not.
+
+    Hooks rather than a wrapped ``forward``: they travel with ``copy.deepcopy`` (the KL
+    reference model) and always exit the autocast region, even when the forward raises.
+    Idempotent.
+    """
+    hooks = model.__dict__.pop(_AUTOCAST_HOOKS, None)
+    if hooks is not None:
+        for handle in hooks:
+            handle.remove()
+    if enabled:
+        model.__dict__[_AUTOCAST_HOOKS] = (
+            model.register_forward_pre_hook(_enter_bf16),
+            model.register_forward_hook(_exit_bf16, always_call=True),
+        )
+
+
+def bf16_compute(model: nn.Module) -> bool:
+    """Whether ``model``'s forward runs under BF16 autocast (see :func:`set_bf16_compute`)."""
+    return _AUTOCAST_HOOKS in model.__dict__
 
 
 RECIPES: dict[str, PrecisionRecipe] = {
