@@ -144,6 +144,11 @@ def test_step_batch_fans_out_per_owner_and_keeps_the_order(
         reply = envfarm_pb2_grpc.EnvFarmServiceStub(channel).StepBatch(request)
         assert [r.session_id for r in reply.results] == [e.session_id for e in vec.envs]
         assert all(r.HasField("result") and r.result.step_index == 1 for r in reply.results)
+        # A caller's mistake across sub-batches is still the whole call's INVALID_ARGUMENT.
+        twice = envfarm_pb2.StepBatchRequest(items=[*request.items, request.items[0]])
+        error = typed(lambda: envfarm_pb2_grpc.EnvFarmServiceStub(channel).StepBatch(twice))
+        assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "items[4].session_id" in error.message
         observations, _, _, _, infos = vec.step([plan[1] for plan in plans])
         assert [info["step"] for info in infos] == [2, 2, 2, 2]
         assert len(observations) == 4

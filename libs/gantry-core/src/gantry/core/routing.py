@@ -43,6 +43,7 @@ from gantry.core.errors import (
     Aborted,
     FailedPrecondition,
     GantryError,
+    InvalidArgument,
     NotFound,
     Unavailable,
     clip,
@@ -379,8 +380,47 @@ def _no_replica(last: GantryError | None) -> RoutedRpcError:
     )
 
 
-def _batch_error(error: GantryError) -> status_pb2.Status:
-    return error.to_status()
+def _check_batch(request: Any) -> None:
+    """What a sub-batch cannot see: a session twice in the whole batch."""
+    seen: set[str] = set()
+    for i, item in enumerate(request.items):
+        if item.session_id in seen:
+            raise RoutedRpcError(
+                InvalidArgument.for_field(
+                    f"items[{i}].session_id", "each session may appear once per batch"
+                )
+            )
+        seen.add(item.session_id)
+
+
+def _owner_gone(
+    exc: grpc.RpcError, request: Any, indices: list[int], address: str
+) -> dict[int, status_pb2.Status]:
+    """A sub-batch failed: its owner is gone (each item says so) or the call itself was
+    refused (unauthenticated, deadline...), which fails the whole batch as it would alone."""
+    error = from_rpc_error(exc)
+    if not _owner_failure(error):
+        raise exc
+    failed = {}
+    for i in indices:
+        session_id = request.items[i].session_id
+        owner = owner_of(session_id)
+        gone = owner_unavailable(session_id, owner.name if owner else address, error)
+        failed[i] = gone.error.to_status()
+    return failed
+
+
+def _merged(
+    method: _Method, request: Any, results: dict[int, Any], failed: dict[int, status_pb2.Status]
+) -> Any:
+    """The sub-batches' results in the request's order."""
+    merged = method.deserializer(b"")
+    for i, item in enumerate(request.items):
+        if i in results:
+            merged.results.append(results[i])
+        else:
+            merged.results.add(session_id=item.session_id, error=failed[i])
+    return merged
 
 
 Request = Any
@@ -489,6 +529,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         raise owner_unavailable(session_id, owner.name if owner else "unknown", cause)
 
     def batch(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+        _check_batch(request)
         groups: dict[str, list[int]] = {}
         failed: dict[int, status_pb2.Status] = {}
         for i, item in enumerate(request.items):
@@ -514,25 +555,10 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             try:
                 reply = future.result()
             except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-                for i in indices:
-                    sid = request.items[i].session_id
-                    owner = owner_of(sid)
-                    if _owner_failure(error):
-                        error_i = owner_unavailable(sid, owner.name if owner else address, error)
-                        failed[i] = error_i.error.to_status()
-                    else:
-                        failed[i] = error.to_status()
+                failed.update(_owner_gone(exc, request, indices, address))
                 continue
-            for i, result in zip(indices, reply.results, strict=True):
-                results[i] = result
-        reply = method.deserializer(b"")
-        for i, item in enumerate(request.items):
-            if i in results:
-                reply.results.append(results[i])
-            else:
-                reply.results.add(session_id=item.session_id, error=failed[i])
-        return reply
+            results.update(zip(indices, reply.results, strict=True))
+        return _merged(method, request, results, failed)
 
     def any(self, method: _Method, request: Request, **kwargs: Any) -> Response:
         addresses = self.replicas.addresses()
@@ -726,6 +752,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         return reply
 
     async def batch(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+        _check_batch(request)
         groups: dict[str, list[int]] = {}
         failed: dict[int, status_pb2.Status] = {}
         for i, item in enumerate(request.items):
@@ -748,26 +775,12 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         results: dict[int, Any] = {}
         for (address, indices), reply in zip(groups.items(), replies, strict=True):
             if isinstance(reply, grpc.RpcError):
-                error = from_rpc_error(reply)
-                for i in indices:
-                    sid = request.items[i].session_id
-                    owner = owner_of(sid)
-                    failed[i] = (
-                        owner_unavailable(sid, owner.name if owner else address, error).error
-                        if _owner_failure(error)
-                        else error
-                    ).to_status()
+                failed.update(_owner_gone(reply, request, indices, address))
             elif isinstance(reply, BaseException):
                 raise reply
             else:
                 results.update(zip(indices, reply.results, strict=True))
-        merged = method.deserializer(b"")
-        for i, item in enumerate(request.items):
-            if i in results:
-                merged.results.append(results[i])
-            else:
-                merged.results.add(session_id=item.session_id, error=failed[i])
-        return merged
+        return _merged(method, request, results, failed)
 
     async def any(self, method: _Method, request: Request, **kwargs: Any) -> Response:
         await self._resolved()
