@@ -16,6 +16,7 @@ from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.rollout.settings import TINY_MODEL, RolloutSettings
 
 if TYPE_CHECKING:  # the model stack (torch, transformers) loads when a service is built
+    import torch
     from torch import nn
 
     from gantry.rollout.generator import GenerationMetrics, Generator
@@ -45,7 +46,9 @@ def load_generator(
     from gantry.models.loading import load_causal_lm
     from gantry.rollout.generator import TransformersGenerator
 
+    device = engine_device(settings.device)  # before the load: a missing GPU fails fast
     bundle = load_causal_lm(path, dtype=settings.dtype)
+    bundle.model.to(device)  # type: ignore[arg-type]
     fp8_layers = apply_precision(bundle.model, settings.precision_recipe)
     if fp8_layers:
         log.info("serving %d linear layers in FP8 (%s)", fp8_layers, settings.precision_recipe)
@@ -58,6 +61,24 @@ def load_generator(
         retry_after_s=settings.overload_retry_after_s,
         metrics=metrics,
     )
+
+
+def engine_device(name: str) -> torch.device:
+    """The transformers engine's device; asking for a GPU this host lacks is an error."""
+    import torch
+
+    device = torch.device(name)
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"rollout device={name!r}, but torch {torch.__version__} sees no CUDA device "
+            "(set GANTRY_ROLLOUT_DEVICE=cpu, or run on a CUDA host with a CUDA build of torch)"
+        )
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"rollout device={name!r}, but this host has {count} CUDA device(s)")
+    return device
 
 
 def apply_precision(model: nn.Module, recipe: str) -> int:

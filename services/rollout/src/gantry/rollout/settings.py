@@ -35,6 +35,13 @@ class RolloutSettings(ServiceSettings):
     )
     model_name: str = Field(default="", description="Name reported by GetModelInfo")
     dtype: str = Field(default="auto", description="auto, float32, bfloat16 or float16")
+    device: str = Field(
+        default="cpu",
+        pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$",
+        description="transformers backend: where the model runs: cpu, or cuda / cuda:N (a "
+        "CUDA GPU: the same engine, KV cache and sampling, checked at start). The vllm "
+        "backend places itself",
+    )
     precision_recipe: Literal["bf16", "fp8-naive", "fp8-jet"] = Field(
         default="bf16",
         description="Jet-RL recipe (gantry.kernels.recipes): fp8-* serve FP8 linear layers "

@@ -122,6 +122,9 @@ class Engine:
         retry_after_s: float = 2.0,
     ) -> None:
         self.model = model.train(False)  # eval mode: no dropout
+        # The model's device (cpu or cuda): inputs go there, logits come back to the CPU,
+        # where sampling runs with its seeded CPU generators (same draws on every device).
+        self.device = next(model.parameters()).device
         self.tokenizer = tokenizer
         self.context_length = context_length
         self.max_batch_size = max_batch_size
@@ -413,11 +416,12 @@ class Engine:
         return prefill
 
     def _prefill_chunk(self, prefill: _Prefill, take: int) -> None:
-        ids = torch.tensor([prefill.request.prompt_ids[prefill.done : prefill.done + take]])
+        chunk = prefill.request.prompt_ids[prefill.done : prefill.done + take]
+        ids = torch.tensor([chunk], device=self.device)
         out = self.model(input_ids=ids, cache=prefill.cache, use_cache=True)
         prefill.done += take
         if prefill.remaining == 0:
-            prefill.last_logits = out.logits[:, -1, :]
+            prefill.last_logits = out.logits[:, -1, :].cpu()
 
     def _complete_prefill(self, prefill: _Prefill) -> int:
         """Sample the first token of each of the request's n samples; park them all."""
@@ -510,8 +514,8 @@ class Engine:
             self._batch.rebuild([s.slot for s in self._running])
             self._batch_dirty = False
         mask = self._batch.extend_mask()
-        ids = torch.tensor([[s.next_token] for s in self._running])
-        positions = torch.tensor([[s.slot.length] for s in self._running])
+        ids = torch.tensor([[s.next_token] for s in self._running], device=self.device)
+        positions = torch.tensor([[s.slot.length] for s in self._running], device=self.device)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -522,7 +526,7 @@ class Engine:
         self.steps += 1
         for seq in self._running:
             seq.slot.length += 1
-        logits = out.logits[:, -1, :]
+        logits = out.logits[:, -1, :].cpu()
         matchers = [s.matcher for s in self._running]
         constrained = any(m is not None for m in matchers)
         masked = (

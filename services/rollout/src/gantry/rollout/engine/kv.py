@@ -43,7 +43,8 @@ class BatchKV:
             keys = [_left_pad(kv[layer][0], longest) for kv in layers]
             values = [_left_pad(kv[layer][1], longest) for kv in layers]
             cache.update(torch.cat(keys), torch.cat(values), layer)
-        mask = torch.zeros(len(slots), longest, dtype=torch.long)
+        device = layers[0][0][0].device  # the cache lives where the model runs
+        mask = torch.zeros(len(slots), longest, dtype=torch.long, device=device)
         for row, slot in enumerate(slots):
             slot.row, slot.pad, slot.own = row, longest - slot.length, None
             mask[row, slot.pad :] = 1
@@ -70,7 +71,8 @@ class BatchKV:
     def extend_mask(self) -> torch.Tensor:
         """The attention mask for the next decode step (one more real position per row)."""
         assert self.mask is not None
-        self.mask = torch.cat([self.mask, torch.ones(self.mask.shape[0], 1, dtype=torch.long)], 1)
+        ones = torch.ones(self.mask.shape[0], 1, dtype=torch.long, device=self.mask.device)
+        self.mask = torch.cat([self.mask, ones], 1)
         return self.mask
 
     def clear(self) -> None:
