@@ -541,6 +541,15 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
                 failed[i] = exc.error.to_status()
                 continue
             groups.setdefault(address, []).append(i)
+        if len(groups) == 1 and not failed:  # one owner: the request as it is
+            ((address, indices),) = groups.items()
+            call = self.channel(address).unary_unary(
+                method.path, method.serializer, method.deserializer
+            )
+            try:
+                return call(request, **kwargs)
+            except grpc.RpcError as exc:
+                return _merged(method, request, {}, _owner_gone(exc, request, indices, address))
         futures = {}
         for address, indices in groups.items():
             sub = type(request)()
@@ -765,6 +774,8 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
                 groups.setdefault(address, []).append(i)
 
         async def one(address: str, indices: list[int]) -> Any:
+            if len(indices) == len(request.items):  # one owner: the request as it is
+                return await self._call(address, method)(request, **kwargs)
             sub = type(request)()
             sub.items.extend(request.items[i] for i in indices)
             return await self._call(address, method)(sub, **kwargs)
