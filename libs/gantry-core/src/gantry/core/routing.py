@@ -447,12 +447,19 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         *,
         token: str | None = None,
         default_timeout_s: float | None = 30.0,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
         channel: Callable[[str], grpc.Channel] | None = None,
     ) -> None:
         self.replicas = Replicas(target)
         self._make = channel or (
             lambda address: sync_channel(
-                address, token=token, default_timeout_s=default_timeout_s, retry=ROUTED_RETRY
+                address,
+                token=token,
+                default_timeout_s=default_timeout_s,
+                tls=tls,
+                root_certificates=root_certificates,
+                retry=ROUTED_RETRY,
             )
         )
         self._channels: dict[str, grpc.Channel] = {}
@@ -694,12 +701,19 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         *,
         token: str | None = None,
         default_timeout_s: float | None = 30.0,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
         channel: Callable[[str], grpc.aio.Channel] | None = None,
     ) -> None:
         self.replicas = Replicas(target)
         self._make = channel or (
             lambda address: aio_channel(
-                address, token=token, default_timeout_s=default_timeout_s, retry=ROUTED_RETRY
+                address,
+                token=token,
+                default_timeout_s=default_timeout_s,
+                tls=tls,
+                root_certificates=root_certificates,
+                retry=ROUTED_RETRY,
             )
         )
         self._channels: dict[str, grpc.aio.Channel] = {}

@@ -60,16 +60,26 @@ def farm_channel(
     *,
     token: str | None = None,
     default_timeout_s: float | None = 30.0,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
     recover: bool = False,
 ) -> RoutingChannel:
     """A channel over the replicas at `target` (`host:port`, `name=host:port,...` or
-    `dns:///headless:port`); `recover` as in the module docstring."""
-    if recover:
-        return RecoveringChannel(target, token=token, default_timeout_s=default_timeout_s)
-    return RoutingChannel(target, token=token, default_timeout_s=default_timeout_s)
+    `dns:///headless:port`), each reached like `sync_channel` would; `recover` as in the
+    module docstring."""
+    kind = RecoveringChannel if recover else RoutingChannel
+    return kind(
+        target,
+        token=token,
+        default_timeout_s=default_timeout_s,
+        tls=tls,
+        root_certificates=root_certificates,
+    )
 
 
 class RecoveringChannel(RoutingChannel):
+    """A routing channel that recreates VisGym sessions whose owner is gone."""
+
     def __init__(self, target: str, **kwargs: Any) -> None:
         super().__init__(target, **kwargs)
         self._episodes: dict[str, _Episode] = {}  # current session id -> its episode
