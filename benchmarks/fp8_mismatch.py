@@ -1,37 +1,44 @@
 """Rollout/training logprob mismatch for each precision recipe (Jet-RL's claim, measured).
 
-    .venv/bin/python benchmarks/fp8_mismatch.py [--model DIR] [--samples 4] [--tokens 48]
+    .venv/bin/python benchmarks/fp8_mismatch.py --small                 # CPU, tiny Qwen3
+    .venv/bin/python benchmarks/fp8_mismatch.py --device cuda           # ~0.5B random Qwen3
+    .venv/bin/python benchmarks/fp8_mismatch.py --device cuda --model DIR   # a real checkpoint
 
-The rollout model samples ``--tokens`` tokens per sequence (temperature 1) from a few
-prompts; the trainer model then scores the same sequences. For each recipe the two sides
-run the forward the recipe names (``gantry.kernels.recipes``): bf16 = BF16 / BF16,
-fp8-naive = FP8 / BF16, fp8-jet = FP8 / FP8 (same FP8 recipe). Reported per sampled token:
-mean |Δ logprob| of the sampled token and the mean KL(rollout ‖ trainer) over the vocabulary,
-in two settings:
+Both sides are built the way the services build them. The **rollout** is gantry-rollout's
+transformers engine (continuous batching, KV cache, seeded sampling; ``device`` setting) on
+BF16 weights with the recipe's rollout role; it samples ``--tokens`` tokens per sequence at
+temperature 1 and reports each token's logprob. The **trainer** holds float32 master
+weights with the recipe's trainer role (as ``gantry.trainer.model.load_policy`` does: BF16
+autocast for bf16 / fp8-naive, FP8 projections for fp8-jet) and scores all sequences in one
+right-padded batch with autograd on, as a GRPO step does. Per sampled token:
 
-* ``prefill``: both sides run one full-sequence forward over the same batch (the precision
-  flow alone);
-* ``decode``: rollout logprobs come from incremental decoding with the KV cache (what a
-  rollout engine reports), the trainer's from one full-sequence forward (what training
-  sees); this adds the kernel-shape differences of real serving.
+* ``mean |Δlogp|`` and ``max |Δlogp|`` between rollout and trainer logprobs;
+* ``KL``: the k3 estimate of KL(rollout ‖ trainer) from the sampled tokens,
+  ``E[exp(Δ) − 1 − Δ]`` with ``Δ = logp_trainer − logp_rollout``;
+* ``prefill KL``: the exact KL over the vocabulary between the rollout model's and the
+  trainer's full-sequence forwards of the same padded batch (the precision flow alone,
+  no KV cache);
+* decode tokens/s of the engine (sampled tokens / wall time, prefill included).
 
-The model runs in BF16 on this machine's CPU; FP8 layers use the torch reference kernels
-(bit-identical to the Triton kernels' quantization; GEMM equal up to float32 summation
-order).
+Jet-RL's expectation: fp8-jet within ~2x of bf16, fp8-naive far above both.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import asyncio
+import dataclasses
+import sys
+import tempfile
 import time
-from typing import cast
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from gantry.kernels.recipes import RECIPES, PrecisionRecipe
-from gantry.models.loading import load_causal_lm
+from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.models.tiny import tiny_model_dir
 
 PROMPTS = [
@@ -41,92 +48,194 @@ PROMPTS = [
 ]
 
 
-def sample(
-    model: nn.Module, prompt: list[int], samples: int, tokens: int
+def qwen3_05b(root: Path) -> Path:
+    """A random Qwen3 of ~0.5B parameters (Qwen3-0.6B's shape, the tiny tokenizer's vocab),
+    saved in BF16 like a published checkpoint."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = load_causal_lm(tiny_model_dir("causal_lm")).tokenizer
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=1024,
+        intermediate_size=3584,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config)
+    model.to(torch.bfloat16)  # type: ignore[arg-type]
+    model.save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+def rollout_side(path: str, recipe: PrecisionRecipe, device: torch.device) -> CausalLM:
+    bundle = load_causal_lm(path, dtype="bfloat16")
+    bundle.model.to(device)  # type: ignore[arg-type]
+    recipe.apply(bundle.model, "rollout")
+    return dataclasses.replace(bundle, device=device)
+
+
+def trainer_side(path: str, recipe: PrecisionRecipe, device: torch.device) -> nn.Module:
+    model: nn.Module = load_causal_lm(path, dtype="float32").model  # type: ignore[assignment]
+    model.to(device)
+    recipe.apply(model, "trainer")
+    return model.train(False)  # no dropout; autograd stays on below
+
+
+def engine_samples(
+    bundle: CausalLM, prompts: list[list[int]], samples: int, tokens: int, seed: int
+) -> tuple[list[tuple[list[int], list[int], list[float]]], float]:
+    """(prompt, sampled ids, rollout logprobs) per sequence, and the engine's wall seconds."""
+    from gantry.rollout.engine.types import SamplingParams
+    from gantry.rollout.generator import TransformersGenerator, complete
+
+    generator = TransformersGenerator(bundle, max_batch_size=len(prompts) * samples)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                complete(
+                    generator,
+                    prompt,
+                    SamplingParams(
+                        max_tokens=tokens, temperature=1.0, seed=seed + i, n=samples,
+                        ignore_eos=True,
+                    ),
+                )
+                for i, prompt in enumerate(prompts)
+            )
+        )  # fmt: skip
+
+    try:
+        start = time.perf_counter()
+        results = asyncio.run(run())
+        seconds = time.perf_counter() - start
+    finally:
+        generator.engine.stop()
+    out = [
+        (prompt, list(s.token_ids), list(s.logprobs))
+        for prompt, group in zip(prompts, results, strict=True)
+        for s in group
+    ]
+    return out, seconds
+
+
+def padded_logprobs(
+    model: nn.Module, seqs: list[tuple[list[int], list[int], list[float]]], pad: int, grad: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sequences [samples, len] and the rollout's per-step log-softmax [samples, tokens, V]."""
-    with torch.no_grad():
-        out = model.generate(  # type: ignore[operator]
-            torch.tensor([prompt] * samples),
-            max_new_tokens=tokens,
-            min_new_tokens=tokens,
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
-    return out.sequences, torch.log_softmax(torch.stack(out.logits, 1).float(), -1)
-
-
-def score(model: nn.Module, seqs: torch.Tensor, tokens: int) -> torch.Tensor:
-    """Full-sequence forward: log-softmax at the positions that predicted the new tokens."""
-    with torch.no_grad():
-        logits = model(seqs).logits.float()
-    return torch.log_softmax(logits[:, -tokens - 1 : -1], -1)
-
-
-def compare(rollout: torch.Tensor, trainer: torch.Tensor, new: torch.Tensor) -> tuple[float, float]:
-    lp_r = rollout.gather(-1, new[..., None])[..., 0]
-    lp_t = trainer.gather(-1, new[..., None])[..., 0]
-    kl = (rollout.exp() * (rollout - trainer)).sum(-1)
-    return (lp_r - lp_t).abs().mean().item(), kl.mean().item()
+    """Right-padded batch forward: log-softmax [B, T, V] at the sampled positions, and the
+    sampled ids [B, T]."""
+    device = next(model.parameters()).device
+    full = [p + t for p, t, _ in seqs]
+    width = max(map(len, full))
+    ids = torch.full((len(full), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(full):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    with torch.set_grad_enabled(grad):
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logp = torch.log_softmax(logits.detach().float(), -1).cpu()
+    rows = []
+    for i, (prompt, new, _) in enumerate(seqs):
+        rows.append(logp[i, len(prompt) - 1 : len(prompt) - 1 + len(new)])
+    targets = torch.tensor([new for _, new, _ in seqs])
+    return torch.stack(rows), targets
 
 
 def run(
-    recipe: PrecisionRecipe, base: nn.Module, prompts: list[list[int]], args: argparse.Namespace
-) -> dict[str, tuple[float, float]]:
-    rollout, trainer = copy.deepcopy(base), copy.deepcopy(base)
-    recipe.apply(rollout, "rollout")
-    recipe.apply(trainer, "trainer")
-    results: dict[str, list[tuple[float, float]]] = {"prefill": [], "decode": []}
-    for i, prompt in enumerate(prompts):
-        torch.manual_seed(args.seed + i)  # the same samples for every recipe
-        seqs, decode_lp = sample(rollout, prompt, args.samples, args.tokens)
-        new = seqs[:, -args.tokens :]
-        train_lp = score(trainer, seqs, args.tokens)
-        results["decode"].append(compare(decode_lp, train_lp, new))
-        results["prefill"].append(compare(score(rollout, seqs, args.tokens), train_lp, new))
+    recipe: PrecisionRecipe, path: str, prompts: list[list[int]], args: argparse.Namespace
+) -> dict[str, float]:
+    device = torch.device(args.device)
+    rollout = rollout_side(path, recipe, device)
+    seqs, seconds = engine_samples(rollout, prompts, args.samples, args.tokens, args.seed)
+    pad = int(rollout.tokenizer.pad_token_id or 0)
+    trainer = trainer_side(path, recipe, device)
+    train_lp, targets = padded_logprobs(trainer, seqs, pad, grad=True)
+    lp_t = train_lp.gather(-1, targets[..., None])[..., 0]
+    lp_r = torch.tensor([lps for _, _, lps in seqs])
+    delta = (lp_t - lp_r).double()
+    roll_lp, _ = padded_logprobs(rollout.model, seqs, pad, grad=False)  # type: ignore[arg-type]
+    prefill_kl = (roll_lp.exp() * (roll_lp - train_lp)).sum(-1).mean().item()
+    del trainer, rollout
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return {
-        k: (sum(a for a, _ in v) / len(v), sum(b for _, b in v) / len(v))
-        for k, v in results.items()
+        "mean_abs": delta.abs().mean().item(),
+        "max_abs": delta.abs().max().item(),
+        "kl_k3": (delta.exp() - 1 - delta).mean().item(),
+        "prefill_kl": prefill_kl,
+        "tokens_per_s": delta.numel() / seconds,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=None, help="checkpoint directory (default: tiny Qwen3)")
-    parser.add_argument("--samples", type=int, default=4, help="sequences per prompt")
-    parser.add_argument("--tokens", type=int, default=48, help="sampled tokens per sequence")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    path = args.model or str(tiny_model_dir("causal_lm"))
-    bundle = load_causal_lm(path)
-    base = cast(nn.Module, bundle.model).to(torch.bfloat16)
-    prompts = [list(bundle.tokenizer.encode(p, add_special_tokens=False)) for p in PROMPTS]
-    n = len(prompts) * args.samples * args.tokens
-    print(f"model {path} (bf16, CPU), {n} sampled tokens per recipe")
-    print(
-        f"{'recipe':<11}{'rollout':>8}{'trainer':>8}  {'setting':<8}"
-        f"{'mean |Δlogp|':>14}{'mean KL':>12}"
-    )
-    table: dict[str, dict[str, tuple[float, float]]] = {}
-    for name, recipe in RECIPES.items():
-        start = time.perf_counter()
-        table[name] = run(recipe, base, prompts, args)
-        for setting, (dlp, kl) in table[name].items():
+def study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Run every recipe; print and return the table."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model:
+            path, what = args.model, args.model
+        elif args.small:
+            path, what = str(tiny_model_dir("causal_lm")), "tiny Qwen3"
+        else:
+            path, what = str(qwen3_05b(Path(tmp))), "random Qwen3 ~0.5B"
+        tokenizer = load_causal_lm(path).tokenizer if args.model else None
+        tok = tokenizer or load_causal_lm(tiny_model_dir("causal_lm")).tokenizer
+        prompts = [list(tok.encode(p, add_special_tokens=False)) for p in PROMPTS]
+        n = len(prompts) * args.samples * args.tokens
+        print(f"\nJet-RL mismatch study: {what} on {args.device}, {n} sampled tokens per recipe")
+        print("rollout: gantry-rollout engine (KV cache, batched decode), BF16 weights;")
+        print("trainer: float32 masters + recipe trainer role, right-padded batch, autograd on")
+        head = ("recipe", "mean|Δlogp|", "max|Δlogp|", "KL (k3)", "prefill KL", "decode tok/s")
+        print(f"{head[0]:<11}" + "".join(f"{h:>14}" for h in head[1:]))
+        # Warm-up (kernel compilation, allocator, engine thread) outside every timing.
+        engine_samples(rollout_side(path, RECIPES["fp8-jet"], torch.device(args.device)),
+                       prompts[:1], 1, 2, args.seed)  # fmt: skip
+        table: dict[str, dict[str, float]] = {}
+        for name, recipe in RECIPES.items():
+            r = run(recipe, path, prompts, args)
+            table[name] = r
             print(
-                f"{name:<11}{recipe.rollout:>8}{recipe.trainer:>8}  {setting:<8}"
-                f"{dlp:>14.3e}{kl:>12.3e}"
+                f"{name:<11}{r['mean_abs']:>14.3e}{r['max_abs']:>14.3e}{r['kl_k3']:>14.3e}"
+                f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}"
             )
-        print(f"{'':<27}({time.perf_counter() - start:.1f} s)")
-    base_dlp = table["bf16"]["decode"][0]
+    base = table["bf16"]["mean_abs"]
     for name in ("fp8-naive", "fp8-jet"):
-        dlp = table[name]["decode"][0]
-        ratio = f"{dlp / base_dlp:.1f}x" if base_dlp > 0 else "n/a"
-        print(f"decode mismatch {name} / bf16: {ratio}; prefill: {table[name]['prefill'][0]:.3e}")
+        ratio = table[name]["mean_abs"] / base if base > 0 else float("inf")
+        print(f"mismatch {name} / bf16: {ratio:.1f}x")
+    speed = table["fp8-jet"]["tokens_per_s"] / table["bf16"]["tokens_per_s"]
+    print(f"decode tokens/s fp8-jet / bf16: {speed:.2f}x")
+    return table
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the rollout engine's device)")
+    p.add_argument("--model", default=None, help="checkpoint directory (default: random 0.5B)")
+    p.add_argument("--small", action="store_true", help="the tiny Qwen3 (CPU-sized check)")
+    p.add_argument("--samples", type=int, default=4, help="sequences per prompt")
+    p.add_argument("--tokens", type=int, default=64, help="sampled tokens per sequence")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main() -> int:
+    args = parser().parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"fp8_mismatch: --device {args.device} but no CUDA device; nothing was measured")
+        return 0
+    if args.device == "cpu" and not (args.small or args.model):
+        print("fp8_mismatch: the 0.5B model is for a GPU; on CPU use --small (or --model DIR)")
+        return 2
+    study(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
