@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 
 from gantry.core.client import sync_channel
-from gantry.core.routing import Owner, Replicas, _kind
+from gantry.core.routing import Owner, Replicas, route_kind
 from gantry.core.testing.process import ServiceProcess, spawn_service
 from gantry.envfarm.routing import farm_channel
 from gantry.proto.common.v1 import episode_pb2
@@ -151,7 +151,7 @@ def decision_cost(calls: int = 100_000) -> float:
     requests = [envfarm_pb2.StepRequest(session_id=i, action="up") for i in ids]
 
     def route(request: Any) -> Any:
-        return _kind("/x/Step", request), replicas.address_of(request.session_id)
+        return route_kind("/x/Step", request), replicas.address_of(request.session_id)
 
     start = time.perf_counter()
     for i in range(calls):

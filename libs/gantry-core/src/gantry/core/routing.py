@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.rpc import status_pb2
@@ -347,7 +347,8 @@ _CREATE_METHODS = frozenset({"CreateSession"})
 _CLOSE_METHODS = frozenset({"CloseSession"})
 
 
-def _kind(method: str, request: Any) -> str:
+def route_kind(method: str, request: Any) -> str:
+    """How a call is routed: CREATE, OWNED (by `session_id`), BATCH (`items`) or ANY."""
     name = method.rsplit("/", 1)[-1]
     if name in _CREATE_METHODS:
         return CREATE
@@ -411,7 +412,7 @@ def _owner_gone(
 
 
 def _merged(
-    method: _Method, request: Any, results: dict[int, Any], failed: dict[int, status_pb2.Status]
+    method: Method, request: Any, results: dict[int, Any], failed: dict[int, status_pb2.Status]
 ) -> Any:
     """The sub-batches' results in the request's order."""
     merged = method.deserializer(b"")
@@ -425,11 +426,12 @@ def _merged(
 
 Request = Any
 Response = Any
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class _Method:
+class Method:
+    """One RPC as a stub names it: path and (de)serializers."""
+
     path: str
     serializer: Any
     deserializer: Any
@@ -473,7 +475,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             return self._channels[address]
 
     # -- routing --
-    def create(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    def create(self, method: Method, request: Request, **kwargs: Any) -> Response:
         last: GantryError | None = None
         for address in self.replicas.candidates():
             call = self.channel(address).unary_unary(
@@ -491,7 +493,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             return reply
         raise _no_replica(last)
 
-    def owned(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    def owned(self, method: Method, request: Request, **kwargs: Any) -> Response:
         session_id = request.session_id
         address = self.replicas.address_of(session_id) or self.find(method, session_id)
         call = self.channel(address).unary_unary(
@@ -511,7 +513,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             self.replicas.closed(session_id)
         return reply
 
-    def find(self, method: _Method, session_id: str) -> str:
+    def find(self, method: Method, session_id: str) -> str:
         """Ask every replica for a session whose owner's address this set cannot tell
         (the service's `GetSession{session_id}`); the one that has it is the owner."""
         last: GantryError | None = None
@@ -535,7 +537,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         cause = last or Unavailable("no replica answered")
         raise owner_unavailable(session_id, owner.name if owner else "unknown", cause)
 
-    def batch(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    def batch(self, method: Method, request: Request, **kwargs: Any) -> Response:
         _check_batch(request)
         groups: dict[str, list[int]] = {}
         failed: dict[int, status_pb2.Status] = {}
@@ -576,7 +578,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             results.update(zip(indices, reply.results, strict=True))
         return _merged(method, request, results, failed)
 
-    def any(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    def any(self, method: Method, request: Request, **kwargs: Any) -> Response:
         addresses = self.replicas.addresses()
         if not addresses:
             raise _no_replica(None)
@@ -585,8 +587,8 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
             method.path, method.serializer, method.deserializer
         )(request, **kwargs)
 
-    def route(self, method: _Method, request: Request, **kwargs: Any) -> Response:
-        kind = _kind(method.path, request)
+    def route(self, method: Method, request: Request, **kwargs: Any) -> Response:
+        kind = route_kind(method.path, request)
         if kind == CREATE:
             return self.create(method, request, **kwargs)
         if kind == OWNED:
@@ -603,7 +605,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         response_deserializer: Any = None,
         **_: Any,
     ) -> _UnaryUnary:
-        return _UnaryUnary(self, _Method(method, request_serializer, response_deserializer))
+        return _UnaryUnary(self, Method(method, request_serializer, response_deserializer))
 
     def unary_stream(
         self,
@@ -612,7 +614,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         response_deserializer: Any = None,
         **_: Any,
     ) -> Any:
-        return _Streaming(self, _Method(method, request_serializer, response_deserializer))
+        return _Streaming(self, Method(method, request_serializer, response_deserializer))
 
     def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("routing channels carry unary and server-streaming calls")
@@ -640,7 +642,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
 
 
 class _UnaryUnary:
-    def __init__(self, channel: RoutingChannel, method: _Method) -> None:
+    def __init__(self, channel: RoutingChannel, method: Method) -> None:
         self.channel, self.method = channel, method
 
     def __call__(self, request: Request, **kwargs: Any) -> Response:
@@ -650,7 +652,7 @@ class _UnaryUnary:
 class _Streaming:
     """Server-streaming calls (exports) carry no session: the next replica in turn."""
 
-    def __init__(self, channel: RoutingChannel, method: _Method) -> None:
+    def __init__(self, channel: RoutingChannel, method: Method) -> None:
         self.channel, self.method = channel, method
 
     def __call__(self, request: Request, **kwargs: Any) -> Any:
@@ -724,7 +726,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
             self._channels[address] = self._make(address)
         return self._channels[address]
 
-    def _call(self, address: str, method: _Method) -> Any:
+    def _call(self, address: str, method: Method) -> Any:
         return self.channel(address).unary_unary(
             method.path, method.serializer, method.deserializer
         )
@@ -734,7 +736,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         if self.replicas.stale():
             await asyncio.to_thread(self.replicas.addresses)
 
-    async def create(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    async def create(self, method: Method, request: Request, **kwargs: Any) -> Response:
         last: GantryError | None = None
         await self._resolved()
         for address in self.replicas.candidates():
@@ -751,7 +753,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
             return reply
         raise _no_replica(last)
 
-    async def owned(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    async def owned(self, method: Method, request: Request, **kwargs: Any) -> Response:
         session_id = request.session_id
         address = self.replicas.address_of(session_id)
         owner = owner_of(session_id)
@@ -774,7 +776,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
             self.replicas.closed(session_id)
         return reply
 
-    async def batch(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    async def batch(self, method: Method, request: Request, **kwargs: Any) -> Response:
         _check_batch(request)
         groups: dict[str, list[int]] = {}
         failed: dict[int, status_pb2.Status] = {}
@@ -807,7 +809,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
                 results.update(zip(indices, reply.results, strict=True))
         return _merged(method, request, results, failed)
 
-    async def any(self, method: _Method, request: Request, **kwargs: Any) -> Response:
+    async def any(self, method: Method, request: Request, **kwargs: Any) -> Response:
         await self._resolved()
         addresses = self.replicas.addresses()
         if not addresses:
@@ -815,8 +817,8 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         address = addresses[next(self._anyturn) % len(addresses)]
         return await self._call(address, method)(request, **kwargs)
 
-    def route(self, method: _Method, request: Request, **kwargs: Any) -> Awaitable[Response]:
-        kind = _kind(method.path, request)
+    def route(self, method: Method, request: Request, **kwargs: Any) -> Awaitable[Response]:
+        kind = route_kind(method.path, request)
         if kind == CREATE:
             return self.create(method, request, **kwargs)
         if kind == OWNED:
@@ -832,7 +834,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         response_deserializer: Any = None,
         **_: Any,
     ) -> Callable[..., Awaitable[Response]]:
-        routed = _Method(method, request_serializer, response_deserializer)
+        routed = Method(method, request_serializer, response_deserializer)
         return lambda request, **kwargs: self.route(routed, request, **kwargs)
 
     def unary_stream(  # type: ignore[override]

@@ -24,8 +24,8 @@ from gantry.core.errors import error_from_status, from_rpc_error
 from gantry.core.routing import (
     OWNER_UNAVAILABLE,
     SESSION_LOST,
+    Method,
     RoutingChannel,
-    _Method,
 )
 from gantry.envfarm import convert
 from gantry.proto.envfarm.v1 import envfarm_pb2
@@ -34,8 +34,8 @@ SERVICE = "/gantry.envfarm.v1.EnvFarmService/"
 RECOVERABLE = frozenset({OWNER_UNAVAILABLE, SESSION_LOST})
 
 
-def _method(name: str, request: type[Any], response: type[Any]) -> _Method:
-    return _Method(SERVICE + name, request.SerializeToString, response.FromString)
+def _method(name: str, request: type[Any], response: type[Any]) -> Method:
+    return Method(SERVICE + name, request.SerializeToString, response.FromString)
 
 
 CREATE = _method(
@@ -87,7 +87,7 @@ class RecoveringChannel(RoutingChannel):
         self._guard = threading.Lock()
         self.recoveries = 0
 
-    def route(self, method: _Method, request: Any, **kwargs: Any) -> Any:
+    def route(self, method: Method, request: Any, **kwargs: Any) -> Any:
         name = method.path.rsplit("/", 1)[-1]
         request = self._current_ids(request)
         if name == "StepBatch":
@@ -166,7 +166,7 @@ class RecoveringChannel(RoutingChannel):
             self.recoveries += 1
         return new_id
 
-    def _step_batch(self, method: _Method, request: Any, **kwargs: Any) -> Any:
+    def _step_batch(self, method: Method, request: Any, **kwargs: Any) -> Any:
         """Items whose owner is gone are recovered and stepped alone, in their place."""
         reply = super().route(method, request, **kwargs)
         for i, (item, result) in enumerate(zip(request.items, reply.results, strict=True)):
