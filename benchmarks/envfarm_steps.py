@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,25 @@ ENCODINGS: dict[str, envfarm_pb2.ObservationEncoding] = {
 GOALS = {("maze_2d", "batch"): 0.6, ("maze_3d", "batch"): 0.8, ("maze_2d", "step"): 0.35}
 
 
-def in_process(env_id: str, steps: int) -> float:
+SERVER_PID: int | None = None  # the envfarm server's, once started
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process plus the server process: what the steps cost whatever
+    else the machine runs (wall-clock rates on a loaded machine mostly measure the load)."""
+    total = time.process_time()
+    if SERVER_PID is not None:
+        fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def in_process(env_id: str, steps: int) -> tuple[float, float]:
     env = make(env_id, "easy")
     seed = 0
     env.reset(seed=seed)
     plan, t = solver_for(env_id).solve(env), 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(plan[t])
         t += 1
@@ -56,12 +70,12 @@ def in_process(env_id: str, steps: int) -> float:
             seed += 1
             env.reset(seed=seed)
             plan, t = solver_for(env_id).solve(env), 0
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), 1e3 * (_cpu_s() - cpu) / steps
 
 
 def one_rpc_per_step(
     target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding
-) -> float:
+) -> tuple[float, float]:
     with (
         sync_channel(target, token=TOKEN) as channel,
         RemoteEnv(channel, env_id, seed=0, observation_encoding=encoding) as env,
@@ -69,7 +83,7 @@ def one_rpc_per_step(
         seed = 0
         env.reset(seed=seed)
         plan, t = env.solve(), 0
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_s()
         for _ in range(steps):
             _, _, terminated, truncated, _ = env.step(plan[t])
             t += 1
@@ -77,13 +91,13 @@ def one_rpc_per_step(
                 seed += 1
                 env.reset(seed=seed)
                 plan, t = env.solve(), 0
-        elapsed = time.perf_counter() - start
-    return steps / elapsed
+        elapsed, used = time.perf_counter() - start, _cpu_s() - cpu
+    return steps / elapsed, 1e3 * used / steps
 
 
 def step_batch(
     target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding
-) -> float:
+) -> tuple[float, float]:
     rounds = max(1, steps // BATCH)
     with (
         sync_channel(target, token=TOKEN) as channel,
@@ -92,7 +106,7 @@ def step_batch(
         vec.reset(seeds=list(range(BATCH)))
         plans = [env.solve() for env in vec.envs]
         cursor = [0] * BATCH
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_s()
         for _ in range(rounds):
             actions = [plans[i][cursor[i]] for i in range(BATCH)]
             _, _, terminated, truncated, _ = vec.step(actions)
@@ -100,7 +114,8 @@ def step_batch(
                 cursor[i] += 1
                 if terminated[i] or truncated[i]:  # auto-reset happened: plan the new episode
                     plans[i], cursor[i] = vec.envs[i].solve(), 0
-        return rounds * BATCH / (time.perf_counter() - start)
+        elapsed, used = time.perf_counter() - start, _cpu_s() - cpu
+        return rounds * BATCH / elapsed, 1e3 * used / (rounds * BATCH)
 
 
 def _frames(env_id: str, count: int = 40) -> list[np.ndarray[Any, Any]]:
@@ -198,13 +213,22 @@ def main() -> None:
         "gantry.envfarm", "envfarm", token=TOKEN, env={"GANTRY_ENVFARM_LOG_LEVEL": "WARNING"}
     ) as server:
         target = server.target
+        global SERVER_PID
+        SERVER_PID = server.process.pid
         for env_id in args.envs:
-            a = in_process(env_id, steps)
             for name in args.encodings:
                 encoding = ENCODINGS[name]
-                b = one_rpc_per_step(target, f"visgym/{env_id}", steps, encoding)
-                c = step_batch(target, f"visgym/{env_id}", steps * 4, encoding)
-                for mode, value in (("step", b), ("batch", c)):
+                # In-process again beside each encoding: the ratio sees the same load.
+                a, a_cpu = in_process(env_id, steps)
+                b, b_cpu = one_rpc_per_step(target, f"visgym/{env_id}", steps, encoding)
+                c, c_cpu = step_batch(target, f"visgym/{env_id}", steps * 4, encoding)
+                print(
+                    f"{env_id} {name}: in-process {a:.0f}, Step RPC {b:.0f} ({b / a:.2f}x), "
+                    f"StepBatch x64 {c:.0f} ({c / a:.2f}x), load {os.getloadavg()[0]:.1f}; "
+                    f"CPU ms/step {a_cpu:.2f} / {b_cpu:.2f} / {c_cpu:.2f}",
+                    flush=True,
+                )
+                for mode, value, used in (("step", b, b_cpu), ("batch", c, c_cpu)):
                     rows.append(
                         {
                             "env": env_id,
@@ -212,6 +236,9 @@ def main() -> None:
                             "encoding": name,
                             "steps_per_s": value,
                             "in_process": a,
+                            "cpu_ms": used,
+                            "in_process_cpu_ms": a_cpu,
+                            "cpu_ratio": a_cpu / used,
                             "ratio": value / a,
                             "goal": GOALS.get((env_id, mode)),
                         }
@@ -222,7 +249,7 @@ def main() -> None:
     )
     print(
         f"{'env':<10}{'encoding':<10}{'(a) in-process':>16}{'(b) Step RPC':>14}"
-        f"{'(c) StepBatch x64':>19}{'b/a':>7}{'c/a':>7}"
+        f"{'(c) StepBatch x64':>19}{'b/a':>7}{'c/a':>7}   CPU ms/step a / b / c   CPU a/b  a/c"
     )
     for env_id in args.envs:
         for name in args.encodings:
@@ -232,7 +259,9 @@ def main() -> None:
             )
             print(
                 f"{env_id:<10}{name:<10}{one['in_process']:>16.0f}{one['steps_per_s']:>14.0f}"
-                f"{batch['steps_per_s']:>19.0f}{one['ratio']:>7.2f}{batch['ratio']:>7.2f}"
+                f"{batch['steps_per_s']:>19.0f}{one['ratio']:>7.2f}{batch['ratio']:>7.2f}   "
+                f"{one['in_process_cpu_ms']:5.2f} / {one['cpu_ms']:5.2f} / {batch['cpu_ms']:5.2f}"
+                f"   {one['cpu_ratio']:6.2f} {batch['cpu_ratio']:5.2f}"
             )
     print(
         f"\n{'env':<10}{'codec':<26}{'KiB':>8}{'encode ms':>11}{'decode ms':>11}"

@@ -18,6 +18,12 @@ size in the same run (a subprocess on that revision's sources), with the load av
 
     .venv/bin/python benchmarks/pruner.py [--test-files 40] [--json out.json]
     .venv/bin/python benchmarks/pruner.py --latency-only --baseline 54be6a7
+    .venv/bin/python benchmarks/pruner.py --encoder-ab   # needs onnxruntime (not a dep)
+
+``--encoder-ab`` times the MiniLM forward the cold path is made of (one batch of 16 of
+the service's windows, width 256) interleaved round by round: torch (1 and 2 threads)
+against ONNX Runtime fp32 and dynamic int8 when onnxruntime is importable, with the
+largest hidden-state difference and the smallest cosine of the pooled line vectors.
 """
 
 from __future__ import annotations
@@ -267,6 +273,108 @@ def baseline_latency(rev: str, size: int, repeats: int) -> dict[str, float]:
     return row
 
 
+def encoder_ab(head: Pruner, rounds: int) -> None:
+    """The MiniLM forward: torch vs ONNX Runtime (fp32, int8), interleaved (see above)."""
+    scorer = head.scorer
+    assert isinstance(scorer, HeadScorer)
+    encoder, model = scorer.lines, scorer.lines.encoder.model
+    lines = _pool()[:600]
+    windows = encoder.windows([x[: encoder.line_cap] for x in encoder.token_ids(lines)])
+    batch = sorted(windows, key=lambda w: -len(w[0]))[:16]
+    ids = torch.zeros((len(batch), 256), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, (seq, _) in enumerate(batch):
+        ids[row, : len(seq)] = torch.tensor(seq[:256])
+        mask[row, : len(seq)] = 1
+    layers, dim = model.config.num_hidden_layers, model.config.hidden_size
+    ffn = model.config.intermediate_size
+    flop = ids.numel() * layers * 2 * (4 * dim * dim + 2 * dim * ffn)
+    flop += len(batch) * layers * 4 * 256 * 256 * dim  # attention scores and values
+    print(f"batch {tuple(ids.shape)}, {int(mask.sum())} real tokens, {flop / 1e9:.1f} GFLOP")
+
+    def torch_run(threads: int) -> Any:
+        def call() -> np.ndarray[Any, Any]:
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                hidden: np.ndarray[Any, Any] = model(
+                    input_ids=ids, attention_mask=mask
+                ).last_hidden_state.numpy()
+                return hidden
+
+        return call
+
+    runs = {f"torch, {t} thread(s)": torch_run(t) for t in (2, 1)}
+    try:
+        import onnxruntime as ort  # type: ignore[import-not-found]
+    except ImportError:
+        print("onnxruntime is not installed: torch only")
+    else:
+        runs.update(_onnx_runs(model, ids, mask, ort))
+    reference = runs["torch, 2 thread(s)"]()
+    keep = mask.numpy().astype(bool)
+
+    def pooled(hidden: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        v = np.stack([hidden[r][keep[r]].mean(0) for r in range(len(batch))])
+        unit: np.ndarray[Any, Any] = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return unit
+
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    outputs = {name: run() for name, run in runs.items()}  # warm-up, and the outputs
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    for name, out in outputs.items():
+        seconds = statistics.median(times[name])
+        diff = float(np.abs(out - reference)[keep].max())
+        cosine = float((pooled(out) * pooled(reference)).sum(1).min())
+        print(
+            f"{name:<26} {seconds:7.3f} s  {flop / 1e9 / seconds:6.1f} GFLOP/s  "
+            f"max |d hidden| {diff:.1e}  min pooled cosine {cosine:.5f}"
+        )
+    print(f"load {os.getloadavg()[0]:.1f}")
+
+
+def _onnx_runs(model: Any, ids: torch.Tensor, mask: torch.Tensor, ort: Any) -> dict[str, Any]:
+    from onnxruntime.quantization import (  # type: ignore[import-not-found]
+        QuantType,
+        quantize_dynamic,
+    )
+
+    class Hidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    folder = Path(tempfile.mkdtemp(prefix="pruner-onnx-"))
+    fp32, int8 = folder / "minilm.onnx", folder / "minilm.int8.onnx"
+    axes = {k: {0: "batch", 1: "tokens"} for k in ("input_ids", "attention_mask", "hidden")}
+    torch.onnx.export(
+        Hidden().eval(),
+        (ids[:2, :64], mask[:2, :64]),
+        str(fp32),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["hidden"],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+    runs = {}
+    for label, path in (("onnxruntime fp32", fp32), ("onnxruntime int8", int8)):
+        for threads in (2, 1):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            runs[f"{label}, {threads} thread(s)"] = lambda s=session: s.run(None, feed)[0]
+    return runs
+
+
 def print_row(size: str, row: dict[str, float], old: dict[str, float] | None, rev: str) -> None:
     line = (
         f"  {size:>6} tokens ({row['tokens']:.0f}): cold {row['cold_s'] * 1000:.0f} ms, "
@@ -293,10 +401,14 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="skip the recall eval")
     parser.add_argument("--baseline", default="", help="git revision to time side by side")
     parser.add_argument("--print-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--encoder-ab", action="store_true", help="torch vs ONNX Runtime only")
     args = parser.parse_args()
     if not args.print_json:
         print(f"torch threads: {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
     head = Pruner(HeadScorer.load())
+    if args.encoder_ab:
+        encoder_ab(head, args.repeats)
+        return
     summary: dict[str, Any] = {}
     if not args.latency_only:
         summary = quality(head, args)

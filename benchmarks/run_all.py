@@ -533,6 +533,12 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
+    if not args.only:  # a script added since: say so rather than leave it out silently
+        known = {b.script for b in BENCHES} | {Path(__file__).name}
+        for path in sorted(HERE.glob("*.py")):
+            if path.name not in known:
+                rows = [Row(f"`{path.name}`", "not in run_all.py yet")]
+                results.append((Bench(path.name, [], no_rows), rows, "not run"))
     text = table(results, gpu)
     print(text)
     if not args.no_docs and not args.only:

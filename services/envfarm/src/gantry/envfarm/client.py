@@ -39,7 +39,7 @@ def decode_observation(
 ) -> Observation:
     """Text and frame; the frame comes from `pixels` (raw encoding) when it holds one."""
     decoded: Observation = {"text": obs.text}
-    if pixels is not None and pixels.data:
+    if pixels is not None and pixels.shape:  # set (not reading `data`, which copies)
         decoded["image"] = tensor_to_numpy(pixels, field="observation_pixels")
     else:
         decoded["image"] = image_to_array(obs.image) if obs.HasField("image") else None
