@@ -125,7 +125,7 @@ def same(a: Quantized, b: Quantized) -> bool:
 def gemm_backends(device: str) -> list[str]:
     if device == "cpu":
         return ["torch", "triton"] if interpreted() else ["torch"]
-    return ["triton", "scaled_mm"]
+    return ["triton", "triton_persistent", "scaled_mm"]
 
 
 # ---- 1. correctness ----------------------------------------------------------------------------

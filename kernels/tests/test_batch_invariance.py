@@ -22,6 +22,7 @@ from gantry.kernels._common import BLOCK
 from gantry.kernels.fp8_gemm import fp8_gemm, fp8_gemm_ref, gemm_config, select_backend
 from gantry.kernels.fp8_linear import FP8Config, FP8Linear, fp8_linear
 from gantry.kernels.fp8_quant import Quantized, quantize_activation, quantize_weight
+from gantry.kernels.numerics import relative_error
 from gantry.kernels.recipes import get_recipe
 from gantry.models.loading import load_causal_lm
 from gantry.models.tiny import tiny_model_dir
@@ -249,3 +250,22 @@ def test_fp8_layers_are_row_wise_inside_a_decoding_model() -> None:
                 table[key] = y_row
     # At least the first layer's q/k/v rows (embedding + RMSNorm: row-wise) recur in all runs.
     assert matched >= 3 * 2 * 6
+
+
+def test_persistent_tma_kernel_matches_the_tiled_kernel_and_float64() -> None:
+    """The Hopper variant (persistent programs, TMA descriptors): same tile config, same
+    K-ordered reduction, so the same bits as the tiled kernel and the same rows for any M.
+    Its speed needs a GPU (benchmarks/gpu_checks.py)."""
+    torch.manual_seed(5)
+    a = quantize_activation(torch.randn(130, 144))
+    b = quantize_weight(torch.randn(192, 144))
+    full = fp8_gemm(a, b, out_dtype=torch.float32, backend="triton_persistent")
+    assert torch.equal(full, fp8_gemm(a, b, out_dtype=torch.float32, backend="triton"))
+    one = Quantized(a.data[5:6], a.scale[5:6], 1)
+    assert torch.equal(
+        fp8_gemm(one, b, out_dtype=torch.float32, backend="triton_persistent")[0], full[5]
+    )
+    # The descriptor loads and tl.dot themselves (the GPU path), against float64.
+    tma = gemm_mod._gemm_triton_persistent(a, b, torch.float32, ordered=False)
+    truth = a.dequantize(torch.float64) @ b.dequantize(torch.float64).t()
+    assert relative_error(tma, truth) < 1e-6

@@ -35,6 +35,7 @@ def compile_(name, fn, sig, consts, **opts):
         "div_rn": "div.rn.f32" in ptx,
         "div_approx": "div.full.f32" in ptx or "div.approx.f32" in ptx,
         "cvt_fp8": "cvt.rn.satfinite.e4m3x2.f32" in ptx or "cvt.rn.satfinite.e5m2x2.f32" in ptx,
+        "tma": "cp.async.bulk.tensor" in ptx,
         "cubin": len(kernel.asm["cubin"]),
     }
 
@@ -55,14 +56,23 @@ for fmt, dt in (("e4m3", "fp8e4nv"), ("e5m2", "fp8e5")):
              "constexpr" for k in [*c, "GROUP", "BLOCK_C"]}}, {**c, "GROUP": 128,
              "BLOCK_C": 64}, num_warps=4)
 for a_dt in ("fp8e4nv", "fp8e5"):
-    for bm in (64, 128):
+    for n in (64, 4096):  # both tile classes of gemm_config
+        cfg = g.gemm_config(n, 4096)
         sig = {"a_ptr": f"*{a_dt}", "b_ptr": "*fp8e4nv", "c_ptr": "*bf16", "sa_ptr": "*fp32",
                "sb_ptr": "*fp32", **ints("M", "N", "K", "stride_am", "stride_ak", "stride_bn",
                "stride_bk", "stride_cm", "stride_cn", "stride_sam", "stride_sbn")}
-        consts = {"A_ROWS": 1, "B_ROWS": 128, "BLOCK_M": bm, "BLOCK_N": 128, "BLOCK_K": 128,
-                  "GROUP_M": 8}
-        compile_(f"gemm_{a_dt}_{bm}", g._fp8_gemm_kernel, {**sig, **{k: "constexpr" for k in
-                 consts}}, consts, num_warps=8 if bm == 128 else 4, num_stages=3)
+        consts = {"A_ROWS": 1, "B_ROWS": 128, "BLOCK_M": cfg.block_m, "BLOCK_N": cfg.block_n,
+                  "BLOCK_K": 128, "GROUP_M": cfg.group_m, "ORDERED_DOT": False}
+        compile_(f"gemm_{a_dt}_{cfg.block_n}", g._fp8_gemm_kernel, {**sig, **{k: "constexpr"
+                 for k in consts}}, consts, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+desc = "tensordesc<fp8e4nv[128, 128]>"
+sig = {"a_desc": desc, "b_desc": desc, "a_ptr": "*fp8e4nv", "b_ptr": "*fp8e4nv", "c_ptr": "*bf16",
+       "sa_ptr": "*fp32", "sb_ptr": "*fp32", **ints("M", "N", "K", "stride_am", "stride_bn",
+       "stride_cm", "stride_cn", "stride_sam", "stride_sbn")}
+consts = {"A_ROWS": 1, "B_ROWS": 128, "BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 128,
+          "GROUP_M": 8, "NUM_PROGRAMS": 132, "ORDERED_DOT": False}
+compile_("gemm_persistent_tma", g._fp8_gemm_persistent_kernel, {**sig, **{k: "constexpr" for k
+         in consts}}, consts, num_warps=8, num_stages=3)
 print(json.dumps(out))
 """
 
@@ -81,11 +91,12 @@ def test_kernels_compile_for_sm90(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(report) == 10
+    assert len(report) == 11
     for name, info in report.items():
         assert info["cubin"] > 0, name
         if name.startswith("gemm"):
             assert info["wgmma"], f"{name}: FP8 dot not lowered to Hopper tensor cores"
+            assert info["tma"] == name.endswith("tma"), f"{name}: TMA loads"
         else:
             # Bit-exact with the torch reference needs IEEE division and an exact final cast.
             assert info["div_rn"] and not info["div_approx"], name

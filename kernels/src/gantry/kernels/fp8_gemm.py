@@ -56,7 +56,7 @@ from gantry.kernels.fp8_quant import Quantized
 
 __all__ = ["GemmBackend", "GemmConfig", "fp8_gemm", "fp8_gemm_ref", "gemm_config", "select_backend"]
 
-GemmBackend = Literal["auto", "triton", "torch", "scaled_mm"]
+GemmBackend = Literal["auto", "triton", "triton_persistent", "torch", "scaled_mm"]
 
 
 def _check(a: Quantized, b: Quantized, out_dtype: torch.dtype) -> None:
@@ -96,6 +96,44 @@ def fp8_gemm_ref(
 
 
 if HAS_TRITON:
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def _ordered_dot(
+        a_ptr: tl.tensor,
+        b_ptr: tl.tensor,
+        rm: tl.tensor,
+        rn: tl.tensor,
+        m_ok: tl.tensor,
+        n_ok: tl.tensor,
+        k0: tl.tensor,
+        K: tl.tensor,
+        stride_am: tl.tensor,
+        stride_ak: tl.tensor,
+        stride_bn: tl.tensor,
+        stride_bk: tl.tensor,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+    ) -> tl.tensor:
+        """One K slice's code dot product for the interpreter only: there tl.dot is numpy's
+        float16->float32 matmul, whose rounding depends on the row's position in the tile
+        (SIMD lanes); products summed along K in 16-wide chunks round every row alike."""
+        part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for kk in range(0, BLOCK_K, 16):
+            ks = k0 + kk + tl.arange(0, 16)
+            ks_ok = ks < K
+            a16 = tl.load(
+                a_ptr + rm[:, None] * stride_am + ks[None, :] * stride_ak,
+                mask=m_ok[:, None] & ks_ok[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            b16 = tl.load(
+                b_ptr + ks[:, None] * stride_bk + rn[None, :] * stride_bn,
+                mask=ks_ok[:, None] & n_ok[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            part += tl.sum(a16[:, :, None] * b16[None, :, :], axis=1)
+        return part
 
     @triton.jit  # type: ignore[untyped-decorator]
     def _fp8_gemm_kernel(
@@ -157,24 +195,10 @@ if HAS_TRITON:
             sa = tl.load(sa_rows + kb, mask=m_ok, other=0.0)
             sb = tl.load(sb_rows + kb, mask=n_ok, other=0.0)
             if ORDERED_DOT:
-                # Interpreter only: its tl.dot is numpy's float16->float32 matmul, whose
-                # rounding depends on the row's position in the tile (SIMD lanes). Products
-                # summed along K in 16-wide chunks round every row the same way.
-                part = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-                for kk in range(0, BLOCK_K, 16):
-                    ks = kb * BLOCK_K + kk + tl.arange(0, 16)
-                    ks_ok = ks < K
-                    a16 = tl.load(
-                        a_ptr + rm[:, None] * stride_am + ks[None, :] * stride_ak,
-                        mask=m_ok[:, None] & ks_ok[None, :],
-                        other=0.0,
-                    ).to(tl.float32)
-                    b16 = tl.load(
-                        b_ptr + ks[:, None] * stride_bk + rn[None, :] * stride_bn,
-                        mask=ks_ok[:, None] & n_ok[None, :],
-                        other=0.0,
-                    ).to(tl.float32)
-                    part += tl.sum(a16[:, :, None] * b16[None, :, :], axis=1)
+                part = _ordered_dot(
+                    a_ptr, b_ptr, rm, rn, m_ok, n_ok, kb * BLOCK_K, K,
+                    stride_am, stride_ak, stride_bn, stride_bk, BLOCK_M, BLOCK_N, BLOCK_K,
+                )  # fmt: skip
             else:
                 part = tl.dot(a, b)
             acc += part * sa[:, None] * sb[None, :]
@@ -183,6 +207,71 @@ if HAS_TRITON:
             acc.to(c_ptr.dtype.element_ty),
             mask=m_ok[:, None] & n_ok[None, :],
         )
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def _fp8_gemm_persistent_kernel(
+        a_desc: tl.tensor,
+        b_desc: tl.tensor,
+        a_ptr: tl.tensor,
+        b_ptr: tl.tensor,
+        c_ptr: tl.tensor,
+        sa_ptr: tl.tensor,
+        sb_ptr: tl.tensor,
+        M: tl.tensor,
+        N: tl.tensor,
+        K: tl.tensor,
+        stride_am: tl.tensor,
+        stride_bn: tl.tensor,
+        stride_cm: tl.tensor,
+        stride_cn: tl.tensor,
+        stride_sam: tl.tensor,
+        stride_sbn: tl.tensor,
+        A_ROWS: tl.constexpr,
+        B_ROWS: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        GROUP_M: tl.constexpr,
+        NUM_PROGRAMS: tl.constexpr,
+        ORDERED_DOT: tl.constexpr,
+    ) -> None:
+        # Persistent: NUM_PROGRAMS programs (one per SM) walk the output tiles in grouped
+        # order; operands arrive through TMA descriptors (zero-filled past the edges). Each
+        # tile is still reduced by one program in K order, so rows do not depend on M.
+        n_m = tl.cdiv(M, BLOCK_M)
+        n_n = tl.cdiv(N, BLOCK_N)
+        k_tiles = tl.cdiv(K, BLOCK_K)
+        per_group = GROUP_M * n_n
+        for tile in range(tl.program_id(0), n_m * n_n, NUM_PROGRAMS):
+            first_m = (tile // per_group) * GROUP_M
+            group_size = tl.minimum(n_m - first_m, GROUP_M)
+            pid_m = first_m + (tile % per_group) % group_size
+            pid_n = (tile % per_group) // group_size
+            rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+            rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+            m_ok = rm < M
+            n_ok = rn < N
+            sa_rows = sa_ptr + (rm // A_ROWS) * stride_sam
+            sb_rows = sb_ptr + (rn // B_ROWS) * stride_sbn
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for kb in range(0, k_tiles):
+                sa = tl.load(sa_rows + kb, mask=m_ok, other=0.0)
+                sb = tl.load(sb_rows + kb, mask=n_ok, other=0.0)
+                if ORDERED_DOT:
+                    part = _ordered_dot(
+                        a_ptr, b_ptr, rm, rn, m_ok, n_ok, kb * BLOCK_K, K,
+                        stride_am, 1, stride_bn, 1, BLOCK_M, BLOCK_N, BLOCK_K,
+                    )  # fmt: skip
+                else:
+                    a = a_desc.load([pid_m * BLOCK_M, kb * BLOCK_K])
+                    b = b_desc.load([pid_n * BLOCK_N, kb * BLOCK_K])
+                    part = tl.dot(a, tl.trans(b))
+                acc += part * sa[:, None] * sb[None, :]
+            tl.store(
+                c_ptr + rm[:, None] * stride_cm + rn[None, :] * stride_cn,
+                acc.to(c_ptr.dtype.element_ty),
+                mask=m_ok[:, None] & n_ok[None, :],
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +345,65 @@ def _recipe(q: Quantized) -> Any:
     return st.BlockWise128x128 if q.block_rows == BLOCK else st.BlockWise1x128
 
 
+def _num_programs(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).multi_processor_count)
+    return 4  # the interpreter: a few programs, each walking several tiles
+
+
+def _gemm_triton_persistent(
+    a: Quantized, b: Quantized, out_dtype: torch.dtype, ordered: bool | None = None
+) -> torch.Tensor:
+    """The persistent, TMA-fed variant (Hopper). Same tile config (N, K only), same per-tile
+    K-ordered reduction as :func:`_gemm_triton`: only the launch order and the loads differ.
+    ``ordered`` (tests): force the interpreter's ordered dot on or off (default: on there)."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    m, k = a.shape
+    n = b.shape[0]
+    c = torch.empty(m, n, dtype=out_dtype, device=a.data.device)
+    if m == 0 or n == 0:
+        return c
+    if k % 16 or a.data.stride(1) != 1 or b.data.stride(1) != 1:
+        raise ValueError("the TMA kernel needs K-contiguous operands with K a multiple of 16")
+    sa = a.scale.contiguous()
+    sb = b.scale.contiguous()
+    cfg = gemm_config(n, k)
+    tiles = cdiv(m, cfg.block_m) * cdiv(n, cfg.block_n)
+    programs = min(tiles, _num_programs(a.data.device))
+    a_desc = TensorDescriptor.from_tensor(a.data, [cfg.block_m, BLOCK])
+    b_desc = TensorDescriptor.from_tensor(b.data, [cfg.block_n, BLOCK])
+    _fp8_gemm_persistent_kernel[(programs,)](
+        a_desc,
+        b_desc,
+        a.data,
+        b.data,
+        c,
+        sa,
+        sb,
+        m,
+        n,
+        k,
+        a.data.stride(0),
+        b.data.stride(0),
+        c.stride(0),
+        c.stride(1),
+        sa.stride(0),
+        sb.stride(0),
+        A_ROWS=a.block_rows,
+        B_ROWS=b.block_rows,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
+        BLOCK_K=BLOCK,
+        GROUP_M=cfg.group_m,
+        NUM_PROGRAMS=programs,
+        ORDERED_DOT=interpreted() if ordered is None else ordered,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )
+    return c
+
+
 def _pad_rows(q: Quantized) -> Quantized:
     """``q`` with its rows zero-padded to a multiple of 128 (scales too: zero codes times a
     zero scale add nothing), so every M reaches cuBLASLt as whole 128-row tiles."""
@@ -310,11 +458,12 @@ def select_backend(backend: str, device: torch.device) -> str:
     A function of the requested backend and the device type only: M, alignment, grad mode
     and the history of earlier calls cannot change it (batch invariance, docs/kernels.md).
     """
-    if backend == "scaled_mm":
-        return "scaled_mm"
+    if backend in ("scaled_mm", "triton_persistent"):
+        return backend
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(
-            f"unknown backend {backend!r}: expected 'auto', 'triton', 'torch' or 'scaled_mm'"
+            f"unknown backend {backend!r}: expected 'auto', 'triton', 'triton_persistent', "
+            "'torch' or 'scaled_mm'"
         )
     return backend_for_device(backend, device.type == "cuda")
 
@@ -333,6 +482,9 @@ def fp8_gemm(
     chosen = select_backend(backend, a.data.device)
     if chosen == "scaled_mm":
         return _gemm_scaled_mm(a, b, out_dtype)
+    if chosen == "triton_persistent":
+        backend_for_device("triton", a.data.is_cuda)  # the same availability checks
+        return _gemm_triton_persistent(a, b, out_dtype)
     if chosen == "torch":
         return fp8_gemm_ref(a, b, out_dtype)
     return _gemm_triton(a, b, out_dtype)
