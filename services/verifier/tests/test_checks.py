@@ -125,6 +125,10 @@ def test_a_broken_plan_is_rejected_with_feedback(
     assert "check 0 failed" in v.feedback.reflection
     assert 1 <= len(v.feedback.instructions) <= 3
     assert [s.name for s in v.steps] == ["checks", "feedback"]
+    # What an agent can act on: where the episode ended, and the first refused action.
+    assert "final state:" in v.checks[0].detail and "# wall" in v.checks[0].detail
+    prose = stub.Verify(_request(_replay(["move up", *plan])), timeout=60).verification
+    assert "first invalid action: step 0 'move up'" in prose.checks[0].detail
 
 
 def test_trajectory_actions_replay_and_facts_label_the_step_limit(

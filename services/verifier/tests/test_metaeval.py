@@ -26,10 +26,11 @@ def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -
             "--modes",
             "plain",
             "programmatic",
-            "--latency-sample=1",
+            "--sequential",
             "--refine-tasks=2",
             "--rounds=2",
-            "--refine-mode=plain",
+            "--refine-modes=programmatic",
+            "--agent-max-tokens=16",
             f"--json={out}",
         ]
     )
@@ -44,12 +45,17 @@ def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -
         assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == ITEMS
         assert mode["errors"] == 0, mode["refusals"]  # every item fits the tiny model
         assert sum(total for _, total in mode["by_kind"].values()) == ITEMS
-        assert len(mode["latencies_s"]) == 1 and mode["latencies_s"][0] > 0
+        # --sequential: every item is one timed Verify call
+        assert len(mode["latencies_s"]) == ITEMS and min(mode["latencies_s"]) > 0
     # The executable check is the ground truth: with it, verdicts equal the labels (the
     # full pipeline's checks outranking its judge is the verifier's own tests' subject).
     c = modes["programmatic"]["confusion"]
     assert (c["fp"], c["fn"]) == (0, 0) and modes["programmatic"]["f1"] == 1.0
-    refine = tiny["refine"]
-    assert refine["tasks"] == 2 and len(refine["accuracy_by_round"]) == 2
-    assert refine["accuracy_by_round"][0] == 0.5  # one correct and one failed answer first
-    assert all(0.0 <= a <= 1.0 for a in refine["accuracy_by_round"])
+    (refine,) = tiny["refine"]
+    assert refine["mode"] == "programmatic" and refine["tasks"] == 2
+    assert refine["errors"] == 0 and len(refine["correct_by_round"]) == 2
+    assert refine["correct_by_round"][0] == 1  # one correct and one failed answer first
+    # The replay check reads each round's answer: the correct first answer is accepted in
+    # round 1 and kept; the failed one is rejected and retried by the agent.
+    assert refine["right_to_wrong"] == 0 and refine["retries"] == 1
+    assert refine["final_correct"] >= 1

@@ -11,8 +11,8 @@ import pytest
 from gantry.core.client import sync_channel
 from gantry.core.testing.process import spawn_service
 from gantry.verifier.metaeval import dataset, failures
-from gantry.verifier.metaeval.run import parse_actions, request
-from gantry.verifier.metaeval.scoring import Confusion, percentile
+from gantry.verifier.metaeval.run import parse_actions, request, stratified
+from gantry.verifier.metaeval.scoring import Confusion, percentile, wilson
 
 TOKEN = "metaeval-test-token"
 MAZE = ["('move', 'down')", "('move', 'left')", "('move', 'up')", "stop"]
@@ -113,3 +113,22 @@ def test_scores() -> None:
     assert c.f1 == pytest.approx(2 / 3) and c.accuracy == pytest.approx(3 / 5)
     assert Confusion.of([False], [True]).f1 == 0.0
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0 and percentile(list(range(100)), 99) == 98
+
+
+def test_stratified_subset_is_balanced_and_seeded(items: list[dataset.Item]) -> None:
+    subset = stratified(items, 1, seed=3)
+    failed = [i.injected for i in subset if not i.correct]
+    assert sorted(failed) == sorted(failures.KINDS)  # one of each failure kind
+    assert sum(i.correct for i in subset) == len(failed)  # as many correct answers
+    assert [i.id for i in subset] == [i.id for i in items if i in subset]  # the set's order
+    assert subset == stratified(items, 1, seed=3)
+    assert len(stratified(items, 9, seed=3)) == len(items)  # capped by what the set has
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(5, 10)
+    assert (round(lo, 3), round(hi, 3)) == (0.237, 0.763)
+    lo, hi = wilson(0, 4)
+    assert lo == 0.0 and round(hi, 3) == 0.49
+    assert wilson(0, 0) == (0.0, 1.0)
+    assert wilson(10, 10)[1] == 1.0

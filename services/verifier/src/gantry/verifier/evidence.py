@@ -28,6 +28,7 @@ from gantry.verifier.settings import PeerKind, VerifierSettings
 
 SEARCH_TOP_K = 3
 EVIDENCE_CHARS = 600  # per hit, in the judge's prompt
+FINAL_STATE_CHARS = 400  # a failed replay's last text observation, in its detail
 # An envfarm action inside free text: ('verb', ...) with at most one level of nested
 # brackets, or a bare stop (quoted or not).
 _ACTION = re.compile(r"\('[a-z_]+',\s*(?:[^()\[\]]|\([^()]*\)|\[[^\[\]]*\])*\)|\bstop\b")
@@ -162,6 +163,7 @@ async def _replay(
         raise _field_error(error, description, f"{field}.replay.env_id") from None
     session_id = created.session.id
     total, steps, last = 0.0, 0, envfarm_pb2.StepResult()
+    invalid = ""  # the first action the environment refused, for the agent's next try
     try:
         for action in actions:
             try:
@@ -173,6 +175,8 @@ async def _replay(
                 raise _field_error(error, description, f"{field}.replay.actions") from None
             last, steps = step.result, steps + 1
             total += last.reward
+            if not invalid and not last.action_valid:
+                invalid = f"step {steps - 1} {clip(action, 60)!r}: {clip(last.feedback, 120)}"
             if last.terminated or last.truncated:
                 break
     finally:
@@ -198,6 +202,10 @@ async def _replay(
             detail = "no actions to replay (the answer lists none)"
         if last.feedback:
             detail += f"; last feedback: {clip(last.feedback, 200)}"
+        if invalid:
+            detail += f"; first invalid action: {invalid}"
+        if last.observation.text and not passed:
+            detail += f"; final state:\n{clip(last.observation.text, FINAL_STATE_CHARS)}"
     return pb.CheckResult(
         index=index,
         passed=passed,

@@ -628,4 +628,4 @@ class Pipeline:
         if len(instructions) < 3:
             instructions.append("Re-check the result against the task before answering.")
         reflection = "; ".join(f"check {c.index} failed: {c.detail}" for c in failed)
-        return pb.Feedback(reflection=clip(reflection, 600), instructions=instructions[:3])
+        return pb.Feedback(reflection=clip(reflection, 1_200), instructions=instructions[:3])

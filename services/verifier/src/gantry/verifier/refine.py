@@ -198,10 +198,17 @@ class Refiner:
         request: pb.VerifyAndRefineRequest, answer: str, verification: pb.Verification
     ) -> list[tuple[str, str]]:
         instructions = "\n".join(f"- {i}" for i in verification.feedback.instructions)
+        # Failed executable checks are ground truth: the agent reads them verbatim (in
+        # PROGRAMMATIC mode they are the reflection already).
+        failed = [c for c in verification.checks if not c.passed]
+        checks = "".join(f"- check {c.index} failed: {c.detail}\n" for c in failed)
+        if verification.mode == pb.VERIFICATION_MODE_PROGRAMMATIC:
+            checks = ""
         user = (
             f"Task:\n{request.task}\n\nYour previous answer:\n{answer}\n\n"
             f"Verifier score: {verification.score}/4. {verification.rationale}\n"
-            f"Reflection: {verification.feedback.reflection}\n"
+            + (f"Executable checks:\n{checks}" if checks else "")
+            + f"Reflection: {verification.feedback.reflection}\n"
             f"Instructions:\n{instructions or '- answer the task again, carefully'}\n\n"
             "Your new final answer:"
         )

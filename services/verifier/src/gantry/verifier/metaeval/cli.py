@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -18,7 +20,7 @@ from typing import Any
 
 from gantry.core.client import sync_channel
 from gantry.verifier.metaeval import dataset, failures, run
-from gantry.verifier.metaeval.scoring import Confusion
+from gantry.verifier.metaeval.scoring import Confusion, wilson
 from gantry.verifier.metaeval.stack import Stack, envfarm, local_stack
 
 TOKEN = "metaeval-token"
@@ -38,9 +40,25 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--modes", nargs="+", default=list(run.MODES), choices=list(run.MODES))
     p.add_argument("--latency-sample", type=int, default=20, help="single Verify calls per mode")
+    p.add_argument(
+        "--per-kind",
+        type=int,
+        default=0,
+        help="verify a seeded stratified subset of the built set: this many items of each "
+        "failure kind and as many correct ones as failed ones (0 = every item)",
+    )
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="single Verify calls one at a time, each timed, instead of VerifyBatch plus a "
+        "latency sample (for slow judges)",
+    )
     p.add_argument("--refine-tasks", type=int, default=10, help="VerifyAndRefine tasks (0 = off)")
     p.add_argument("--rounds", type=int, default=4, help="VerifyAndRefine rounds")
-    p.add_argument("--refine-mode", default="full", choices=list(run.MODES))
+    p.add_argument(
+        "--refine-modes", nargs="+", default=["programmatic", "full"], choices=list(run.MODES)
+    )
+    p.add_argument("--agent-max-tokens", type=int, default=160, help="tokens per refined answer")
     p.add_argument(
         "--judge-max-tokens", type=int, default=0, help="tokens per judge call (0 = default)"
     )
@@ -73,19 +91,35 @@ def _table(title: str, results: Sequence[run.ModeResult], items: Sequence[datase
     return "\n".join(lines)
 
 
-def _refine_table(title: str, result: run.RefineResult) -> str:
-    rounds = " | ".join(f"round {k + 1}" for k in range(len(result.accuracy_by_round)))
-    values = " | ".join(f"{a:.2f}" for a in result.accuracy_by_round)
-    return "\n".join(
-        [
-            f"### {title}",
-            "",
-            f"| tasks | {rounds} | best round | wrong→right | right→wrong | refused |",
-            "|" + "---|" * (len(result.accuracy_by_round) + 5),
-            f"| {result.tasks} | {values} | {result.final_accuracy:.2f} | "
-            f"{result.wrong_to_right} | {result.right_to_wrong} | {result.errors} |",
-        ]
-    )
+def _load() -> str:
+    """The machine's load next to every figure (a shared CPU changes latencies a lot)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} / {five:.1f} / {fifteen:.1f} (1/5/15 min) on {os.cpu_count()} CPUs"
+
+
+def _share(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} = {k / max(n, 1):.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _refine_table(title: str, results: Sequence[run.RefineResult]) -> str:
+    rounds = len(results[0].correct_by_round)
+    columns = ["mode", *(f"round {k + 1}" for k in range(rounds)), "best round"]
+    columns += ["wrong→right", "right→wrong", "retries", "refused", "s"]
+    lines = [
+        f"### {title}",
+        "",
+        "Correct answers (replayed in envfarm) after each round, 95% Wilson intervals.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|---" * len(columns) + "|",
+    ]
+    for r in results:
+        cells = [r.mode, *(_share(c, r.tasks) for c in r.correct_by_round)]
+        cells += [_share(r.final_correct, r.tasks), str(r.wrong_to_right)]
+        cells += [str(r.right_to_wrong), str(r.retries), str(r.errors), f"{r.seconds:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _stacks(args: argparse.Namespace, envfarm_target: str) -> Iterator[tuple[str, Stack]]:
@@ -123,10 +157,12 @@ def _verify_with(
                 judge=services.judge,
                 seed=args.seed,
                 latency_sample=args.latency_sample,
+                sequential=args.sequential,
             )
             results.append(r)
             # Each mode's row as soon as it is known: a long run is readable while it runs.
             print(_table(f"{name}, {mode} ({r.seconds:.0f} s)", [r], items), flush=True)
+            print(f"  {_load()}", flush=True)
             for message, count in r.refusals.items():
                 print(f"  refused {count}x: {message}", flush=True)
         print(_table(f"judge: {name}", results, items), flush=True)
@@ -136,18 +172,26 @@ def _verify_with(
                 for r in results
             ]
         }
-        if refine_items:
-            refined = run.refine(
-                channel,
-                builder,
-                refine_items,
-                mode=args.refine_mode,
-                judge=services.judge,
-                rounds=args.rounds,
-                seed=args.seed,
+        refined = []
+        for mode in args.refine_modes if refine_items else []:
+            refined.append(
+                run.refine(
+                    channel,
+                    builder,
+                    refine_items,
+                    mode=mode,
+                    judge=services.judge,
+                    rounds=args.rounds,
+                    seed=args.seed,
+                    agent_max_tokens=args.agent_max_tokens,
+                )
             )
+            title = f"VerifyAndRefine, judge and agent: {name}"
+            print(_refine_table(f"{title}, {mode}", refined[-1:]), flush=True)
+            print(f"  {_load()}", flush=True)
+            entry["refine"] = [asdict(r) for r in refined]
+        if len(refined) > 1:
             print(_refine_table(f"VerifyAndRefine, judge and agent: {name}", refined), flush=True)
-            entry["refine"] = asdict(refined)
         return entry
 
 
@@ -167,6 +211,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         builder = dataset.Builder(envfarm_channel)
         family = [i for i in items if (i.env_id, i.difficulty) == REFINE_ENV]
         refine_items = family[: args.refine_tasks]
+        if args.per_kind:
+            items = run.stratified(items, args.per_kind, args.seed)
+            print(
+                f"verifying a stratified subset: {args.per_kind} per failure kind, "
+                f"{len(items)} items: {dict(Counter(i.injected for i in items))}"
+            )
+            report["set"]["subset"] = {"per_kind": args.per_kind, "items": len(items)}
         for name, services in _stacks(args, envfarm_target):
             report["models"][name] = _verify_with(
                 name, services, args, token, items, refine_items, builder

@@ -3,13 +3,14 @@ and VerifyAndRefine accuracy per round (answers re-checked by replay in envfarm)
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
 
-from gantry.proto.common.v1 import episode_pb2
+from gantry.proto.common.v1 import episode_pb2, sampling_pb2
 from gantry.proto.verifier.v1 import verifier_pb2, verifier_pb2_grpc
 from gantry.verifier.evidence import answer_actions
 from gantry.verifier.metaeval import dataset, failures
@@ -30,11 +31,13 @@ _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICUL
 BATCH = 16
 
 
-def request(item: Item, mode: str, *, judge: str = "", seed: int = 0) -> verifier_pb2.VerifyRequest:
+def request(
+    item: Item, mode: str, *, judge: str = "", seed: int = 0, from_answer: bool = False
+) -> verifier_pb2.VerifyRequest:
     """The item as the verifier sees it: task, answer, the trajectory with the harness's
     facts (parsed, terminated, truncated, step limit) but no reward, the domain rubric,
     and, in the modes that use them, the replay check that is the executable ground
-    truth."""
+    truth (replaying the trajectory's actions, or with `from_answer` the answer's)."""
     kind = MODES[mode]
     steps = [
         verifier_pb2.TraceStep(
@@ -63,6 +66,7 @@ def request(item: Item, mode: str, *, judge: str = "", seed: int = 0) -> verifie
             difficulty=_DIFFICULTY[item.difficulty],
             seed=item.seed,
             min_total_reward=dataset.SUCCESS_REWARD,
+            actions_from_answer=from_answer,
         )
         out.checks.append(verifier_pb2.ExecutableCheck(replay=replay))
     return out
@@ -96,9 +100,13 @@ def evaluate(
     seed: int = 0,
     latency_sample: int = 0,
     timeout_s: float = 3600.0,
+    sequential: bool = False,
 ) -> ModeResult:
     """VerifyBatch over every item; then single Verify calls, one at a time, on the first
-    `latency_sample` items for the latency of one verification."""
+    `latency_sample` items for the latency of one verification. `sequential`: single
+    Verify calls only, one at a time, each timed (for slow judges: no call is made twice)."""
+    if sequential:
+        return _sequential(channel, items, mode, judge=judge, seed=seed, timeout_s=timeout_s)
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     verdicts: list[bool] = []
     errors = 0
@@ -121,10 +129,7 @@ def evaluate(
             verdicts.append(ok and result.verification.verdict == verifier_pb2.VERDICT_REJECT)
     seconds = time.perf_counter() - started
     wrong = [not item.correct for item in items]
-    by_kind: dict[str, tuple[int, int]] = {}
-    for item, rejected in zip(items, verdicts, strict=True):
-        hit, total = by_kind.get(item.injected, (0, 0))
-        by_kind[item.injected] = (hit + rejected, total + 1)
+    by_kind = _by_kind(items, verdicts)
     latencies = []
     for item in items[:latency_sample]:
         t0 = time.perf_counter()
@@ -139,6 +144,63 @@ def evaluate(
     return ModeResult(mode, confusion, errors, by_kind, latencies, seconds, refusals)
 
 
+def _by_kind(items: Sequence[Item], verdicts: Sequence[bool]) -> dict[str, tuple[int, int]]:
+    by_kind: dict[str, tuple[int, int]] = {}
+    for item, rejected in zip(items, verdicts, strict=True):
+        hit, total = by_kind.get(item.injected, (0, 0))
+        by_kind[item.injected] = (hit + rejected, total + 1)
+    return by_kind
+
+
+def _sequential(
+    channel: grpc.Channel,
+    items: Sequence[Item],
+    mode: str,
+    *,
+    judge: str,
+    seed: int,
+    timeout_s: float,
+) -> ModeResult:
+    stub = verifier_pb2_grpc.VerifierServiceStub(channel)
+    verdicts: list[bool] = []
+    latencies: list[float] = []
+    refusals: dict[str, int] = {}
+    errors = 0
+    started = time.perf_counter()
+    for item in items:
+        t0 = time.perf_counter()
+        try:
+            reply = stub.Verify(request(item, mode, judge=judge, seed=seed), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:  # a judge that never parsed
+                raise
+            errors += 1
+            message = str(exc.details())[:160]
+            refusals[message] = refusals.get(message, 0) + 1
+            verdicts.append(False)
+            continue
+        latencies.append(time.perf_counter() - t0)
+        verdicts.append(reply.verification.verdict == verifier_pb2.VERDICT_REJECT)
+    seconds = time.perf_counter() - started
+    confusion = Confusion.of(verdicts, [not item.correct for item in items])
+    return ModeResult(
+        mode, confusion, errors, _by_kind(items, verdicts), latencies, seconds, refusals
+    )
+
+
+def stratified(items: Sequence[Item], per_kind: int, seed: int) -> list[Item]:
+    """A seeded subset, in the set's order: `per_kind` items of each injected failure kind
+    and as many correct answers as failed ones (the full set's half-and-half balance, so
+    precision and the reject-all floor mean the same on both)."""
+    rng = random.Random(seed)
+    chosen: set[str] = set()
+    counts = dict.fromkeys(failures.KINDS, per_kind) | {"none": per_kind * len(failures.KINDS)}
+    for kind, count in counts.items():
+        pool = [item.id for item in items if item.injected == kind]
+        chosen.update(rng.sample(pool, min(count, len(pool))))
+    return [item for item in items if item.id in chosen]
+
+
 def parse_actions(answer: str) -> list[str]:
     """The action strings an answer lists, in order: the service's own reading
     (EnvfarmReplayCheck.actions_from_answer), so both agree on what an answer says."""
@@ -147,12 +209,25 @@ def parse_actions(answer: str) -> list[str]:
 
 @dataclass
 class RefineResult:
+    """VerifyAndRefine on tasks whose every answer envfarm can grade by replay."""
+
+    mode: str
     tasks: int
-    accuracy_by_round: list[float]  # answer standing after round k (k = 1..rounds)
-    final_accuracy: float  # the verifier's choice (best round)
+    correct_by_round: list[int]  # answers right after round k (k = 1..rounds)
+    final_correct: int  # the verifier's choice (best round)
     wrong_to_right: int  # between round 1 and the final choice
     right_to_wrong: int
-    errors: int
+    errors: int  # streams that failed (their rounds so far count)
+    retries: int  # refined answers the agent wrote
+    seconds: float = 0.0
+
+    @property
+    def accuracy_by_round(self) -> list[float]:
+        return [c / max(self.tasks, 1) for c in self.correct_by_round]
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.final_correct / max(self.tasks, 1)
 
 
 def refine(
@@ -164,13 +239,18 @@ def refine(
     judge: str = "",
     rounds: int = 4,
     seed: int = 0,
+    agent_max_tokens: int = 0,
     timeout_s: float = 3600.0,
 ) -> RefineResult:
-    """VerifyAndRefine each item for up to `rounds` rounds with the verifier's default
-    agent; every round's answer is replayed in envfarm to see whether it is right."""
+    """VerifyAndRefine each item for up to `rounds` rounds, the first answer being the
+    item's and the agent the verifier's default (greedy, seeded). In the modes with
+    checks, the replay check reads each round's answer (`actions_from_answer`), so the
+    verifier and the agent see ground truth on every retry. Independently of the
+    verifier, every round's answer is replayed here in envfarm to score it."""
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     correct_by_round = [0] * rounds
-    final = flips_up = flips_down = errors = 0
+    final = flips_up = flips_down = errors = retries = 0
+    started = time.perf_counter()
 
     def right(item: Item, answer: str) -> bool:
         plan = parse_actions(answer)
@@ -179,8 +259,9 @@ def refine(
         _, _, steps = builder.replay(item.env_id, item.difficulty, item.seed, plan)
         return bool(steps) and steps[-1].terminated and steps[-1].reward >= dataset.SUCCESS_REWARD
 
+    sampling = sampling_pb2.SamplingParams(temperature=0, seed=seed, max_tokens=agent_max_tokens)
     for item in items:
-        base = request(item, mode, judge=judge, seed=seed)
+        base = request(item, mode, judge=judge, seed=seed, from_answer=True)
         call = verifier_pb2.VerifyAndRefineRequest(
             rubric=base.rubric,
             task=base.task,
@@ -190,12 +271,15 @@ def refine(
             judge=base.judge,
             max_steps=base.max_steps,
             max_rounds=rounds,
+            checks=base.checks,
+            agent=verifier_pb2.RefineAgent(sampling=sampling),
         )
         answers: list[str] = []
         chosen = item.answer
         try:
             for message in stub.VerifyAndRefine(call, timeout=timeout_s):
                 answers.append(message.round.answer)
+                retries += bool(message.round.refined_answer)
                 if message.done:
                     chosen = message.final_answer
         except grpc.RpcError:
@@ -208,12 +292,14 @@ def refine(
         final += outcomes[chosen]
         flips_up += not outcomes[standing[0]] and outcomes[chosen]
         flips_down += outcomes[standing[0]] and not outcomes[chosen]
-    n = max(len(items), 1)
     return RefineResult(
+        mode=mode,
         tasks=len(items),
-        accuracy_by_round=[c / n for c in correct_by_round],
-        final_accuracy=final / n,
+        correct_by_round=correct_by_round,
+        final_correct=final,
         wrong_to_right=flips_up,
         right_to_wrong=flips_down,
         errors=errors,
+        retries=retries,
+        seconds=time.perf_counter() - started,
     )

@@ -15,8 +15,15 @@ JUDGE = "default"
 # Verifier settings per judge model, where its defaults do not suit it: the tiny test
 # model reads 2048 tokens and writes noise, so its prompts and prose are kept short (as in
 # the verifier's own tests).
+# SmolLM2 on a shared 2-core CPU decodes at ~0.5-2 s per token and its cost per token grows
+# with the prompt: a compact trajectory (1500 chars) and short free text (40 chars per
+# rationale) keep one Verify to minutes.
 PROFILES: dict[str, dict[str, str]] = {
-    "tiny": {"GANTRY_VERIFIER_MAX_PROMPT_CHARS": "600", "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8"}
+    "tiny": {"GANTRY_VERIFIER_MAX_PROMPT_CHARS": "600", "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8"},
+    "smollm2-135m-instruct": {
+        "GANTRY_VERIFIER_MAX_PROMPT_CHARS": "1500",
+        "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "40",
+    },
 }
 JUDGE_TOKENS = {"tiny": 96}
 
