@@ -22,10 +22,13 @@ matrix, exact `argpartition` search.
 from __future__ import annotations
 
 import argparse
-import ast
+import contextlib
 import functools
 import gc
 import json
+import os
+import re
+import shutil
 import statistics
 import sysconfig
 import tempfile
@@ -53,14 +56,19 @@ from gantry.retrieval.store import QdrantStore
 
 DIM = 384
 BATCH = 1024
+ENCODE_BLOCK = 1024  # texts per cached block of embeddings
+REAL_POOL = 100_000  # docstrings collected for the real set (its cache key)
 TOP_K = 10
 # Big, well-documented packages first: the walk stops once it has enough docstrings.
 REAL_PACKAGES = ("torch", "transformers", "numpy", "scipy", "sympy", "pandas", "")
 
 
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
-    rows = rng.standard_normal((n, DIM)).astype(np.float32)
-    unit: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    """n random unit rows, drawn in blocks (1M rows never exist as float64)."""
+    unit = np.empty((n, DIM), np.float32)
+    for start in range(0, n, 65536):
+        rows = rng.standard_normal((min(65536, n - start), DIM))
+        unit[start : start + len(rows)] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     return unit
 
 
@@ -93,17 +101,55 @@ def exact_top(matrix: np.ndarray, query: np.ndarray, k: int = TOP_K) -> np.ndarr
     return top[np.argsort(-scores[top])]
 
 
-def recall(found: list[list[int]], exact: list[set[int]]) -> float:
-    return statistics.fmean(
-        len(e.intersection(f)) / TOP_K for e, f in zip(exact, found, strict=True)
-    )
+def kth_scores(matrix: np.ndarray, queries: np.ndarray, k: int = TOP_K) -> np.ndarray:
+    """Each query's k-th best exact score (queries scored in blocks: one matmul each)."""
+    out = np.empty(len(queries), np.float32)
+    for start in range(0, len(queries), 64):
+        scores = queries[start : start + 64] @ matrix.T
+        out[start : start + 64] = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    return out
+
+
+def recall(
+    found: list[list[int]], matrix: np.ndarray, queries: np.ndarray, kth: np.ndarray
+) -> float:
+    """Recall@k against exact search, tie-aware: a found point counts when its exact score
+    reaches the k-th best one (near-duplicate texts tie; any of them is a right answer)."""
+    hits = [
+        int(np.count_nonzero(matrix[ids] @ q >= t - 1e-5)) if ids else 0
+        for ids, q, t in zip(found, queries, kth, strict=True)
+    ]
+    return statistics.fmean(min(h, TOP_K) / TOP_K for h in hits)
+
+
+def load_avg() -> float:
+    return os.getloadavg()[0]
+
+
+def note(what: str, row: dict[str, Any] | None = None) -> None:
+    """A progress line as each figure is measured (a run stopped early keeps them)."""
+    figures = ""
+    if row is not None and "qps" in row:
+        figures = f": {row['qps']:.1f} QPS, p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms"
+        if "recall_at_10" in row:
+            figures += f", recall@10 {row['recall_at_10']:.3f}"
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp} load {load_avg():.1f}] {what}{figures}", flush=True)
 
 
 # ---- the real corpus: docstrings of installed packages, MiniLM-embedded ------------------
 
 
+_DOCSTRING = re.compile(
+    r'^[ \t]*(?:(?:async[ \t]+)?def|class)[ \t][^\n]*:[ \t]*\n[ \t]*[rRuU]?("""|\'\'\')(.*?)\1',
+    re.DOTALL | re.MULTILINE,
+)
+
+
 def docstrings(limit: int, packages: Sequence[str] = ()) -> list[str]:
-    """Distinct docstrings (first 48 words, at least 5) of installed packages, sorted walk."""
+    """Distinct 48-word chunks (at least 5 words) of the docstrings of the functions and
+    classes of installed packages, in a sorted walk (a regular expression: `ast` is 10x
+    slower)."""
     root = Path(sysconfig.get_paths()["purelib"])
     dirs = [root / p for p in packages] if packages else [root]
     seen: set[str] = set()
@@ -111,45 +157,84 @@ def docstrings(limit: int, packages: Sequence[str] = ()) -> list[str]:
     for base in dirs:
         for path in sorted(base.rglob("*.py")):
             try:
-                tree = ast.parse(path.read_text(encoding="utf-8"))
-            except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
+                source = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
                 continue
-            for node in ast.walk(tree):
-                if not isinstance(
-                    node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
-                ):
-                    continue
-                doc = ast.get_docstring(node)
-                words = doc.split() if doc else []
-                text = " ".join(words[:48])
-                if len(words) >= 5 and text not in seen:
-                    seen.add(text)
-                    out.append(text)
-                    if len(out) >= limit:
-                        return out
+            for match in _DOCSTRING.finditer(source):
+                words = match.group(2).split()
+                for start in range(0, len(words), 48):  # chunks of 48 words
+                    text = " ".join(words[start : start + 48])
+                    if len(words) - start >= 5 and text not in seen:
+                        seen.add(text)
+                        out.append(text)
+                        if len(out) >= limit:
+                            return out
     return out
 
 
-def real_set(n: int, queries: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """MiniLM vectors of n docstrings and of `queries` held-out ones (cached in `cache`)."""
-    if cache.exists():
-        data = np.load(cache)
-        if len(data["corpus"]) >= n and len(data["queries"]) >= queries:
-            return data["corpus"][:n], data["queries"][:queries]
+def real_texts(pool: int, queries: int, folder: Path) -> tuple[list[str], list[str]]:
+    """`queries` held-out docstrings and up to `pool` corpus ones, in a fixed shuffled order
+    (saved in `folder`, so a resumed or shorter run sees the same texts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / "texts.json"
+    if saved.exists():
+        texts = json.loads(saved.read_text())
+    else:
+        texts = docstrings(pool + queries, REAL_PACKAGES)
+        saved.write_text(json.dumps(texts))
+    order = np.random.default_rng(1).permutation(len(texts))
+    return [texts[i] for i in order[:queries]], [texts[i] for i in order[queries:]]
+
+
+def _encode_blocks(
+    embedder: Any, texts: list[str], kind: str, folder: Path, args: Any
+) -> np.ndarray:
+    """Encode in blocks of ENCODE_BLOCK texts, each saved as it finishes (resumable);
+    `args.cached_only` stops at the first block not on disk; `args.encode_shard` (i/k)
+    encodes every k-th block only, so k processes can fill the cache side by side."""
+    shard, shards = (int(x) for x in args.encode_shard.split("/"))
+    blocks = []
+    for number, start in enumerate(range(0, len(texts), ENCODE_BLOCK)):
+        if number % shards != shard:
+            continue
+        path = folder / f"{kind}-{start:08d}.npy"
+        block = texts[start : start + ENCODE_BLOCK]
+        if path.exists() and len(np.load(path, mmap_mode="r")) == len(block):
+            blocks.append(np.load(path))
+            continue
+        if args.cached_only:
+            break
+        began = time.perf_counter()
+        vectors = embedder.encode(block, input_type=kind, batch_size=128)
+        took = time.perf_counter() - began
+        np.save(path, vectors)
+        blocks.append(vectors)
+        print(
+            f"encoded {kind} {start + len(block):,}/{len(texts):,} "
+            f"({len(block) / took:.1f} texts/s, load {load_avg():.1f})",
+            flush=True,
+        )
+    return np.concatenate(blocks) if blocks else np.zeros((0, DIM), np.float32)
+
+
+def real_set(n: int, queries: int, args: Any) -> tuple[np.ndarray, np.ndarray]:
+    """MiniLM vectors of the first n pool docstrings and of `queries` held-out ones.
+
+    Cached under `args.cache` block by block, so an interrupted run resumes and a smaller
+    n reuses a prefix; `args.cached_only` takes just the blocks already encoded.
+    """
     from gantry.retrieval.embedders import load_embedder
     from gantry.retrieval.settings import EncoderSpec
 
-    texts = docstrings(n + queries, REAL_PACKAGES)
-    rng = np.random.default_rng(1)
-    order = rng.permutation(len(texts))
-    held = [texts[i] for i in order[:queries]]
-    corpus = [texts[i] for i in order[queries:]]
-    embedder = load_embedder(EncoderSpec(id="minilm", max_seq_length=64), device="cpu")
-    start = time.perf_counter()
-    doc_vectors = embedder.encode(corpus, input_type="document", batch_size=128)
-    query_vectors = embedder.encode(held, input_type="query", batch_size=128)
-    print(f"embedded {len(corpus)} docstrings in {time.perf_counter() - start:.0f} s")
-    np.savez(cache, corpus=doc_vectors, queries=query_vectors)
+    pool = max(n, REAL_POOL)
+    folder = args.cache / f"pool{pool}-q{queries}-len{args.max_tokens}"
+    held, corpus = real_texts(pool, queries, folder)
+    if len(corpus) < n:
+        print(f"only {len(corpus):,} distinct docstrings installed (asked for {n:,})")
+    spec = EncoderSpec(id="minilm", max_seq_length=args.max_tokens)
+    embedder = load_embedder(spec, device="cpu")
+    query_vectors = _encode_blocks(embedder, held, "query", folder, args)
+    doc_vectors = _encode_blocks(embedder, corpus[:n], "document", folder, args)
     return doc_vectors, query_vectors
 
 
@@ -170,6 +255,8 @@ def bench_numpy(vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
     return {
         "upsert_points_per_s": len(vectors) / seconds,
         "rss_mb": rss_mb() - before,
+        "queries": len(queries),
+        "load": load_avg(),
         **latency_stats(samples),
     }
 
@@ -207,6 +294,8 @@ def bench_local(path: Path, vectors: np.ndarray, queries: np.ndarray) -> dict[st
     out = {
         "upsert_points_per_s": len(vectors) / seconds,
         "rss_mb": rss_mb() - before,
+        "queries": len(queries),
+        "load": load_avg(),
         **latency_stats(samples),
         "found": found,
     }
@@ -228,15 +317,32 @@ def _search_all(stub: Any, queries: np.ndarray, params: pb.SearchParams) -> dict
         reply, took = timed(functools.partial(stub.Search, request))
         samples.append(took)
         found.append([int(r.id) for r in reply.results])
-    return {**latency_stats(samples), "found": found}
+    return {**latency_stats(samples), "queries": len(queries), "load": load_avg(), "found": found}
 
 
-def bench_edge(
-    path: Path, vectors: np.ndarray, queries: np.ndarray, timeout_s: float, min_points: int
-) -> dict[str, Any]:
-    """The service on Edge: upsert, searches while the index builds, then per search knob."""
-    before = rss_mb()
-    settings = RetrievalSettings(
+def _builder_rss_mb() -> float:
+    """RSS of the background index builder (a child process), 0 when none runs."""
+    total = 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if b"gantry.retrieval.edge_index" not in (proc / "cmdline").read_bytes():
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("PPid:") and int(line.split()[1]) != os.getpid():
+                    break
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
+
+
+def edge_settings(path: Path, args: Any) -> RetrievalSettings:
+    """The service's settings for this run; unset flags keep the service's defaults."""
+    engine = {
+        "search_hnsw_ef": args.hnsw_ef,
+        "hnsw_m": args.hnsw_m,
+        "hnsw_ef_construct": args.ef_construct,
+    }
+    return RetrievalSettings(
         host="127.0.0.1",
         port=0,
         metrics_port=0,
@@ -245,87 +351,157 @@ def bench_edge(
         qdrant_embedded="edge",
         qdrant_path=str(path),
         max_batch_texts=BATCH,
-        edge_index_quiet_s=1.0,
-        edge_index_min_points=min_points,
+        edge_index_quiet_s=args.index_quiet_s,
+        edge_index_nice=args.index_nice,
+        edge_index_min_points=args.index_min_points,
+        **{k: v for k, v in engine.items() if v is not None},
+    )
+
+
+def edge_knobs(args: Any) -> list[tuple[str, pb.SearchParams]]:
+    """`default` (what a caller gets), each --ef in the sweep, and `exact`."""
+    quantization = None
+    if args.quantization == "int8" and args.oversampling:
+        quantization = pb.QuantizationSearchParams(rescore=True, oversampling=args.oversampling)
+    knobs = [("default", pb.SearchParams(quantization=quantization))]
+    knobs += [(f"ef{ef}", pb.SearchParams(hnsw_ef=ef, quantization=quantization)) for ef in args.ef]
+    return [*knobs, ("exact", pb.SearchParams(exact=True))]
+
+
+def bench_edge(
+    path: Path, vectors: np.ndarray, queries: np.ndarray, kth: np.ndarray, args: Any
+) -> dict[str, Any]:
+    """The service on Edge: upsert, searches while the index builds, then per search knob."""
+    settings = edge_settings(path, args)
+    quantization = (
+        pb.QUANTIZATION_SCALAR_INT8 if args.quantization == "int8" else pb.QUANTIZATION_UNSPECIFIED
     )
     with (
-        serve_in_thread(RetrievalService(settings)) as running,
+        # A loaded machine can take minutes to import and load the service's encoder.
+        serve_in_thread(RetrievalService(settings), startup_timeout_s=900) as running,
         sync_channel(f"127.0.0.1:{running.port}") as channel,
     ):
+        before = rss_mb()  # the service is up (encoder loaded): count only the data
         stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
-        stub.CreateCollection(pb.CreateCollectionRequest(name="bench"))
+        stub.CreateCollection(pb.CreateCollectionRequest(name="bench", quantization=quantization))
+        load_before = load_avg()
         written, seconds = timed(
             lambda: upsert_batched(stub, "bench", _points(vectors), batch_size=BATCH)
         )
         assert written == len(vectors)
-        out: dict[str, Any] = {"upsert_points_per_s": len(vectors) / seconds}
+        note(f"edge: upserted {written:,} in {seconds:.0f} s, RSS +{rss_mb() - before:.0f} MB")
+        out: dict[str, Any] = {
+            "upsert_points_per_s": len(vectors) / seconds,
+            "upsert_load": max(load_before, load_avg()),
+            "settings": {
+                "search_hnsw_ef": settings.search_hnsw_ef,
+                "hnsw_m": settings.hnsw_m,
+                "hnsw_ef_construct": settings.hnsw_ef_construct,
+                "quantization": args.quantization,
+                "edge_index_min_points": settings.edge_index_min_points,
+                "edge_index_nice": settings.edge_index_nice,
+            },
+        }
         loaded = time.perf_counter()
         # Exhaustive searches while the index builds in the background (availability).
         during = _search_all(stub, queries[:50], pb.SearchParams())
         out["during_build"] = {k: v for k, v in during.items() if k != "found"}
-        deadline = loaded + timeout_s
+        note("edge: searches right after the load (before the index)", during)
+        deadline = loaded + args.build_timeout
+        loads, builder, shown = [load_avg()], 0.0, loaded
         while time.perf_counter() < deadline:
             info = stub.GetCollection(pb.GetCollectionRequest(name="bench")).collection
             if not info.indexing and info.indexed_vectors_count >= info.chunks_count:
                 break
             time.sleep(0.5)
+            loads.append(load_avg())
+            builder = max(builder, _builder_rss_mb())
+            if time.perf_counter() - shown >= 60:
+                shown = time.perf_counter()
+                note(
+                    f"edge: building {shown - loaded:.0f} s, {info.indexed_vectors_count:,} "
+                    f"indexed, builder RSS {_builder_rss_mb():.0f} MB, "
+                    f"service RSS +{rss_mb() - before:.0f} MB"
+                )
         out["index_build_s"] = time.perf_counter() - loaded
+        out["build_load"] = statistics.fmean(loads)
         out["indexed_vectors"] = int(info.indexed_vectors_count)
         out["rss_mb"] = rss_mb() - before
+        out["builder_peak_rss_mb"] = builder
         out["disk_mb"] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-        for label, params in (
-            ("default", pb.SearchParams()),
-            ("ef64", pb.SearchParams(hnsw_ef=64)),
-            ("ef256", pb.SearchParams(hnsw_ef=256)),
-            ("exact", pb.SearchParams(exact=True)),
-        ):
+        note(
+            f"edge: index {'built' if out['indexed_vectors'] >= len(vectors) else 'NOT built'} "
+            f"after {out['index_build_s']:.0f} s ({out['indexed_vectors']:,} indexed); service "
+            f"RSS +{out['rss_mb']:.0f} MB, builder peak {builder:.0f} MB, "
+            f"disk {out['disk_mb']:.0f} MB"
+        )
+        for label, params in edge_knobs(args):
             out[label] = _search_all(stub, queries, params)
+            out[label]["recall_at_10"] = recall(out[label].pop("found"), vectors, queries, kth)
+            note(f"edge {label}", out[label])
         return out
 
 
 def run_set(name: str, vectors: np.ndarray, queries: np.ndarray, args: Any) -> dict[str, Any]:
-    exact = [set(exact_top(vectors, q).tolist()) for q in queries]
+    kth = kth_scores(vectors, queries)
+    note(f"{name}: {len(vectors):,} vectors, exact top-{TOP_K} of {len(queries)} queries")
     out: dict[str, Any] = {"n": len(vectors), "queries": len(queries)}
-    with tempfile.TemporaryDirectory(prefix=f"gantry-retrieval-{name}-") as tmp:
-        out["numpy"] = bench_numpy(vectors, queries)
+    with tempfile.TemporaryDirectory(prefix=f"gantry-retrieval-{name}-", dir=args.tmp) as tmp:
+        if args.numpy_queries:
+            out["numpy"] = bench_numpy(vectors, queries[: args.numpy_queries])
+            note(f"numpy (RSS +{out['numpy']['rss_mb']:.0f} MB)", out["numpy"])
         gc.collect()
         if args.local_queries:
-            out["local"] = bench_local(Path(tmp) / "local", vectors, queries[: args.local_queries])
+            few = queries[: args.local_queries]
+            out["local"] = bench_local(Path(tmp) / "local", vectors, few)
             out["local"]["recall_at_10"] = recall(
-                out["local"].pop("found"), exact[: args.local_queries]
+                out["local"].pop("found"), vectors, few, kth[: len(few)]
             )
+            shutil.rmtree(Path(tmp) / "local", ignore_errors=True)
+            note(f"local (RSS +{out['local']['rss_mb']:.0f} MB)", out["local"])
         gc.collect()
-        out["edge"] = bench_edge(
-            Path(tmp) / "edge", vectors, queries, args.build_timeout, args.index_min_points
-        )
-    for label in ("default", "ef64", "ef256", "exact"):
-        out["edge"][label]["recall_at_10"] = recall(out["edge"][label].pop("found"), exact)
+        out["edge"] = bench_edge(Path(tmp) / "edge", vectors, queries, kth, args)
     return out
 
 
 def print_set(name: str, r: dict[str, Any]) -> None:
-    print(f"\n{name}: N={r['n']:,} x {DIM}-d, {r['queries']} sequential top-{TOP_K} queries")
-    print(f"{'path':<22}{'upsert/s':>10}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
-    rows = [("numpy (exact)", r["numpy"], 1.0)]
+    """One row per path; QPS ratios to numpy (exact, the strongest baseline) and local."""
+    print(f"\n{name}: N={r['n']:,} x {DIM}-d, sequential top-{TOP_K} queries")
+    print(
+        f"{'path':<20}{'queries':>8}{'upsert/s':>10}{'QPS':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'recall@10':>10}{'load':>6}{'x numpy':>9}{'x local':>9}"
+    )
+    e = r["edge"]
+    rows = []
+    if "numpy" in r:
+        rows.append(("numpy (exact)", r["numpy"], 1.0))
     if "local" in r:
         rows.append(("qdrant-client local", r["local"], r["local"]["recall_at_10"]))
-    e = r["edge"]
-    for label in ("default", "ef64", "ef256", "exact"):
-        rows.append((f"edge {label}", {**e, **e[label]}, e[label]["recall_at_10"]))
+    labels = [k for k in e if isinstance(e[k], dict) and "qps" in e[k] and k != "during_build"]
+    for label in labels:
+        row = {**e[label], "upsert_points_per_s": e["upsert_points_per_s"]}
+        rows.append((f"edge {label}", row, e[label]["recall_at_10"]))
+    base = {k: r[k]["qps"] for k in ("numpy", "local") if k in r}
     for label, row, rec in rows:
+        ratios = "".join(
+            f"{row['qps'] / base[k]:>8.1f}x" if k in base else f"{'-':>9}"
+            for k in ("numpy", "local")
+        )
         print(
-            f"{label:<22}{row['upsert_points_per_s']:>10,.0f}{row['qps']:>9.1f}"
-            f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{rec:>11.3f}"
+            f"{label:<20}{row['queries']:>8}{row['upsert_points_per_s']:>10,.0f}{row['qps']:>9.1f}"
+            f"{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{rec:>10.3f}{row['load']:>6.1f}{ratios}"
         )
     d = e["during_build"]
     print(
-        f"edge: index build {e['index_build_s']:.1f} s; while building {d['qps']:.1f} QPS "
-        f"(p99 {d['p99_ms']:.1f} ms); RSS +{e['rss_mb']:.0f} MB, disk {e['disk_mb']:.0f} MB; "
-        f"numpy RSS "
-        f"+{r['numpy']['rss_mb']:.0f} MB"
+        f"edge ({e['settings']}): upsert at load {e['upsert_load']:.1f}; index build "
+        f"{e['index_build_s']:.1f} s at load {e['build_load']:.1f}; while building "
+        f"{d['qps']:.1f} QPS (p99 {d['p99_ms']:.1f} ms); service RSS +{e['rss_mb']:.0f} MB "
+        f"after the load (builder process peak {e['builder_peak_rss_mb']:.0f} MB), "
+        f"disk {e['disk_mb']:.0f} MB"
     )
-    if "local" in r:
-        print(f"edge default QPS / local QPS: {e['default']['qps'] / r['local']['qps']:.1f}x")
+    for k in ("numpy", "local"):
+        if k in r:
+            print(f"{k}: RSS +{r[k]['rss_mb']:.0f} MB")
 
 
 # (label, mode, fusion); "hybrid (default)" sends FUSION_UNSPECIFIED, what callers get.
@@ -409,17 +585,61 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="random vectors (0 = skip)")
     parser.add_argument("--n-real", type=int, default=100_000, help="docstrings (0 = skip)")
-    parser.add_argument("--queries", type=int, default=200, help="search queries per set")
+    parser.add_argument("--queries", type=int, default=1000, help="search queries per set")
     parser.add_argument(
-        "--local-queries", type=int, default=50, help="queries for local mode (0 = skip it)"
+        "--numpy-queries", type=int, default=1000, help="queries for numpy (0 = skip it)"
+    )
+    parser.add_argument(
+        "--local-queries", type=int, default=200, help="queries for local mode (0 = skip it)"
     )
     parser.add_argument("--build-timeout", type=float, default=3600.0, help="index build cap")
     parser.add_argument(
         "--index-min-points", type=int, default=5000, help="Edge build trigger (service default)"
     )
     parser.add_argument(
-        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "gantry-docstrings.npz"
+        "--index-quiet-s",
+        type=float,
+        default=2.0,
+        help="Edge: idle seconds before a build (service default; raise it on a loaded machine "
+        "so a slow bulk load is not indexed halfway)",
     )
+    parser.add_argument(
+        "--index-nice",
+        type=int,
+        default=10,
+        help="Edge: builder niceness over the service's (service default 10; 0 on a busy "
+        "machine, or a niced run's build gets almost no CPU)",
+    )
+    parser.add_argument("--hnsw-ef", type=int, default=None, help="service SEARCH_HNSW_EF")
+    parser.add_argument("--hnsw-m", type=int, default=None, help="service HNSW_M")
+    parser.add_argument("--ef-construct", type=int, default=None, help="service HNSW_EF_CONSTRUCT")
+    parser.add_argument(
+        "--ef",
+        type=lambda v: [int(x) for x in v.split(",") if x],
+        default=[64, 256],
+        help="extra hnsw_ef values searched besides the default (comma-separated)",
+    )
+    parser.add_argument("--quantization", choices=("none", "int8"), default="none")
+    parser.add_argument(
+        "--oversampling", type=float, default=0.0, help="int8: rescore with this oversampling"
+    )
+    parser.add_argument("--tmp", type=Path, default=None, help="where the stores are written")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "gantry-retrieval-embeddings",
+        help="folder of cached MiniLM embeddings (resumable)",
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=16, help="MiniLM input length (tokens) of the real set"
+    )
+    parser.add_argument(
+        "--cached-only", action="store_true", help="real set: only the blocks already encoded"
+    )
+    parser.add_argument(
+        "--encode-shard", default="0/1", help="i/k: encode every k-th block (k processes)"
+    )
+    parser.add_argument("--encode-only", action="store_true", help="fill the cache, then stop")
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     parser.add_argument("--fusion", action="store_true", help="only the fusion quality tables")
     parser.add_argument("--keyword-docs", type=int, default=60, help="keyword-set size (fusion)")
@@ -433,7 +653,10 @@ def main() -> None:
         return
     results: dict[str, Any] = {"dim": DIM}
     if args.n_real:
-        corpus, queries = real_set(args.n_real, args.queries, args.cache)
+        corpus, queries = real_set(args.n_real, args.queries, args)
+        if args.encode_only:
+            print(f"cached {len(corpus):,} + {len(queries)} vectors under {args.cache}")
+            return
         results["real"] = run_set("real", corpus, queries, args)
         print_set("real (MiniLM docstrings)", results["real"])
     if args.n:

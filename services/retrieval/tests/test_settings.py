@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gantry.retrieval import edge_index
 from gantry.retrieval.edge_store import EdgeStore
 from gantry.retrieval.service import open_store
 from gantry.retrieval.settings import RetrievalSettings
@@ -63,3 +64,19 @@ def test_inconsistent_settings_are_rejected() -> None:
         RetrievalSettings(auth_disabled=True, default_encoder_id="missing")
     with pytest.raises(ValueError, match="chunk_overlap_words"):
         RetrievalSettings(auth_disabled=True, chunk_words=10, chunk_overlap_words=10)
+
+
+def test_index_builder_priority_is_a_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GANTRY_RETRIEVAL_EDGE_INDEX_NICE", "0")
+    store = open_store(RetrievalSettings(auth_disabled=True, data_dir=tmp_path))
+    try:
+        assert isinstance(store, EdgeStore) and store.index.nice == 0
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="edge_index_nice"):
+        RetrievalSettings(auth_disabled=True, edge_index_nice=20)
+    # The builder refuses arguments it does not understand before touching any shard.
+    assert edge_index.main([]) == 2
+    assert edge_index.main([str(tmp_path), "high"]) == 2

@@ -23,14 +23,16 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m gantry.retrieval.edge_index SHARD_DIR", file=sys.stderr)
+    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
+        print("usage: python -m gantry.retrieval.edge_index SHARD_DIR [NICE]", file=sys.stderr)
         return 2
     parent = os.getppid()
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return 1
-    os.nice(10)  # searches and writes in the service come first
+    nice = int(argv[1]) if len(argv) == 2 else 10
+    if nice:
+        os.nice(nice)  # searches and writes in the service come first
     shard = edge.EdgeShard.load(argv[0])
     try:
         shard.optimize()

@@ -86,6 +86,7 @@ class IndexSettings:
     hnsw_m: int = 16
     hnsw_ef_construct: int = 100
     default_hnsw_ef: int = 128
+    nice: int = 10  # added to the builder process's niceness: serving comes first
 
 
 # ---- filters: qdrant-client models → Edge ---------------------------------------------------
@@ -681,7 +682,13 @@ class EdgeStore:
         started = time.monotonic()
         try:
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "gantry.retrieval.edge_index", str(build)],
+                [
+                    sys.executable,
+                    "-m",
+                    "gantry.retrieval.edge_index",
+                    str(build),
+                    str(self.index.nice),
+                ],
                 stdout=subprocess.DEVNULL,
             )
             returncode = self._child.wait()

@@ -61,6 +61,7 @@ def open_store(settings: RetrievalSettings) -> Store:
             hnsw_m=settings.hnsw_m,
             hnsw_ef_construct=settings.hnsw_ef_construct,
             default_hnsw_ef=settings.search_hnsw_ef,
+            nice=settings.edge_index_nice,
         )
         path = settings.qdrant_path or str(settings.resolved_data_dir() / "qdrant-edge")
         previous = settings.resolved_data_dir() / "qdrant"

@@ -90,6 +90,13 @@ class RetrievalSettings(ServiceSettings):
         ge=0,
         description="Edge: a build starts once writes to the collection pause this long",
     )
+    edge_index_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Edge: niceness the index builder adds to the service's (searches and "
+        "writes come first; 0 = same priority, for a bulk load on a busy machine)",
+    )
     qdrant_embedded_fast_writes: bool = Field(
         default=True,
         description="Embedded store: SQLite WAL + synchronous=NORMAL (~70x faster upserts; "
