@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer.vision import ImageSlots
 
 DEFAULT_CLIP = 0.2  # PPO's range; DAPO's "clip-higher" raises only clip_high, to 0.28
 DEFAULT_IMPORTANCE_CAP = 2.0  # the truncation level of Yao et al.'s TIS experiments
@@ -45,6 +47,7 @@ class TurnSequence:
     old_logprobs: list[float]  # sampling logprob of each completion token
     advantage: float
     trajectory_id: str
+    images: tuple[Any, ...] = ()  # the turn's observation images (VLM policies), in order
 
     @property
     def completion_len(self) -> int:
@@ -115,10 +118,13 @@ def sequences(
     scale_advantages: bool = True,
     max_len: int = 0,
     vocab_size: int | None = None,
+    slots: ImageSlots | None = None,
 ) -> list[TurnSequence]:
     """One sequence per turn with completion tokens; turns longer than `max_len` (when
     set) are left out rather than cut, since a cut prompt is not what the policy saw, and
-    so are turns with token ids outside the vocabulary (when given)."""
+    so are turns with token ids outside the vocabulary (when given). With `slots` (a
+    vision-language policy) each sequence carries its turn's images; a turn whose images
+    cannot be rebuilt is left out too."""
     advantages = group_advantages(
         [t.final_reward for t in trajectories],
         [t.group_id or t.id for t in trajectories],
@@ -133,6 +139,9 @@ def sequences(
                 continue
             if _outside(prompt, vocab_size) or _outside(turn.completion.token_ids, vocab_size):
                 continue
+            images = slots.images_of(prompt, turn) if slots is not None else []
+            if images is None:
+                continue
             out.append(
                 TurnSequence(
                     input_ids=prompt + list(turn.completion.token_ids),
@@ -140,6 +149,7 @@ def sequences(
                     old_logprobs=list(turn.completion.logprobs),
                     advantage=advantage,
                     trajectory_id=trajectory.id,
+                    images=tuple(images),
                 )
             )
     return out
@@ -178,12 +188,25 @@ class Batch:
     loss_mask: torch.Tensor  # [B, L-1] float, 1 on completion tokens
     old_logprobs: torch.Tensor  # [B, L-1] float, 0 off the mask
     advantages: torch.Tensor  # [B] float
+    # The rows' images in order (VLM policies), empty otherwise.
+    pixel_values: torch.Tensor = field(default_factory=lambda: torch.empty(0))
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
+    def inputs(self) -> dict[str, torch.Tensor]:
+        """The forward's keyword arguments."""
+        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.pixel_values.numel():
+            out["pixel_values"] = self.pixel_values
+        return out
 
-def collate(items: Sequence[TurnSequence], pad_id: int) -> Batch:
+
+def collate(
+    items: Sequence[TurnSequence],
+    pad_id: int,
+    pixels: Callable[[list[Any]], torch.Tensor] | None = None,
+) -> Batch:
     width = max(len(s.input_ids) for s in items)
     b = len(items)
     ids = torch.full((b, width), pad_id, dtype=torch.long)
@@ -199,7 +222,9 @@ def collate(items: Sequence[TurnSequence], pad_id: int) -> Batch:
         mask[row, start : start + s.completion_len] = 1.0
         old[row, start : start + s.completion_len] = torch.tensor(s.old_logprobs)
     advantages = torch.tensor([s.advantage for s in items], dtype=torch.float32)
-    return Batch(ids, attention, ids[:, 1:], mask, old, advantages)
+    images = [image for s in items for image in s.images]
+    values = pixels(images) if images and pixels is not None else torch.empty(0)
+    return Batch(ids, attention, ids[:, 1:], mask, old, advantages, values)
 
 
 def correction_name(value: int) -> str:

@@ -6,6 +6,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 from gantry.models import names
 from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer.vision import is_vision_model
 
 # base_model names: "tiny" (the tiny random Qwen3, development and tests) and the packaged
 # real models ("smollm2-135m-instruct"), resolved by gantry.models.names.
@@ -40,7 +42,13 @@ def load_policy(
     """
     from gantry.kernels.recipes import get_recipe
 
-    bundle = load_causal_lm(resolve_model_path(base_model), dtype="float32")
+    path = resolve_model_path(base_model)
+    if is_vision_model(path):  # a VLM: trained on image episodes (gantry.trainer.vision)
+        from gantry.models.loading import load_vlm
+
+        bundle: Any = load_vlm(path, dtype="float32")
+    else:
+        bundle = load_causal_lm(path, dtype="float32")
     if device is not None:
         bundle.model.to(device)  # type: ignore[arg-type]
     layers = get_recipe(recipe).apply(bundle.model, "trainer")

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from gantry.core.precision import recipe_name
 from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints, data, grpo, verifier_rewards
+from gantry.trainer import checkpoints, data, grpo, verifier_rewards, vision
 from gantry.trainer.model import (
     OptimizerSpec,
     build_optimizer,
@@ -80,6 +81,10 @@ class Trainer:
         self.vocab_size = int(weight.shape[0])  # token ids must lie below it
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else 0)
+        # Vision-language policies: images back into pixel_values (gantry.trainer.vision).
+        self.image_slots = vision.ImageSlots.of(self.model)
+        processor = getattr(self.bundle, "processor", None)
+        self.pixels = None if processor is None else partial(vision.pixel_values, processor)
         self.batch_size = config.batch_size or DEFAULT_BATCH
         self.micro = config.micro_batch_size or self.batch_size
         self.max_seq_len = config.max_seq_len or DEFAULT_MAX_SEQ_LEN
@@ -191,9 +196,7 @@ class Trainer:
         if self.reference is None:
             return None
         with torch.no_grad():
-            logits = self.reference(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask
-            ).logits
+            logits = self.reference(**batch.inputs()).logits
         return grpo.token_logprobs(logits[:, :-1], batch.targets)[0]
 
     def grpo_step(
@@ -209,6 +212,7 @@ class Trainer:
             scale_advantages=scale,
             max_len=self.max_seq_len,
             vocab_size=self.vocab_size,
+            slots=self.image_slots,
         )
         turns = sum(len(t.turns) for t in trajectories)
         total = float(sum(s.completion_len for s in items))
@@ -221,11 +225,9 @@ class Trainer:
         # so the logprob mismatch below is rollout vs trainer on identical weights.
         padded = 0
         for chunk in grpo.micro_batches(items, self.micro, self.config.micro_batch_tokens):
-            batch = grpo.collate(chunk, self.pad_id).to(self.device)
+            batch = grpo.collate(chunk, self.pad_id, self.pixels).to(self.device)
             padded += batch.input_ids.numel()
-            logits = self.model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask
-            ).logits
+            logits = self.model(**batch.inputs()).logits
             logprobs, entropy = grpo.token_logprobs(logits[:, :-1], batch.targets)
             terms = grpo.ppo_clip_loss(
                 logprobs,
