@@ -22,6 +22,7 @@ from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.ports import free_port
 from gantry.core.routing import (
+    LOAD_KEY,
     OWNER_UNAVAILABLE,
     REPLICA_DRAINING,
     SESSION_ELSEWHERE,
@@ -105,6 +106,15 @@ def test_sessions_spread_and_every_call_reaches_its_owner(
             )
         )
         assert [d.seed for d in demos] == [1, 2]
+        # Each creation reports the replica's load, which placement balances on.
+        reply, call = direct(farm["farm-a"]).CreateSession.with_call(
+            envfarm_pb2.CreateSessionRequest(env_id=MAZE)
+        )
+        load = dict(call.trailing_metadata())[LOAD_KEY]
+        assert load == f"{counts['farm-a']}/1024"  # live sessions before this one / max
+        direct(farm["farm-a"]).CloseSession(
+            envfarm_pb2.CloseSessionRequest(session_id=reply.session.id)
+        )
         # An id this farm never made stays NOT_FOUND.
         error = typed(
             lambda: envs[0].stub.GetSession(envfarm_pb2.GetSessionRequest(session_id="x"))
