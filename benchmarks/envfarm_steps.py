@@ -203,10 +203,10 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--encodings", nargs="+", choices=list(ENCODINGS), default=list(ENCODINGS))
-    parser.add_argument("--small", action="store_true", help="200 steps (run_all.py)")
+    parser.add_argument("--small", action="store_true", help="100 steps (run_all.py)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
-    steps = 200 if args.small else args.steps
+    steps = 100 if args.small else args.steps
     rows: list[dict[str, Any]] = []
     codec_rows = [row for env_id in args.envs for row in codecs(env_id)]
     with spawn_service(
