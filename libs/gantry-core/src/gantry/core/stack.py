@@ -219,6 +219,9 @@ def _storage_env(state_dir: Path) -> dict[str, str]:
         "GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared),
         "GANTRY_VIDEO_INPUT_ROOT": str(shared),
         "GANTRY_ROLLOUT_CHECKPOINTS_ROOT": str(state_dir / "data" / "trainer"),
+        # The trainer's record of its latest publish (<its data_dir>/published): a
+        # restarted rollout serves those weights, not its base ones.
+        "GANTRY_ROLLOUT_PUBLISHED_WEIGHTS": "published",
     }
 
 
