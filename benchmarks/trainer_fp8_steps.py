@@ -10,6 +10,12 @@ Builds a random Qwen3 of the given size with the tiny tokenizer, then for each r
 sampled completions whose logprobs come from the same recipe's rollout forward (the
 logprob mismatch shows whether the unified flow holds on the device). Prints step times,
 tokens/s and peak memory. Runs on CPU too (small sizes) to check the script itself.
+
+Both recipes hold float32 masters; ``bf16`` computes in BF16 (autocast, see
+``gantry.kernels.recipes.set_bf16_compute``), so the step times compare BF16 compute with
+FP8 compute (before issue 24 the "bf16" steps ran float32 matmuls). The GRPO completions
+come from the same model switched to its rollout role (no autocast), so bf16's reported
+logprob mismatch includes float32 vs BF16.
 """
 
 from __future__ import annotations
