@@ -108,9 +108,7 @@ def record_published(
         "weights": weights.name,
     }
     write_atomically(directory / MANIFEST, json.dumps(record, indent=2) + "\n")
-    older = sorted(
-        (p for p in directory.glob("weights-*") if p != weights), key=lambda p: p.stat().st_mtime
-    )
+    older = sorted(p for p in directory.glob("weights-*") if p != weights)  # by version
     for stale in older[: max(len(older) - (KEEP_WEIGHTS - 1), 0)]:
         shutil.rmtree(stale, ignore_errors=True)
     return weights
