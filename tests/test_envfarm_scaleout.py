@@ -216,6 +216,13 @@ def test_a_killed_replica_fails_its_sessions_cleanly_and_recovery_replays_them(
         for action in plan[:PLAN_PREFIX]:
             twin.step(action)
         expected = twin.step(plan[PLAN_PREFIX])
+        # A vector env over a recovering channel: farm-c first (a fresh channel knows no load).
+        vec_channel = farm_channel(
+            f"farm-c={c.target},farm-a={farm['farm-a'].target}", recover=True
+        )
+        vec = RemoteVectorEnv(vec_channel, MAZE, 2)
+        assert [e.session_id[:7] for e in vec.envs] == ["farm-c.", "farm-a."]
+        vec.step(["up", "up"])
         c.process.send_signal(signal.SIGKILL)
         c.process.wait(timeout=10)
 
@@ -249,6 +256,11 @@ def test_a_killed_replica_fails_its_sessions_cleanly_and_recovery_replays_them(
         assert obs["text"] == expected[0]["text"]
         assert (reward, terminated) == (expected[1], expected[2])
         assert recovering.recoveries == 1  # type: ignore[attr-defined]
+        # StepBatch: the lost item is recovered and stepped in its place, the other as is.
+        _, _, _, _, infos = vec.step(["up", "up"])
+        assert [info["step"] for info in infos] == [2, 2]
+        assert vec_channel.recoveries == 1  # type: ignore[attr-defined]
+        vec.close()
         for env in [*envs, *kept, fresh, twin]:
             env.close()  # a session gone with its replica has nothing left to close
 
