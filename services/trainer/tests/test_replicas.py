@@ -135,3 +135,6 @@ def test_publish_reaches_every_replica_and_a_late_one_catches_up(
             trainer_pb2.PublishWeightsRequest(run_id=meta.run_id, rollout_target="second")
         )
         assert [r.target for r in only.replicas] == [targets[1]]
+        # ... and it is not what replicas start from: only the whole fleet's publishes are.
+        record = json.loads((shared / "published" / "latest.json").read_text())
+        assert record["policy_version"] == three.policy_version

@@ -353,10 +353,13 @@ class RunOrchestrator:
                 )
             )
         top = max(p.policy_version for p in acked)
-        try:
-            self._record_published(record, checkpoint, top)
-        except OSError as exc:
-            log.warning("could not record the publish for late replicas: %s", exc)
+        # Only the default fleet's weights are recorded: a publish to one named peer (which
+        # may serve another model) must not become what every replica starts from.
+        if targets == (self.replicas or [self.rollout_peers.default]):
+            try:
+                self._record_published(record, checkpoint, top)
+            except OSError as exc:
+                log.warning("could not record the publish for late replicas: %s", exc)
         seconds = time.perf_counter() - started
         log.info(
             "published %s of run %s to %d of %d replicas as rollout version %d in %.2fs",
