@@ -160,6 +160,7 @@ def _sequential(
     judge: str,
     seed: int,
     timeout_s: float,
+    progress: bool = True,
 ) -> ModeResult:
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     verdicts: list[bool] = []
@@ -181,6 +182,13 @@ def _sequential(
             continue
         latencies.append(time.perf_counter() - t0)
         verdicts.append(reply.verification.verdict == verifier_pb2.VERDICT_REJECT)
+        if progress:  # a slow judge's run is readable item by item, even if cut short
+            v = reply.verification
+            print(
+                f"  {mode} {len(verdicts)}/{len(items)} {item.id}: score {v.score} "
+                f"{verifier_pb2.Verdict.Name(v.verdict)} in {latencies[-1]:.1f} s",
+                flush=True,
+            )
     seconds = time.perf_counter() - started
     confusion = Confusion.of(verdicts, [not item.correct for item in items])
     return ModeResult(
