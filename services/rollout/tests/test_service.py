@@ -294,6 +294,11 @@ def test_update_weights_reach_the_vlm(
         if name.endswith(("mlp.down_proj.weight", "multi_modal_projector.linear_2.weight"))
     }
     assert updates and all("language_model" in n or "projector" in n for n in updates)
+    # The language model's tensors under the names save_pretrained writes (a trainer's
+    # checkpoint), the projector's under module names: both reach the VLM.
+    updates = {
+        n.replace("model.language_model.", "language_model.model."): t for n, t in updates.items()
+    }
     wanted = vlm.policy_version + 5  # the publisher's version is adopted when higher
 
     def requests() -> Iterator[rollout_pb2.UpdateWeightsRequest]:

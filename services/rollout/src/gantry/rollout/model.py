@@ -63,6 +63,12 @@ class ServedModel:
         self.limits = RequestLimits(self.settings, context_length=generator.context_length)
         self.max_weights_bytes = self.settings.max_weights_bytes or generator.max_weights_bytes
 
+    def attach_vlm(self, vlm: VlmGenerator) -> None:
+        """Serve image episodes with `vlm`; updates may now be as large as it is."""
+        self.vlm = vlm
+        if not self.settings.max_weights_bytes:
+            self.max_weights_bytes = max(self.max_weights_bytes, vlm.max_weights_bytes)
+
     def names(self) -> tuple[str, ...]:
         """The names a request may use for this model: its served name and its path."""
         return tuple(dict.fromkeys((self.name, self.settings.model_path)))

@@ -151,8 +151,8 @@ class RolloutService(Service[RolloutSettings]):
             await self.run_blocking(load_generator, self.settings, self.generation_metrics)
         )
         if self.settings.vlm_model_path:
-            self.model.vlm = await self.run_blocking(
-                load_vlm_generator, self.settings.vlm_model_path
+            self.model.attach_vlm(
+                await self.run_blocking(load_vlm_generator, self.settings.vlm_model_path)
             )
         # Before the service reports ready: no request sees weights older than published.
         await self.model.catch_up(self.run_blocking)

@@ -10,6 +10,8 @@ thread, between two requests: a request never sees half an update.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ from gantry.models.loading import VisionLanguageModel
 from gantry.rollout.engine.sampling import GREEDY_BELOW, processed_logprobs
 from gantry.rollout.engine.types import FinishReason, PromptTooLong, Sample, SamplingParams
 
+log = logging.getLogger("gantry.rollout.vlm")
 ChatMessage = dict[
     str, Any
 ]  # {"role": ..., "content": [{"type": "image"} | {"type": "text", ...}]}
@@ -39,6 +42,10 @@ class VlmGenerator:
         self.model_path = str(bundle.path)
         self.context_length = bundle.context_length
         self.policy_version = 0  # 0 = base weights; UpdateWeights raises it
+        # Largest update worth receiving, as for the text engine: float32 + 25 %.
+        params = sum(t.numel() for t in self.model.state_dict().values())
+        self.max_weights_bytes = params * 4 * 5 // 4 + 2**20
+        self._renames = checkpoint_renames(self.model)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-vlm")
         self._seed_lock = threading.Lock()
 
@@ -100,7 +107,21 @@ class VlmGenerator:
     def owns(self, names: Iterable[str]) -> bool:
         """Whether every name is a parameter of this model (an update meant for it)."""
         known = self.model.state_dict()
-        return all(n in known or (n.endswith("_scale") and n[:-6] in known) for n in names)
+        listed = set(names)
+        return all(
+            self._module_name(n, known) in known
+            or (n.endswith("_scale") and n[:-6] in listed)  # an FP8 weight's block scales
+            for n in listed
+        )
+
+    def _module_name(self, name: str, known: Mapping[str, Any]) -> str:
+        """The parameter a checkpoint name stands for: save_pretrained writes some models
+        (LLaVA among them) under older names than their modules use."""
+        if name in known:
+            return name
+        for pattern, target in self._renames:
+            name = pattern.sub(target, name, count=1)
+        return name
 
     async def update_weights(self, tensors: Mapping[str, torch.Tensor], version: int = 0) -> int:
         """Copy the tensors in between two requests; the new version is
@@ -112,7 +133,7 @@ class VlmGenerator:
         from gantry.rollout.engine.engine import dequantize_fp8
 
         state = self.model.state_dict()  # shares storage with the parameters (tied ones too)
-        update = dequantize_fp8(tensors)
+        update = {self._module_name(n, state): t for n, t in dequantize_fp8(tensors).items()}
         for name, tensor in update.items():  # all checked before any is copied
             target = state.get(name)
             if target is None:
@@ -133,6 +154,24 @@ class VlmGenerator:
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def checkpoint_renames(model: Any) -> list[tuple[re.Pattern[str], str]]:
+    """transformers' renames from checkpoint names to module names, in the order it
+    applies them when loading (empty when this transformers does not expose them)."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+
+        transforms = get_model_conversion_mapping(model)
+    except Exception:  # an API of transformers 5; without it names must match exactly
+        log.warning("no checkpoint renames for %s: updates must use module names", type(model))
+        return []
+    renames = []
+    for transform in transforms:
+        if type(transform).__name__ in ("WeightRenaming", "PrefixChange"):
+            target = transform.target_patterns[0]
+            renames += [(re.compile(source), target) for source in transform.source_patterns]
+    return renames
 
 
 def _logprobs(logits: torch.Tensor, tokens: torch.Tensor, params: SamplingParams) -> list[float]:
