@@ -203,7 +203,8 @@ def study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             table[name] = r
             print(
                 f"{name:<11}{r['mean_abs']:>14.3e}{r['max_abs']:>14.3e}{r['kl_k3']:>14.3e}"
-                f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}"
+                f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}",
+                flush=True,
             )
     base = table["bf16"]["mean_abs"]
     for name in ("fp8-naive", "fp8-jet"):

@@ -68,7 +68,8 @@ class Report:
     def add(self, check: str, figure: str, target: str = "", ok: bool | None = None) -> None:
         verdict = "" if ok is None else ("ok" if ok else "MISSED")
         self.rows.append((check, figure, target, verdict))
-        print(f"  {check}: {figure}" + (f"  (target {target}: {verdict})" if target else ""))
+        suffix = f"  (target {target}: {verdict})" if target else ""
+        print(f"  {check}: {figure}{suffix}", flush=True)
 
     def fail(self, check: str, figure: str) -> None:
         self.failed = True
