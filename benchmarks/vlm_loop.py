@@ -137,7 +137,9 @@ def main() -> None:
                 "reward_mean": m.reward_mean,
                 "success": float(m.extra["success_rate"]) if "success_rate" in m.extra else None,
                 "loss": m.loss,
+                "entropy": m.entropy,
                 "seconds": time.perf_counter() - started,
+                "extra": {k: float(v) for k, v in m.extra.items()},
             }
             steps.append(row)
             print("step", json.dumps(row), flush=True)

@@ -129,9 +129,9 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
     ) -> rollout_pb2.UpdateWeightsResponse:
         start = time.perf_counter()
         header: rollout_pb2.WeightsHeader | None = None
-        streamed = StreamedTensors("chunk")  # decoded tensor by tensor as chunks arrive
         received = accounted = 0
         budget = self.model.max_weights_bytes
+        streamed = StreamedTensors(budget, "chunk")  # filled in place as chunks arrive
         async for message in request_iterator:
             if message.HasField("header"):
                 if header is not None:
@@ -153,9 +153,7 @@ class RolloutServicer(rollout_pb2_grpc.RolloutServiceServicer):
                         "chunk", f"the update exceeds {budget} bytes, more than the served "
                         "model's parameters can hold",
                     )  # fmt: skip
-                done = streamed.add(message.chunk)
-                if done is not None:
-                    await self.runtime.run_blocking(streamed.decode, done)
+                streamed.add(message.chunk)
             else:
                 raise InvalidArgument.for_field("payload", "set header or chunk")
         if header is None:

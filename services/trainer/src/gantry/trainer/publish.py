@@ -29,10 +29,10 @@ import grpc
 import torch
 
 from gantry.core.client import sync_channel
-from gantry.core.codecs import tensor_chunks, tensor_from_torch
+from gantry.core.codecs import CHUNK_BYTES, tensor_from_torch
 from gantry.core.errors import GantryError, from_rpc_error
 from gantry.core.precision import precision_message
-from gantry.proto.common.v1 import precision_pb2
+from gantry.proto.common.v1 import precision_pb2, tensor_pb2
 from gantry.proto.rollout.v1 import rollout_pb2, rollout_pb2_grpc
 from gantry.proto.trainer.v1 import trainer_pb2
 
@@ -87,9 +87,11 @@ class WireWeights:
         )
         # Sizes from the headers alone: the count and bytes the header announces.
         self.count = self.bytes = 0
+        self.names: list[tuple[Path, str]] = []
         for file in self.files:
             with safe_open(str(file), framework="pt") as f:
                 for name in f.keys():  # noqa: SIM118 (safe_open is not a Mapping)
+                    self.names.append((file, name))
                     part = f.get_slice(name)
                     shape, dtype = list(part.get_shape()), part.get_dtype()
                     numel = math.prod(shape)
@@ -104,10 +106,11 @@ class WireWeights:
     def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
         from safetensors import safe_open
 
-        for file in self.files:
+        for file, name in self.names:
+            # Mapped only while one tensor is read: the file's pages do not pile up in RSS.
             with safe_open(str(file), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118
-                    yield from self._wire(name, f.get_tensor(name))
+                tensor = f.get_tensor(name)
+            yield from self._wire(name, tensor)
 
     def _wire(self, name: str, tensor: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
         """fp8-jet: projection weights as FP8 codes + their block scales; else as stored."""
@@ -127,12 +130,34 @@ def _fp8_shape(name: str, shape: list[int]) -> bool:
     return len(shape) == 2 and is_fp8_weight(name, torch.empty(0, 0))
 
 
+def chunks(
+    name: str, tensor: torch.Tensor, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tensor_pb2.TensorChunk]:
+    """`tensor` as `TensorChunk`s, sliced straight from its memory: no whole-tensor bytes
+    copy on the way (the same chunks as gantry.core.codecs.tensor_chunks)."""
+    dtype = tensor_from_torch(torch.empty(0, dtype=tensor.dtype)).dtype
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    raw = flat.view(torch.uint8).numpy() if flat.numel() else b""
+    offsets = range(0, max(len(raw), 1), chunk_bytes)
+    for i, offset in enumerate(offsets):
+        chunk = tensor_pb2.TensorChunk(
+            name=name,
+            offset=offset,
+            data=bytes(raw[offset : offset + chunk_bytes]),
+            last=i == len(offsets) - 1,
+        )
+        if offset == 0:
+            chunk.dtype = dtype
+            chunk.shape.extend(tensor.shape)
+        yield chunk
+
+
 def requests(
     header: rollout_pb2.WeightsHeader, tensors: Iterable[tuple[str, torch.Tensor]]
 ) -> Iterator[rollout_pb2.UpdateWeightsRequest]:
     yield rollout_pb2.UpdateWeightsRequest(header=header)
     for name, tensor in tensors:
-        for chunk in tensor_chunks(name, tensor_from_torch(tensor)):
+        for chunk in chunks(name, tensor):
             yield rollout_pb2.UpdateWeightsRequest(chunk=chunk)
 
 
