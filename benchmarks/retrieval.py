@@ -409,9 +409,10 @@ def bench_edge(
         note("edge: searches right after the load (before the index)", during)
         deadline = loaded + args.build_timeout
         loads, builder, shown = [load_avg()], 0.0, loaded
-        while time.perf_counter() < deadline:
+        while True:
             info = stub.GetCollection(pb.GetCollectionRequest(name="bench")).collection
-            if not info.indexing and info.indexed_vectors_count >= info.chunks_count:
+            done = not info.indexing and info.indexed_vectors_count >= info.chunks_count
+            if done or time.perf_counter() >= deadline:
                 break
             time.sleep(0.5)
             loads.append(load_avg())
