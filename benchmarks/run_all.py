@@ -147,7 +147,7 @@ def fp8_mismatch(out: str, _: dict[str, Any]) -> list[Row]:
     jet, naive = mean["fp8-jet"], mean["fp8-naive"]
     return [
         Row(
-            "FP8 rollout vs trainer, mean |Δ logprob| (fp8-jet vs fp8-naive, tiny Qwen3)",
+            "FP8 rollout vs trainer, mean abs Δ logprob (fp8-jet vs fp8-naive, tiny Qwen3)",
             f"{jet:.2e}",
             f"fp8-naive {naive:.2e}",
             _x(jet / naive) if naive else NA,
