@@ -149,11 +149,15 @@ def test_step_batch_fans_out_per_owner_and_keeps_the_order(
             items=[
                 envfarm_pb2.StepBatchItem(session_id=env.session_id, action=plan[0])
                 for env, plan in zip(vec.envs, plans, strict=True)
-            ]
+            ],
+            observation_encoding=envfarm_pb2.OBSERVATION_ENCODING_RAW,
         )
         reply = envfarm_pb2_grpc.EnvFarmServiceStub(channel).StepBatch(request)
         assert [r.session_id for r in reply.results] == [e.session_id for e in vec.envs]
         assert all(r.HasField("result") and r.result.step_index == 1 for r in reply.results)
+        # Request-wide options (here the encoding) reach every owner's sub-batch.
+        assert all(r.result.HasField("observation_pixels") for r in reply.results)
+        assert not any(r.result.observation.HasField("image") for r in reply.results)
         # A caller's mistake across sub-batches is still the whole call's INVALID_ARGUMENT.
         twice = envfarm_pb2.StepBatchRequest(items=[*request.items, request.items[0]])
         error = typed(lambda: envfarm_pb2_grpc.EnvFarmServiceStub(channel).StepBatch(twice))

@@ -411,6 +411,16 @@ def _owner_gone(
     return failed
 
 
+def _sub_batch(request: Any, indices: list[int]) -> Any:
+    """The batch for one owner: every request-wide field (encoding, options) kept, the
+    owner's items only."""
+    sub = type(request)()
+    sub.CopyFrom(request)
+    del sub.items[:]
+    sub.items.extend(request.items[i] for i in indices)
+    return sub
+
+
 def _merged(
     method: Method, request: Any, results: dict[int, Any], failed: dict[int, status_pb2.Status]
 ) -> Any:
@@ -561,8 +571,7 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
                 return _merged(method, request, {}, _owner_gone(exc, request, indices, address))
         futures = {}
         for address, indices in groups.items():
-            sub = type(request)()
-            sub.items.extend(request.items[i] for i in indices)
+            sub = _sub_batch(request, indices)
             call = self.channel(address).unary_unary(
                 method.path, method.serializer, method.deserializer
             )
@@ -792,8 +801,7 @@ class AioRoutingChannel(grpc.aio.Channel):  # type: ignore[misc]
         async def one(address: str, indices: list[int]) -> Any:
             if len(indices) == len(request.items):  # one owner: the request as it is
                 return await self._call(address, method)(request, **kwargs)
-            sub = type(request)()
-            sub.items.extend(request.items[i] for i in indices)
+            sub = _sub_batch(request, indices)
             return await self._call(address, method)(sub, **kwargs)
 
         replies = await asyncio.gather(
