@@ -133,8 +133,9 @@ def eval_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here")] = None,
 ) -> None:
     """Success rate on held-out seeds, through the service's StreamControl."""
+    from gantry.core.stats import wilson_interval
     from gantry.vla.client import VlaClient
-    from gantry.vla.evaluate import EVAL_SEED_OFFSET, evaluate_service, total, wilson
+    from gantry.vla.evaluate import EVAL_SEED_OFFSET, evaluate_service, total
 
     names = _tasks(tasks)
     client = VlaClient(target, token=token or None)
@@ -150,7 +151,7 @@ def eval_command(
     )
     rows = []
     for score in [*scores, total(scores)]:
-        low, high = wilson(score.successes, score.episodes)
+        low, high = wilson_interval(score.successes, score.episodes)
         rows.append(
             {
                 "task": score.task,

@@ -1,13 +1,12 @@
 """Success rate on held-out seeds, through the service (or in-process for tests).
 
 Held-out means seeds the demonstrations did not use: training takes seeds from 0 up,
-evaluation from EVAL_SEED_OFFSET up. The error bar is the 95% Wilson score interval of
-a binomial proportion (it stays inside [0, 1] and is honest at 0 or n successes).
+evaluation from EVAL_SEED_OFFSET up. The error bar is the 95% Wilson score interval
+(gantry.core.stats.wilson_interval).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,15 +14,6 @@ from gantry.vla.client import EpisodeResult, VlaClient
 from gantry.vla.sim import MetaWorldEnv
 
 EVAL_SEED_OFFSET = 1000
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
