@@ -1,21 +1,25 @@
 """Retrieval benchmark: Qdrant Edge (the service's embedded default) vs qdrant-client's
 local mode vs brute-force numpy, in one run, on two vector sets:
 
-- **real**: MiniLM embeddings of an offline real corpus, the docstrings of the packages
-  installed in this environment (first 48 words each, deduplicated), with held-out
-  docstrings as queries; embedded once and cached (`--cache`);
+- **real**: MiniLM embeddings of an offline real corpus, distinct 48-word chunks of the
+  docstrings of the packages installed here, with 1,000 held-out chunks as queries;
+  encoded in blocks cached under `--cache` (resumable; `--encode-shard i/k` lets k
+  processes fill it side by side, `--cached-only` benchmarks the blocks already there);
 - **random**: random unit 384-d vectors (MiniLM's width; the worst case for HNSW recall).
 
 Per path: upserts/s, index build time (Edge: from the last upsert until the background
 HNSW build is swapped in), sequential top-10 QPS with p50/p99, recall@10 against exact
-numpy search, and memory (process RSS growth, shard size on disk).
-**edge** = the retrieval service on Edge over gRPC (`Upsert` with precomputed vectors
-through `upsert_batched`, `Search`), searched at the default `hnsw_ef`, a lower and a
-higher one, and `exact`; **local** = qdrant-client's local mode called directly (the
-previous embedded default; same SQLite tuning the service applied); **numpy** = rows in a
-matrix, exact `argpartition` search.
+search (tie-aware), memory (process RSS growth, the builder's peak, shard size on disk)
+and the load average when each row finished; QPS ratios to numpy (exact, the strongest
+baseline) and to local mode. **edge** = the retrieval service on Edge over gRPC
+(`Upsert` with precomputed vectors through `upsert_batched`, `Search`), searched at the
+default `hnsw_ef`, each `--ef`, and `exact`; **local** = qdrant-client's local mode called
+directly (the previous embedded default); **numpy** = rows in a matrix, `argpartition`.
+Every engine setting is a flag (`--hnsw-ef`, `--hnsw-m`, `--ef-construct`,
+`--quantization`, `--index-*`), so a table in docs/retrieval.md can be re-run exactly.
 
     .venv/bin/python benchmarks/retrieval.py [--n-real 100000] [--n 100000] [--json out.json]
+    .venv/bin/python benchmarks/retrieval.py --n-real 100000 --n 0 --encode-only  # fill cache
     .venv/bin/python benchmarks/retrieval.py --fusion      # fusion quality only (~3 min)
 """
 
