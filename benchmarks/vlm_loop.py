@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from contextlib import ExitStack
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gantry.core.client import sync_channel
+from gantry.core.stats import wilson_interval
 from gantry.core.testing.process import spawn_service
 from gantry.models.tiny import tiny_model_dir
 from gantry.models.tiny.cache import cache_root
@@ -40,15 +40,6 @@ def settings() -> episode_pb2.EpisodeSettings:
     return episode_pb2.EpisodeSettings(
         observation_mode=episode_pb2.OBSERVATION_MODE_IMAGE, text_feedback=True
     )
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def evaluate(stub: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -68,7 +59,7 @@ def evaluate(stub: Any, args: argparse.Namespace) -> dict[str, Any]:
         "episodes": len(done),
         "errors": len(reply.errors),
         "success": wins / max(len(done), 1),
-        "interval": wilson(wins, len(done)),
+        "interval": wilson_interval(wins, len(done)),
         "mean_reward": sum(t.final_reward for t in done) / max(len(done), 1),
         "vlm_versions": versions,
     }
