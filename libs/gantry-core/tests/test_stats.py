@@ -8,6 +8,8 @@ def test_wilson_interval_matches_known_values() -> None:
     low, high = wilson_interval(37, 60)
     assert low == pytest.approx(0.4902, abs=1e-4)
     assert high == pytest.approx(0.7291, abs=1e-4)
+    assert tuple(round(x, 3) for x in wilson_interval(5, 10)) == (0.237, 0.763)
+    assert round(wilson_interval(0, 4)[1], 3) == 0.49
 
 
 def test_wilson_interval_edges() -> None:

@@ -12,7 +12,7 @@ from gantry.core.client import sync_channel
 from gantry.core.testing.process import spawn_service
 from gantry.verifier.metaeval import dataset, failures
 from gantry.verifier.metaeval.run import parse_actions, request, stratified
-from gantry.verifier.metaeval.scoring import Confusion, percentile, wilson
+from gantry.verifier.metaeval.scoring import Confusion, percentile
 
 TOKEN = "metaeval-test-token"
 MAZE = ["('move', 'down')", "('move', 'left')", "('move', 'up')", "stop"]
@@ -123,12 +123,3 @@ def test_stratified_subset_is_balanced_and_seeded(items: list[dataset.Item]) -> 
     assert [i.id for i in subset] == [i.id for i in items if i in subset]  # the set's order
     assert subset == stratified(items, 1, seed=3)
     assert len(stratified(items, 9, seed=3)) == len(items)  # capped by what the set has
-
-
-def test_wilson_interval() -> None:
-    lo, hi = wilson(5, 10)
-    assert (round(lo, 3), round(hi, 3)) == (0.237, 0.763)
-    lo, hi = wilson(0, 4)
-    assert lo == 0.0 and round(hi, 3) == 0.49
-    assert wilson(0, 0) == (0.0, 1.0)
-    assert wilson(10, 10)[1] == 1.0

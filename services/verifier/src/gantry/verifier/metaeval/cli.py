@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from gantry.core.client import sync_channel
+from gantry.core.stats import wilson_interval
 from gantry.verifier.metaeval import dataset, failures, run
-from gantry.verifier.metaeval.scoring import Confusion, wilson
+from gantry.verifier.metaeval.scoring import Confusion
 from gantry.verifier.metaeval.stack import Stack, envfarm, local_stack
 
 TOKEN = "metaeval-token"
@@ -98,7 +99,7 @@ def _load() -> str:
 
 
 def _share(k: int, n: int) -> str:
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     return f"{k}/{n} = {k / max(n, 1):.2f} [{lo:.2f}, {hi:.2f}]"
 
 
