@@ -133,7 +133,7 @@ typecheck: venv
 # core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
 PYTEST_WORKERS ?= auto
 pytest: venv oip-client sandbox-tools
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 # The inner loop: the unit tests beside each package, without the ones marked slow (model
 # training, process restarts, whole-stack runs). `make test` runs everything.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -301,14 +302,21 @@ def test_a_large_step_batch_does_not_starve_a_single_step() -> None:
         ]
         mine = _session(stub, settings=long_episodes)
         items = [pb.StepBatchItem(session_id=i, action="('move', [0.01, 0, 0])") for i in ids]
+        batch_started = time.perf_counter()
         batch = pool.submit(stub.StepBatch, pb.StepBatchRequest(items=items), timeout=300)
         latencies = []
         while not batch.done():
             started = time.perf_counter()
             stub.Step(pb.StepRequest(session_id=mine, action="('move', 'up')"), timeout=60)
             latencies.append(time.perf_counter() - started)
+        batch_seconds = time.perf_counter() - batch_started
         assert all(r.HasField("result") for r in batch.result().results)
-    assert len(latencies) > 3 and max(latencies) < 2.0, latencies
+    # Starved, the single Step waits for the whole batch (one or two latencies as long as
+    # the batch); interleaved, it takes many short turns. Bounds relative to the batch's own
+    # duration hold on a loaded machine too.
+    assert len(latencies) > 3, (latencies, batch_seconds)
+    assert statistics.median(latencies) < 0.5, latencies
+    assert max(latencies) < batch_seconds / 3, (latencies, batch_seconds)
 
 
 @pytest.mark.parametrize("env_id", ["maze_2d", "maze_3d", "sliding_block"])
