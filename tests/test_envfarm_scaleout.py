@@ -320,3 +320,23 @@ def test_sigterm_drains_sessions_before_stopping(farm: dict[str, ServiceProcess]
         assert d.process.poll() is None, "it waits for its session"
         stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=session.id))
         assert d.process.wait(timeout=15) == 0  # the last session ended: it stops
+
+
+def test_an_owner_the_list_does_not_name_is_found_by_asking_every_replica(
+    farm: dict[str, ServiceProcess],
+) -> None:
+    """Replica names the channel cannot map (a list labelled differently from the pods):
+    the channel asks each replica's GetSession and sends the call to the one that has it."""
+    created = direct(farm["farm-b"]).CreateSession(envfarm_pb2.CreateSessionRequest(env_id=MAZE))
+    session_id = created.session.id
+    mislabelled = f"x={farm['farm-a'].target},y={farm['farm-b'].target}"
+    channel = farm_channel(mislabelled)
+    stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+    stepped = stub.Step(envfarm_pb2.StepRequest(session_id=session_id, action="up"))
+    assert stepped.result.step_index == 1
+    error = typed(
+        lambda: stub.Step(envfarm_pb2.StepRequest(session_id="farm-a.0.none", action="up"))
+    )
+    assert error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED)
+    stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=session_id))
+    channel.close()

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.wrappers_pb2 import StringValue
 from google.rpc import status_pb2
 
 from gantry.core.client import RetryPolicy, aio_channel, sync_channel
@@ -530,9 +531,12 @@ class RoutingChannel(grpc.Channel):  # type: ignore[misc]
         get_session = method.path.rsplit("/", 1)[0] + "/GetSession"
         unreachable = False
         for address in self.replicas.addresses():
-            stub_call = self.channel(address).unary_unary(get_session, _serialize_get, _ignore)
+            stub_call = self.channel(address).unary_unary(
+                get_session, StringValue.SerializeToString, _ignore
+            )
             try:
-                stub_call(_GetSession(session_id), timeout=5.0)
+                # GetSessionRequest{session_id = 1} on the wire; core imports no service stubs.
+                stub_call(StringValue(value=session_id), timeout=5.0)
             except grpc.RpcError as exc:
                 last = from_rpc_error(exc)
                 if last.reason == SESSION_LOST:
@@ -672,27 +676,6 @@ class _Streaming:
         return self.channel.channel(address).unary_stream(
             self.method.path, self.method.serializer, self.method.deserializer
         )(request, **kwargs)
-
-
-class _GetSession:
-    """GetSessionRequest{session_id}, serialized by hand: core imports no service stubs."""
-
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-
-
-def _serialize_get(request: _GetSession) -> bytes:
-    data = request.session_id.encode()
-    return b"\x0a" + _varint(len(data)) + data
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _ignore(data: bytes) -> bytes:
