@@ -11,3 +11,11 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# One math thread per process. The suite runs an xdist worker per core and many tests start
+# service processes, so torch's default (a thread per core in every process) oversubscribes
+# the CPU: measured on the 2-core CI machine, three processes of 2 OpenMP threads each made
+# 8 training steps/s each where 1 thread each made 73 (spinning OpenMP workers starve one
+# another). Subprocesses inherit these; a test that wants more threads sets them itself.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

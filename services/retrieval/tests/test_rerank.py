@@ -77,17 +77,20 @@ def test_cross_encoder_reorders_candidates(
     request = pb.SearchRequest(collection="rr", text=query, top_k=3)
     plain = stub.Search(request, metadata=((RERANK_HEADER, "false"),))
     reranked = stub.Search(request)
-    # The tiny cross-encoder's own scores over all six candidates define the expected order.
+    # The tiny cross-encoder's own scores over all six candidates define the expected order;
+    # near-ties may swap (batching and padding move scores by ~1e-6), so compare by score.
     model = CrossEncoder(str(cross_encoder), device="cpu", local_files_only=True)
     scores = np.asarray(model.predict([(query, t) for t in TEXTS]), dtype=np.float32)
-    expected = [f"d{i}" for i in np.argsort(-scores, kind="stable")[:3]]
-    assert [r.id for r in reranked.results] == expected
-    assert [r.score for r in reranked.results] == pytest.approx(
-        sorted(scores.tolist(), reverse=True)[:3], abs=1e-5
-    )
-    assert [r.id for r in plain.results] != expected or [r.score for r in plain.results] != [
-        r.score for r in reranked.results
-    ]
+    by_id = {f"d{i}": float(s) for i, s in enumerate(scores)}
+    got = [(r.id, r.score) for r in reranked.results]
+    assert len(got) == 3
+    for doc_id, score in got:
+        assert score == pytest.approx(by_id[doc_id], abs=1e-4), doc_id
+    assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+    assert [s for _, s in got] == pytest.approx(sorted(by_id.values(), reverse=True)[:3], abs=1e-4)
+    assert [r.id for r in plain.results] != [i for i, _ in got] or [
+        r.score for r in plain.results
+    ] != [s for _, s in got]
 
 
 def test_rerank_header_without_reranker_is_rejected(tmp_path: Path) -> None:
