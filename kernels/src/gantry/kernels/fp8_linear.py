@@ -45,6 +45,7 @@ __all__ = [
     "FP8Linear",
     "FP8LinearFunction",
     "convert_linear_layers",
+    "forget_quantized_weights",
     "fp8_linear",
     "fp8_linear_ref",
     "quantize_weight_operands",
@@ -312,6 +313,18 @@ def convert_linear_layers(
     for parent, child_name, _, child in swaps:
         setattr(parent, child_name, FP8Linear.from_linear(child, cfg))
     return [full for _, _, full, _ in swaps]
+
+
+def forget_quantized_weights(model: nn.Module) -> None:
+    """Drop every :class:`FP8Linear`'s cached quantized weight; call after the weights change.
+
+    The cache notices in-place updates of a plain parameter (its version counter), but not
+    a sharded one: FSDP2 gathers each step's new weight into a buffer that may sit at the
+    same address with the same version, and the old codes would be served again."""
+    for module in model.modules():
+        if isinstance(module, FP8Linear):
+            module._cache_key = None
+            module._cache = None
 
 
 def set_fp8_enabled(model: nn.Module, enabled: bool) -> int:

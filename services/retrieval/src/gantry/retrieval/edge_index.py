@@ -6,29 +6,20 @@ that would stall every search. Here it only costs CPU, at a lower priority than 
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 
 import qdrant_edge as edge
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """A killed service must not leave a builder writing into a folder it will remove."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+from gantry.core.children import die_with_parent
 
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
         print("usage: python -m gantry.retrieval.edge_index SHARD_DIR [NICE]", file=sys.stderr)
         return 2
-    parent = os.getppid()
-    _die_with_parent()
-    if os.getppid() != parent:  # the parent died before the death signal was armed
+    # A killed service must not leave a builder writing into a folder it will remove.
+    if not die_with_parent():
         return 1
     nice = int(argv[1]) if len(argv) == 2 else 10
     if nice:

@@ -4,8 +4,14 @@ Layout of `<run>/checkpoints/step-000012/`:
   config.json, generation_config.json, model.safetensors, tokenizer files
       -> loadable by `load_causal_lm`, usable as another run's `base_model` and by
          rollout's UpdateWeights `checkpoint_uri`
-  trainer_state.pt   optimiser, scheduler, RNG states, data cursor, step, policy version
+  trainer_state.pt   scheduler, RNG states, data cursor, step, policy version
+  shards/            weights and AdamW state as torch.distributed.checkpoint (DCP) wrote
+                     them, one file per rank: a run resumes on any number of ranks
   checkpoint.json    the Checkpoint message (what ListCheckpoints returns)
+
+The HF files are the consolidated export (rank 0 gathers the sharded weights); the shards
+are what training resumes from. Checkpoints written before shards/ existed kept the
+optimiser inside trainer_state.pt; a one-process run still resumes from them.
 
 Everything is written into a hidden temporary sibling (`.tmp-step-000012-<random>`) and
 renamed into place, so a crash mid-write never leaves a half checkpoint that resume would
@@ -25,13 +31,12 @@ import random
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from google.protobuf import json_format
-from torch import nn
-from transformers import PreTrainedTokenizerBase
 
 from gantry.core.errors import FailedPrecondition, NotFound, echo
 from gantry.core.storage import write_atomically
@@ -40,6 +45,7 @@ from gantry.proto.trainer.v1 import trainer_pb2
 log = logging.getLogger("gantry.trainer.checkpoints")
 
 STATE_FILE = "trainer_state.pt"
+SHARDS_DIR = "shards"
 META_FILE = "checkpoint.json"
 MAX_META_BYTES = 1024 * 1024
 _ID = re.compile(r"step-\d{6,}")
@@ -76,11 +82,12 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save(
     root: Path,
     meta: trainer_pb2.Checkpoint,
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    state: dict[str, Any],
+    write_files: Callable[[Path], None],
 ) -> trainer_pb2.Checkpoint:
-    """Write checkpoint `meta.id` under `root`; returns meta with uri and size filled in."""
+    """Write checkpoint `meta.id` under `root`; returns meta with uri and size filled in.
+
+    `write_files(folder)` writes the model, tokenizer, state and shards into the hidden
+    temporary folder (every rank of a multi-process run writes its shards there)."""
     if not _ID.fullmatch(meta.id):
         raise ValueError(f"not a checkpoint id: {meta.id!r}")
     root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,8 @@ def save(
     tmp = root / f".tmp-{meta.id}-{secrets.token_hex(6)}"  # unique: concurrent saves
     tmp.mkdir()
     try:
-        done = _write(tmp, final, meta, model, tokenizer, state)
+        write_files(tmp)
+        done = _finish(tmp, final, meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -96,25 +104,21 @@ def save(
     return done
 
 
-def _write(
-    tmp: Path,
-    final: Path,
-    meta: trainer_pb2.Checkpoint,
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    state: dict[str, Any],
-) -> trainer_pb2.Checkpoint:
-    model.save_pretrained(str(tmp))  # type: ignore[operator]
-    tokenizer.save_pretrained(str(tmp))
-    torch.save(state, tmp / STATE_FILE)
+def _files(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.rglob("*")) if f.is_file() and not f.is_symlink()]
+
+
+def _finish(tmp: Path, final: Path, meta: trainer_pb2.Checkpoint) -> trainer_pb2.Checkpoint:
     done = trainer_pb2.Checkpoint()
     done.CopyFrom(meta)
     done.uri = str(final.resolve())
-    done.size_bytes = sum(f.stat().st_size for f in tmp.iterdir() if f.is_file())
+    done.size_bytes = sum(f.stat().st_size for f in _files(tmp))
     write_atomically(tmp / META_FILE, json_format.MessageToJson(done))
-    for file in tmp.iterdir():
+    for file in _files(tmp):
         with file.open("rb") as fh:
             os.fsync(fh.fileno())
+    if (tmp / SHARDS_DIR).is_dir():
+        _fsync_dir(tmp / SHARDS_DIR)
     if final.is_dir() and not final.is_symlink():  # the same step saved again
         shutil.rmtree(final)
     tmp.rename(final)
@@ -166,6 +170,12 @@ def find(root: Path, checkpoint_id: str) -> trainer_pb2.Checkpoint:
             resource_name=checkpoint_id,
         )
     return meta
+
+
+def unreadable(checkpoint_dir: Path, why: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"checkpoint {checkpoint_dir.name} {why}", reason="CHECKPOINT_UNREADABLE"
+    )
 
 
 def load_state(checkpoint_dir: Path) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Capacity:
     max_tokens_per_trajectory: int
     max_buffered_trajectories: int
     max_dataset_bytes: int
+    max_world_size: int = 1
 
     @classmethod
     def from_settings(cls, settings: TrainerSettings) -> Capacity:
@@ -47,6 +48,7 @@ class Capacity:
             max_tokens_per_trajectory=settings.max_tokens_per_trajectory,
             max_buffered_trajectories=settings.max_buffered_trajectories,
             max_dataset_bytes=settings.max_dataset_bytes,
+            max_world_size=settings.max_world_size,
         )
 
 

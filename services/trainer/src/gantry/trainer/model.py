@@ -11,9 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from gantry.kernels.fp8_linear import forget_quantized_weights
 from gantry.models import names
 from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer import sharding
 from gantry.trainer.vision import is_vision_model
 
 # base_model names: "tiny" (the tiny random Qwen3, development and tests) and the packaged
@@ -118,9 +120,10 @@ def clip_and_step(
     """Clip (when max_grad_norm > 0), step, advance the schedule; return (grad norm, lr)."""
     params = [p for p in model.parameters() if p.grad is not None]
     limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-    norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    norm = sharding.clip_grad_norm(params, limit)  # over every rank's shards
     lr = float(optimizer.param_groups[0]["lr"])
     optimizer.step()
+    forget_quantized_weights(model)  # FSDP2's gathered weights can hide the change
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return norm, lr

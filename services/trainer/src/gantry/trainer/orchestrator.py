@@ -42,6 +42,7 @@ from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints
 from gantry.trainer.paths import Roots
 from gantry.trainer.publish import Published, PublishFailed, Retry, publish
+from gantry.trainer.ranks import RankSettings
 from gantry.trainer.replicas import configured_replicas, expand, latest_version, record_published
 from gantry.trainer.runs import TERMINAL, RunManager, RunRecord
 from gantry.trainer.settings import TrainerSettings
@@ -122,6 +123,14 @@ class RunOrchestrator:
             settings.device,
             max_dataset_bytes=settings.max_dataset_bytes,
             tensorboard=settings.tensorboard,
+            ranks=RankSettings(
+                max_world_size=settings.max_world_size,
+                placement=settings.ranks,
+                host=settings.rendezvous_host,
+                port=settings.rendezvous_port,
+                timeout_s=settings.rank_timeout_s,
+                restarts=settings.rank_restarts,
+            ),
         )
         # Set with `draining` (SIGTERM): publish retries stop waiting, workers checkpoint.
         self.stopping = threading.Event()

@@ -38,7 +38,9 @@ from gantry.core.tracing import stage
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints, data, grpo, tensorboard_log
+from gantry.trainer.model import resolve_device
 from gantry.trainer.paths import Roots, inside
+from gantry.trainer.ranks import RankFailure, RankGroup, RankSettings
 from gantry.trainer.tensorboard_log import TensorBoardLog
 from gantry.trainer.training import Trainer
 
@@ -108,6 +110,7 @@ class RunRecord:
         self.cancel_requested = False
         self.stop_requested = False
         self.trainer: Trainer | None = None
+        self.group: RankGroup | None = None  # ranks of a multi-process run while it trains
         self.feeder: EpisodeFeeder | None = None  # the episodes source's reader
         self.rewards: VerifierRewards | None = None  # config.data.verifier_target's hook
         self.thread: threading.Thread | None = None
@@ -239,10 +242,14 @@ class RunRecord:
             listener()
 
     def snapshot(self) -> trainer_pb2.Run:
+        group = self.group
         with self.lock:
             copy = trainer_pb2.Run()
             copy.CopyFrom(self.run)
-            return copy
+        if group is not None:
+            del copy.ranks[:]
+            copy.ranks.extend(group.statuses())
+        return copy
 
     def set_state(self, state: int, **fields: Any) -> None:
         with self.lock:
@@ -284,8 +291,10 @@ class Worker:
         device: str = "cpu",
         max_dataset_bytes: int | None = None,
         tensorboard: bool = True,
+        ranks: RankSettings | None = None,
     ) -> None:
         self.record = record
+        self.ranks = ranks or RankSettings()
         self.device = device
         self.resume = resume
         self.publish = publish
@@ -308,7 +317,7 @@ class Worker:
             meta.metrics.CopyFrom(record.metrics[-1])
         meta.create_time.GetCurrentTime()
         with record.model_lock:
-            saved = checkpoints.save(root, meta, trainer.model, trainer.tokenizer, trainer.state())
+            saved = checkpoints.save(root, meta, trainer.write_checkpoint)
         with record.lock:
             record.run.latest_checkpoint.CopyFrom(saved)
         record.save()
@@ -392,9 +401,91 @@ class Worker:
             conversations = data.read_conversations(
                 dataset, root=roots.datasets.path, max_bytes=self.max_dataset_bytes
             )
-        return Trainer(config, int(config.seed), self.device, conversations=conversations)
+        group = self._join_ranks(config)
+        return Trainer(
+            config, int(config.seed), self.device, conversations=conversations, group=group
+        )
+
+    def _join_ranks(self, config: trainer_pb2.RunConfig) -> RankGroup | None:
+        """A multi-process run's ranks, joined (rank 0 is this thread); None for one."""
+        if config.world_size <= 1:
+            return None
+        settings = self.ranks
+        group = RankGroup(
+            config.world_size,
+            resolve_device(self.device),
+            placement=settings.placement,
+            host=settings.host,
+            port=settings.port,
+            timeout_s=settings.timeout_s,
+            log_dir=self.record.dir / "ranks",
+        )
+        self.record.group = group
+        try:
+            group.start()
+        except Exception as exc:
+            raise RankFailure(f"the ranks did not join: {group.failed_rank() or exc}") from exc
+        return group
 
     def _train(self) -> None:
+        """Train, restarting a multi-process run's ranks from its latest checkpoint when one
+        of them fails (at most `restarts` times in a row without a new checkpoint)."""
+        failures = 0
+        last_step = -1
+        while True:
+            try:
+                ended = self._train_once()
+                self._leave_ranks()  # before the state: GetRun then shows them exited
+                if ended is not None:
+                    self.record.set_state(ended)
+                return
+            except Exception as exc:
+                group = self.record.group
+                if group is None:
+                    raise
+                failure = _rank_failure(exc, group)
+                if failure is None:
+                    raise
+                step = self.record.run.latest_checkpoint.step
+                failures = failures + 1 if step == last_step else 1
+                last_step = step
+                if failures > self.ranks.restarts or self.record.cancel_requested:
+                    raise RankFailure(
+                        f"{failure.message}; gave up after {failures - 1} restart(s) from "
+                        f"checkpoint step {step}: the run's checkpoints are intact, start a run "
+                        "from its latest one"
+                    ) from exc
+                log.warning(
+                    "run %s: %s; restarting the ranks from step %d (%d/%d)",
+                    self.record.run.id,
+                    failure,
+                    step,
+                    failures,
+                    self.ranks.restarts,
+                )
+                self.resume = True
+            finally:
+                self._leave_ranks()
+
+    def _leave_ranks(self) -> None:
+        """Close the ranks; their last statuses stay in the run (run.json) for GetRun."""
+        record = self.record
+        group = record.group
+        if group is None:
+            return
+        group.close(
+            clean=not group.failed_rank()
+            and not any(s.state == trainer_pb2.RANK_STATE_FAILED for s in group.statuses())
+        )
+        with record.lock:
+            del record.run.ranks[:]
+            record.run.ranks.extend(group.statuses())
+            record.group = None
+        record.save()
+
+    def _train_once(self) -> int | None:
+        """Train until done (SUCCEEDED), cancelled (CANCELLED) or stopped (None: the run
+        stays RUNNING and resumes on the next start); returns the state to set."""
         record = self.record
         ckpt_root = record.checkpoint_root
         trainer = self._trainer()
@@ -431,12 +522,11 @@ class Worker:
             if record.stop_requested:  # service shutdown: save, stay RUNNING, resume later
                 if not self._has_checkpoint_at(trainer.position.step):
                     self._checkpoint(trainer)
-                return
+                return None
             if record.cancel_requested:
                 if not self._has_checkpoint_at(trainer.position.step):
                     self._checkpoint(trainer)
-                record.set_state(trainer_pb2.RUN_STATE_CANCELLED)
-                return
+                return trainer_pb2.RUN_STATE_CANCELLED
             if trainer.total_steps and trainer.position.step >= trainer.total_steps:
                 break
             batch = None
@@ -463,7 +553,7 @@ class Worker:
             self._checkpoint(trainer)
             if self._publish_due(trainer.position.step, checkpointed=True):
                 self.publish(record)
-        record.set_state(trainer_pb2.RUN_STATE_SUCCEEDED)
+        return trainer_pb2.RUN_STATE_SUCCEEDED
 
     def _step(
         self, trainer: Trainer, batch: list[trajectory_pb2.Trajectory] | None
@@ -515,8 +605,10 @@ class RunManager:
         *,
         max_dataset_bytes: int | None = None,
         tensorboard: bool = True,
+        ranks: RankSettings | None = None,
     ) -> None:
         assert roots.runs.path is not None
+        self.ranks = ranks
         self.roots = roots
         self.root = roots.runs.path
         self.device = device
@@ -616,6 +708,7 @@ class RunManager:
             device=self.device,
             max_dataset_bytes=self.max_dataset_bytes,
             tensorboard=self.tensorboard,
+            ranks=self.ranks,
         )
         thread = threading.Thread(target=worker.run, name=f"trainer-{record.run.id}", daemon=True)
         record.thread = thread
@@ -652,6 +745,23 @@ class RunManager:
         for record in self.records.values():
             if record.thread is not None:
                 record.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _rank_failure(exc: BaseException, group: RankGroup) -> RankFailure | None:
+    """`exc` as a rank failure (a rank died, or a collective broke), or None."""
+    if isinstance(exc, RankFailure):
+        return exc
+    dead = group.failed_rank()
+    if dead:
+        return RankFailure(f"{dead} ({type(exc).__name__}: {exc})")
+    import torch.distributed as dist
+
+    text = str(exc).lower()
+    lost = ("connection closed", "connection reset", "timed out", "timeout", "broken pipe")
+    if isinstance(exc, dist.DistNetworkError | dist.DistStoreError) or any(w in text for w in lost):
+        group.mark_failed(f"{type(exc).__name__}: {exc}")
+        return RankFailure(f"lost contact with a rank: {type(exc).__name__}: {exc}")
+    return None
 
 
 def _same_folder(record: RunRecord, folder: Path) -> bool:

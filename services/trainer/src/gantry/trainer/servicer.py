@@ -255,6 +255,26 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             )
         return record
 
+    def _check_world_size(self, config: trainer_pb2.RunConfig) -> None:
+        """Ranks a run may ask for: up to max_world_size, one multi-process run at a time
+        (a process holds one process group)."""
+        size, most = config.world_size, self.capacity.max_world_size
+        if size < 0 or size > most:
+            raise InvalidArgument.for_field(
+                "config.world_size",
+                f"must lie in 0..{most} (this trainer's max_world_size); got {size}",
+            )
+        if size > 1 and any(
+            r.run.config.world_size > 1 and r.run.state not in TERMINAL
+            for r in list(self.runs.records.values())
+        ):
+            raise ResourceExhausted(
+                "a multi-process run is already training on this trainer's ranks: retry "
+                "when it ends",
+                retry_after_s=30,
+                reason="RANKS_BUSY",
+            )
+
     def _check_capacity(self) -> None:
         capacity = self.capacity
         runs = self.runs
@@ -283,6 +303,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
         config = validate_config(
             request.config, self.roots, self.rollout_peers, self.orchestrator.verifier_peers
         )
+        self._check_world_size(config)
         self._check_capacity()
         if config.WhichOneof("method") == "sft":
             await self.runtime.run_blocking(
@@ -292,6 +313,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
                 self.capacity.max_dataset_bytes,
             )
         self._check_capacity()  # again: other calls may have started runs meanwhile
+        self._check_world_size(config)
         record = await self.runtime.run_blocking(self.runs.create, request.display_name, config)
         if request.request_id:
             self.by_request_id[request.request_id] = record.run.id

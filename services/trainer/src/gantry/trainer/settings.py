@@ -38,6 +38,46 @@ class TrainerSettings(ServiceSettings):
         default=10_000, ge=1, description="SubmitTrajectories back-pressure per run"
     )
     max_active_runs: int = Field(default=4, ge=1, description="Runs training at the same time")
+    max_world_size: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Most ranks (processes, one per device) a run may ask for in "
+        "config.world_size; 1 = single-process runs only",
+    )
+    ranks: Literal["local", "pods"] = Field(
+        default="local",
+        description="Where a multi-process run's ranks 1..N-1 run: local = processes this "
+        "service starts on its own machine (one per GPU on CUDA); pods = processes started "
+        "elsewhere with `python -m gantry.trainer.rank --serve` (the chart's rank pods), "
+        "which join each run's rendezvous here",
+    )
+    rendezvous_host: str = Field(
+        default="127.0.0.1",
+        description="Address the ranks dial to join rank 0 (this process): its pod's "
+        "stable DNS name under `pods`",
+    )
+    rendezvous_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="TCP port of the rendezvous store rank 0 opens for each multi-process "
+        "run; 0 = a free port (local ranks only)",
+    )
+    rank_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="How long ranks wait for one another (joining, and any one collective) "
+        "before the run fails",
+    )
+    rank_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Times a multi-process run restarts its ranks from its latest "
+        "checkpoint after one dies, before it fails (counted since the last new checkpoint)",
+    )
     max_runs: int = Field(
         default=10_000,
         ge=1,

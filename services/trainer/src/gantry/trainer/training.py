@@ -4,6 +4,13 @@
 `grpo_step` each do one optimiser step over a batch with gradient accumulation over
 micro-batches (the loss is normalised by the batch's target tokens, so accumulation
 gives the same gradient as one big batch) and return the step's metrics.
+
+In a multi-process run (a process group is up, `gantry.trainer.ranks`) every rank builds
+the same Trainer, the policy is sharded with FSDP2 (`gantry.trainer.sharding`) and each
+step's batch, which every rank holds whole, is split: rank r takes items r, r+W, ...
+Advantages and the token normaliser come from the whole batch, so the summed gradient is
+the one-process gradient whatever the world size. Every rank runs as many forwards as the
+busiest one (an idle rank runs a zero-weight forward: FSDP's collectives must pair up).
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ import torch
 
 from gantry.core.limits import struct_to_python
 from gantry.core.precision import recipe_name
+from gantry.kernels.fp8_linear import forget_quantized_weights
 from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints, data, grpo, verifier_rewards, vision
+from gantry.trainer import checkpoints, data, grpo, sharding, verifier_rewards, vision
 from gantry.trainer.model import (
     OptimizerSpec,
     build_optimizer,
@@ -32,6 +40,7 @@ from gantry.trainer.model import (
     load_policy,
     resolve_device,
 )
+from gantry.trainer.ranks import Command, RankGroup, encode_setup, encode_trajectories
 
 DEFAULT_BATCH = 8
 DEFAULT_MAX_SEQ_LEN = 2048
@@ -61,9 +70,16 @@ class Trainer:
         device: str = "cpu",
         *,
         conversations: list[list[data.Message]] | None = None,
+        group: RankGroup | None = None,
     ) -> None:
         """`conversations`: the SFT data, already read (the service reads it inside the
-        datasets root); None reads `config.data.dataset_uri` as given (tools, benchmarks)."""
+        datasets root); None reads `config.data.dataset_uri` as given (tools, benchmarks).
+        `group`: rank 0 of a multi-process run, which tells the other ranks each step."""
+        self.group = group
+        if group is not None:
+            if conversations is None and config.WhichOneof("method") == "sft":
+                conversations = data.read_conversations(config.data.dataset_uri)
+            group.send(Command.SETUP, encode_setup(config, seed, conversations))
         self.config = config
         self.seed = seed
         self.method = config.WhichOneof("method") or ""
@@ -107,18 +123,24 @@ class Trainer:
             self.total_steps = math.ceil(len(self.examples) / self.batch_size)
         self.order = data.DataOrder(max(1, len(self.examples)), seed)
         self.position = Position()
-        spec = OptimizerSpec.from_proto(config.optimizer)
-        self.optimizer, self.scheduler = build_optimizer(self.model, spec, self.total_steps)
-        self.max_grad_norm = spec.max_grad_norm
         self.reference: torch.nn.Module | None = None
         if self.method == "grpo" and config.grpo.kl_coef > 0:
             self.reference = frozen_copy(self.model)
+        self.rank, self.world_size = sharding.rank(), sharding.world_size()
+        if self.world_size > 1:
+            sharding.shard(self.model)
+            if self.reference is not None:
+                sharding.shard(self.reference)
+        # Built after sharding: AdamW must hold the sharded parameters.
+        spec = OptimizerSpec.from_proto(config.optimizer)
+        self.optimizer, self.scheduler = build_optimizer(self.model, spec, self.total_steps)
+        self.max_grad_norm = spec.max_grad_norm
 
     # ----- state -----
     def state(self) -> dict[str, Any]:
+        """Schedule, RNG and data position (the weights and AdamW state are in the shards)."""
         p = self.position
         return {
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": checkpoints.rng_state(),
             "step": p.step,
@@ -128,16 +150,33 @@ class Trainer:
             "versions": dict(p.versions),
         }
 
-    def restore(self, checkpoint_dir: Path) -> None:
-        """Weights, optimiser, schedule, RNG and data position of a checkpoint."""
-        from safetensors.torch import load_file
+    def _announce(self, command: Command, payload: bytes = b"") -> None:
+        """Rank 0: tell the other ranks to take the same collective step now."""
+        if self.group is not None:
+            self.group.send(command, payload)
 
-        weights = load_file(str(checkpoint_dir / "model.safetensors"), device=str(self.device))
-        _missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        if unexpected:
-            raise ValueError(f"checkpoint has unknown tensors: {unexpected[:3]}")
+    def write_checkpoint(self, directory: Path) -> None:
+        """Every rank writes its shards (DCP); rank 0 then writes the whole model as an HF
+        directory (rollout's and users' export) and the trainer state. A collective."""
+        self._announce(Command.CHECKPOINT, str(directory).encode())
+        sharding.save_sharded(self.model, self.optimizer, directory / checkpoints.SHARDS_DIR)
+        weights = sharding.full_state_dict(self.model)
+        if self.rank == 0:
+            self.model.save_pretrained(str(directory), state_dict=weights)  # type: ignore[operator]
+            self.tokenizer.save_pretrained(str(directory))
+            torch.save(self.state(), directory / checkpoints.STATE_FILE)
+
+    def restore(self, checkpoint_dir: Path) -> None:
+        """Weights, optimiser, schedule, RNG and data position of a checkpoint written by any
+        number of ranks (DCP reshards on load)."""
+        self._announce(Command.RESTORE, str(checkpoint_dir).encode())
+        shards = checkpoint_dir / checkpoints.SHARDS_DIR
         state = checkpoints.load_state(checkpoint_dir)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if shards.is_dir():
+            sharding.load_sharded(self.model, self.optimizer, shards)
+        else:
+            self._restore_single_process(checkpoint_dir, state)
+        forget_quantized_weights(self.model)
         self.scheduler.load_state_dict(state["scheduler"])
         checkpoints.restore_rng(state["rng"])
         self.position = Position(
@@ -148,6 +187,22 @@ class Trainer:
             versions={int(k): int(v) for k, v in state["versions"].items()},
         )
         self.order.cursor = self.position.cursor
+
+    def _restore_single_process(self, checkpoint_dir: Path, state: dict[str, Any]) -> None:
+        """A checkpoint from before sharded checkpoints: weights in model.safetensors and the
+        optimiser inside trainer_state.pt; only a one-process run can take it back."""
+        from safetensors.torch import load_file
+
+        if self.world_size > 1 or "optimizer" not in state:
+            raise checkpoints.unreadable(
+                checkpoint_dir,
+                f"has no {checkpoints.SHARDS_DIR}/ to resume {self.world_size} ranks",
+            )
+        weights = load_file(str(checkpoint_dir / "model.safetensors"), device=str(self.device))
+        _missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if unexpected:
+            raise ValueError(f"checkpoint has unknown tensors: {unexpected[:3]}")
+        self.optimizer.load_state_dict(state["optimizer"])
 
     # ----- steps -----
     def _finish(self, metrics: trainer_pb2.StepMetrics, tokens: int, started: float) -> None:
@@ -163,17 +218,26 @@ class Trainer:
         metrics.extra["step_seconds"] = elapsed
         metrics.time.GetCurrentTime()
 
+    def _padded(self, chunks: list[Any]) -> list[tuple[Any, float]]:
+        """`chunks` with weight 1, then (None, 0) until this rank has as many forwards as the
+        busiest rank: the caller runs those on the batch's first item with zero weight."""
+        count = sharding.max_over_ranks(len(chunks))
+        return [(c, 1.0) for c in chunks] + [(None, 0.0)] * (count - len(chunks))
+
     def sft_step(self) -> trainer_pb2.StepMetrics:
+        self._announce(Command.SFT_STEP)
         started = time.perf_counter()
         batch = [self.examples[i] for i in self.order.take(self.batch_size)]
         self.position.cursor = self.order.cursor
         targets = sum(max(0, sum(1 for x in e.labels[1:] if x != data.IGNORE)) for e in batch)
+        mine = sharding.share(batch, self.rank, self.world_size)
+        chunks = [mine[s : s + self.micro] for s in range(0, len(mine), self.micro)]
         total_loss = 0.0
         tokens = 0
-        for start in range(0, len(batch), self.micro):
+        for chunk, weight in self._padded(chunks):
             part = {
                 k: v.to(self.device)
-                for k, v in data.collate(batch[start : start + self.micro], self.pad_id).items()
+                for k, v in data.collate(chunk or batch[:1], self.pad_id).items()
             }
             logits = self.model(
                 input_ids=part["input_ids"], attention_mask=part["attention_mask"]
@@ -185,11 +249,12 @@ class Trainer:
                 ignore_index=data.IGNORE,
                 reduction="sum",
             )
-            (loss_sum / max(targets, 1)).backward()  # type: ignore[no-untyped-call]
-            total_loss += float(loss_sum.detach())
-            tokens += int(part["attention_mask"].sum())
+            (loss_sum * (weight / max(targets, 1))).backward()  # type: ignore[no-untyped-call]
+            total_loss += weight * float(loss_sum.detach())
+            tokens += int(weight * int(part["attention_mask"].sum()))
+        total_loss, summed_tokens = sharding.sum_over_ranks([total_loss, tokens])
         metrics = trainer_pb2.StepMetrics(loss=total_loss / max(targets, 1))
-        self._finish(metrics, tokens, started)
+        self._finish(metrics, int(summed_tokens), started)
         return metrics
 
     def _ref_logprobs(self, batch: grpo.Batch) -> torch.Tensor | None:
@@ -202,6 +267,7 @@ class Trainer:
     def grpo_step(
         self, trajectories: Sequence[trajectory_pb2.Trajectory]
     ) -> trainer_pb2.StepMetrics:
+        self._announce(Command.GRPO_STEP, encode_trajectories(trajectories))
         started = time.perf_counter()
         cfg = self.config.grpo
         clip_low = cfg.clip_low or grpo.DEFAULT_CLIP
@@ -224,9 +290,10 @@ class Trainer:
         # All micro-batches see the weights of the start of the step (one update per batch),
         # so the logprob mismatch below is rollout vs trainer on identical weights.
         padded = 0
-        for chunk in grpo.micro_batches(items, self.micro, self.config.micro_batch_tokens):
-            batch = grpo.collate(chunk, self.pad_id, self.pixels).to(self.device)
-            padded += batch.input_ids.numel()
+        mine = sharding.share(items, self.rank, self.world_size)
+        chunks = list(grpo.micro_batches(mine, self.micro, self.config.micro_batch_tokens))
+        for chunk, weight in self._padded(chunks):
+            batch = grpo.collate(chunk or items[:1], self.pad_id, self.pixels).to(self.device)
             logits = self.model(**batch.inputs()).logits
             logprobs, entropy = grpo.token_logprobs(logits[:, :-1], batch.targets)
             terms = grpo.ppo_clip_loss(
@@ -243,7 +310,10 @@ class Trainer:
                 correction=correction,
                 importance_cap=cap,
             )
-            terms.loss.backward()  # type: ignore[no-untyped-call]
+            (terms.loss * weight).backward()  # type: ignore[no-untyped-call]
+            if not weight:
+                continue  # a forward to pair FSDP's collectives, not data
+            padded += batch.input_ids.numel()
             sums["loss"] += float(terms.loss.detach())
             sums["weight"] += terms.weight_sum
             sums["weight_max"] = max(sums["weight_max"], terms.weight_max)
@@ -253,6 +323,12 @@ class Trainer:
             sums["entropy"] += terms.entropy_sum
             sums["mismatch"] += terms.mismatch_sum
             tokens += int(batch.attention_mask.sum())
+        keys = sorted(k for k in sums if k != "weight_max")
+        for key, value in zip(keys, sharding.sum_over_ranks([sums[k] for k in keys]), strict=True):
+            sums[key] = value
+        sums["weight_max"] = sharding.max_over_ranks_float(sums["weight_max"])
+        summed_tokens, summed_padded = sharding.sum_over_ranks([tokens, padded])
+        tokens, padded = int(summed_tokens), int(summed_padded)
         rewards = torch.tensor([t.final_reward for t in trajectories], dtype=torch.float64)
         lag = [
             self.position.policy_version - self.position.versions.get(t.policy_version, 0)

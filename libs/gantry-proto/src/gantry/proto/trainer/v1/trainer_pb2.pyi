@@ -35,6 +35,14 @@ class OffPolicyCorrection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OFF_POLICY_CORRECTION_TIS: _ClassVar[OffPolicyCorrection]
     OFF_POLICY_CORRECTION_MIS: _ClassVar[OffPolicyCorrection]
 
+class RankState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RANK_STATE_UNSPECIFIED: _ClassVar[RankState]
+    RANK_STATE_STARTING: _ClassVar[RankState]
+    RANK_STATE_RUNNING: _ClassVar[RankState]
+    RANK_STATE_EXITED: _ClassVar[RankState]
+    RANK_STATE_FAILED: _ClassVar[RankState]
+
 class WeightTransfer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WEIGHT_TRANSFER_UNSPECIFIED: _ClassVar[WeightTransfer]
@@ -51,6 +59,11 @@ OFF_POLICY_CORRECTION_UNSPECIFIED: OffPolicyCorrection
 OFF_POLICY_CORRECTION_NONE: OffPolicyCorrection
 OFF_POLICY_CORRECTION_TIS: OffPolicyCorrection
 OFF_POLICY_CORRECTION_MIS: OffPolicyCorrection
+RANK_STATE_UNSPECIFIED: RankState
+RANK_STATE_STARTING: RankState
+RANK_STATE_RUNNING: RankState
+RANK_STATE_EXITED: RankState
+RANK_STATE_FAILED: RankState
 WEIGHT_TRANSFER_UNSPECIFIED: WeightTransfer
 WEIGHT_TRANSFER_STREAM: WeightTransfer
 WEIGHT_TRANSFER_URI: WeightTransfer
@@ -148,7 +161,7 @@ class OptimizerConfig(_message.Message):
     def __init__(self, learning_rate: _Optional[float] = ..., weight_decay: _Optional[float] = ..., warmup_steps: _Optional[int] = ..., lr_schedule: _Optional[str] = ..., max_grad_norm: _Optional[float] = ...) -> None: ...
 
 class RunConfig(_message.Message):
-    __slots__ = ("base_model", "sft", "grpo", "ppo", "data", "optimizer", "batch_size", "micro_batch_size", "max_steps", "max_seq_len", "precision", "rollout_target", "publish_interval", "checkpoint_interval", "output_uri", "seed", "extra", "micro_batch_tokens")
+    __slots__ = ("base_model", "sft", "grpo", "ppo", "data", "optimizer", "batch_size", "micro_batch_size", "max_steps", "max_seq_len", "precision", "rollout_target", "publish_interval", "checkpoint_interval", "output_uri", "seed", "extra", "micro_batch_tokens", "world_size")
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     SFT_FIELD_NUMBER: _ClassVar[int]
     GRPO_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +180,7 @@ class RunConfig(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELD_NUMBER: _ClassVar[int]
     MICRO_BATCH_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
     base_model: str
     sft: SftConfig
     grpo: GrpoConfig
@@ -185,7 +199,8 @@ class RunConfig(_message.Message):
     seed: int
     extra: _struct_pb2.Struct
     micro_batch_tokens: int
-    def __init__(self, base_model: _Optional[str] = ..., sft: _Optional[_Union[SftConfig, _Mapping]] = ..., grpo: _Optional[_Union[GrpoConfig, _Mapping]] = ..., ppo: _Optional[_Union[PpoConfig, _Mapping]] = ..., data: _Optional[_Union[DataSource, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., batch_size: _Optional[int] = ..., micro_batch_size: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., rollout_target: _Optional[str] = ..., publish_interval: _Optional[int] = ..., checkpoint_interval: _Optional[int] = ..., output_uri: _Optional[str] = ..., seed: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., micro_batch_tokens: _Optional[int] = ...) -> None: ...
+    world_size: int
+    def __init__(self, base_model: _Optional[str] = ..., sft: _Optional[_Union[SftConfig, _Mapping]] = ..., grpo: _Optional[_Union[GrpoConfig, _Mapping]] = ..., ppo: _Optional[_Union[PpoConfig, _Mapping]] = ..., data: _Optional[_Union[DataSource, _Mapping]] = ..., optimizer: _Optional[_Union[OptimizerConfig, _Mapping]] = ..., batch_size: _Optional[int] = ..., micro_batch_size: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_seq_len: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., rollout_target: _Optional[str] = ..., publish_interval: _Optional[int] = ..., checkpoint_interval: _Optional[int] = ..., output_uri: _Optional[str] = ..., seed: _Optional[int] = ..., extra: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., micro_batch_tokens: _Optional[int] = ..., world_size: _Optional[int] = ...) -> None: ...
 
 class StepMetrics(_message.Message):
     __slots__ = ("step", "loss", "reward_mean", "reward_std", "kl", "grad_norm", "tokens_per_second", "learning_rate", "entropy", "staleness_mean", "policy_version", "time", "extra")
@@ -247,7 +262,7 @@ class Checkpoint(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., uri: _Optional[str] = ..., size_bytes: _Optional[int] = ..., policy_version: _Optional[int] = ..., precision: _Optional[_Union[_precision_pb2.Precision, _Mapping]] = ..., metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "display_name", "config", "state", "operation_name", "step", "total_steps", "policy_version", "latest_metrics", "latest_checkpoint", "error", "create_time", "start_time", "end_time", "replicas")
+    __slots__ = ("id", "display_name", "config", "state", "operation_name", "step", "total_steps", "policy_version", "latest_metrics", "latest_checkpoint", "error", "create_time", "start_time", "end_time", "replicas", "ranks")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +278,7 @@ class Run(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    RANKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     display_name: str
     config: RunConfig
@@ -278,7 +294,22 @@ class Run(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaWeights]
-    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., config: _Optional[_Union[RunConfig, _Mapping]] = ..., state: _Optional[_Union[RunState, str]] = ..., operation_name: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., policy_version: _Optional[int] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., latest_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaWeights, _Mapping]]] = ...) -> None: ...
+    ranks: _containers.RepeatedCompositeFieldContainer[RankStatus]
+    def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., config: _Optional[_Union[RunConfig, _Mapping]] = ..., state: _Optional[_Union[RunState, str]] = ..., operation_name: _Optional[str] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., policy_version: _Optional[int] = ..., latest_metrics: _Optional[_Union[StepMetrics, _Mapping]] = ..., latest_checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replicas: _Optional[_Iterable[_Union[ReplicaWeights, _Mapping]]] = ..., ranks: _Optional[_Iterable[_Union[RankStatus, _Mapping]]] = ...) -> None: ...
+
+class RankStatus(_message.Message):
+    __slots__ = ("rank", "host", "pid", "state", "detail")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    host: str
+    pid: int
+    state: RankState
+    detail: str
+    def __init__(self, rank: _Optional[int] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., state: _Optional[_Union[RankState, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ReplicaWeights(_message.Message):
     __slots__ = ("target", "policy_version", "run_policy_version", "checkpoint_id", "acknowledge_time", "error", "seconds")

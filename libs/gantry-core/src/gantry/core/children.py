@@ -1,0 +1,23 @@
+"""Child processes that must not outlive the process that started them."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies; call first thing in a child.
+
+    False when the parent is already gone (the signal was armed too late): exit then.
+    The signal follows the parent *thread* that started the child, so start children from
+    a thread that lives as long as they should.
+    """
+    parent = os.getppid()
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return os.getppid() == parent
