@@ -555,6 +555,7 @@ def test_values_give_every_service_the_same_block() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     keys = {name: set(values[name]) for name in SERVICES}
     keys["envfarm"] -= {"sandbox", "sessions"}  # envfarm's own blocks (sandboxes, sessions)
+    keys["trainer"] -= {"distributed"}  # multi-pod runs (test_trainer_ranks_chart.py)
     assert keys["retrieval"] - keys["envfarm"] == {"qdrant"}
     assert all(k == keys["envfarm"] for n, k in keys.items() if n != "retrieval")
     assert [n for n in SERVICES if values[n]["enabled"]] == ["envfarm"]

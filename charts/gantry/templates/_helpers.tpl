@@ -155,6 +155,7 @@ message naming the values to change. Called once, from configmap.yaml.
 {{- fail (printf "openai.port %v collides with rollout's port or metricsPort" $root.Values.openai.port) -}}
 {{- end -}}
 {{- end -}}
+{{- include "gantry.validateDistributed" $root -}}
 {{- if $root.Values.retrieval.enabled -}}
 {{- if and $root.Values.qdrant.enabled $root.Values.retrieval.qdrant.url -}}
 {{- fail "retrieval.qdrant.url is set and qdrant.enabled=true: use either the in-chart Qdrant or an external URL, not both" -}}
@@ -203,6 +204,16 @@ services it calls, then its `config` entries. Context: (dict "root" "name" "svc"
 {{ $p }}PUBLISHED_WEIGHTS_DIR: {{ include "gantry.publishedMount" .name | quote }}
 {{- else if eq .name "rollout" }}
 {{ $p }}PUBLISHED_WEIGHTS: {{ include "gantry.publishedMount" .name | quote }}
+{{- end }}
+{{- end }}
+{{- if and (eq .name "trainer") (include "gantry.distributed" $root) }}
+{{- with .svc.distributed }}
+{{ $p }}RANKS: "pods"
+{{ $p }}MAX_WORLD_SIZE: {{ .worldSize | quote }}
+{{ $p }}RENDEZVOUS_HOST: {{ include "gantry.rendezvousHost" $root | quote }}
+{{ $p }}RENDEZVOUS_PORT: {{ .rendezvousPort | quote }}
+{{ $p }}RANK_TIMEOUT_S: {{ .rankTimeoutSeconds | quote }}
+{{ $p }}RANK_RESTARTS: {{ .restarts | quote }}
 {{- end }}
 {{- end }}
 {{- if and (eq .name "rollout") $root.Values.openai.enabled }}
@@ -261,4 +272,77 @@ Where the published-weights claim is mounted: in rollout, inside its checkpoints
 */}}
 {{- define "gantry.publishedMount" -}}
 {{- if eq . "rollout" -}}/var/lib/gantry/checkpoints/published{{- else -}}/var/lib/gantry-published{{- end -}}
+{{- end -}}
+
+
+{{/*
+Multi-pod trainer runs (trainer.distributed): "true" when on.
+*/}}
+{{- define "gantry.distributed" -}}
+{{- $t := .Values.trainer -}}
+{{- if and $t.enabled ($t.distributed | default dict).enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* Object name of the trainer's rank pods (StatefulSet and its headless Service). */}}
+{{- define "gantry.trainerRanksName" -}}
+{{- printf "%s-trainer-ranks" (include "gantry.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Where ranks 1..N-1 reach rank 0's rendezvous store: the ClusterIP Service
+<fullname>-trainer-rendezvous, in the cluster only whatever trainer.service.type is.
+*/}}
+{{- define "gantry.rendezvousName" -}}
+{{- printf "%s-trainer-rendezvous" (include "gantry.fullname" .) -}}
+{{- end -}}
+
+{{- define "gantry.rendezvousHost" -}}
+{{- printf "%s.%s.svc.%s" (include "gantry.rendezvousName" .) .Release.Namespace .Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
+Checks of trainer.distributed that the schema cannot express. The trainer's data volume
+must be ReadWriteMany: every rank writes its checkpoint shards into the run's folder.
+*/}}
+{{- define "gantry.validateDistributed" -}}
+{{- if include "gantry.distributed" . -}}
+{{- $t := .Values.trainer -}}
+{{- $d := $t.distributed -}}
+{{- if lt (int $d.worldSize) 2 -}}
+{{- fail (printf "trainer.distributed.worldSize is %v: a multi-pod run has at least 2 ranks (the trainer pod and one rank pod)" $d.worldSize) -}}
+{{- end -}}
+{{- if or (ne (int $t.replicas) 1) $t.autoscaling.enabled -}}
+{{- fail "trainer.distributed.enabled: the trainer pod is rank 0 of every multi-pod run, so trainer.replicas must be 1 and trainer.autoscaling.enabled false" -}}
+{{- end -}}
+{{- if has (int $d.rendezvousPort) (list (int $t.port) (int $t.metricsPort)) -}}
+{{- fail (printf "trainer.distributed.rendezvousPort %v collides with trainer.port or trainer.metricsPort" $d.rendezvousPort) -}}
+{{- end -}}
+{{- if and $t.gpu.enabled (ne (int $t.gpu.count) (int $d.gpusPerPod)) -}}
+{{- fail (printf "trainer.gpu.count is %v but trainer.distributed.gpusPerPod is %v: with distributed.enabled the trainer pod is one rank like each rank pod (one rank per pod); set trainer.gpu.count=%v" $t.gpu.count $d.gpusPerPod $d.gpusPerPod) -}}
+{{- end -}}
+{{- range $key := list "ranks" "max_world_size" "rendezvous_host" "rendezvous_port" "rank_timeout_s" "rank_restarts" -}}
+{{- if hasKey ($t.config | default dict) $key -}}
+{{- fail (printf "trainer.config.%s: with trainer.distributed.enabled the chart sets it from trainer.distributed; remove it from trainer.config" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $rwx := "trainer.distributed.enabled needs the trainer's data volume on ReadWriteMany storage, mounted by the trainer pod and every rank pod (each rank writes its checkpoint shards there)" -}}
+{{- $persistence := $t.data.persistence | default dict -}}
+{{- if $t.data.existingClaim -}}
+{{- /* Checked where the cluster can be read (install, upgrade); `helm template` cannot. */ -}}
+{{- $live := lookup "v1" "PersistentVolumeClaim" .Release.Namespace $t.data.existingClaim -}}
+{{- if and $live (not (has "ReadWriteMany" ($live.spec.accessModes | default list))) -}}
+{{- fail (printf "%s: trainer.data.existingClaim %s has accessModes %v" $rwx $t.data.existingClaim $live.spec.accessModes) -}}
+{{- end -}}
+{{- else if $persistence.enabled -}}
+{{- if not (has "ReadWriteMany" ($persistence.accessModes | default list)) -}}
+{{- fail (printf "%s: set trainer.data.persistence.accessModes to [ReadWriteMany] (a StorageClass that supports it), or trainer.data.existingClaim to a ReadWriteMany PVC" $rwx) -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "%s: set trainer.data.existingClaim to a ReadWriteMany PVC, or trainer.data.persistence.enabled=true with accessModes [ReadWriteMany]" $rwx) -}}
+{{- end -}}
+{{- $name := include "gantry.trainerRanksName" . -}}
+{{- if gt (len $name) 52 -}}
+{{- fail (printf "the rank StatefulSet name %s has %d characters; Kubernetes allows 52 (its pods' controller-revision-hash label adds 11): shorten the release name or set fullnameOverride" $name (len $name)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
