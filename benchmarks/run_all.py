@@ -314,6 +314,25 @@ def loop_modes(out: str, _: dict[str, Any]) -> list[Row]:
     ]
 
 
+def trainer_scaling(_: str, data: Any) -> list[Row]:
+    runs = {r["world"]: r for r in data[0]["results"] if r["threads"] == 1}
+
+    def tokens_per_s(r: dict[str, Any]) -> float:
+        return float(sum(r["tokens"][1:]) / sum(r["step_s"][1:]))
+
+    one, two = runs[1], runs[2]
+    gap = max(abs(a - b) / abs(b) for a, b in zip(two["losses"], one["losses"], strict=True))
+    return [
+        Row(
+            "trainer SFT, 2 ranks (FSDP2, gloo) vs 1, tiny Qwen3 (tok/s)",
+            f"{tokens_per_s(two):.0f}",
+            f"1 rank {tokens_per_s(one):.0f}",
+            _x(tokens_per_s(two) / tokens_per_s(one)),
+        ),
+        Row("trainer SFT, 2 ranks vs 1: largest relative loss gap, 3 steps", f"{gap:.1e}"),
+    ]
+
+
 def no_rows(_: str, __: dict[str, Any]) -> list[Row]:
     return []
 
@@ -404,6 +423,7 @@ BENCHES = [
         loop_modes,
         360,
     ),
+    Bench("trainer_scaling.py", ["--quick"], trainer_scaling, 240, json_out=True),
     Bench(
         "gpu_checks.py",
         [],
@@ -429,6 +449,13 @@ BENCHES = [
         gpu_rows=["SALAD attention vs dense SDPA, Wan2.1-1.3B shapes"],
     ),
     Bench("vla_gpu.py", [], no_rows, gpu=True, gpu_rows=["vla Act p99, ~0.5B VLM, 16-step chunk"]),
+    Bench(
+        "trainer_scaling_gpu.py",
+        [],
+        no_rows,
+        gpu=True,
+        gpu_rows=["trainer FSDP2 (1 rank) vs plain, ~1B Qwen3, bf16 / fp8-jet"],
+    ),
 ]
 
 
