@@ -169,7 +169,7 @@ def main() -> None:
             model_dir, shape = build_model(Path(tmp) / "model", args.small, device)
             data = fp8_steps.synthetic_sft(Path(tmp) / "sft.jsonl", 64, args.words)
             counts = scaling.count_params(shape)
-            print(f"Qwen3, {counts.total / 1e9:.3f} B parameters, built in "
+            print(f"Qwen3, {counts.total / 1e6:,.1f} M parameters, built in "
                   f"{time.perf_counter() - began:.0f} s", flush=True)  # fmt: skip
             for recipe in ("bf16", "fp8-jet"):
                 for fsdp in (False, True):
