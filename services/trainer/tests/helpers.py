@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -138,3 +139,20 @@ def tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
         tag: [(int(e.step), float(e.value)) for e in events.Scalars(tag)]
         for tag in events.Tags()["scalars"]
     }
+
+
+def short_dataset(folder: Path, count: int = 16) -> Path:
+    """`count` short chats (arithmetic questions, ~60 tokens each) as SFT JSONL: for tests
+    that need many cheap steps rather than envfarm's long demonstrations."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "short.jsonl"
+    lines = []
+    for i in range(count):
+        a, b = 3 + i, 7 + 2 * i
+        messages = [
+            {"role": "user", "content": f"what is {a} plus {b}?"},
+            {"role": "assistant", "content": f"{a} plus {b} is {a + b}."},
+        ]
+        lines.append(json.dumps({"messages": messages}))
+    path.write_text("\n".join(lines) + "\n")
+    return path

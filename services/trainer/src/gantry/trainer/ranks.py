@@ -17,8 +17,10 @@ the rank, and the run resumes from its last checkpoint when started again.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import enum
+import gc
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import IO, Any
 
 import torch
 import torch.distributed as dist
-from torch.distributed import TCPStore  # type: ignore[attr-defined]
+from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined]
 
 from gantry.core.errors import Aborted
 from gantry.core.ports import free_port
@@ -140,6 +143,49 @@ def decode_setup(
     return config, int(raw["seed"]), raw["conversations"]
 
 
+# Rendezvous: rank 0 keeps one store open per port for the life of the service. Each run
+# attempt is a new generation: its world size under "gen/<g>/world_size", then the counter
+# "generation" moves to g, and the attempt's process group lives under the prefix "gen/<g>/".
+# Ranks that serve run after run (pods) wait for the counter to move; an attempt never
+# meets a store or keys left by an earlier one.
+_MASTER_STORES: dict[int, Any] = {}
+_MASTER_LOCK = threading.Lock()
+_PORTS: dict[str, int] = {}
+
+
+def master_store(port: int, timeout: datetime.timedelta) -> tuple[Any, int]:
+    """Rank 0's rendezvous store on every interface (0 = a free port, chosen once)."""
+    with _MASTER_LOCK:
+        if not port:
+            port = _PORTS.setdefault("free", free_port("0.0.0.0"))
+        store = _MASTER_STORES.get(port)
+        if store is None:
+            store = TCPStore(
+                "0.0.0.0", port, is_master=True, timeout=timeout, wait_for_workers=False
+            )
+            _MASTER_STORES[port] = store
+        return store, port
+
+
+def next_generation(store: Any, world_size: int) -> int:
+    generation = int(store.add("generation", 0)) + 1
+    store.set(f"gen/{generation}/world_size", str(world_size))
+    store.add("generation", 1)
+    return generation
+
+
+def close_generation(store: Any, generation: int) -> None:
+    store.set(f"gen/{generation}/closed", "1")
+
+
+def generation_closed(store: Any, generation: int) -> bool:
+    return bool(store.check([f"gen/{generation}/closed"]))
+
+
+def generation_store(store: Any, generation: int) -> Any:
+    return PrefixStore(f"gen/{generation}/", store)
+
+
 class RankGroup:
     """Rank 0's side of one run's process group: starts local ranks, sends commands, and
     tells which rank failed."""
@@ -159,7 +205,9 @@ class RankGroup:
         self.device = device
         self.placement = placement
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port  # 0: a free one, chosen when the first run starts
+        self.generation = 0
+        self.store: Any = None
         self.timeout = datetime.timedelta(seconds=timeout_s)
         self.log_dir = log_dir
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -177,22 +225,14 @@ class RankGroup:
         rank joined or the timeout passed."""
         if dist.is_initialized():
             raise RuntimeError("this process already trains a multi-process run")
+        self.store, self.port = master_store(self.port, self.timeout)
+        self.generation = next_generation(self.store, self.world_size)
         if self.placement == "local":
             for r in range(1, self.world_size):
                 self.processes[r] = self._spawn(r)
-        # Rank 0 hosts the rendezvous store on every interface; the others dial
-        # host:port (this pod's Service name under `pods`).
-        store = TCPStore(
-            "0.0.0.0",
-            self.port,
-            self.world_size,
-            is_master=True,
-            timeout=self.timeout,
-            wait_for_workers=False,
-        )
         dist.init_process_group(
             backend_for(self.device),
-            store=store,
+            store=generation_store(self.store, self.generation),
             rank=0,
             world_size=self.world_size,
             timeout=self.timeout,
@@ -212,6 +252,7 @@ class RankGroup:
             WORLD_SIZE=str(self.world_size),
             MASTER_ADDR=self.host,
             MASTER_PORT=str(self.port),
+            GANTRY_TRAINER_RANK_GENERATION=str(self.generation),
             GANTRY_TRAINER_RANK_DEVICE=self.device.type,
             GANTRY_TRAINER_RANK_TIMEOUT_S=str(self.timeout.total_seconds()),
         )
@@ -241,8 +282,10 @@ class RankGroup:
         except Exception as exc:  # a rank already gone: nothing to tell it
             log.warning("could not stop the ranks cleanly: %s", exc)
         finally:
+            if self.store is not None:  # ranks (re)starting now wait for the next attempt
+                close_generation(self.store, self.generation)
             if self.joined:
-                dist.destroy_process_group()
+                leave_process_group()
                 self.joined = False
             for r, proc in self.processes.items():
                 try:
@@ -269,9 +312,13 @@ class RankGroup:
                 f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
             )
 
-    def failed_rank(self) -> str:
-        """Which local rank died, for the run's error; '' when none is known to have."""
+    def failed_rank(self, wait_s: float = 0.0) -> str:
+        """Which local rank died, for the run's error; '' when none is known to have.
+        `wait_s`: a broken collective can beat the dead rank's exit status; wait for it."""
+        deadline = time.monotonic() + wait_s
         for r, proc in self.processes.items():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             self._observe(r, proc)
         with self._lock:
             dead = [r for r, s in self.states.items() if s == trainer_pb2.RANK_STATE_FAILED]
@@ -299,6 +346,24 @@ class RankGroup:
                 )
                 for r in range(self.world_size)
             ]
+
+
+def leave_process_group() -> None:
+    """Destroy the process group and let go of what still points at it (DTensor's caches
+    hold its device mesh, and with it gloo's sockets) so a long-lived process can join the
+    next run's group cleanly."""
+    dist.destroy_process_group()
+    with contextlib.suppress(Exception):  # private caches: best effort, version-dependent
+        from torch.distributed.tensor import DTensor
+        from torch.distributed.tensor._collective_utils import MeshTopoInfo
+
+        MeshTopoInfo.build_from_mesh.cache_clear()
+        propagator = DTensor._op_dispatcher.sharding_propagator
+        for name in ("propagate_op_sharding", "_propagate_tensor_meta_cached"):
+            clear = getattr(getattr(propagator, name, None), "cache_clear", None)
+            if callable(clear):
+                clear()
+    gc.collect()
 
 
 _NAME_BYTES = 64

@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import json_format
 from opentelemetry import context as otel_context
 
-from gantry.core.errors import FailedPrecondition, GantryError, echo, status_from_exception
+from gantry.core.errors import (
+    FailedPrecondition,
+    GantryError,
+    InvalidArgument,
+    echo,
+    status_from_exception,
+)
 from gantry.core.storage import write_atomically
 from gantry.core.tracing import stage
 from gantry.proto.common.v1 import trajectory_pb2
@@ -348,6 +354,8 @@ class Worker:
             self._train()
         except Exception as exc:
             log.exception("run %s failed", record.run.id)
+            if isinstance(exc, data.DataError):  # the dataset or config, not the trainer
+                exc = InvalidArgument.for_field(exc.field, exc.message)
             status = status_from_exception(exc)
             if not isinstance(exc, GantryError):
                 status.message = f"{type(exc).__name__}: {exc}"
@@ -751,7 +759,7 @@ def _rank_failure(exc: BaseException, group: RankGroup) -> RankFailure | None:
     """`exc` as a rank failure (a rank died, or a collective broke), or None."""
     if isinstance(exc, RankFailure):
         return exc
-    dead = group.failed_rank()
+    dead = group.failed_rank(wait_s=2.0)
     if dead:
         return RankFailure(f"{dead} ({type(exc).__name__}: {exc})")
     import torch.distributed as dist
