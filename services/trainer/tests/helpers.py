@@ -92,6 +92,15 @@ def sft_config(
     return config
 
 
+def start_run(target: str, config: trainer_pb2.RunConfig) -> str:
+    """StartRun at `target`; the new run's id."""
+    with stubs(target) as (stub, _ops):
+        op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
+    meta = trainer_pb2.StartRunMetadata()
+    op.metadata.Unpack(meta)
+    return meta.run_id
+
+
 def wait_run(
     stub: trainer_pb2_grpc.TrainerServiceStub,
     run_id: str,

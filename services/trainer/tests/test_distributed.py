@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from gantry.proto.trainer.v1 import trainer_pb2
 
-from .helpers import error_of, sft_config, short_dataset, stubs, trainer_server, wait_run
+from .helpers import error_of, sft_config, short_dataset, start_run, stubs, trainer_server, wait_run
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,9 @@ LEARNING_RATE = 3e-3  # sft_config's
 
 
 def _run(target: str, config: trainer_pb2.RunConfig, **wait: Any) -> trainer_pb2.Run:
+    run_id = start_run(target, config)
     with stubs(target) as (stub, _ops):
-        op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
-        meta = trainer_pb2.StartRunMetadata()
-        op.metadata.Unpack(meta)
-        return wait_run(stub, meta.run_id, timeout_s=300, **wait)
+        return wait_run(stub, run_id, timeout_s=300, **wait)
 
 
 def _metrics(target: str, run_id: str) -> list[trainer_pb2.StepMetrics]:
@@ -111,21 +109,13 @@ def _kill_rank_one(target: str, run_id: str) -> int:
     return int(run.step)
 
 
-def _start(target: str, config: trainer_pb2.RunConfig) -> str:
-    with stubs(target) as (stub, _ops):
-        op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
-        meta = trainer_pb2.StartRunMetadata()
-        op.metadata.Unpack(meta)
-        return meta.run_id
-
-
 def test_a_killed_rank_restarts_from_the_checkpoint_or_fails_the_run_clearly(
     tmp_path: Path, demos: Path, tiny_path: str
 ) -> None:
     steps = 8
     config = sft_config(tiny_path, demos, steps=steps, world_size=2, checkpoint_interval=2)
     with trainer_server(tmp_path / "a", max_world_size=2, rank_restarts=1) as target:
-        run_id = _start(target, config)
+        run_id = start_run(target, config)
         killed_at = _kill_rank_one(target, run_id)
         with stubs(target) as (stub, _ops):
             done = wait_run(stub, run_id, timeout_s=300)
@@ -138,7 +128,7 @@ def test_a_killed_rank_restarts_from_the_checkpoint_or_fails_the_run_clearly(
     assert all(r.state == trainer_pb2.RANK_STATE_EXITED for r in done.ranks)  # the new ranks
 
     with trainer_server(tmp_path / "b", max_world_size=2, rank_restarts=0) as target:
-        run_id = _start(target, config)
+        run_id = start_run(target, config)
         _kill_rank_one(target, run_id)
         with stubs(target) as (stub, _ops):
             failed = wait_run(stub, run_id, timeout_s=120)

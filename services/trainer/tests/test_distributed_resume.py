@@ -21,7 +21,7 @@ from gantry.trainer import checkpoints
 from gantry.trainer.ranks import RankGroup
 from gantry.trainer.training import Trainer
 
-from .helpers import sft_config, short_dataset, stubs, trainer_server, wait_run
+from .helpers import sft_config, short_dataset, start_run, stubs, trainer_server, wait_run
 
 pytestmark = pytest.mark.slow
 
@@ -157,11 +157,9 @@ def test_rank_pods_serve_run_after_run(tmp_path: Path, demos: Path, tiny_path: s
         with trainer_server(tmp_path / "data", max_world_size=2, **settings) as target:
             for _ in range(2):
                 config = sft_config(tiny_path, demos, steps=2, world_size=2)
+                run_id = start_run(target, config)
                 with stubs(target) as (stub, _ops):
-                    op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
-                    meta = trainer_pb2.StartRunMetadata()
-                    op.metadata.Unpack(meta)
-                    run = wait_run(stub, meta.run_id, timeout_s=120)
+                    run = wait_run(stub, run_id, timeout_s=120)
                 assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
                 assert [r.pid for r in run.ranks] == [os.getpid(), rank.pid]
         assert rank.poll() is None  # still serving, waiting for the next run

@@ -18,6 +18,7 @@ from .helpers import (
     TOKEN,
     root_env,
     sft_config,
+    start_run,
     stubs,
     tensorboard_scalars,
     trainer_server,
@@ -36,14 +37,6 @@ def _env(data_dir: Path) -> dict[str, str]:
     }
 
 
-def _start(target: str, config: trainer_pb2.RunConfig) -> str:
-    with stubs(target) as (stub, _):
-        op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
-    meta = trainer_pb2.StartRunMetadata()
-    op.metadata.Unpack(meta)
-    return meta.run_id
-
-
 @pytest.mark.slow
 def test_sigkill_then_restart_resumes_without_lost_or_repeated_steps(
     tmp_path: Path, demos: Path, tiny_path: str
@@ -51,7 +44,7 @@ def test_sigkill_then_restart_resumes_without_lost_or_repeated_steps(
     data_dir = tmp_path / "state"
     config = sft_config(tiny_path, demos, steps=STEPS, seed=11, checkpoint_interval=2)
     with spawn_service("gantry.trainer", "trainer", token=TOKEN, env=_env(data_dir)) as first:
-        run_id = _start(first.target, config)
+        run_id = start_run(first.target, config)
         with stubs(first.target) as (stub, _):
             # past a checkpoint, before the end: steps after it must be recomputed
             killed_at = wait_run(stub, run_id, until=lambda r: r.step >= 3).step
@@ -71,7 +64,7 @@ def test_sigkill_then_restart_resumes_without_lost_or_repeated_steps(
             )
             assert [h.metrics.step for h in history] == list(range(1, STEPS + 1))
             assert history[-1].state == trainer_pb2.RUN_STATE_SUCCEEDED
-        reference_id = _start(second.target, config)
+        reference_id = start_run(second.target, config)
         with stubs(second.target) as (stub, _):
             reference = wait_run(stub, reference_id)
             reference_losses = [
@@ -127,7 +120,7 @@ def test_sigterm_checkpoints_and_the_next_start_resumes(
     RUNNING; the next server on the same data_dir finishes it."""
     config = sft_config(tiny_path, demos, steps=40, seed=3)  # no checkpoint_interval
     with trainer_server(tmp_path) as target:
-        run_id = _start(target, config)
+        run_id = start_run(target, config)
         with stubs(target) as (stub, _):
             wait_run(stub, run_id, until=lambda r: r.step >= 2)
     saved = json_format.Parse(
