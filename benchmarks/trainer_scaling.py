@@ -131,6 +131,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rank_logs(demos: str, world: int) -> Path:
+    """Where ranks 1..N-1 of a world size write their output (next to the demonstrations)."""
+    return Path(demos).parent / f"ranks-{world}"
+
+
 def one_world(args: argparse.Namespace) -> dict[str, Any]:
     from gantry.proto.trainer.v1 import trainer_pb2
     from gantry.trainer.ranks import RankGroup
@@ -154,7 +159,8 @@ def one_world(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     group = None
     if world > 1:
-        group = RankGroup(world, torch.device("cpu"), timeout_s=300)
+        logs = rank_logs(args.demos, world)
+        group = RankGroup(world, torch.device("cpu"), timeout_s=300, log_dir=logs)
         group.start()
     clean = False
     try:
@@ -199,7 +205,11 @@ def run_world(
         command, env=env, capture_output=True, text=True, timeout=args.timeout_s, check=False
     )
     if done.returncode != 0:
-        raise SystemExit(f"world size {world} failed:\n{done.stderr[-3000:]}")
+        ranks = "".join(
+            f"\n--- {log.name}:\n{log.read_text()[-1500:]}"
+            for log in sorted(rank_logs(str(demos), world).glob("*.log"))
+        )
+        raise SystemExit(f"world size {world} failed:\n{done.stderr[-3000:]}{ranks}")
     line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     result["threads"] = threads
