@@ -133,12 +133,12 @@ typecheck: venv
 # core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
 PYTEST_WORKERS ?= auto
 pytest: venv oip-client sandbox-tools
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 # The inner loop: the unit tests beside each package, without the ones marked slow (model
 # training, process restarts, whole-stack runs). `make test` runs everything.
 test-fast: venv oip-client sandbox-tools
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" libs kernels services
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" libs kernels services
 
 # envfarm's sandboxes (docs/envfarm.md, "Sandboxes"): bubblewrap, and a system Python for
 # the agent inside; installed from Debian when missing. The sandbox uid is a bare number

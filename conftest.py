@@ -20,18 +20,3 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-
-# Files that share one expensive session fixture run on one xdist worker, so it is built
-# once: the security tests' stack of every service takes ~2.5 minutes to start on 2 cores.
-_SHARED_WORKER = {"tests/security/": "security"}
-
-
-def pytest_collection_modifyitems(config: object, items: list[object]) -> None:
-    """`--dist loadgroup` with one group per file (loadfile's unit), except the files of
-    `_SHARED_WORKER`, grouped by folder."""
-    import pytest
-
-    for item in items:
-        path = str(getattr(item, "nodeid", "")).split("::")[0]  # relative to the rootdir
-        group = next((g for p, g in _SHARED_WORKER.items() if path.startswith(p)), path)
-        item.add_marker(pytest.mark.xdist_group(group))  # type: ignore[attr-defined]

@@ -152,17 +152,19 @@ def test_a_rank_pod_joins_as_pod_index_plus_one(
     for name, value in env_of(ranks).items():
         monkeypatch.setenv(name, value if isinstance(value, str) else "2")
     monkeypatch.delenv("RANK", raising=False)
-    joined: list[tuple[int, int, str, float]] = []
+    assert int(env_of(ranks)["WORLD_SIZE"]) == WORLD
+    joined: list[tuple[int, str, float, bool]] = []
 
-    def follow(rank_: int, world: int, address: str, timeout_s: float) -> None:
-        joined.append((rank_, world, address, timeout_s))
+    def follow(rank_: int, address: str, timeout_s: float, *, serve: bool) -> None:
+        joined.append((rank_, address, timeout_s, serve))
         raise _Joined
 
-    monkeypatch.setattr(rank, "follow_one_run", follow)
+    monkeypatch.setattr(rank, "follow", follow)
     command = container(ranks)["command"]
     with pytest.raises(_Joined):
         rank.main(command[3:])
-    assert joined == [(3, WORLD, f"{RENDEZVOUS}.{NAMESPACE}.svc.cluster.local:29500", 900.0)]
+    address = f"{RENDEZVOUS}.{NAMESPACE}.svc.cluster.local:29500"
+    assert joined == [(3, address, 900.0, True)]
 
 
 def test_every_rank_mounts_the_trainer_volumes_at_the_same_paths(docs: list[Manifest]) -> None:
