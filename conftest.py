@@ -19,4 +19,3 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 # another). Subprocesses inherit these; a test that wants more threads sets them itself.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
-
