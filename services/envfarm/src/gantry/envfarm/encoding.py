@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gantry.core.codecs import tensor_from_numpy
 from gantry.core.errors import InvalidArgument
 from gantry.envfarm.envs.base import IMAGE_LONG_SIDE
-from gantry.proto.common.v1 import episode_pb2, media_pb2
+from gantry.proto.common.v1 import episode_pb2, media_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2
 
 PNG = envfarm_pb2.OBSERVATION_ENCODING_PNG
@@ -92,7 +91,17 @@ def write(
         if not changed:
             return pixels
     if encoding == RAW:
-        message.observation_pixels.CopyFrom(tensor_from_numpy(np.ascontiguousarray(pixels)))
+        _write_pixels(message.observation_pixels, pixels)
     else:
         message.observation.image.CopyFrom(image(pixels, encoding))
     return pixels
+
+
+def _write_pixels(tensor: tensor_pb2.Tensor, pixels: NDArray[np.uint8]) -> None:
+    """A uint8 frame into `tensor` in place: building a Tensor and copying it into the
+    message would copy the ~330 KiB frame twice more (and fresh pages are dear)."""
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"frames are uint8, got {pixels.dtype}")
+    tensor.dtype = tensor_pb2.DTYPE_UINT8
+    tensor.shape[:] = pixels.shape
+    tensor.data = pixels.tobytes()  # C order whatever the array's strides

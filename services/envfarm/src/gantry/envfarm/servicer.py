@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -17,7 +16,6 @@ from google.longrunning import operations_proto_pb2 as operations_pb2
 
 from gantry.core.errors import (
     FailedPrecondition,
-    GantryError,
     InvalidArgument,
     NotFound,
     Unimplemented,
@@ -28,6 +26,7 @@ from gantry.core.paging import Page
 from gantry.core.routing import load_metadata
 from gantry.core.server import Runtime
 from gantry.envfarm import convert, encoding
+from gantry.envfarm.batch import StepBatch
 from gantry.envfarm.demonstrations import UNBOUNDED, Demonstration, demonstration_or_none
 from gantry.envfarm.envs.actions import parse_action
 from gantry.envfarm.envs.base import Difficulty, Plan, PlanTooLong, VisGymEnv
@@ -68,7 +67,7 @@ class EnvFarmLimits:
     max_batch_items: int
     max_state_json_bytes: int
     max_demonstrations: int
-    batch_concurrency: int  # StepBatch items in flight at once: one per executor worker
+    batch_concurrency: int  # a StepBatch's executor calls in flight: one per executor worker
     max_message_bytes: int  # the largest response: bounds a StepBatch of raw frames
 
     @classmethod
@@ -395,52 +394,72 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
     ) -> envfarm_pb2.StepResponse:
         frames = encoding.check(request.observation_encoding)
         session = self.sessions.get(_session_id(request.session_id))
-        result = await self._step(
-            session, request.action, "action", frames, request.omit_unchanged_frame
+        self.check_action(session, request.action, "action")
+        reply = envfarm_pb2.StepResponse()
+        await self.step_locked(
+            session, request.action, frames, request.omit_unchanged_frame, reply.result
         )
-        return envfarm_pb2.StepResponse(result=result)
+        return reply
 
-    async def _step(
-        self, session: Session, action: str, field: str, frames: int, omit_unchanged: bool
-    ) -> envfarm_pb2.StepResult:
+    def check_action(self, session: Session, action: str, field: str) -> None:
+        """Refuse a bad action before it runs: no step is taken, the session stays usable."""
         check_bytes(action, field=field, limit=MAX_ACTION_BYTES)
         if isinstance(session.env, TaskEpisode):
-            try:  # refused before it runs: no step is taken, the session stays usable
+            try:
                 session.env.check_action(action)
             except BadAction as exc:
                 raise InvalidArgument.for_field(field, str(exc)) from exc
+
+    async def step_locked(
+        self,
+        session: Session,
+        action: str,
+        frames: int,
+        omit_unchanged: bool,
+        result: envfarm_pb2.StepResult,
+    ) -> None:
+        """One step of `session` (its action checked) into `result`, under its lock."""
         async with session.lock:
             ensure_active(session)
-            result = await self.runtime.run_blocking(
-                self._step_blocking, session, action, frames, omit_unchanged
+            reward = await self.runtime.run_blocking(
+                self.step_blocking, session, action, frames, omit_unchanged, result
             )
-            session.total_reward += result.reward
-            session.touch()
-            self.sessions.stepped(session)
-            return result
+            self.stepped(session, reward)
 
-    def _step_blocking(
-        self, session: Session, action: str, frames: int, omit_unchanged: bool
-    ) -> envfarm_pb2.StepResult:
+    def stepped(self, session: Session, reward: float) -> None:
+        session.total_reward += reward
+        session.touch()
+        self.sessions.stepped(session)
+
+    def step_blocking(
+        self,
+        session: Session,
+        action: str,
+        frames: int,
+        omit_unchanged: bool,
+        result: envfarm_pb2.StepResult,
+    ) -> float:
+        """Step in an executor thread, filling `result` in place (the reply's own slot:
+        a raw frame is copied into the message once)."""
         if isinstance(session.env, TaskEpisode):
-            return _task_result(session.env.step(action), session.env.steps)
+            result.CopyFrom(_task_result(session.env.step(action), session.env.steps))
+            return result.reward
         obs, reward, terminated, truncated, info = session.env.step(action)
+        result.reward = float(reward)
+        result.terminated = terminated
+        result.truncated = truncated
+        result.feedback = info["env_feedback"]
+        result.step_index = info["step"]
+        result.action_valid = info["valid_action"]
         extra = {k: v for k, v in info.items() if k not in ("env_feedback", "valid_action", "step")}
-        result = envfarm_pb2.StepResult(
-            reward=float(reward),
-            terminated=terminated,
-            truncated=truncated,
-            feedback=info["env_feedback"],
-            info=convert.struct(extra),
-            step_index=info["step"],
-            action_valid=info["valid_action"],
-        )
+        if extra:  # most steps have none: no empty Struct to build and send
+            result.info.CopyFrom(convert.struct(extra))
         mode = session.settings.observation_mode
         previous = session.frame
         session.frame = encoding.write(
             result, obs, mode, frames, previous=previous, omit_unchanged=omit_unchanged
         )
-        return result
+        return result.reward
 
     def _has_frame(self, session_id: str) -> bool:
         """Whether a step of this session returns a frame (unknown ids fail per item)."""
@@ -476,26 +495,16 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 raise InvalidArgument.for_field(
                     "items", f"at most {most} image sessions per batch with raw frames"
                 )
-        omit = request.omit_unchanged_frames
-
-        # At most one item per worker thread in flight: the executor's queue stays short,
-        # so other clients' calls interleave with a large batch instead of waiting for it.
-        in_flight = asyncio.Semaphore(self.limits.batch_concurrency)
-
-        async def one(i: int, item: envfarm_pb2.StepBatchItem) -> envfarm_pb2.StepBatchResult:
-            try:
-                session = self.sessions.get(item.session_id)
-                async with in_flight:
-                    field = f"items[{i}].action"
-                    result = await self._step(session, item.action, field, frames, omit)
-            except GantryError as exc:  # one bad item does not fail the others
-                return envfarm_pb2.StepBatchResult(
-                    session_id=item.session_id, error=exc.to_status()
-                )
-            return envfarm_pb2.StepBatchResult(session_id=item.session_id, result=result)
-
-        results = await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-        return envfarm_pb2.StepBatchResponse(results=results)
+        batch = StepBatch(
+            self, frames, request.omit_unchanged_frames, self.limits.batch_concurrency
+        )
+        try:
+            for i, item in enumerate(items):
+                await batch.admit(i, item)
+            await batch.run()
+        finally:
+            batch.unlock()
+        return batch.reply
 
     async def Solve(
         self, request: envfarm_pb2.SolveRequest, context: Any
