@@ -3,7 +3,8 @@
 One thread owns the model. Each iteration (a "step") it applies aborts and weight
 updates, prefills prompts, chooses which sequences form the batch, then runs one decode
 step for every sequence in the batch at once. Each sequence keeps its own KV cache rows
-(see `kv.py`). Results leave through per-request sinks called on this thread.
+(see `kv.py`: buffers written in place, so a step copies no cache). Results leave
+through per-request sinks called on this thread.
 
 Fairness between clients (the `client` key of each request):
 - the batch's `max_batch_size` slots are divided max-min fairly among the clients with
@@ -147,7 +148,7 @@ class Engine:
         self._parked: dict[str, deque[_Sequence]] = {}
         self._running: list[_Sequence] = []
         self._clients: dict[str, None] = {}  # first-come order of clients with work
-        self._batch = BatchKV()
+        self._batch = BatchKV(context_length)
         self._batch_dirty = True
         self._wake = threading.Condition()
         self._stopping = False
