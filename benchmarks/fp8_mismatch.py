@@ -7,10 +7,13 @@
 Both sides are built the way the services build them. The **rollout** is gantry-rollout's
 transformers engine (continuous batching, KV cache, seeded sampling; ``device`` setting) on
 BF16 weights with the recipe's rollout role; it samples ``--tokens`` tokens per sequence at
-temperature 1 and reports each token's logprob. The **trainer** holds float32 master
-weights with the recipe's trainer role (as ``gantry.trainer.model.load_policy`` does: BF16
-autocast for bf16 / fp8-naive, FP8 projections for fp8-jet) and scores all sequences in one
-right-padded batch with autograd on, as a GRPO step does. Per sampled token:
+temperature 1 and reports each token's logprob. The **trainer** is
+``gantry.trainer.model.load_policy`` with the recipe's trainer role and ``--train-dtype``:
+``bfloat16`` (the trainer's default: BF16 weights, float32 masters in the optimiser) or
+``float32`` (float32 weights; BF16 autocast for bf16 / fp8-naive, FP8 projections in a
+float32 model for fp8-jet), ``both`` runs each; it scores all sequences in one
+right-padded batch with autograd on, as a GRPO step does. ``--attn`` sets both sides'
+attention implementation (default: the model's, SDPA). Per sampled token:
 
 * ``mean |Δlogp|`` and ``max |Δlogp|`` between rollout and trainer logprobs;
 * ``KL``: the k3 estimate of KL(rollout ‖ trainer) from the sampled tokens,
@@ -75,18 +78,27 @@ def qwen3_05b(root: Path) -> Path:
     return root
 
 
-def rollout_side(path: str, recipe: PrecisionRecipe, device: torch.device) -> CausalLM:
+def rollout_side(
+    path: str, recipe: PrecisionRecipe, device: torch.device, attn: str | None = None
+) -> CausalLM:
     bundle = load_causal_lm(path, dtype="bfloat16")
     bundle.model.to(device)  # type: ignore[arg-type]
+    if attn:
+        bundle.model.set_attn_implementation(attn)  # type: ignore[operator]
     recipe.apply(bundle.model, "rollout")
     return dataclasses.replace(bundle, device=device)
 
 
-def trainer_side(path: str, recipe: PrecisionRecipe, device: torch.device) -> nn.Module:
-    model: nn.Module = load_causal_lm(path, dtype="float32").model  # type: ignore[assignment]
-    model.to(device)
-    recipe.apply(model, "trainer")
-    return model.train(False)  # no dropout; autograd stays on below
+def trainer_side(
+    path: str, recipe: PrecisionRecipe, device: torch.device, train_dtype: str, attn: str | None
+) -> nn.Module:
+    """The policy exactly as the trainer service loads it."""
+    from gantry.trainer.model import load_policy
+
+    model: nn.Module = load_policy(path, recipe.name, device, train_dtype)[0].model
+    if attn:
+        model.set_attn_implementation(attn)  # type: ignore[operator]
+    return model  # train mode, as in a step (the model has no dropout); autograd on below
 
 
 def engine_samples(
@@ -151,13 +163,17 @@ def padded_logprobs(
 
 
 def run(
-    recipe: PrecisionRecipe, path: str, prompts: list[list[int]], args: argparse.Namespace
+    recipe: PrecisionRecipe,
+    path: str,
+    prompts: list[list[int]],
+    args: argparse.Namespace,
+    train_dtype: str,
 ) -> dict[str, float]:
     device = torch.device(args.device)
-    rollout = rollout_side(path, recipe, device)
+    rollout = rollout_side(path, recipe, device, args.attn)
     seqs, seconds = engine_samples(rollout, prompts, args.samples, args.tokens, args.seed)
     pad = int(rollout.tokenizer.pad_token_id or 0)
-    trainer = trainer_side(path, recipe, device)
+    trainer = trainer_side(path, recipe, device, train_dtype, args.attn)
     train_lp, targets = padded_logprobs(trainer, seqs, pad, grad=True)
     lp_t = train_lp.gather(-1, targets[..., None])[..., 0]
     lp_r = torch.tensor([lps for _, _, lps in seqs])
@@ -176,8 +192,8 @@ def run(
     }
 
 
-def study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Run every recipe; print and return the table."""
+def study(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+    """Run every recipe for each trainer dtype; print and return the tables."""
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
             path, what = args.model, args.model
@@ -191,28 +207,39 @@ def study(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         n = len(prompts) * args.samples * args.tokens
         print(f"\nJet-RL mismatch study: {what} on {args.device}, {n} sampled tokens per recipe")
         print("rollout: gantry-rollout engine (KV cache, batched decode), BF16 weights;")
-        print("trainer: float32 masters + recipe trainer role, right-padded batch, autograd on")
-        head = ("recipe", "mean|Δlogp|", "max|Δlogp|", "KL (k3)", "prefill KL", "decode tok/s")
-        print(f"{head[0]:<11}" + "".join(f"{h:>14}" for h in head[1:]))
+        print("trainer: load_policy + recipe trainer role, right-padded batch, autograd on;")
+        print(f"attention: {args.attn or 'the model default'} on both sides")
         # Warm-up (kernel compilation, allocator, engine thread) outside every timing.
         engine_samples(rollout_side(path, RECIPES["fp8-jet"], torch.device(args.device)),
                        prompts[:1], 1, 2, args.seed)  # fmt: skip
-        table: dict[str, dict[str, float]] = {}
-        for name, recipe in RECIPES.items():
-            r = run(recipe, path, prompts, args)
-            table[name] = r
-            print(
-                f"{name:<11}{r['mean_abs']:>14.3e}{r['max_abs']:>14.3e}{r['kl_k3']:>14.3e}"
-                f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}",
-                flush=True,
-            )
-    base = table["bf16"]["mean_abs"]
+        dtypes = ("float32", "bfloat16") if args.train_dtype == "both" else (args.train_dtype,)
+        tables = {dtype: table(path, prompts, args, dtype) for dtype in dtypes}
+    return tables
+
+
+def table(
+    path: str, prompts: list[list[int]], args: argparse.Namespace, train_dtype: str
+) -> dict[str, dict[str, float]]:
+    """One row per recipe with the trainer in `train_dtype`, and the ratios to bf16."""
+    print(f"\ntrainer weights: {train_dtype}")
+    head = ("recipe", "mean|Δlogp|", "max|Δlogp|", "KL (k3)", "prefill KL", "decode tok/s")
+    print(f"{head[0]:<11}" + "".join(f"{h:>14}" for h in head[1:]))
+    rows: dict[str, dict[str, float]] = {}
+    for name, recipe in RECIPES.items():
+        r = run(recipe, path, prompts, args, train_dtype)
+        rows[name] = r
+        print(
+            f"{name:<11}{r['mean_abs']:>14.3e}{r['max_abs']:>14.3e}{r['kl_k3']:>14.3e}"
+            f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}",
+            flush=True,
+        )
+    base = rows["bf16"]["mean_abs"]
     for name in ("fp8-naive", "fp8-jet"):
-        ratio = table[name]["mean_abs"] / base if base > 0 else float("inf")
+        ratio = rows[name]["mean_abs"] / base if base > 0 else float("inf")
         print(f"mismatch {name} / bf16: {ratio:.1f}x")
-    speed = table["fp8-jet"]["tokens_per_s"] / table["bf16"]["tokens_per_s"]
+    speed = rows["fp8-jet"]["tokens_per_s"] / rows["bf16"]["tokens_per_s"]
     print(f"decode tokens/s fp8-jet / bf16: {speed:.2f}x")
-    return table
+    return rows
 
 
 def parser() -> argparse.ArgumentParser:
@@ -223,6 +250,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=4, help="sequences per prompt")
     p.add_argument("--tokens", type=int, default=64, help="sampled tokens per sequence")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--train-dtype",
+        default="bfloat16",
+        choices=("bfloat16", "float32", "both"),
+        help="the trainer's weights (default: the service default, bfloat16)",
+    )
+    p.add_argument("--attn", default=None, help="attention implementation, e.g. sdpa or eager")
     return p
 
 

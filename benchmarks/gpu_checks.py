@@ -352,10 +352,14 @@ def mismatch_study(device: str, small: bool, report: Report) -> None:
 
     argv = ["--device", device] + (["--small", "--tokens", "16", "--samples", "2"] if small else
                                    ["--tokens", "128", "--samples", "4"])  # fmt: skip
-    table = fp8_mismatch.study(fp8_mismatch.parser().parse_args(argv))
-    for name, r in table.items():
-        report.add(f"mismatch {name}", f"mean|Δlogp| {r['mean_abs']:.2e}, KL {r['kl_k3']:.2e}, "
-                   f"prefill KL {r['prefill_kl']:.2e}, {r['tokens_per_s']:.0f} tok/s")  # fmt: skip
+    argv += ["--train-dtype", "both"]  # the trainer's BF16 weights (default), float32 before
+    tables = fp8_mismatch.study(fp8_mismatch.parser().parse_args(argv))
+    for dtype, rows in tables.items():
+        for name, r in rows.items():
+            report.add(f"mismatch {name}, trainer {dtype}",
+                       f"mean|Δlogp| {r['mean_abs']:.2e}, KL {r['kl_k3']:.2e}, prefill KL "
+                       f"{r['prefill_kl']:.2e}, {r['tokens_per_s']:.0f} tok/s")  # fmt: skip
+    table = tables["bfloat16"]
     bf16, jet, naive = (table[n]["mean_abs"] for n in ("bf16", "fp8-jet", "fp8-naive"))
     report.add("mismatch fp8-jet / bf16", f"{jet / bf16:.1f}x", "≤ 2x", jet <= 2 * bf16)
     report.add("mismatch fp8-naive / fp8-jet", f"{naive / jet:.1f}x", "≫ 1", naive > 2 * jet)

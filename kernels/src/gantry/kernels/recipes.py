@@ -16,13 +16,15 @@ the model dtype. Under ``fp8-jet`` the trainer's backward also runs FP8 (per-gro
 quantized gradients); the forward numbers equal the rollout's because both quantize the
 same BF16 weights with the same deterministic recipe, without calibration.
 
-"BF16" in the **trainer** role means BF16 compute over float32 master weights: the model's
-forward runs under ``torch.autocast(dtype=bfloat16)`` (matmuls and linear layers in BF16,
-reductions autocast keeps in float32), while the parameters, their gradients and the
-optimizer state stay float32. Without it a float32 checkpoint would train in float32 and
-any FP8 speedup would be measured against the wrong baseline. FP8 trainer roles keep
-today's float32 masters and forward (only the FP8 projections run low precision). The
-rollout role runs in whatever dtype its engine loaded.
+"BF16" in the **trainer** role means BF16 compute. The trainer's default holds BF16
+weights (float32 master copies live in its optimiser, ``gantry.trainer.master``): the
+forward is then the rollout's own BF16 forward and nothing here changes it. Over float32
+weights (a trainer run with ``train_dtype=float32``) the BF16 roles run the forward under
+``torch.autocast(dtype=bfloat16)`` (matmuls and linear layers in BF16, reductions
+autocast keeps in float32) so a float32 checkpoint never trains in float32 and an FP8
+speedup is never measured against the wrong baseline; FP8 trainer roles over float32
+weights run float32 outside the FP8 projections. The rollout role runs in whatever dtype
+its engine loaded.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class PrecisionRecipe:
         names of the layers that run FP8 (empty for a BF16 role).
         """
         fp8 = self.precision(role) == "fp8"
-        set_bf16_compute(model, role == "trainer" and not fp8)
+        weights32 = any(p.dtype == torch.float32 for p in model.parameters())
+        set_bf16_compute(model, role == "trainer" and not fp8 and weights32)
         already = [n for n, m in model.named_modules() if isinstance(m, FP8Linear)]
         if not fp8:
             set_fp8_enabled(model, False)

@@ -16,6 +16,12 @@ from gantry.models import names
 from gantry.models.loading import CausalLM, load_causal_lm
 from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import sharding
+from gantry.trainer.master import (
+    DEFAULT_TRAIN_DTYPE,
+    TRAIN_DTYPES,
+    MasterAdamW,
+    gradients_for_clipping,
+)
 from gantry.trainer.vision import is_vision_model
 
 # base_model names: "tiny" (the tiny random Qwen3, development and tests) and the packaged
@@ -36,21 +42,28 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_policy(
-    base_model: str, recipe: str, device: torch.device | None = None
+    base_model: str,
+    recipe: str,
+    device: torch.device | None = None,
+    train_dtype: str = DEFAULT_TRAIN_DTYPE,
 ) -> tuple[CausalLM, list[str]]:
-    """Float32 master weights (AdamW state is float32 anyway) with the trainer-side recipe.
+    """The policy in its working dtype with the trainer-side recipe.
 
+    `train_dtype` "bfloat16" (the default): BF16 weights, the dtype rollout serves, with
+    float32 masters in the optimiser (`gantry.trainer.master`); "float32": float32 weights
+    that are their own masters (the bf16 recipe then autocasts the forward to BF16).
     Returns the bundle and the names of the layers whose forward/backward run FP8.
     """
     from gantry.kernels.recipes import get_recipe
 
+    dtype = TRAIN_DTYPES[train_dtype]
     path = resolve_model_path(base_model)
     if is_vision_model(path):  # a VLM: trained on image episodes (gantry.trainer.vision)
         from gantry.models.loading import load_vlm
 
-        bundle: Any = load_vlm(path, dtype="float32")
+        bundle: Any = load_vlm(path, dtype=dtype)
     else:
-        bundle = load_causal_lm(path, dtype="float32")
+        bundle = load_causal_lm(path, dtype=dtype)
     if device is not None:
         bundle.model.to(device)  # type: ignore[arg-type]
     layers = get_recipe(recipe).apply(bundle.model, "trainer")
@@ -105,8 +118,12 @@ def lr_factor(spec: OptimizerSpec, total_steps: int) -> Callable[[int], float]:
 def build_optimizer(
     model: nn.Module, spec: OptimizerSpec, total_steps: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW; over float32 master copies (`MasterAdamW`) when the weights are lower
+    precision."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    low = any(p.dtype != torch.float32 for p in params)
+    kind = MasterAdamW if low else torch.optim.AdamW
+    optimizer = kind(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(spec, total_steps))
     return optimizer, scheduler
 
@@ -117,8 +134,10 @@ def clip_and_step(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     max_grad_norm: float,
 ) -> tuple[float, float]:
-    """Clip (when max_grad_norm > 0), step, advance the schedule; return (grad norm, lr)."""
-    params = [p for p in model.parameters() if p.grad is not None]
+    """Clip (when max_grad_norm > 0), step, advance the schedule; return (grad norm, lr).
+
+    Under `MasterAdamW` the norm and the clipping are over the float32 gradients."""
+    params = gradients_for_clipping(model, optimizer)
     limit = max_grad_norm if max_grad_norm > 0 else float("inf")
     norm = sharding.clip_grad_norm(params, limit)  # over every rank's shards
     lr = float(optimizer.param_groups[0]["lr"])

@@ -38,6 +38,7 @@ from gantry.models.errors import ModelLoadError
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo, limits
 from gantry.trainer.limits import Capacity
+from gantry.trainer.master import TRAIN_DTYPES
 from gantry.trainer.model import MODEL_NAMES, SCHEDULES
 from gantry.trainer.orchestrator import RETRY_AFTER_S, RunOrchestrator
 from gantry.trainer.paths import Roots
@@ -97,7 +98,9 @@ def validate_config(
         raise Unimplemented(
             "PPO (config.ppo) is not implemented by this trainer; use config.sft or config.grpo"
         )
-    recipe = str(extra_options(config).get("precision_recipe", ""))  # NaN/inf refused here
+    extra = extra_options(config)  # NaN/inf refused here
+    recipe = str(extra.get("precision_recipe", ""))
+    train_dtype = extra.get("train_dtype", "")
     _check_paths(config, roots, peers, verifier_peers or Peers("verifier"))
     default_rollout_target = peers.default
     problems: list[FieldViolation] = []
@@ -169,6 +172,10 @@ def validate_config(
     if recipe and recipe not in ("bf16", "fp8-naive", "fp8-jet"):
         problems.append(
             FieldViolation("config.extra.precision_recipe", "bf16, fp8-naive or fp8-jet")
+        )
+    if train_dtype != "" and not (isinstance(train_dtype, str) and train_dtype in TRAIN_DTYPES):
+        problems.append(
+            FieldViolation("config.extra.train_dtype", f"one of {', '.join(TRAIN_DTYPES)}")
         )
     if method == "grpo":
         g = config.grpo

@@ -109,7 +109,7 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return full() if callable(full) else tensor  # type: ignore[no-any-return]
 
 
-def clip_grad_norm(params: list[nn.Parameter], limit: float) -> float:
+def clip_grad_norm(params: list[torch.Tensor], limit: float) -> float:
     """The global gradient norm over every rank's shards, clipped to `limit`."""
     norm = torch.nn.utils.clip_grad_norm_(params, limit)
     return float(_local(norm))

@@ -32,6 +32,7 @@ from gantry.models.loading import CausalLM
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints, data, grpo, sharding, verifier_rewards, vision
+from gantry.trainer.master import DEFAULT_TRAIN_DTYPE, MasterAdamW
 from gantry.trainer.model import (
     OptimizerSpec,
     build_optimizer,
@@ -83,13 +84,15 @@ class Trainer:
         self.config = config
         self.seed = seed
         self.method = config.WhichOneof("method") or ""
-        self.recipe = recipe_name(
-            config.precision, str(extra_options(config).get("precision_recipe", ""))
-        )
+        extra = extra_options(config)
+        self.recipe = recipe_name(config.precision, str(extra.get("precision_recipe", "")))
+        self.train_dtype = str(extra.get("train_dtype", "") or DEFAULT_TRAIN_DTYPE)
         torch.manual_seed(seed)
         self.bundle: CausalLM
         self.device = resolve_device(device)
-        self.bundle, self.fp8_layers = load_policy(config.base_model, self.recipe, self.device)
+        self.bundle, self.fp8_layers = load_policy(
+            config.base_model, self.recipe, self.device, self.train_dtype
+        )
         self.model = self.bundle.model
         self.tokenizer = self.bundle.tokenizer
         weight = self.model.get_input_embeddings().weight  # type: ignore[operator]
@@ -203,6 +206,9 @@ class Trainer:
         if unexpected:
             raise ValueError(f"checkpoint has unknown tensors: {unexpected[:3]}")
         self.optimizer.load_state_dict(state["optimizer"])
+        if isinstance(self.optimizer, MasterAdamW):  # its weights were the float32 masters
+            params = dict(self.model.named_parameters())
+            self.optimizer.set_masters({params[k]: v for k, v in weights.items() if k in params})
 
     # ----- steps -----
     def _finish(self, metrics: trainer_pb2.StepMetrics, tokens: int, started: float) -> None:

@@ -1,0 +1,126 @@
+"""BF16 working weights with float32 master copies held by the optimiser.
+
+The model's parameters are what the forward computes with, and what a publish sends to
+rollout: under the default ``train_dtype`` they are BF16, the dtype the rollout serves,
+so trainer and rollout run the same weights in the same dtype. Small updates would be
+lost if AdamW stepped BF16 numbers (an update below half a BF16 ulp of the weight rounds
+away), so :class:`MasterAdamW` keeps a float32 copy of every parameter in its state
+(``"master"``, next to ``exp_avg``/``exp_avg_sq``), steps that copy with the gradient
+converted to float32 and rounds it back into the parameter after each step.
+
+The masters live in the optimiser's state dict, so checkpoints (DCP shards, any number of
+ranks) save and restore them with the moments and resume is exact; under FSDP2 each
+master is a float32 shard (a DTensor) of its BF16 parameter's shard. The update is
+AdamW's (decoupled weight decay, bias-corrected moments), element for element the same
+arithmetic as ``torch.optim.AdamW``'s single-tensor path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+# Names a run's config.extra.train_dtype may take, and the parameter dtype each gives.
+TRAIN_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+DEFAULT_TRAIN_DTYPE = "bfloat16"
+
+
+class MasterAdamW(torch.optim.AdamW):
+    """AdamW over float32 master copies of low-precision parameters (see module doc)."""
+
+    def __init__(self, params: Iterable[nn.Parameter], **kwargs: Any) -> None:
+        for key in ("amsgrad", "maximize", "foreach", "fused", "capturable", "differentiable"):
+            if kwargs.get(key):
+                raise ValueError(f"MasterAdamW does not support {key}=True")
+        super().__init__(params, **kwargs)
+
+    def _master_state(self, p: torch.Tensor) -> dict[str, Any]:
+        """The parameter's state, created (float32 copy, zero moments) on first use."""
+        state: dict[str, Any] = self.state[p]
+        if "master" not in state:
+            # A checkpoint from float32 weights has moments but no master: start from p.
+            state["master"] = p.detach().to(torch.float32, copy=True)
+        master = state["master"]
+        if "step" not in state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(master)
+            state["exp_avg_sq"] = torch.zeros_like(master)
+        return state
+
+    def masters(self) -> Iterator[torch.Tensor]:
+        """Each parameter's float32 master, holding that parameter's gradient as float32.
+
+        Call once the backward passes are done: it moves every ``p.grad`` to its master
+        (``master.grad``, float32), so clipping and the step see float32 gradients.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                master = self._master_state(p)["master"]
+                master.grad = p.grad.to(torch.float32)
+                p.grad = None
+                yield master
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for _ in self.masters():  # gradients not yet moved (no clipping before the step)
+            pass
+        for group in self.param_groups:
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                state = self.state.get(p, {})
+                master = state.get("master")
+                if master is None or master.grad is None:
+                    continue
+                grad = master.grad
+                state["step"] += 1
+                step = float(state["step"])
+                master.mul_(1 - lr * wd)
+                state["exp_avg"].lerp_(grad, 1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (state["exp_avg_sq"].sqrt() / (1 - beta2**step) ** 0.5).add_(eps)
+                master.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1**step))
+                master.grad = None
+                p.copy_(master)  # round to the working dtype: what the next forward uses
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for state in self.state.values():
+            master = state.get("master")
+            if master is not None:
+                master.grad = None
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As AdamW's, except that the masters and moments stay float32 (AdamW's own load
+        casts every state tensor to its parameter's dtype: the masters would become BF16)."""
+        super().load_state_dict(state_dict)
+        saved = state_dict["state"]
+        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in zip(ids, params, strict=True):
+            for key, value in saved.get(i, {}).items():
+                if key != "step" and isinstance(value, torch.Tensor):
+                    self.state[p][key] = value.to(p.device, torch.float32, copy=True)
+
+    def set_masters(self, weights: dict[nn.Parameter, torch.Tensor]) -> None:
+        """Masters from float32 weights (a checkpoint written before masters existed)."""
+        for p, weight in weights.items():
+            self._master_state(p)["master"].copy_(weight)
+
+
+def gradients_for_clipping(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[Any]:
+    """The tensors whose ``.grad`` the step will use: float32 masters under
+    :class:`MasterAdamW`, the parameters themselves otherwise."""
+    if isinstance(optimizer, MasterAdamW):
+        return list(optimizer.masters())
+    return [p for p in model.parameters() if p.grad is not None]

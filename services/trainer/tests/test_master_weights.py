@@ -1,0 +1,144 @@
+"""BF16 working weights with float32 masters (gantry.trainer.master): the trainer computes
+with the tensors it publishes, small updates survive, and resume is exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gantry.kernels.recipes import get_recipe
+from gantry.models.loading import load_causal_lm
+from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer import checkpoints
+from gantry.trainer.master import MasterAdamW
+from gantry.trainer.publish import WireWeights
+from gantry.trainer.training import Trainer
+
+from .helpers import sft_config, short_dataset
+
+
+def _trainer(tiny_path: str, dataset: Path, recipe: str = "bf16") -> Trainer:
+    config = sft_config(tiny_path, dataset, steps=6, batch_size=2, micro_batch_size=2)
+    config.extra.update({"precision_recipe": recipe})
+    return Trainer(config, 0)
+
+
+def _checkpoint(trainer: Trainer, root: Path) -> Path:
+    step = trainer.position.step
+    meta = trainer_pb2.Checkpoint(id=checkpoints.checkpoint_id(step), step=step)
+    return Path(checkpoints.save(root, meta, trainer.write_checkpoint).uri)
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    """Two right-padded rows of different lengths, as a GRPO micro-batch holds them."""
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(3, 1000, (2, 24), generator=gen)
+    mask = torch.ones_like(ids)
+    ids[1, 15:], mask[1, 15:] = 0, 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return short_dataset(tmp_path_factory.mktemp("chats"), count=8)
+
+
+def test_master_adamw_is_adamw_over_float32_weights() -> None:
+    """The master update is AdamW's arithmetic, bit for bit."""
+    torch.manual_seed(0)
+    w = [torch.nn.Parameter(torch.randn(8, 5)), torch.nn.Parameter(torch.randn(5))]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in w]
+    ours = MasterAdamW(w, lr=1e-2, weight_decay=0.1)
+    theirs = torch.optim.AdamW(ref, lr=1e-2, weight_decay=0.1, foreach=False)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in w]
+        for p, q, g in zip(w, ref, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        theirs.step()
+    for p, q in zip(w, ref, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_small_updates_accumulate_in_the_master_not_lost_to_bf16_rounding() -> None:
+    """lr 1e-4 on weights near 1: each step is ~1/80 of a BF16 ulp. Plain AdamW on BF16
+    weights rounds every step away; the master keeps them and the BF16 weight moves."""
+    start = torch.full((64,), 1.0, dtype=torch.bfloat16)
+    naive = torch.nn.Parameter(start.clone())
+    working = torch.nn.Parameter(start.clone())
+    plain = torch.optim.AdamW([naive], lr=1e-4, weight_decay=0.0)
+    ours = MasterAdamW([working], lr=1e-4, weight_decay=0.0)
+    for _ in range(100):
+        for p, opt in ((naive, plain), (working, ours)):
+            p.grad = torch.ones_like(p)
+            opt.step()
+    assert torch.equal(naive, start)  # every update was rounded away
+    master = ours.state[working]["master"]
+    assert master.dtype == torch.float32
+    assert master.mean().item() == pytest.approx(1 - 100 * 1e-4, rel=1e-4)
+    assert torch.equal(working, master.to(torch.bfloat16)) and not torch.equal(working, start)
+
+
+@pytest.mark.parametrize("recipe", ["bf16", "fp8-jet"])
+def test_trainer_forward_equals_the_rollout_forward_on_the_published_weights(
+    tmp_path: Path, tiny_path: str, dataset: Path, recipe: str
+) -> None:
+    trainer = _trainer(tiny_path, dataset, recipe)
+    assert isinstance(trainer.optimizer, MasterAdamW)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.bfloat16}
+    trainer.sft_step()
+    saved = _checkpoint(trainer, tmp_path)
+    params = dict(trainer.model.named_parameters())
+    if recipe == "bf16":  # the stream carries the very tensors the trainer computes with
+        wire = dict(WireWeights(saved, recipe))
+        assert set(wire) <= set(params) and "model.norm.weight" in wire
+        for name, tensor in wire.items():
+            assert tensor.dtype == torch.bfloat16 and torch.equal(tensor, params[name]), name
+    # Rollout loads the published checkpoint in BF16 with the recipe's rollout role.
+    rollout = load_causal_lm(str(saved), dtype="bfloat16").model
+    get_recipe(recipe).apply(rollout, "rollout")
+    batch = _batch()
+    logits = trainer.model(**batch).logits  # train mode, autograd on: as in a step
+    with torch.no_grad():
+        served = rollout(**batch).logits  # type: ignore[operator]
+    mine, theirs = (torch.log_softmax(x.detach().float(), -1) for x in (logits, served))
+    keep = batch["attention_mask"].bool()
+    assert torch.equal(mine[keep], theirs[keep])
+
+
+def test_resume_restores_the_float32_masters_exactly(
+    tmp_path: Path, tiny_path: str, dataset: Path
+) -> None:
+    trainer = _trainer(tiny_path, dataset)
+    for _ in range(2):
+        trainer.sft_step()
+    saved = _checkpoint(trainer, tmp_path)
+    expected = [trainer.sft_step() for _ in range(2)]
+    masters = [s["master"].clone() for s in trainer.optimizer.state.values()]
+    resumed = _trainer(tiny_path, dataset)
+    resumed.restore(saved)
+    state = resumed.optimizer.state
+    assert all(s["master"].dtype == torch.float32 for s in state.values())
+    # The masters are not the BF16 weights: they hold what rounding dropped.
+    assert any(not torch.equal(state[p]["master"], p.float()) for p in resumed.model.parameters())
+    after = [resumed.sft_step() for _ in range(2)]
+    for got, want in zip(after, expected, strict=True):
+        assert (got.loss, got.grad_norm) == (want.loss, want.grad_norm)
+    for got_master, want_master in zip(
+        (s["master"] for s in resumed.optimizer.state.values()), masters, strict=True
+    ):
+        assert torch.equal(got_master, want_master)
+
+
+def test_float32_train_dtype_keeps_plain_adamw_and_autocast(tiny_path: str, dataset: Path) -> None:
+    from gantry.kernels.recipes import bf16_compute
+
+    config = sft_config(tiny_path, dataset, steps=1, batch_size=2, micro_batch_size=2)
+    config.extra.update({"train_dtype": "float32"})
+    trainer = Trainer(config, 0)
+    assert type(trainer.optimizer) is torch.optim.AdamW
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    assert bf16_compute(trainer.model)
+    assert trainer.sft_step().loss > 0
