@@ -5,8 +5,10 @@ rollout: under the default ``train_dtype`` they are BF16, the dtype the rollout 
 so trainer and rollout run the same weights in the same dtype. Small updates would be
 lost if AdamW stepped BF16 numbers (an update below half a BF16 ulp of the weight rounds
 away), so :class:`MasterAdamW` keeps a float32 copy of every parameter in its state
-(``"master"``, next to ``exp_avg``/``exp_avg_sq``), steps that copy with the gradient
-converted to float32 and rounds it back into the parameter after each step.
+(``"master"``, next to ``exp_avg``/``exp_avg_sq``). Each backward's BF16 gradient is
+added to a float32 gradient on the master as soon as it is computed (a post-accumulate
+hook, so micro-batches sum in float32); the step updates the master with it and rounds
+the master back into the parameter.
 
 The masters live in the optimiser's state dict, so checkpoints (DCP shards, any number of
 ranks) save and restore them with the moments and resume is exact; under FSDP2 each
@@ -36,6 +38,19 @@ class MasterAdamW(torch.optim.AdamW):
             if kwargs.get(key):
                 raise ValueError(f"MasterAdamW does not support {key}=True")
         super().__init__(params, **kwargs)
+        # Each backward's gradient joins a float32 sum at once (micro-batches accumulate in
+        # float32, not BF16). FSDP2 calls these hooks on the sharded parameters too.
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.register_post_accumulate_grad_hook(self._accumulate)
+
+    def _accumulate(self, p: torch.Tensor) -> None:
+        if p.grad is None:
+            return
+        master = self._master_state(p)["master"]
+        grad = p.grad.to(torch.float32)
+        master.grad = grad if master.grad is None else master.grad.add_(grad)
+        p.grad = None
 
     def _master_state(self, p: torch.Tensor) -> dict[str, Any]:
         """The parameter's state, created (float32 copy, zero moments) on first use."""
@@ -51,19 +66,15 @@ class MasterAdamW(torch.optim.AdamW):
         return state
 
     def masters(self) -> Iterator[torch.Tensor]:
-        """Each parameter's float32 master, holding that parameter's gradient as float32.
-
-        Call once the backward passes are done: it moves every ``p.grad`` to its master
-        (``master.grad``, float32), so clipping and the step see float32 gradients.
-        """
+        """The float32 masters that hold a gradient (``master.grad``, float32, summed over
+        the step's backward passes): what clipping and the step use. A gradient set on a
+        parameter without a backward is moved to its master first."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                master = self._master_state(p)["master"]
-                master.grad = p.grad.to(torch.float32)
-                p.grad = None
-                yield master
+                self._accumulate(p)
+                master = self.state.get(p, {}).get("master")
+                if master is not None and master.grad is not None:
+                    yield master
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
