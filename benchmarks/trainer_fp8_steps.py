@@ -11,11 +11,13 @@ sampled completions whose logprobs come from the same recipe's rollout forward (
 logprob mismatch shows whether the unified flow holds on the device). Prints step times,
 tokens/s and peak memory. Runs on CPU too (small sizes) to check the script itself.
 
-Both recipes hold float32 masters; ``bf16`` computes in BF16 (autocast, see
-``gantry.kernels.recipes.set_bf16_compute``), so the step times compare BF16 compute with
-FP8 compute (before issue 24 the "bf16" steps ran float32 matmuls). The GRPO completions
-come from the same model switched to its rollout role (no autocast), so bf16's reported
-logprob mismatch includes float32 vs BF16.
+``--train-dtype`` picks the trainer's weights: ``bfloat16`` (the service default: BF16
+weights, float32 masters in the optimiser, so both recipes compute in BF16 outside the
+FP8 projections), ``float32`` (float32 weights; ``bf16`` autocasts, fp8-jet runs float32
+outside its FP8 projections: the comparison before BF16 working weights), or ``both``.
+The GRPO completions come from the same model switched to its rollout role, so the
+reported logprob mismatch is the trainer's padded forward against token-by-token
+full-recompute sampling in the model's own dtype.
 """
 
 from __future__ import annotations
@@ -87,11 +89,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--train-dtype", default="bfloat16", choices=("bfloat16", "float32", "both")
+    )
     args = parser.parse_args()
+    dtypes = ("bfloat16", "float32") if args.train_dtype == "both" else (args.train_dtype,)
     with tempfile.TemporaryDirectory() as tmp:
         model = build_model(Path(tmp) / "model", args.hidden, args.layers)
         data = synthetic_sft(Path(tmp) / "sft.jsonl", 64, args.words)
-        for recipe in ("bf16", "fp8-jet"):
+        for dtype, recipe in [(d, r) for d in dtypes for r in ("bf16", "fp8-jet")]:
             config = trainer_pb2.RunConfig(
                 base_model=str(model),
                 sft=trainer_pb2.SftConfig(),
@@ -101,7 +107,7 @@ def main() -> None:
             )
             config.data.dataset_uri = str(data)
             config.optimizer.learning_rate = 1e-4
-            config.extra.update({"precision_recipe": recipe})
+            config.extra.update({"precision_recipe": recipe, "train_dtype": dtype})
             trainer = Trainer(config, seed=0, device=args.device)
             device = trainer.device
             if device.type == "cuda":
@@ -118,7 +124,8 @@ def main() -> None:
             steady = sorted(times[1:])[len(times[1:]) // 2]
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
             print(
-                f"[{device.type}] SFT {recipe}: {len(trainer.fp8_layers)} FP8 layers, loss "
+                f"[{device.type}] SFT {recipe} ({dtype} weights): "
+                f"{len(trainer.fp8_layers)} FP8 layers, loss "
                 f"{losses[0]:.3f} -> {losses[-1]:.3f}, median step {steady * 1000:.0f} ms "
                 f"(~{tokens / steady:.0f} tokens/s), first step {times[0] * 1000:.0f} ms, "
                 f"peak {peak:.1f} GiB",
@@ -165,8 +172,9 @@ def main() -> None:
             metrics = trainer.grpo_step(trajectories)
             sync(device)
             print(
-                f"[{device.type}] GRPO {recipe}: step {(time.perf_counter() - started) * 1000:.0f}"
-                f" ms, logprob mismatch {metrics.extra['logprob_mismatch']:.2e}, "
+                f"[{device.type}] GRPO {recipe} ({dtype} weights): step "
+                f"{(time.perf_counter() - started) * 1000:.0f} ms, logprob mismatch "
+                f"{metrics.extra['logprob_mismatch']:.2e}, "
                 f"clip fraction {metrics.extra['clip_fraction']:.3f}",
                 flush=True,
             )

@@ -70,13 +70,14 @@ def test_non_finite_extra_and_hyperparameters(
     assert "config.extra" in invalid(stub, deep).message
 
 
-def test_unknown_train_dtype_names_the_field(
+def test_unknown_train_dtype_or_attention_names_the_field(
     stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
 ) -> None:
-    for value in ("float16", ["bfloat16"], 1.0):
-        config = sft_config(tiny_path, demos)
-        config.extra.update({"train_dtype": value})
-        assert "config.extra.train_dtype" in invalid(stub, config).message
+    for key in ("train_dtype", "attn_implementation"):
+        for value in ("flash", ["eager"], 1.0):
+            config = sft_config(tiny_path, demos)
+            config.extra.update({key: value})
+            assert f"config.extra.{key}" in invalid(stub, config).message
 
 
 def test_long_paths_and_ids(

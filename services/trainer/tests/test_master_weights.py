@@ -3,6 +3,7 @@ with the tensors it publishes, small updates survive, and resume is exact."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from gantry.kernels.recipes import get_recipe
 from gantry.models.loading import load_causal_lm
+from gantry.proto.common.v1 import chat_pb2, trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints
 from gantry.trainer.master import MasterAdamW
@@ -151,3 +153,67 @@ def test_float32_train_dtype_keeps_plain_adamw_and_autocast(tiny_path: str, data
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
     assert bf16_compute(trainer.model)
     assert trainer.sft_step().loss > 0
+
+
+def _sampled(path: str, recipe: str, seed: int) -> list[trajectory_pb2.Trajectory]:
+    """Trajectories from rollout's engine (KV cache, batched left-padded decode) serving
+    `path` in BF16, eager attention, the recipe's rollout role: two prompts x 2 samples."""
+    from gantry.rollout.engine.types import SamplingParams
+    from gantry.rollout.generator import TransformersGenerator, complete
+
+    bundle = load_causal_lm(path, dtype="bfloat16")
+    bundle.model.set_attn_implementation("eager")  # type: ignore[operator]
+    get_recipe(recipe).apply(bundle.model, "rollout")
+    generator = TransformersGenerator(bundle, max_batch_size=4)
+    prompts = [[5, 17, 230, 41, 9], [7, 300, 12, 18, 99, 410, 3, 56, 77]]
+
+    async def run() -> list[list[object]]:
+        return await asyncio.gather(
+            *(
+                complete(generator, prompt, SamplingParams(
+                    max_tokens=10, temperature=1.0, seed=seed + i, n=2, ignore_eos=True))
+                for i, prompt in enumerate(prompts)
+            )
+        )  # fmt: skip
+
+    try:
+        groups = asyncio.run(run())
+    finally:
+        generator.engine.stop()
+    return [
+        trajectory_pb2.Trajectory(
+            id=f"{g}-{k}",
+            group_id=str(g),
+            final_reward=float(k),
+            turns=[
+                trajectory_pb2.Turn(
+                    prompt_token_ids=prompts[g],
+                    completion=chat_pb2.TokenSequence(
+                        token_ids=list(sample.token_ids),  # type: ignore[attr-defined]
+                        logprobs=list(sample.logprobs),  # type: ignore[attr-defined]
+                    ),
+                )
+            ],
+        )
+        for g, group in enumerate(groups)
+        for k, sample in enumerate(group)
+    ]
+
+
+@pytest.mark.parametrize("recipe", ["bf16", "fp8-jet"])
+def test_grpo_on_engine_samples_has_no_logprob_mismatch_with_eager_attention(
+    tmp_path: Path, tiny_path: str, recipe: str
+) -> None:
+    """BF16 working weights + eager attention on both sides: the GRPO step's logprobs of
+    the engine's sampled tokens equal rollout's bit for bit, before and after a publish."""
+    config = trainer_pb2.RunConfig(base_model=tiny_path, grpo=trainer_pb2.GrpoConfig())
+    config.data.submitted = True
+    config.optimizer.learning_rate = 1e-3
+    config.extra.update({"precision_recipe": recipe, "attn_implementation": "eager"})
+    trainer = Trainer(config, 0)
+    first = trainer.grpo_step(_sampled(tiny_path, recipe, seed=0))
+    assert first.extra["logprob_mismatch"] == 0.0
+    saved = _checkpoint(trainer, tmp_path)  # what a publish sends
+    second = trainer.grpo_step(_sampled(str(saved), recipe, seed=1))
+    assert second.extra["logprob_mismatch"] == 0.0
+    assert second.extra["completion_tokens"] == 40

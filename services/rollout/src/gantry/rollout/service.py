@@ -49,6 +49,8 @@ def load_generator(
     device = engine_device(settings.device)  # before the load: a missing GPU fails fast
     bundle = load_causal_lm(path, dtype=settings.dtype)
     bundle.model.to(device)  # type: ignore[arg-type]
+    if settings.attn_implementation:
+        bundle.model.set_attn_implementation(settings.attn_implementation)
     fp8_layers = apply_precision(bundle.model, settings.precision_recipe)
     if fp8_layers:
         log.info("serving %d linear layers in FP8 (%s)", fp8_layers, settings.precision_recipe)

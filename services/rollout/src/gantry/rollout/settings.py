@@ -47,6 +47,12 @@ class RolloutSettings(ServiceSettings):
         description="Jet-RL recipe (gantry.kernels.recipes): fp8-* serve FP8 linear layers "
         "(128x128 weight blocks, 1x128 activation groups); match the trainer run's recipe",
     )
+    attn_implementation: Literal["", "sdpa", "eager"] = Field(
+        default="",
+        description="transformers backend attention; '' keeps the model's (SDPA). 'eager' "
+        "here and in the trainer run (extra.attn_implementation) makes decode logprobs "
+        "equal the trainer's on CPU, bit for bit",
+    )
     max_batch_size: int = Field(default=32, ge=1, description="Sequences decoded together")
     torch_threads: int = Field(
         default=0,

@@ -28,6 +28,8 @@ from torch import nn
 # Names a run's config.extra.train_dtype may take, and the parameter dtype each gives.
 TRAIN_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 DEFAULT_TRAIN_DTYPE = "bfloat16"
+# config.extra.attn_implementation: "" keeps the checkpoint's (transformers picks SDPA).
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
 
 class MasterAdamW(torch.optim.AdamW):

@@ -46,12 +46,15 @@ def load_policy(
     recipe: str,
     device: torch.device | None = None,
     train_dtype: str = DEFAULT_TRAIN_DTYPE,
+    attn_implementation: str = "",
 ) -> tuple[CausalLM, list[str]]:
     """The policy in its working dtype with the trainer-side recipe.
 
     `train_dtype` "bfloat16" (the default): BF16 weights, the dtype rollout serves, with
     float32 masters in the optimiser (`gantry.trainer.master`); "float32": float32 weights
     that are their own masters (the bf16 recipe then autocasts the forward to BF16).
+    `attn_implementation` ("sdpa", "eager"; "" keeps the model's) should be the rollout's:
+    with "eager" on both sides the CPU forwards agree bit for bit (docs/trainer.md).
     Returns the bundle and the names of the layers whose forward/backward run FP8.
     """
     from gantry.kernels.recipes import get_recipe
@@ -66,6 +69,8 @@ def load_policy(
         bundle = load_causal_lm(path, dtype=dtype)
     if device is not None:
         bundle.model.to(device)  # type: ignore[arg-type]
+    if attn_implementation:
+        bundle.model.set_attn_implementation(attn_implementation)
     layers = get_recipe(recipe).apply(bundle.model, "trainer")
     bundle.model.train(True)
     return bundle, layers

@@ -38,7 +38,7 @@ from gantry.models.errors import ModelLoadError
 from gantry.proto.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 from gantry.trainer import checkpoints, data, grpo, limits
 from gantry.trainer.limits import Capacity
-from gantry.trainer.master import TRAIN_DTYPES
+from gantry.trainer.master import ATTN_IMPLEMENTATIONS, TRAIN_DTYPES
 from gantry.trainer.model import MODEL_NAMES, SCHEDULES
 from gantry.trainer.orchestrator import RETRY_AFTER_S, RunOrchestrator
 from gantry.trainer.paths import Roots
@@ -101,6 +101,7 @@ def validate_config(
     extra = extra_options(config)  # NaN/inf refused here
     recipe = str(extra.get("precision_recipe", ""))
     train_dtype = extra.get("train_dtype", "")
+    attn = extra.get("attn_implementation", "")
     _check_paths(config, roots, peers, verifier_peers or Peers("verifier"))
     default_rollout_target = peers.default
     problems: list[FieldViolation] = []
@@ -176,6 +177,12 @@ def validate_config(
     if train_dtype != "" and not (isinstance(train_dtype, str) and train_dtype in TRAIN_DTYPES):
         problems.append(
             FieldViolation("config.extra.train_dtype", f"one of {', '.join(TRAIN_DTYPES)}")
+        )
+    if attn != "" and not (isinstance(attn, str) and attn in ATTN_IMPLEMENTATIONS):
+        problems.append(
+            FieldViolation(
+                "config.extra.attn_implementation", f"one of {', '.join(ATTN_IMPLEMENTATIONS)}"
+            )
         )
     if method == "grpo":
         g = config.grpo

@@ -91,7 +91,11 @@ class Trainer:
         self.bundle: CausalLM
         self.device = resolve_device(device)
         self.bundle, self.fp8_layers = load_policy(
-            config.base_model, self.recipe, self.device, self.train_dtype
+            config.base_model,
+            self.recipe,
+            self.device,
+            self.train_dtype,
+            str(extra.get("attn_implementation", "")),
         )
         self.model = self.bundle.model
         self.tokenizer = self.bundle.tokenizer
