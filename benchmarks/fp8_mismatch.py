@@ -233,13 +233,18 @@ def table(
             f"{r['prefill_kl']:>14.3e}{r['tokens_per_s']:>14.1f}",
             flush=True,
         )
-    base = rows["bf16"]["mean_abs"]
     for name in ("fp8-naive", "fp8-jet"):
-        ratio = rows[name]["mean_abs"] / base if base > 0 else float("inf")
-        print(f"mismatch {name} / bf16: {ratio:.1f}x")
+        print(f"mismatch {name} / bf16: {ratio(rows[name]['mean_abs'], rows['bf16']['mean_abs'])}")
     speed = rows["fp8-jet"]["tokens_per_s"] / rows["bf16"]["tokens_per_s"]
     print(f"decode tokens/s fp8-jet / bf16: {speed:.2f}x")
     return rows
+
+
+def ratio(a: float, b: float) -> str:
+    """a / b as "1.5x"; "both 0" when neither side has any mismatch."""
+    if b > 0:
+        return f"{a / b:.1f}x"
+    return "both 0" if a == 0 else "inf (bf16 is 0)"
 
 
 def parser() -> argparse.ArgumentParser:
