@@ -15,6 +15,7 @@ from gantry.proto.common.v1 import chat_pb2, trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
 from gantry.trainer import checkpoints
 from gantry.trainer.master import MasterAdamW
+from gantry.trainer.model import load_policy
 from gantry.trainer.publish import WireWeights
 from gantry.trainer.training import Trainer
 
@@ -23,7 +24,7 @@ from .helpers import sft_config, short_dataset
 
 def _trainer(tiny_path: str, dataset: Path, recipe: str = "bf16") -> Trainer:
     config = sft_config(tiny_path, dataset, steps=6, batch_size=2, micro_batch_size=2)
-    config.extra.update({"precision_recipe": recipe})
+    config.extra.update({"precision_recipe": recipe, "train_dtype": "bfloat16"})
     return Trainer(config, 0)
 
 
@@ -119,6 +120,8 @@ def test_trainer_forward_equals_the_rollout_forward_on_the_published_weights(
     mine, theirs = (torch.log_softmax(x.detach().float(), -1) for x in (logits, served))
     keep = batch["attention_mask"].bool()
     assert torch.equal(mine[keep], theirs[keep])
+    # A run continuing from the BF16 export keeps BF16 weights by default (train_dtype auto).
+    assert next(load_policy(str(saved), recipe)[0].model.parameters()).dtype == torch.bfloat16
 
 
 def test_resume_restores_the_float32_masters_exactly(
@@ -143,11 +146,13 @@ def test_resume_restores_the_float32_masters_exactly(
         assert torch.equal(resumed.optimizer.state[p]["master"], masters[name]), name
 
 
-def test_float32_train_dtype_keeps_plain_adamw_and_autocast(tiny_path: str, dataset: Path) -> None:
+def test_a_float32_checkpoint_trains_float32_weights_with_bf16_autocast(
+    tiny_path: str, dataset: Path
+) -> None:
+    """train_dtype auto (the default) follows the checkpoint, as rollout's dtype=auto."""
     from gantry.kernels.recipes import bf16_compute
 
     config = sft_config(tiny_path, dataset, steps=1, batch_size=2, micro_batch_size=2)
-    config.extra.update({"train_dtype": "float32"})
     trainer = Trainer(config, 0)
     assert type(trainer.optimizer) is torch.optim.AdamW
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
@@ -158,7 +163,7 @@ def test_float32_train_dtype_keeps_plain_adamw_and_autocast(tiny_path: str, data
 def _sampled(path: str, recipe: str, seed: int) -> list[trajectory_pb2.Trajectory]:
     """Trajectories from rollout's engine (KV cache, batched left-padded decode) serving
     `path` in BF16, eager attention, the recipe's rollout role: two prompts x 2 samples."""
-    from gantry.rollout.engine.types import SamplingParams
+    from gantry.rollout.engine.types import Sample, SamplingParams
     from gantry.rollout.generator import TransformersGenerator, complete
 
     bundle = load_causal_lm(path, dtype="bfloat16")
@@ -167,7 +172,7 @@ def _sampled(path: str, recipe: str, seed: int) -> list[trajectory_pb2.Trajector
     generator = TransformersGenerator(bundle, max_batch_size=4)
     prompts = [[5, 17, 230, 41, 9], [7, 300, 12, 18, 99, 410, 3, 56, 77]]
 
-    async def run() -> list[list[object]]:
+    async def run() -> list[list[Sample]]:
         return await asyncio.gather(
             *(
                 complete(generator, prompt, SamplingParams(
@@ -189,8 +194,7 @@ def _sampled(path: str, recipe: str, seed: int) -> list[trajectory_pb2.Trajector
                 trajectory_pb2.Turn(
                     prompt_token_ids=prompts[g],
                     completion=chat_pb2.TokenSequence(
-                        token_ids=list(sample.token_ids),  # type: ignore[attr-defined]
-                        logprobs=list(sample.logprobs),  # type: ignore[attr-defined]
+                        token_ids=list(sample.token_ids), logprobs=list(sample.logprobs)
                     ),
                 )
             ],
@@ -209,7 +213,9 @@ def test_grpo_on_engine_samples_has_no_logprob_mismatch_with_eager_attention(
     config = trainer_pb2.RunConfig(base_model=tiny_path, grpo=trainer_pb2.GrpoConfig())
     config.data.submitted = True
     config.optimizer.learning_rate = 1e-3
-    config.extra.update({"precision_recipe": recipe, "attn_implementation": "eager"})
+    config.extra.update(
+        {"precision_recipe": recipe, "attn_implementation": "eager", "train_dtype": "bfloat16"}
+    )
     trainer = Trainer(config, 0)
     first = trainer.grpo_step(_sampled(tiny_path, recipe, seed=0))
     assert first.extra["logprob_mismatch"] == 0.0

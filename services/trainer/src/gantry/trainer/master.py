@@ -1,14 +1,14 @@
 """BF16 working weights with float32 master copies held by the optimiser.
 
 The model's parameters are what the forward computes with, and what a publish sends to
-rollout: under the default ``train_dtype`` they are BF16, the dtype the rollout serves,
-so trainer and rollout run the same weights in the same dtype. Small updates would be
-lost if AdamW stepped BF16 numbers (an update below half a BF16 ulp of the weight rounds
-away), so :class:`MasterAdamW` keeps a float32 copy of every parameter in its state
-(``"master"``, next to ``exp_avg``/``exp_avg_sq``). Each backward's BF16 gradient is
-added to a float32 gradient on the master as soon as it is computed (a post-accumulate
-hook, so micro-batches sum in float32); the step updates the master with it and rounds
-the master back into the parameter.
+rollout: BF16 for a BF16 checkpoint (or with ``train_dtype=bfloat16``), the dtype rollout
+serves, so trainer and rollout run the same weights in the same dtype. Small updates
+would be lost if AdamW stepped BF16 numbers (an update below half a BF16 ulp of the
+weight rounds away), so :class:`MasterAdamW` keeps a float32 copy of every parameter in
+its state (``"master"``, next to ``exp_avg``/``exp_avg_sq``). Each backward's BF16
+gradient is added to a float32 gradient on the master as soon as it is computed (a
+post-accumulate hook, so micro-batches sum in float32); the step updates the master with
+it and rounds the master back into the parameter.
 
 The masters live in the optimiser's state dict, so checkpoints (DCP shards, any number of
 ranks) save and restore them with the moments and resume is exact; under FSDP2 each
@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-# Names a run's config.extra.train_dtype may take, and the parameter dtype each gives.
-TRAIN_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-DEFAULT_TRAIN_DTYPE = "bfloat16"
+# config.extra.train_dtype: "auto" (the default) keeps the checkpoint's dtype, as rollout's
+# own `dtype=auto` does, so both sides hold the same weights (float16 becomes bfloat16).
+TRAIN_DTYPES = ("auto", "bfloat16", "float32")
+DEFAULT_TRAIN_DTYPE = "auto"
 # config.extra.attn_implementation: "" keeps the checkpoint's (transformers picks SDPA).
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 

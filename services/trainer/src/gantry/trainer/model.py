@@ -50,16 +50,19 @@ def load_policy(
 ) -> tuple[CausalLM, list[str]]:
     """The policy in its working dtype with the trainer-side recipe.
 
-    `train_dtype` "bfloat16" (the default): BF16 weights, the dtype rollout serves, with
-    float32 masters in the optimiser (`gantry.trainer.master`); "float32": float32 weights
-    that are their own masters (the bf16 recipe then autocasts the forward to BF16).
+    `train_dtype` "bfloat16": BF16 weights, the dtype rollout serves, with float32 masters
+    in the optimiser (`gantry.trainer.master`); "float32": float32 weights that are their
+    own masters (the BF16 recipes then autocast the forward to BF16); "auto" (default):
+    the checkpoint's dtype, as rollout's `dtype=auto` loads it (float16 becomes BF16).
     `attn_implementation` ("sdpa", "eager"; "" keeps the model's) should be the rollout's:
     with "eager" on both sides the CPU forwards agree bit for bit (docs/trainer.md).
     Returns the bundle and the names of the layers whose forward/backward run FP8.
     """
     from gantry.kernels.recipes import get_recipe
 
-    dtype = TRAIN_DTYPES[train_dtype]
+    if train_dtype not in TRAIN_DTYPES:
+        raise ValueError(f"train_dtype {train_dtype!r}: expected one of {TRAIN_DTYPES}")
+    dtype = train_dtype
     path = resolve_model_path(base_model)
     if is_vision_model(path):  # a VLM: trained on image episodes (gantry.trainer.vision)
         from gantry.models.loading import load_vlm
@@ -67,6 +70,8 @@ def load_policy(
         bundle: Any = load_vlm(path, dtype=dtype)
     else:
         bundle = load_causal_lm(path, dtype=dtype)
+    if any(p.dtype not in (torch.float32, torch.bfloat16) for p in bundle.model.parameters()):
+        bundle.model.to(torch.bfloat16)  # float16 would need loss scaling
     if device is not None:
         bundle.model.to(device)  # type: ignore[arg-type]
     if attn_implementation:

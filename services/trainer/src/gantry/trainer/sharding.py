@@ -7,13 +7,14 @@ quantizes the gathered weight exactly as one process would (per-128x128-block sc
 the whole matrix, never of a shard).
 
 Weights are gathered in the parameters' own dtype, so every rank computes as one process
-does: BF16 under the default BF16 working weights (`gantry.trainer.master`: the float32
-masters and AdamW moments are optimiser state, sharded like their parameters), float32
-under `train_dtype=float32` (the BF16 recipes then autocast, as one process does); no
-`param_dtype` cast is needed, the parameters already are the working weights. Gradients are reduced in float32 and summed, not averaged: each rank's loss is
-already divided by the whole batch's token count, so the sum over ranks is the
-one-process gradient; FSDP2 hands the reduced shard over in the parameter's dtype and
-MasterAdamW's hook adds it to the float32 master gradient at once.
+does: BF16 under BF16 working weights (`gantry.trainer.master`: the float32 masters and
+AdamW moments are optimiser state, sharded like their parameters), float32 for float32
+weights (the BF16 recipes then autocast, as one process does); no `param_dtype` cast is
+needed, the parameters already are the working weights. Gradients are reduced in float32
+and summed, not averaged: each rank's loss is already divided by the whole batch's token
+count, so the sum over ranks is the one-process gradient; FSDP2 hands the reduced shard
+over in the parameter's dtype and MasterAdamW's hook adds it to the float32 master
+gradient at once.
 
 Nothing here starts processes; `gantry.trainer.ranks` does. With no process group every
 function degrades to the one-process case.
