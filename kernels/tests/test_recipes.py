@@ -108,6 +108,16 @@ def test_bf16_trainer_computes_in_bf16_over_float32_masters() -> None:
     assert _linear_dtypes(model, ids, train=False) == {torch.float32}
 
 
+def test_bf16_weights_need_no_autocast_in_the_trainer_role() -> None:
+    """Over BF16 weights the trainer's forward is the rollout's, no autocast region."""
+    from gantry.kernels.recipes import bf16_compute
+
+    model = cast(nn.Module, load_causal_lm(tiny_model_dir("causal_lm"), dtype="bfloat16").model)
+    for name in ("bf16", "fp8-naive", "fp8-jet"):
+        get_recipe(name).apply(model, "trainer")
+        assert not bf16_compute(model), name
+
+
 def test_bf16_autocast_exits_when_the_forward_raises() -> None:
     model = cast(nn.Module, load_causal_lm(tiny_model_dir("causal_lm"), dtype="float32").model)
     get_recipe("bf16").apply(model, "trainer")

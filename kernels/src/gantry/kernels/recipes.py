@@ -16,10 +16,10 @@ the model dtype. Under ``fp8-jet`` the trainer's backward also runs FP8 (per-gro
 quantized gradients); the forward numbers equal the rollout's because both quantize the
 same BF16 weights with the same deterministic recipe, without calibration.
 
-"BF16" in the **trainer** role means BF16 compute. The trainer's default holds BF16
-weights (float32 master copies live in its optimiser, ``gantry.trainer.master``): the
-forward is then the rollout's own BF16 forward and nothing here changes it. Over float32
-weights (a trainer run with ``train_dtype=float32``) the BF16 roles run the forward under
+"BF16" in the **trainer** role means BF16 compute. Over BF16 weights (the trainer keeps
+float32 master copies in its optimiser, ``gantry.trainer.master``) the forward is the
+rollout's own BF16 forward and nothing here changes it. Over float32 weights (a float32
+checkpoint, or a trainer run with ``train_dtype=float32``) the BF16 roles run it under
 ``torch.autocast(dtype=bfloat16)`` (matmuls and linear layers in BF16, reductions
 autocast keeps in float32) so a float32 checkpoint never trains in float32 and an FP8
 speedup is never measured against the wrong baseline; FP8 trainer roles over float32
