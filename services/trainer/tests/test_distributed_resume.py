@@ -52,8 +52,10 @@ def _checkpoint(trainer: Trainer, root: Path) -> Path:
 
 
 def _sft(tiny_path: str, demos: Path, world: int) -> trainer_pb2.RunConfig:
+    """BF16 working weights: the shards carry the float32 masters in the optimiser state."""
     config = sft_config(tiny_path, demos, steps=4, world_size=world)
     config.micro_batch_size = 1
+    config.extra.update({"train_dtype": "bfloat16"})
     return config
 
 
@@ -75,10 +77,11 @@ def test_two_rank_checkpoints_resume_on_four_ranks_and_on_one(
             resumed.restore(saved)
             assert resumed.position.step == 2 and resumed.position.cursor == 8
             after = [resumed.sft_step() for _ in range(2)]
+        # BF16 weights: agreement to BF16 rounding of the reduced gradients (see below).
         for got, want in zip(after, expected[2:], strict=True):
             assert got.step == want.step
-            assert got.loss == pytest.approx(want.loss, rel=1e-5), world
-            assert got.grad_norm == pytest.approx(want.grad_norm, rel=1e-3), world
+            assert got.loss == pytest.approx(want.loss, rel=1e-4), world
+            assert got.grad_norm == pytest.approx(want.grad_norm, rel=1e-2), world
 
 
 def _trajectories(count: int, vocab: int) -> list[trajectory_pb2.Trajectory]:
@@ -106,7 +109,8 @@ def _trajectories(count: int, vocab: int) -> list[trajectory_pb2.Trajectory]:
 
 def test_grpo_on_two_ranks_takes_the_one_process_step(tiny_path: str) -> None:
     """Five trajectories on two ranks: three and two, so one rank runs a zero-weight
-    forward to pair the collectives; advantages come from the whole batch."""
+    forward to pair the collectives; advantages come from the whole batch. BF16 working
+    weights: FSDP2 shards BF16 parameters, MasterAdamW float32 masters of the shards."""
     config = trainer_pb2.RunConfig(
         base_model=tiny_path,
         grpo=trainer_pb2.GrpoConfig(group_size=2, kl_coef=0.01),
@@ -116,6 +120,7 @@ def test_grpo_on_two_ranks_takes_the_one_process_step(tiny_path: str) -> None:
     )
     config.data.submitted = True
     config.optimizer.learning_rate = 1e-3
+    config.extra.update({"train_dtype": "bfloat16"})
     results = {}
     for world in (1, 2):
         config.world_size = world
@@ -123,10 +128,14 @@ def test_grpo_on_two_ranks_takes_the_one_process_step(tiny_path: str) -> None:
             trainer = Trainer(config, 0, group=group)
             batch = _trajectories(5, trainer.vocab_size)
             results[world] = [trainer.grpo_step(batch) for _ in range(2)]
-    for one, two in zip(results[1], results[2], strict=True):
-        assert two.loss == pytest.approx(one.loss, rel=1e-5, abs=1e-7)
-        assert two.grad_norm == pytest.approx(one.grad_norm, rel=1e-5)
-        assert two.kl == pytest.approx(one.kl, rel=1e-4, abs=1e-9)
+    # BF16 weights: FSDP2 rounds each reduced gradient shard to BF16 (the parameter dtype)
+    # before it joins the float32 master gradient, where one process sums unreduced BF16
+    # micro-batch gradients in float32: step 1's forward is identical, its gradient agrees
+    # to BF16 rounding; step 2 starts from weights a flipped BF16 rounding apart.
+    for step, (one, two) in enumerate(zip(results[1], results[2], strict=True)):
+        assert two.loss == pytest.approx(one.loss, rel=1e-5 if step == 0 else 1e-4, abs=1e-7)
+        assert two.grad_norm == pytest.approx(one.grad_norm, rel=1e-3 if step == 0 else 1e-2)
+        assert two.kl == pytest.approx(one.kl, rel=1e-3, abs=1e-9)
         assert two.extra["completion_tokens"] == one.extra["completion_tokens"]
         assert two.extra["padding_fraction"] == pytest.approx(one.extra["padding_fraction"])
         assert two.tokens_per_second > 0
