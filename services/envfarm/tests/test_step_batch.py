@@ -5,6 +5,7 @@ unexpected errors never leave a session locked or stepped after the call ends.""
 from __future__ import annotations
 
 import asyncio
+import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ import pytest
 
 from gantry.core.codecs import tensor_to_numpy
 from gantry.envfarm.envs.registry import make
+from gantry.envfarm.heap import keep_large_buffers
 from gantry.envfarm.servicer import EnvFarmLimits, EnvFarmServicer
 from gantry.envfarm.sessions import Session, SessionManager
 from gantry.proto.common.v1 import episode_pb2
@@ -174,3 +176,8 @@ def test_an_unexpected_error_fails_the_call_and_unlocks_every_session() -> None:
             assert [s.env.steps for s in sessions] == [1, 1, 0, 1, 1, 1]
 
     asyncio.run(main())
+
+
+def test_large_buffers_are_kept_where_malloc_is_glibc() -> None:
+    assert not keep_large_buffers(0)  # 0 leaves malloc as it is
+    assert keep_large_buffers(64 << 20) == (platform.libc_ver()[0] == "glibc")

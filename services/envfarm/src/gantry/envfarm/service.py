@@ -15,6 +15,7 @@ from gantry.core.routing import Owner, valid_replica_name
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
 from gantry.envfarm.family import Families, TaskFamily
+from gantry.envfarm.heap import keep_large_buffers
 from gantry.envfarm.sandbox import SandboxBackend, backend_from_settings
 from gantry.envfarm.sessions import Session, SessionManager, SessionMetrics
 from gantry.envfarm.settings import EnvFarmSettings
@@ -116,6 +117,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
         )
 
     async def start(self) -> None:
+        keep_large_buffers(self.settings.heap_keep_bytes)
         self.sessions.start_reaper(self.settings.reap_interval_s)
 
     async def drain(self) -> None:

@@ -44,6 +44,13 @@ class EnvFarmSettings(ServiceSettings):
         "end them at once (local stacks); the chart sets envfarm.sessions.drainSeconds",
     )
     max_batch_items: int = Field(default=4096, ge=1, description="Largest StepBatch")
+    heap_keep_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Freed memory the process keeps for reuse (glibc malloc): buffers up to "
+        "32 MiB come from the heap, so raw-frame replies do not page-fault in fresh memory "
+        "on every copy; 0 leaves malloc's defaults",
+    )
     max_state_json_bytes: int = Field(
         default=1024 * 1024,
         ge=2,
