@@ -195,6 +195,27 @@ def test_clients_pick_raw_locally_and_reuse_unchanged_frames(
         np.testing.assert_array_equal(observations[1]["image"], first_frames[1]["image"])
 
 
+def test_finished_episodes_restart_within_the_vector_step(channel: grpc.Channel) -> None:
+    """Same-step autoreset: the finished envs' Reset calls (concurrent) replay their
+    episodes; the last frame of each is in final_observation."""
+    with RemoteVectorEnv(channel, ENV, 3) as vec:
+        first = vec.reset(seeds=[0, 1, 2])
+        moves = [env.solve()[0] for env in vec.envs]
+        vec.step(moves)
+        observations, _, terminated, _, infos = vec.step(["('stop',)", BAD_MOVE, "('stop',)"])
+        assert terminated.tolist() == [True, False, True]
+        for i in (0, 2):
+            moved = _local_frames(i, [moves[i]])[1]
+            np.testing.assert_array_equal(infos[i]["final_observation"]["image"], moved)
+            np.testing.assert_array_equal(observations[i]["image"], first[i]["image"])
+            assert vec.envs[i].session.step_index == 0
+        assert "final_observation" not in infos[1]
+        observations, *_ = vec.step([BAD_MOVE] * 3)  # unchanged frames: the fresh ones reused
+        for i in range(3):
+            expected = first[i]["image"] if i != 1 else _local_frames(1, [moves[1]])[1]
+            np.testing.assert_array_equal(observations[i]["image"], expected)
+
+
 @pytest.mark.parametrize(
     ("target", "local"),
     [

@@ -32,6 +32,9 @@ Observation = dict[str, Any]
 # Largest StepBatch asked for raw frames (~330 KiB each): the reply stays well inside the
 # default 64 MiB message limit; larger batches use WebP lossless.
 RAW_BATCH = 128
+# Reset calls in flight at once when many episodes restart together (a server may bound
+# its concurrent calls).
+RESET_WINDOW = 16
 _DIFFICULTY = {"easy": episode_pb2.DIFFICULTY_EASY, "hard": episode_pb2.DIFFICULTY_HARD}
 
 
@@ -194,6 +197,11 @@ class RemoteEnv(gym.Env[Observation, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Observation, dict[str, Any]]:
         """A new episode from `seed` or `options["state"]`; neither replays the current one."""
+        return self._reset_done(_call(self.stub.Reset, self._reset_request(seed, options)))
+
+    def _reset_request(
+        self, seed: int | None, options: dict[str, Any] | None
+    ) -> envfarm_pb2.ResetRequest:
         super().reset(seed=seed)
         request = envfarm_pb2.ResetRequest(
             session_id=self.session_id,
@@ -204,7 +212,9 @@ class RemoteEnv(gym.Env[Observation, str]):
         state = (options or {}).get("state")
         if state is not None:
             request.initial_state_json = state if isinstance(state, str) else json.dumps(state)
-        reply = _call(self.stub.Reset, request)
+        return request
+
+    def _reset_done(self, reply: envfarm_pb2.ResetResponse) -> tuple[Observation, dict[str, Any]]:
         self.session = reply.session
         if reply.HasField("goal_image"):
             self.goal_image = image_to_array(reply.goal_image)
@@ -305,10 +315,36 @@ class RemoteVectorEnv:
     def reset(self, seeds: Sequence[int] | None = None) -> list[Observation]:
         if seeds is not None and len(seeds) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} seeds")
-        return [
-            env.reset(seed=None if seeds is None else seeds[i])[0]
-            for i, env in enumerate(self.envs)
+        return self._reset(range(self.num_envs), seeds)
+
+    def _reset(
+        self, indices: Sequence[int], seeds: Sequence[int] | None = None
+    ) -> list[Observation]:
+        """Reset these envs. On a plain channel the Reset calls run concurrently (at most
+        `RESET_WINDOW` in flight), so their latencies overlap instead of adding up; a
+        routing channel (which may recover sessions call by call) takes them in turn."""
+        requests = [
+            (self.envs[i], self.envs[i]._reset_request(None if seeds is None else seeds[i], None))
+            for i in indices
         ]
+        start_call = getattr(self.stub.Reset, "future", None)
+        if start_call is None:
+            return [
+                env._reset_done(_call(self.stub.Reset, request))[0] for env, request in requests
+            ]
+        observations: list[Observation] = []
+        for first in range(0, len(requests), RESET_WINDOW):
+            window = [
+                (env, start_call(request))
+                for env, request in requests[first : first + RESET_WINDOW]
+            ]
+            for env, call in window:
+                try:
+                    reply = call.result()
+                except grpc.RpcError as exc:
+                    raise errors.from_rpc_error(exc) from exc
+                observations.append(env._reset_done(reply)[0])
+        return observations
 
     def step(
         self, actions: Sequence[str]
@@ -339,11 +375,12 @@ class RemoteVectorEnv:
             if item.HasField("error"):
                 raise errors.error_from_status(item.error)
             obs, rewards[i], terminated[i], truncated[i], info = self.envs[i]._stepped(item.result)
-            if terminated[i] or truncated[i]:
-                info["final_observation"] = obs
-                obs, _ = self.envs[i].reset()
             observations.append(obs)
             infos.append(info)
+        ended = [i for i in range(self.num_envs) if terminated[i] or truncated[i]]
+        for i, fresh in zip(ended, self._reset(ended), strict=True):
+            infos[i]["final_observation"] = observations[i]
+            observations[i] = fresh
         return observations, rewards, terminated, truncated, infos
 
     def close(self) -> None:
