@@ -10,7 +10,7 @@ STAMP := $(VENV)/.gantry-installed
 fuzz: venv
 	GANTRY_FUZZ_EXAMPLES=200 $(BIN)/pytest -q tests/security
 
-.PHONY: fuzz demo test test-fast venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools validate-terminal validate-notebook
+.PHONY: fuzz demo test test-fast test-durations venv lock lock-upgrade lock-check lint typecheck protos lint-protos pytest clean oip-client sandbox-tools validate-terminal validate-notebook
 
 # ---- the lock (docs/development.md) -------------------------------------------------------
 # requirements.lock pins every third-party distribution of the workspace (dev tools and
@@ -133,7 +133,14 @@ typecheck: venv
 # core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
 PYTEST_WORKERS ?= auto
 pytest: venv oip-client sandbox-tools
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
+
+# Files run longest first (root conftest.py, from test_durations.json): refresh the record
+# after adding or changing slow tests (a full run, about 20 minutes).
+test-durations: venv oip-client sandbox-tools
+	@mkdir -p .build
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=0 | tee .build/pytest-durations.log
+	$(BIN)/python scripts/test_durations.py .build/pytest-durations.log > test_durations.json
 
 # The inner loop: the unit tests beside each package, without the ones marked slow (model
 # training, process restarts, whole-stack runs). `make test` runs everything.

@@ -8,7 +8,11 @@ still takes the torch path for CPU tensors; only ``backend="triton"`` uses the i
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -19,3 +23,21 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 # another). Subprocesses inherit these; a test that wants more threads sets them itself.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+
+# Longest files first. `--dist loadfile` hands whole files to the workers in collection
+# order (with `--no-loadscope-reorder`; xdist's default reorder puts files with many tests
+# first, which left the few-but-long end-to-end files for last: one worker ran them alone
+# for minutes while the other sat idle). Ordering by each file's last measured duration is
+# the longest-processing-time-first rule, close to the best split across workers. Files not
+# in the record (new ones) keep their place after the measured ones. Refresh the record
+# with `make test-durations` after a full run.
+DURATIONS_FILE = Path(__file__).parent / "test_durations.json"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    try:
+        seconds: dict[str, float] = json.loads(DURATIONS_FILE.read_text())
+    except (OSError, ValueError):
+        return
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], 0.0))

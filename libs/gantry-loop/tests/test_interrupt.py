@@ -24,13 +24,21 @@ CONFIG = {
 }
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> None:
+def _wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    process: subprocess.Popen[str],
+    lines: list[str],
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
+        if process.poll() is not None:  # the loop ended early: say why, now
+            time.sleep(1)  # let the reader thread take the last lines
+            raise AssertionError(f"the loop exited {process.returncode}:\n{''.join(lines)}")
         time.sleep(0.2)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"the loop did not reach SFT in {timeout_s} s:\n{''.join(lines)}")
 
 
 @pytest.mark.slow
@@ -56,7 +64,7 @@ def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
         return bool(metrics) and '"stage": "sft"' in metrics[0].read_text()
 
     # The SFT run is under way: all three services are up (minutes on a loaded 2-core CI).
-    _wait_for(training, 450)
+    _wait_for(training, 450, process, lines)
     report = next(reports.glob("*/"))
     stack = load_stack(report / "stack")
     assert stack is not None and len(stack.services) == 3

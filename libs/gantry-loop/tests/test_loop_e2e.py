@@ -19,7 +19,7 @@ from gantry.core.stack import load_stack, pid_alive
 from gantry.loop import parse_config, run_loop
 
 PROMPT = "Make the equation true by moving one match: ('move', [i, s, j, t]), then stop."
-SFT_STEPS = 80
+SFT_STEPS = 50
 MAX_TURNS = 4
 
 
@@ -38,9 +38,9 @@ def test_training_teaches_the_agent_protocol_through_the_services(tmp_path: Path
             ],
             "system_prompt": PROMPT,
             "sft": {
-                "demonstrations": 400,
+                "demonstrations": 120,
                 "steps": SFT_STEPS,
-                "batch_size": 8,
+                "batch_size": 4,
                 "learning_rate": 5e-3,
                 "warmup_steps": 10,
             },
@@ -51,7 +51,7 @@ def test_training_teaches_the_agent_protocol_through_the_services(tmp_path: Path
                 "learning_rate": 1e-3,
                 "max_tokens": 16,
             },
-            "eval": {"episodes": 24, "seed_offset": 100_000, "every_iteration": True},
+            "eval": {"episodes": 12, "seed_offset": 100_000, "every_iteration": True},
             "report_dir": str(tmp_path),
         }
     )

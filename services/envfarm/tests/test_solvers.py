@@ -1,4 +1,4 @@
-"""Every solver's plan, executed from 100 seeds per difficulty, earns reward 1.0.
+"""Every solver's plan, executed from 50 seeds per difficulty, earns reward 1.0.
 
 Other strategies and detours, under the step limit: test_plan_limits.py."""
 
@@ -9,10 +9,10 @@ import pytest
 from gantry.envfarm.envs import env_ids, make, solver_for
 from gantry.envfarm.envs.base import DIFFICULTIES, run_plan
 
-SEEDS = range(100)
+SEEDS = range(50)
 
 
-@pytest.mark.slow  # 34 sweeps over 20 seeds each (the MuJoCo envs in physics)
+@pytest.mark.slow  # 34 sweeps over 50 seeds each (the MuJoCo envs in physics)
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 @pytest.mark.parametrize("env_id", env_ids())
 def test_default_strategy_solves_every_seed(env_id: str, difficulty: str) -> None:

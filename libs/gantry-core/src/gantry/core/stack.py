@@ -165,8 +165,14 @@ def up(
     timeout_s: float = 180.0,
     extra_env: dict[str, str] | None = None,
     on_ready: Callable[[ServiceProcess], None] | None = None,
+    default_ports: bool = True,
 ) -> Stack:
-    """Start the stack and return once every service is SERVING (or raise, leaving none)."""
+    """Start the stack and return once every service is SERVING (or raise, leaving none).
+
+    `default_ports=False` puts every service on an ephemeral port: for stacks private to
+    one job (a training loop's), which then never compete with a user's stack or another
+    job's for the well-known ports.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     existing = load_stack(state_dir)
     if existing is not None:
@@ -183,9 +189,9 @@ def up(
     try:
         ports: dict[str, tuple[int, int]] = {}
         for name in names:
-            port = _pick_port(DEFAULT_PORTS.get(name), taken)
+            preferred = DEFAULT_PORTS.get(name) if default_ports else None
+            port = _pick_port(preferred, taken)
             taken.add(port)
-            preferred = DEFAULT_PORTS.get(name)
             metrics_port = _pick_port(preferred - 50051 + 9091 if preferred else None, taken)
             taken.add(metrics_port)
             ports[name] = (port, metrics_port)

@@ -213,6 +213,7 @@ def _local_stack(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterat
         LOCAL_SERVICES,
         timeout_s=config.services.startup_timeout_s,
         extra_env=env,
+        default_ports=False,  # private to this run
     )
     try:
         with contextlib.ExitStack() as exits:
