@@ -80,16 +80,9 @@ def share(items: Sequence[T], group_rank: int, size: int) -> list[T]:
     return list(items[group_rank::size])
 
 
-def max_over_ranks(value: int) -> int:
-    """The largest `value` of any rank (each rank must run as many forwards as the others)."""
-    if not active():
-        return value
-    t = torch.tensor([value], dtype=torch.int64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
-
-
-def max_over_ranks_float(value: float) -> float:
+def max_over_ranks(value: float) -> float:
+    """The largest `value` of any rank (e.g. forwards to run: each rank must run as many as
+    the others). float64 on the wire: exact for counts."""
     if not active():
         return value
     t = torch.tensor([value], dtype=torch.float64)

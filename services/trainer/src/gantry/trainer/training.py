@@ -231,7 +231,7 @@ class Trainer:
     def _padded(self, chunks: list[Any]) -> list[tuple[Any, float]]:
         """`chunks` with weight 1, then (None, 0) until this rank has as many forwards as the
         busiest rank: the caller runs those on the batch's first item with zero weight."""
-        count = sharding.max_over_ranks(len(chunks))
+        count = int(sharding.max_over_ranks(len(chunks)))
         return [(c, 1.0) for c in chunks] + [(None, 0.0)] * (count - len(chunks))
 
     def sft_step(self) -> trainer_pb2.StepMetrics:
@@ -336,7 +336,7 @@ class Trainer:
         keys = sorted(k for k in sums if k != "weight_max")
         for key, value in zip(keys, sharding.sum_over_ranks([sums[k] for k in keys]), strict=True):
             sums[key] = value
-        sums["weight_max"] = sharding.max_over_ranks_float(sums["weight_max"])
+        sums["weight_max"] = sharding.max_over_ranks(sums["weight_max"])
         summed_tokens, summed_padded = sharding.sum_over_ranks([tokens, padded])
         tokens, padded = int(summed_tokens), int(summed_padded)
         rewards = torch.tensor([t.final_reward for t in trajectories], dtype=torch.float64)
