@@ -120,14 +120,12 @@ empty :=
 space := $(empty) $(empty)
 SERVICE_SRC := $(subst $(space),:,$(wildcard services/*/src))
 
-# One mypy run per unit: test modules of different units may share names (conftest).
-UNITS := $(patsubst %/,%,$(DISTS)) tests scripts benchmarks
+# One mypy run per unit (test modules of different units share names: conftest), on two
+# lanes; gantry-models first: it fills the cache with torch and transformers for the rest.
+UNITS := libs/gantry-models $(filter-out libs/gantry-models,$(patsubst %/,%,$(DISTS))) tests scripts benchmarks
 
 typecheck: venv
-	@set -e; for unit in $(UNITS); do \
-	  files=$$(find $$unit -name '*.py' -not -path '*/gantry/proto/*' -not -path '*/node_modules/*'); \
-	  if [ -n "$$files" ]; then echo "mypy $$unit"; MYPYPATH=$(SERVICE_SRC) $(BIN)/mypy $$files; fi; \
-	done
+	@MYPYPATH=$(SERVICE_SRC) bash scripts/typecheck.sh $(BIN)/mypy $(UNITS)
 
 # Whole test files go to one worker each (module-scoped servers start once); one worker per
 # core. PYTEST_WORKERS=0 runs everything in this process (easier to debug).
@@ -166,4 +164,4 @@ validate-notebook: venv sandbox-tools
 	$(BIN)/python -m gantry.envfarm.notebook.validate
 
 clean:
-	rm -rf $(VENV) .tools .build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .build .mypy_cache .mypy_cache-lane-* .ruff_cache .pytest_cache
