@@ -1,7 +1,7 @@
-"""The five services as real processes, wired to each other, shared by the security tests.
+"""The services as real processes, wired to each other, shared by the security tests.
 
-envfarm starts first, rollout dials it, trainer dials rollout: the same peer wiring as
-`gantry up`, so fuzzed requests that pass validation reach real peers.
+The same peer wiring as `gantry up` (rollout dials envfarm, trainer dials rollout, ...), so
+fuzzed requests that pass validation reach real peers.
 """
 
 from __future__ import annotations
@@ -24,67 +24,74 @@ TOKEN = "security-suite-token"
 FUZZ_TOTALS: dict[str, Counter[str]] = defaultdict(Counter)
 
 
+def _environment(name: str, stack: Stack) -> dict[str, str]:
+    """The settings each service starts with; naming a peer starts that peer first."""
+    shared = str(stack.shared)
+    if name == "envfarm":
+        return {"GANTRY_ENVFARM_MAX_GENERATED_TASKS": "3"}
+    if name == "rollout":
+        return {
+            "GANTRY_ROLLOUT_ENVFARM_TARGET": stack.target("envfarm"),
+            "GANTRY_ROLLOUT_MAX_BATCH_SIZE": "8",
+        }
+    if name == "trainer":
+        return {
+            "GANTRY_TRAINER_ROLLOUT_TARGET": stack.target("rollout"),
+            "GANTRY_TRAINER_DATASETS_ROOT": shared,
+            "GANTRY_TRAINER_TORCH_THREADS": "1",
+        }
+    if name == "retrieval":
+        return {"GANTRY_RETRIEVAL_DATASETS_ROOT": shared}
+    if name == "verifier":
+        return {
+            "GANTRY_VERIFIER_ROLLOUT_TARGET": stack.target("rollout"),
+            "GANTRY_VERIFIER_ENVFARM_TARGET": stack.target("envfarm"),
+            "GANTRY_VERIFIER_RETRIEVAL_TARGET": stack.target("retrieval"),
+            # Requests that pass validation reach the tiny judge: keep each call short.
+            "GANTRY_VERIFIER_JUDGE_ATTEMPTS": "1",
+            "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8",
+            "GANTRY_VERIFIER_MAX_PROMPT_CHARS": "500",
+        }
+    if name == "vla":
+        return {"GANTRY_VLA_TORCH_THREADS": "1"}
+    if name == "video":
+        return {
+            "GANTRY_VIDEO_INPUT_ROOT": shared,
+            "GANTRY_VIDEO_DEFAULT_STEPS": "2",
+            "GANTRY_VIDEO_MAX_STEPS": "4",
+            "GANTRY_VIDEO_MAX_FRAMES": "9",
+            "GANTRY_VIDEO_MAX_WIDTH": "64",
+            "GANTRY_VIDEO_MAX_HEIGHT": "64",
+        }
+    return {}  # pruner
+
+
 @dataclass
 class Stack:
+    """Services as real processes, each started on first use (with its peers) and kept for
+    the session: the fuzz tests use all of them, the transport tests two."""
+
+    shared: Path
     token: str = TOKEN
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
-    def start(self, name: str, env: dict[str, str] | None = None) -> ServiceProcess:
+    def service(self, name: str) -> ServiceProcess:
         if name not in self.processes:
+            env = _environment(name, self)
             self.processes[name] = self.exits.enter_context(
                 spawn_service(f"gantry.{name}", name, token=TOKEN, env=env, startup_timeout_s=180)
             )
         return self.processes[name]
 
+    def target(self, name: str) -> str:
+        return self.service(name).target
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    shared = tmp_path_factory.mktemp("shared")
-    running = Stack()
+    running = Stack(shared=tmp_path_factory.mktemp("shared"))
     with running.exits:
-        envfarm = running.start("envfarm", {"GANTRY_ENVFARM_MAX_GENERATED_TASKS": "3"})
-        rollout = running.start(
-            "rollout",
-            {
-                "GANTRY_ROLLOUT_ENVFARM_TARGET": envfarm.target,
-                "GANTRY_ROLLOUT_MAX_BATCH_SIZE": "8",
-            },
-        )
-        running.start(
-            "trainer",
-            {
-                "GANTRY_TRAINER_ROLLOUT_TARGET": rollout.target,
-                "GANTRY_TRAINER_DATASETS_ROOT": str(shared),
-                "GANTRY_TRAINER_TORCH_THREADS": "1",
-            },
-        )
-        running.start("pruner")
-        running.start("retrieval", {"GANTRY_RETRIEVAL_DATASETS_ROOT": str(shared)})
-        running.start(
-            "verifier",
-            {
-                "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout.target,
-                "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm.target,
-                "GANTRY_VERIFIER_RETRIEVAL_TARGET": running.processes["retrieval"].target,
-                # Requests that pass validation reach the tiny judge: keep each call short.
-                "GANTRY_VERIFIER_JUDGE_ATTEMPTS": "1",
-                "GANTRY_VERIFIER_JUDGE_TEXT_CHARS": "8",
-                "GANTRY_VERIFIER_MAX_PROMPT_CHARS": "500",
-            },
-        )
-        running.start("vla", {"GANTRY_VLA_TORCH_THREADS": "1"})
-        running.start(
-            "video",
-            {
-                "GANTRY_VIDEO_INPUT_ROOT": str(shared),
-                "GANTRY_VIDEO_DEFAULT_STEPS": "2",
-                "GANTRY_VIDEO_MAX_STEPS": "4",
-                "GANTRY_VIDEO_MAX_FRAMES": "9",
-                "GANTRY_VIDEO_MAX_WIDTH": "64",
-                "GANTRY_VIDEO_MAX_HEIGHT": "64",
-            },
-        )
         yield running
 
 

@@ -127,7 +127,7 @@ def _drain(call: Iterator[Any]) -> None:
 
 
 def _assert_healthy(stack: Any, service: str) -> None:
-    proc = stack.processes[service]
+    proc = stack.service(service)
     assert proc.process.poll() is None, f"{service} died:\n{proc.log.read_text()[-3000:]}"
     with grpc.insecure_channel(proc.target) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -149,7 +149,7 @@ def test_fuzzed_requests_never_fail_the_server(
     service: str,
     method: descriptor.MethodDescriptor,
 ) -> None:
-    target = stack.processes[service].target
+    target = stack.target(service)
     strategy = message_strategy(method.input_type, vocabulary=_vocabulary(service))
     with sync_channel(
         target, token=stack.token, retry=None, default_timeout_s=CALL_TIMEOUT_S
@@ -171,3 +171,15 @@ def test_fuzzed_requests_never_fail_the_server(
 
         run()
     _assert_healthy(stack, service)
+
+
+@pytest.mark.slow  # starts every service
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_health_list_and_check_need_no_token_and_never_fail(stack: Any, service: str) -> None:
+    with grpc.insecure_channel(stack.target(service)) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        listed = health.List(health_pb2.HealthListRequest(), timeout=5)
+        assert listed.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
+        assert len(listed.statuses) >= 2  # "" and the service's own name

@@ -7,7 +7,6 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from gantry.core.client import sync_channel
@@ -61,7 +60,7 @@ def _raw_call(
 
 
 def test_garbage_bytes_are_invalid_argument_or_unauthenticated(stack: Any) -> None:
-    envfarm = stack.processes["envfarm"].target
+    envfarm = stack.target("envfarm")
     method = "/gantry.envfarm.v1.EnvFarmService/CreateSession"
     assert _raw_call(envfarm, method, GARBAGE, stack.token).code() == (
         grpc.StatusCode.INVALID_ARGUMENT
@@ -72,7 +71,7 @@ def test_garbage_bytes_are_invalid_argument_or_unauthenticated(stack: Any) -> No
 
 @pytest.mark.parametrize("levels", [99, 150, 400])
 def test_nesting_past_the_parser_limit_is_invalid_argument(stack: Any, levels: int) -> None:
-    retrieval = stack.processes["retrieval"].target
+    retrieval = stack.target("retrieval")
     point = _field(1, b"p1") + _field(5, nested_struct_bytes(levels))
     request = _field(1, b"no-such-collection") + _field(2, point)
     unary = _raw_call(
@@ -92,19 +91,8 @@ def test_nesting_past_the_parser_limit_is_invalid_argument(stack: Any, levels: i
         }, err.details()
 
 
-def test_health_list_and_check_need_no_token_and_never_fail(stack: Any) -> None:
-    for proc in stack.processes.values():
-        with grpc.insecure_channel(proc.target) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING
-            listed = health.List(health_pb2.HealthListRequest(), timeout=5)
-            assert listed.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
-            assert len(listed.statuses) >= 2  # "" and the service's own name
-
-
 def test_a_10_mb_id_is_not_found_with_a_short_error(stack: Any) -> None:
-    envfarm = stack.processes["envfarm"].target
+    envfarm = stack.target("envfarm")
     huge = "s" * (10 * 1024 * 1024)
     with sync_channel(envfarm, token=stack.token) as channel:
         stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
@@ -119,7 +107,7 @@ def test_a_10_mb_id_is_not_found_with_a_short_error(stack: Any) -> None:
 
 
 def test_a_message_over_the_size_limit_is_refused_and_the_server_lives(stack: Any) -> None:
-    envfarm = stack.processes["envfarm"]
+    envfarm = stack.service("envfarm")
     payload = _field(1, b"x" * (65 * 1024 * 1024))
     options = [("grpc.max_send_message_length", 80 * 1024 * 1024)]
     with grpc.insecure_channel(envfarm.target, options=options) as channel:
