@@ -29,7 +29,7 @@ def spawn_service(
     *,
     token: str | None,
     env: dict[str, str] | None = None,
-    startup_timeout_s: float = 60.0,
+    startup_timeout_s: float = 180.0,  # torch + transformers imports on a busy CI core
 ) -> Iterator[ServiceProcess]:
     """Run `python -m <module>` with `GANTRY_<SERVICE>_*` settings; yield once it serves.
 
