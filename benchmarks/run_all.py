@@ -306,7 +306,7 @@ def loop_modes(out: str, _: dict[str, Any]) -> list[Row]:
     ratio = _num(r"async / sync: ([\d.]+)x", out)
     return [
         Row(
-            "training loop, async vs sync GRPO (wall time to the same steps)",
+            "training loop, async vs sync GRPO: speed to the same steps (sync wall / async wall)",
             _x(ratio),
             "sync 1.00×",
             _x(ratio),
