@@ -72,12 +72,18 @@ class MasterAdamW(torch.optim.AdamW):
         """The float32 masters that hold a gradient (``master.grad``, float32, summed over
         the step's backward passes): what clipping and the step use. A gradient set on a
         parameter without a backward is moved to its master first."""
+        self._move_gradients()
         for group in self.param_groups:
             for p in group["params"]:
-                self._accumulate(p)
                 master = self.state.get(p, {}).get("master")
                 if master is not None and master.grad is not None:
                     yield master
+
+    def _move_gradients(self) -> None:
+        """Gradients still on parameters (set without a backward) join their masters."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._accumulate(p)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -85,8 +91,7 @@ class MasterAdamW(torch.optim.AdamW):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for _ in self.masters():  # gradients not yet moved (no clipping before the step)
-            pass
+        self._move_gradients()  # when no clipping moved them before the step
         for group in self.param_groups:
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
             beta1, beta2 = group["betas"]
