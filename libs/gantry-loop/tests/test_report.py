@@ -5,6 +5,7 @@ from pathlib import Path
 from gantry.loop.calls import conversation_messages
 from gantry.loop.loop import LoopResult
 from gantry.loop.report import ReportWriter, plot, read_records, summary
+from gantry.loop.stats import Success
 from gantry.proto.common.v1 import chat_pb2
 
 
@@ -17,6 +18,9 @@ def _records(directory: Path) -> None:
             "iteration": 0,
             "task": "t",
             "success_rate": 0.0,
+            "successes": 0,
+            "success_low": 0.0,
+            "success_high": 0.2775,
             "mean_reward": 0.0,
             "episodes": 10,
             "errors": 0,
@@ -63,6 +67,9 @@ def _records(directory: Path) -> None:
             "iteration": 1,
             "task": "t",
             "success_rate": 0.3,
+            "successes": 3,
+            "success_low": 0.1078,
+            "success_high": 0.6032,
             "mean_reward": 0.3,
             "episodes": 10,
             "errors": 0,
@@ -88,10 +95,23 @@ def test_plots_and_summary_cover_every_stage(tmp_path: Path) -> None:
     assert all((tmp_path / name).stat().st_size > 1000 for name in written)
     result = LoopResult(success={"untrained": 0.0, "grpo-1": 0.3})
     text = summary(tmp_path, records, result, "name: t\n").read_text()
-    assert "| untrained | 0.0 % |" in text and "| grpo-1 | 30.0 % |" in text
+    assert "| untrained | 0.0 % | — |" in text and "| grpo-1 | 30.0 % | — |" in text
     assert "loss 3.000 -> 1.000" in text
     assert "![success](success.png)" in text
     assert result.untrained == 0.0 and result.final == 0.3
+
+
+def test_summary_gives_intervals_and_says_which_gains_are_beyond_noise(tmp_path: Path) -> None:
+    counts = {"untrained": Success(2, 200), "sft": Success(40, 200), "grpo-1": Success(52, 200)}
+    result = LoopResult(success={label: c.rate for label, c in counts.items()}, evaluations=counts)
+    text = summary(tmp_path, [], result, "name: t\n").read_text()
+    # 2/200: 0.3–3.6 %; 40/200: 15.0–26.1 %; 52/200: 20.4–32.5 % (Wilson, 95 %).
+    assert "| untrained | 2/200 = 1.0 % | 0.3–3.6 % |  |" in text
+    assert "| sft | 40/200 = 20.0 % | 15.0–26.1 % | +19.0 points, beyond noise |" in text
+    assert "| grpo-1 | 52/200 = 26.0 % | 20.4–32.5 % | +6.0 points, within noise" in text
+    assert "- SFT vs untrained: +19.0 points, beyond noise." in text
+    assert "- GRPO (grpo-1) vs SFT: +6.0 points, within noise (intervals overlap)." in text
+    assert "do not overlap" in text  # the test used is named
 
 
 def test_demonstration_conversations_become_trainer_messages() -> None:

@@ -146,10 +146,12 @@ class Episodes:
     seconds: float
 
     @property
+    def successes(self) -> int:
+        return sum(t.final_reward >= 1.0 for t in self.trajectories)
+
+    @property
     def success_rate(self) -> float:
-        if not self.trajectories:
-            return 0.0
-        return sum(t.final_reward >= 1.0 for t in self.trajectories) / len(self.trajectories)
+        return self.successes / len(self.trajectories) if self.trajectories else 0.0
 
     @property
     def mean_reward(self) -> float:

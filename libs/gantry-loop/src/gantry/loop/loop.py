@@ -32,6 +32,7 @@ from gantry.core.precision import precision_message
 from gantry.core.tracing import AttributeValue, stage
 from gantry.loop import calls
 from gantry.loop.config import LoopConfig, TaskConfig
+from gantry.loop.stats import Success
 from gantry.proto.common.v1 import precision_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
@@ -55,6 +56,9 @@ class LoopResult:
     """Success rates on held-out seeds, per stage label ("untrained", "sft", "grpo-3")."""
 
     success: dict[str, float] = field(default_factory=dict)
+    # The same evaluations as counts (successes k of n episodes, all tasks together), for
+    # the 95 % intervals in the report.
+    evaluations: dict[str, Success] = field(default_factory=dict)
     sft_run: str = ""
     grpo_run: str = ""
     # Wall time of the GRPO stage, evaluations excluded (async training goes on during
@@ -170,6 +174,7 @@ class TrainingLoop:
     def evaluate(self, label: str, iteration: int) -> float:
         cfg = self.config.eval
         rates = []
+        k = n = 0
         for task in self.config.tasks:
             seeds = list(range(cfg.seed_offset, cfg.seed_offset + cfg.episodes))
             with self._stage(
@@ -189,8 +194,10 @@ class TrainingLoop:
                     iteration=iteration,
                 )
             rates.append(episodes.success_rate)
+            k, n = k + episodes.successes, n + len(episodes.trajectories)
         rate = sum(rates) / len(rates)
         self.result.success[label] = rate
+        self.result.evaluations[label] = Success(k, n)
         return rate
 
     def sft(self, dataset: str) -> str:
@@ -366,7 +373,8 @@ class TrainingLoop:
         iteration: int,
         record: Record,
     ) -> calls.Episodes:
-        """Episodes through rollout, reported to the observer as one `stage` record."""
+        """Episodes through rollout, reported to the observer as one `stage` record
+        (evaluations also carry the 95 % Wilson interval of their success rate)."""
         episodes = calls.run_episodes(
             self.stubs,
             task.env_id,
@@ -385,6 +393,8 @@ class TrainingLoop:
                 "iteration": iteration,
                 "task": _name(task),
                 "success_rate": episodes.success_rate,
+                "successes": episodes.successes,
+                **(_interval(episodes) if stage == "evaluate" else {}),
                 "mean_reward": episodes.mean_reward,
                 "episodes": len(episodes.trajectories),
                 "errors": episodes.errors,
@@ -427,6 +437,11 @@ class TrainingLoop:
                 "seconds": time.perf_counter() - started,
             }
         )
+
+
+def _interval(episodes: calls.Episodes) -> Record:
+    low, high = Success(episodes.successes, len(episodes.trajectories)).interval
+    return {"success_low": low, "success_high": high}
 
 
 def _name(task: TaskConfig) -> str:

@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 
 from gantry.loop.loop import LoopResult, Record
+from gantry.loop.stats import Success
 
 METRICS_FILE = "metrics.jsonl"
 PLOTS = ("success.png", "reward.png", "loss_sft.png", "loss_grpo.png", "mismatch.png")
@@ -62,8 +63,23 @@ def plot(directory: Path, records: list[Record]) -> list[Path]:
             by_task[r["task"]].append(r)
         for task, rows in by_task.items():
             labels = [r["label"] for r in rows]
-            ax.plot(labels, [100 * r["success_rate"] for r in rows], marker="o", label=task)
-        ax.set_ylabel("success on held-out seeds (%)")
+            rates = [100 * float(r["success_rate"]) for r in rows]
+            # Error bars: the 95 % Wilson interval (records from before it have none).
+            low = [
+                100 * float(r["success_low" if "success_low" in r else "success_rate"])
+                for r in rows
+            ]
+            high = [
+                100 * float(r["success_high" if "success_high" in r else "success_rate"])
+                for r in rows
+            ]
+            errors = [
+                [max(0.0, r - lo) for r, lo in zip(rates, low, strict=True)],
+                [max(0.0, hi - r) for r, hi in zip(rates, high, strict=True)],
+            ]
+            n = rows[-1]["episodes"]
+            ax.errorbar(labels, rates, yerr=errors, marker="o", capsize=4, label=f"{task} (n={n})")
+        ax.set_ylabel("success on held-out seeds (%, 95 % CI)")
         ax.set_ylim(0, 100)
         ax.set_title("Policy success rate per stage")
         ax.legend(fontsize=8)
@@ -110,8 +126,7 @@ def _save(fig: Any, path: Path) -> Path:
 def summary(directory: Path, records: list[Record], result: LoopResult, config_text: str) -> Path:
     """summary.md: the success table, training numbers and the plots."""
     lines = ["# Gantry training loop", ""]
-    lines += ["| stage | held-out success |", "|---|---:|"]
-    lines += [f"| {label} | {100 * rate:.1f} % |" for label, rate in result.success.items()]
+    lines += _success_table(result)
     sft = [r for r in records if r["stage"] == "sft"]
     grpo = [r for r in records if r["stage"] == "grpo"]
     lines.append("")
@@ -141,6 +156,55 @@ def summary(directory: Path, records: list[Record], result: LoopResult, config_t
     path = directory / "summary.md"
     path.write_text("\n".join(lines))
     return path
+
+
+NOISE_TEST = (
+    "A gain is called beyond noise when the two stages' 95 % Wilson intervals do not "
+    "overlap (the later lower bound above the earlier upper bound): stricter than a "
+    "two-proportion test at the 5 % level. Every stage is scored on the same held-out seeds."
+)
+
+
+def _success_table(result: LoopResult) -> list[str]:
+    """Held-out success per stage (k/n, 95 % interval) and whether each gain is real."""
+    lines = [
+        "| stage | held-out success | 95 % interval (Wilson) | vs previous stage |",
+        "|---|---:|---:|---|",
+    ]
+    previous: Success | None = None
+    for label, rate in result.success.items():
+        counts = result.evaluations.get(label)
+        if counts is None:  # a result built without counts: the rate alone
+            lines.append(f"| {label} | {100 * rate:.1f} % | — | |")
+            continue
+        low, high = counts.interval
+        lines.append(
+            f"| {label} | {counts.k}/{counts.n} = {100 * counts.rate:.1f} % | "
+            f"{100 * low:.1f}–{100 * high:.1f} % | {_versus(counts, previous)} |"
+        )
+        previous = counts
+    lines += ["", NOISE_TEST, ""]
+    stages = result.evaluations
+    grpo = [label for label in stages if label.startswith("grpo-")]
+    if "untrained" in stages and "sft" in stages:
+        lines.append(f"- SFT vs untrained: {_versus(stages['sft'], stages['untrained'])}.")
+    if "sft" in stages and grpo:
+        last = grpo[-1]
+        lines.append(f"- GRPO ({last}) vs SFT: {_versus(stages[last], stages['sft'])}.")
+    return [*lines, ""]
+
+
+def _versus(later: Success, earlier: Success | None) -> str:
+    if earlier is None:
+        return ""
+    gain = 100 * (later.rate - earlier.rate)
+    if later.beats(earlier):
+        verdict = "beyond noise"
+    elif earlier.beats(later):
+        verdict = "a loss beyond noise"
+    else:
+        verdict = "within noise (intervals overlap)"
+    return f"{gain:+.1f} points, {verdict}"
 
 
 def _mean(records: list[Record], key: str) -> float:
