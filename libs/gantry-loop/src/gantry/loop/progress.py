@@ -1,9 +1,16 @@
-"""Live terminal view of the loop (Rich): stage, iteration, success, tokens/s, loss."""
+"""The loop's progress on the terminal: a live Rich view on a TTY, plain lines elsewhere.
+
+`LiveView` redraws a panel (stage, iteration, success, tokens/s, loss); when stdout is a
+pipe or a CI log, `PlainProgress` prints one line per stage, per evaluation and, at most
+every `interval_s`, per training step, so a long run is never silent.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 from types import TracebackType
+from typing import IO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -11,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gantry.loop.loop import Record
+from gantry.loop.stats import Success
 
 
 class LiveView:
@@ -84,3 +92,54 @@ class LiveView:
         for key, value in self._latest.items():
             stats.add_row(key, value)
         return Group(head, stats, self._evals)
+
+
+class PlainProgress:
+    """An Observer printing plain progress lines: stage, step or iteration, the latest
+    held-out success, elapsed seconds. Training steps print at most every `interval_s`
+    (and always the first SFT step and every GRPO step, one per iteration)."""
+
+    def __init__(self, stream: IO[str] | None = None, *, interval_s: float = 15.0) -> None:
+        self.stream = stream or sys.stdout
+        self.interval_s = interval_s
+        self._started = time.monotonic()
+        self._last_step = -float("inf")
+        self._success = ""  # the latest held-out evaluation, "sft 37/200 = 18.5 % (...)"
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.flush()
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self._print(f"{name}: {detail}" if detail else name)
+
+    def record(self, record: Record) -> None:
+        stage = record["stage"]
+        if stage == "evaluate":
+            counts = Success(int(record["successes"]), int(record["episodes"]))
+            self._print(f"evaluate {record['task']}: {record['label']} {counts.describe()}")
+            self._success = f"{record['label']} {counts.describe()}"
+        elif stage in ("sft", "grpo"):
+            now = time.monotonic()
+            first = stage == "grpo" or record["step"] == 1
+            if first or now - self._last_step >= self.interval_s:
+                self._last_step = now
+                self._print(
+                    f"{stage} step {record['step']} (iteration {record.get('iteration', 0)}): "
+                    f"loss {record['loss']:.4f}, {record['tokens_per_second']:.0f} tokens/s"
+                )
+        elif stage == "rollouts":
+            self._print(
+                f"rollouts iteration {record['iteration']}: {record['episodes']} episodes, "
+                f"sampled success {100 * record['success_rate']:.1f} %, "
+                f"{record['tokens_per_second']:.0f} tokens/s"
+            )
+        elif stage == "demonstrations":
+            self._print(f"demonstrations {record['task']}: {record['examples']} examples")
+
+    def _print(self, text: str) -> None:
+        elapsed = time.monotonic() - self._started
+        so_far = f" | held-out {self._success}" if self._success else ""
+        print(f"[{elapsed:6.0f} s] {text}{so_far}", file=self.stream, flush=True)

@@ -27,7 +27,7 @@ from gantry.loop import calls
 from gantry.loop.calls import Stubs
 from gantry.loop.config import LoopConfig
 from gantry.loop.loop import LoopResult, Record, TrainingLoop
-from gantry.loop.progress import LiveView
+from gantry.loop.progress import LiveView, PlainProgress
 from gantry.loop.report import ReportWriter, plot, read_records, summary
 from gantry.loop.tensorboard_log import DIRECTORY as TENSORBOARD_DIR
 from gantry.loop.tensorboard_log import TensorBoardWriter
@@ -52,7 +52,9 @@ class Endpoints:
 
 
 class _Fanout:
-    def __init__(self, *observers: LiveView | ReportWriter | TensorBoardWriter | None) -> None:
+    def __init__(
+        self, *observers: LiveView | PlainProgress | ReportWriter | TensorBoardWriter | None
+    ) -> None:
         self.observers = [o for o in observers if o is not None]
 
     def stage(self, name: str, detail: str = "") -> None:
@@ -65,7 +67,9 @@ class _Fanout:
 
 
 def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool = True) -> Outcome:
-    """Run the configured loop; the report lands in a new directory under report_dir."""
+    """Run the configured loop; the report lands in a new directory under report_dir.
+
+    `live`: show progress, as a live view on a terminal and as plain lines otherwise."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report_dir = (config.report_dir / f"{config.name}-{stamp}").resolve()
     report_dir.mkdir(parents=True, exist_ok=False)
@@ -75,7 +79,7 @@ def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool =
     board = (
         TensorBoardWriter(report_dir / TENSORBOARD_DIR) if config.telemetry.tensorboard else None
     )
-    view = LiveView(console) if live else None
+    view = _progress(console or Console()) if live else None
     tracing = configure_tracing("loop", endpoint=config.telemetry.otlp_endpoint)
     data_dir = config.services.shared_dir or report_dir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,12 @@ def run_loop(config: LoopConfig, *, console: Console | None = None, live: bool =
         plot(report_dir, records)
         summary(report_dir, records, result, config_text)
     return Outcome(result, report_dir)
+
+
+def _progress(console: Console) -> LiveView | PlainProgress:
+    """The live view on a terminal; plain lines (stage, step, success so far) in a pipe or
+    a CI log, where a redrawn panel would print nothing until the end."""
+    return LiveView(console) if console.is_terminal else PlainProgress(console.file)
 
 
 @contextlib.contextmanager
