@@ -25,7 +25,7 @@ GRACE_S = 40.0
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_runs_and_ends_metric_streams_with_retry_info(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     env = {
         "GANTRY_TRAINER_DATA_DIR": str(tmp_path),
@@ -34,7 +34,7 @@ def test_sigterm_checkpoints_runs_and_ends_metric_streams_with_retry_info(
         "GANTRY_TRAINER_GRACE_PERIOD_S": str(GRACE_S),
         **root_env(),
     }
-    config = sft_config(tiny_path, demos, steps=10_000, seed=2)
+    config = sft_config(tiny_path, chats, steps=10_000, seed=2)
     outcome: dict[str, Any] = {"steps": []}
     with spawn_service("gantry.trainer", "trainer", token=TOKEN, env=env) as trainer:
         with stubs(trainer.target) as (stub, _):

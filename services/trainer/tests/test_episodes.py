@@ -89,7 +89,7 @@ def test_grpo_pulls_episodes_from_rollout_and_publishes_each_step(
 
 @pytest.mark.slow
 def test_the_agent_training_loop_flow(
-    tmp_path: Path, tiny_path: str, demos: Path, rollout_target: str
+    tmp_path: Path, tiny_path: str, chats: Path, rollout_target: str
 ) -> None:
     """SFT -> PublishWeights -> GRPO from the SFT checkpoint, fed by RunEpisodes, with
     SubmitTrajectories -> wait for the next policy version -> PublishWeights, twice."""
@@ -99,7 +99,7 @@ def test_the_agent_training_loop_flow(
         sync_channel(rollout_target, token=TOKEN) as channel,
     ):
         rollout = rollout_pb2_grpc.RolloutServiceStub(channel)
-        sft = sft_config(tiny_path, demos, steps=2)
+        sft = sft_config(tiny_path, chats, steps=2)
         op = trainer.StartRun(trainer_pb2.StartRunRequest(config=sft))
         meta = trainer_pb2.StartRunMetadata()
         op.metadata.Unpack(meta)

@@ -26,7 +26,7 @@ from .helpers import MODELS_ROOT, error_of, sft_config, stubs, trainer_server, w
 class Layout:
     """tmp/state (data_dir), tmp/datasets (datasets root), tmp/outside (not a root)."""
 
-    def __init__(self, tmp: Path, demos: Path) -> None:
+    def __init__(self, tmp: Path, chats: Path) -> None:
         self.state = tmp / "state"
         self.datasets = tmp / "datasets"
         self.outputs = self.state / "outputs"  # the default outputs root
@@ -34,9 +34,9 @@ class Layout:
         for folder in (self.state, self.datasets, self.outputs, self.outside):
             folder.mkdir(parents=True)
         self.dataset = self.datasets / "demos.jsonl"
-        shutil.copy(demos, self.dataset)
+        shutil.copy(chats, self.dataset)
         self.secret = self.outside / "secret.jsonl"  # valid data: only the root refuses it
-        shutil.copy(demos, self.secret)
+        shutil.copy(chats, self.secret)
         self.planted = self.outside / ".tmp-step-000001-0123456789ab"
         self.planted.mkdir()
         (self.planted / "keep").write_text("not the trainer's")
@@ -46,8 +46,8 @@ class Layout:
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory: pytest.TempPathFactory, demos: Path) -> Layout:
-    return Layout(tmp_path_factory.mktemp("roots"), demos)
+def layout(tmp_path_factory: pytest.TempPathFactory, chats: Path) -> Layout:
+    return Layout(tmp_path_factory.mktemp("roots"), chats)
 
 
 @pytest.fixture(scope="module")
@@ -201,11 +201,11 @@ class _Payload:
 
 
 def test_resume_never_unpickles_code_nor_trusts_stored_paths(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     marker = tmp_path / "pwned"
     elsewhere = tmp_path / "elsewhere"
-    config = sft_config(tiny_path, demos, steps=60, seed=5)
+    config = sft_config(tiny_path, chats, steps=10_000, seed=5)
     with trainer_server(tmp_path / "state") as target, stubs(target) as (stub, _):
         op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
         meta = trainer_pb2.StartRunMetadata()
@@ -234,11 +234,11 @@ def test_resume_never_unpickles_code_nor_trusts_stored_paths(
 
 
 def test_run_json_paths_are_checked_again_on_resume(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     """A run.json naming an output folder outside today's outputs root (edited, or from
     before the roots changed) fails the run instead of writing there."""
-    config = sft_config(tiny_path, demos, steps=60, seed=5)
+    config = sft_config(tiny_path, chats, steps=10_000, seed=5)
     with trainer_server(tmp_path / "state") as target, stubs(target) as (stub, _):
         op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
         meta = trainer_pb2.StartRunMetadata()

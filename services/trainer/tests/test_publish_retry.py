@@ -35,7 +35,7 @@ def rollout() -> Iterator[FakeRollout]:
 
 @pytest.fixture(scope="module")
 def trainer(
-    rollout: FakeRollout, tmp_path_factory: pytest.TempPathFactory, demos: Path, tiny_path: str
+    rollout: FakeRollout, tmp_path_factory: pytest.TempPathFactory, chats: Path, tiny_path: str
 ) -> Iterator[tuple[ServiceProcess, str]]:
     env = {
         "GANTRY_TRAINER_DATA_DIR": str(tmp_path_factory.mktemp("publish")),
@@ -48,7 +48,7 @@ def trainer(
     with spawn_service("gantry.trainer", "trainer", token=TOKEN, env=env) as process:
         with stubs(process.target) as (stub, _):
             op = stub.StartRun(
-                trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=1))
+                trainer_pb2.StartRunRequest(config=sft_config(tiny_path, chats, steps=1))
             )
             meta = trainer_pb2.StartRunMetadata()
             op.metadata.Unpack(meta)

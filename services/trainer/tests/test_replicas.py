@@ -59,7 +59,7 @@ def served(target: str) -> tuple[int, str, list[float]]:
 
 
 def test_publish_reaches_every_replica_and_a_late_one_catches_up(
-    tmp_path: Path, tiny_path: str, demos: Path
+    tmp_path: Path, tiny_path: str, chats: Path
 ) -> None:
     shared = tmp_path / "shared"  # the checkpoints storage trainer and replicas share
     shared.mkdir()
@@ -84,7 +84,7 @@ def test_publish_reaches_every_replica_and_a_late_one_catches_up(
             )
         )
         stub, _ = stack.enter_context(stubs(trainer))
-        config = sft_config(tiny_path, demos, steps=2)
+        config = sft_config(tiny_path, chats, steps=2)
         op = stub.StartRun(trainer_pb2.StartRunRequest(config=config))
         meta = trainer_pb2.StartRunMetadata()
         op.metadata.Unpack(meta)

@@ -25,7 +25,7 @@ from .helpers import (
     wait_run,
 )
 
-STEPS = 8
+STEPS = 24  # short chats: enough steps that the kill lands mid-run
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -39,15 +39,15 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_sigkill_then_restart_resumes_without_lost_or_repeated_steps(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     data_dir = tmp_path / "state"
-    config = sft_config(tiny_path, demos, steps=STEPS, seed=11, checkpoint_interval=2)
+    config = sft_config(tiny_path, chats, steps=STEPS, seed=11, checkpoint_interval=4)
     with spawn_service("gantry.trainer", "trainer", token=TOKEN, env=_env(data_dir)) as first:
         run_id = start_run(first.target, config)
         with stubs(first.target) as (stub, _):
             # past a checkpoint, before the end: steps after it must be recomputed
-            killed_at = wait_run(stub, run_id, until=lambda r: r.step >= 3).step
+            killed_at = wait_run(stub, run_id, until=lambda r: r.step >= 5).step
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
     assert killed_at < STEPS
@@ -114,11 +114,11 @@ def _assert_tensorboard_shows_each_step_once(
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_the_next_start_resumes(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     """Service.stop (what SIGTERM triggers): the run saves its current step and stays
     RUNNING; the next server on the same data_dir finishes it."""
-    config = sft_config(tiny_path, demos, steps=40, seed=3)  # no checkpoint_interval
+    config = sft_config(tiny_path, chats, steps=10_000, seed=3)  # no checkpoint_interval
     with trainer_server(tmp_path) as target:
         run_id = start_run(target, config)
         with stubs(target) as (stub, _):

@@ -103,10 +103,10 @@ def test_sft_on_envfarm_demonstrations_lowers_the_loss(
 
 @pytest.mark.slow
 def test_cancel_saves_a_checkpoint_and_lists_newest_first(
-    stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
+    stub: trainer_pb2_grpc.TrainerServiceStub, chats: Path, tiny_path: str
 ) -> None:
     op = stub.StartRun(
-        trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=10_000))
+        trainer_pb2.StartRunRequest(config=sft_config(tiny_path, chats, steps=10_000))
     )
     meta = trainer_pb2.StartRunMetadata()
     op.metadata.Unpack(meta)
@@ -142,21 +142,21 @@ def test_cancel_saves_a_checkpoint_and_lists_newest_first(
 
 
 def test_validation_errors_name_the_field(
-    stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str, tmp_path: Path
+    stub: trainer_pb2_grpc.TrainerServiceStub, chats: Path, tiny_path: str, tmp_path: Path
 ) -> None:
     def start(config: trainer_pb2.RunConfig) -> trainer_pb2.StartRunRequest:
         return trainer_pb2.StartRunRequest(config=config)
 
-    no_base = sft_config("", demos)
+    no_base = sft_config("", chats)
     err = error_of(stub.StartRun, start(no_base))
     assert err.code == grpc.StatusCode.INVALID_ARGUMENT and "config.base_model" in err.message
-    no_method = sft_config(tiny_path, demos)
+    no_method = sft_config(tiny_path, chats)
     no_method.ClearField("sft")
     assert "config.method" in error_of(stub.StartRun, start(no_method)).message
-    no_data = sft_config(tiny_path, demos)
+    no_data = sft_config(tiny_path, chats)
     no_data.ClearField("data")
     assert "config.data" in error_of(stub.StartRun, start(no_data)).message
-    micro = sft_config(tiny_path, demos, micro_batch_size=3)
+    micro = sft_config(tiny_path, chats, micro_batch_size=3)
     assert "config.micro_batch_size" in error_of(stub.StartRun, start(micro)).message
     missing = sft_config(tiny_path, tmp_path / "nope.jsonl")
     assert "config.data.dataset_uri" in error_of(stub.StartRun, start(missing)).message
@@ -171,7 +171,7 @@ def test_validation_errors_name_the_field(
     ppo.data.submitted = True
     err = error_of(stub.StartRun, start(ppo))
     assert err.code == grpc.StatusCode.UNIMPLEMENTED and "PPO" in err.message
-    grpo_sft_data = sft_config(tiny_path, demos)
+    grpo_sft_data = sft_config(tiny_path, chats)
     grpo_sft_data.grpo.SetInParent()
     assert "config.data.submitted" in error_of(stub.StartRun, start(grpo_sft_data)).message
     for field, value in (("importance_cap", 1.0), ("importance_cap", math.nan)):
@@ -212,9 +212,9 @@ def test_validation_errors_name_the_field(
 
 
 def test_submitting_to_an_sft_run_is_a_failed_precondition(
-    stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
+    stub: trainer_pb2_grpc.TrainerServiceStub, chats: Path, tiny_path: str
 ) -> None:
-    op = stub.StartRun(trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=1)))
+    op = stub.StartRun(trainer_pb2.StartRunRequest(config=sft_config(tiny_path, chats, steps=1)))
     meta = trainer_pb2.StartRunMetadata()
     op.metadata.Unpack(meta)
     err = error_of(
@@ -231,13 +231,13 @@ def test_submitting_to_an_sft_run_is_a_failed_precondition(
 
 
 def test_cancel_operation_cancels_the_run(
-    both: tuple[trainer_pb2_grpc.TrainerServiceStub, Any], demos: Path, tiny_path: str
+    both: tuple[trainer_pb2_grpc.TrainerServiceStub, Any], chats: Path, tiny_path: str
 ) -> None:
     from google.longrunning import operations_proto_pb2 as operations_pb2
 
     stub, ops = both
     op = stub.StartRun(
-        trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=10_000))
+        trainer_pb2.StartRunRequest(config=sft_config(tiny_path, chats, steps=10_000))
     )
     meta = trainer_pb2.StartRunMetadata()
     op.metadata.Unpack(meta)

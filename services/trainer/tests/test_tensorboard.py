@@ -88,14 +88,14 @@ def _trajectories(count: int, group_size: int) -> list[trajectory_pb2.Trajectory
 
 @pytest.mark.slow
 def test_sft_and_grpo_runs_write_their_metrics_as_tensorboard_scalars(
-    tmp_path: Path, demos: Path, tiny_path: str
+    tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     outputs = tmp_path / "outputs"
     with (
         trainer_server(tmp_path / "state", outputs_root=outputs) as target,
         stubs(target) as (stub, _),
     ):
-        sft_id = _start(stub, sft_config(tiny_path, demos, steps=3))
+        sft_id = _start(stub, sft_config(tiny_path, chats, steps=3))
         grpo = trainer_pb2.RunConfig(
             base_model=tiny_path,
             grpo=trainer_pb2.GrpoConfig(group_size=2),
@@ -134,12 +134,12 @@ def test_sft_and_grpo_runs_write_their_metrics_as_tensorboard_scalars(
     )
 
 
-def test_tensorboard_off_writes_no_event_files(tmp_path: Path, demos: Path, tiny_path: str) -> None:
+def test_tensorboard_off_writes_no_event_files(tmp_path: Path, chats: Path, tiny_path: str) -> None:
     outputs = tmp_path / "outputs"
     with (
         trainer_server(tmp_path / "state", outputs_root=outputs, tensorboard=False) as target,
         stubs(target) as (stub, _),
     ):
-        run_id = _start(stub, sft_config(tiny_path, demos, steps=1))
+        run_id = _start(stub, sft_config(tiny_path, chats, steps=1))
         assert wait_run(stub, run_id).state == trainer_pb2.RUN_STATE_SUCCEEDED
     assert not list(outputs.rglob("events.out.tfevents.*"))

@@ -32,11 +32,11 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
 
 
 def test_each_step_is_a_span_under_the_start_run_call(
-    exported: InMemorySpanExporter, tmp_path: Path, demos: Path, tiny_path: str
+    exported: InMemorySpanExporter, tmp_path: Path, chats: Path, tiny_path: str
 ) -> None:
     with trainer_server(tmp_path) as target, stubs(target) as (stub, _):
         op = stub.StartRun(
-            trainer_pb2.StartRunRequest(config=sft_config(tiny_path, demos, steps=2))
+            trainer_pb2.StartRunRequest(config=sft_config(tiny_path, chats, steps=2))
         )
         meta = trainer_pb2.StartRunMetadata()
         op.metadata.Unpack(meta)
