@@ -14,8 +14,15 @@ from gantry.core import errors
 from gantry.core.client import sync_channel
 from gantry.core.codecs import image_to_array, tensor_to_numpy
 from gantry.core.testing.threaded import serve_in_thread
-from gantry.envfarm.client import RemoteEnv, RemoteVectorEnv, best_encoding, is_local
+from gantry.envfarm.client import (
+    FrameRegionView,
+    RemoteEnv,
+    RemoteVectorEnv,
+    best_encoding,
+    is_local,
+)
 from gantry.envfarm.envs import make
+from gantry.envfarm.regions import SHM_DIR
 from gantry.envfarm.service import EnvFarmService
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.common.v1 import episode_pb2
@@ -235,3 +242,53 @@ def test_finished_episodes_restart_within_the_vector_step(channel: grpc.Channel)
 def test_is_local(target: str, local: bool) -> None:
     assert is_local(target) is local
     assert best_encoding(target) == (RAW if local else WEBP)
+
+
+def test_frame_regions_carry_raw_frames_and_refuse_misuse(
+    stub: envfarm_pb2_grpc.EnvFarmServiceStub, channel: grpc.Channel
+) -> None:
+    region = FrameRegionView.open(stub, 2)
+    assert region is not None
+    path = SHM_DIR / region.region.shm_name
+    assert path.stat().st_mode & 0o777 == 0o600
+    session = stub.CreateSession(envfarm_pb2.CreateSessionRequest(env_id=ENV, seed=5)).session.id
+    move = envfarm_pb2.SolveRequest(session_id=session)
+    action = stub.Solve(move).actions[0]
+    step = envfarm_pb2.StepRequest(
+        session_id=session, action=action, observation_encoding=RAW, frame_region=region.id
+    )
+    result = stub.Step(step).result
+    assert result.frame_in_region and not result.observation_pixels.data
+    np.testing.assert_array_equal(
+        region.frame(0, result.observation_pixels), _local_frames(5, [action])[1]
+    )
+    assert not path.exists()  # unlinked at first use: the two mappings keep it alive
+    # Misuse is refused before any step, naming the field.
+    png = envfarm_pb2.StepRequest(session_id=session, action=BAD_MOVE, frame_region=region.id)
+    assert _invalid(stub.Step, png) == "observation_encoding"
+    items = [envfarm_pb2.StepBatchItem(session_id=f"s{i}", action="x") for i in range(3)]
+    batch = envfarm_pb2.StepBatchRequest(
+        items=items, observation_encoding=RAW, frame_region=region.id
+    )
+    assert _invalid(stub.StepBatch, batch) == "items"  # 3 items, 2 slots
+    assert (
+        stub.GetSession(envfarm_pb2.GetSessionRequest(session_id=session)).session.step_index == 1
+    )
+    assert _invalid(stub.CreateFrameRegion, envfarm_pb2.CreateFrameRegionRequest()) == "slots"
+    assert _invalid(stub.DeleteFrameRegion, envfarm_pb2.DeleteFrameRegionRequest()) == "region_id"
+    region.close()  # deletes it on the server
+    with pytest.raises(grpc.RpcError) as gone:
+        stub.Step(step)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=session))
+    # The clients use a region for raw frames from this host, and none when told not to.
+    with (
+        RemoteVectorEnv(channel, ENV, 2) as vec,
+        RemoteVectorEnv(channel, ENV, 2, shared_memory=False) as plain,
+    ):
+        assert vec._region is not None and plain._region is None
+        vec.reset(seeds=[0, 1])
+        plain.reset(seeds=[0, 1])
+        actions = [env.solve()[0] for env in vec.envs]
+        for a, b in zip(vec.step(actions)[0], plain.step(actions)[0], strict=True):
+            np.testing.assert_array_equal(a["image"], b["image"])

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from gantry.core.errors import GantryError
 from gantry.core.server import Runtime
 from gantry.envfarm.family import TaskEpisode
+from gantry.envfarm.regions import FrameRegion, FrameSlot
 from gantry.envfarm.sessions import Session, SessionManager, ensure_active
 from gantry.proto.envfarm.v1 import envfarm_pb2
 
@@ -45,6 +46,7 @@ class Stepper(Protocol):
         frames: int,
         omit_unchanged: bool,
         result: envfarm_pb2.StepResult,
+        slot: FrameSlot | None = None,
     ) -> None: ...
 
     def step_blocking(
@@ -54,6 +56,7 @@ class Stepper(Protocol):
         frames: int,
         omit_unchanged: bool,
         result: envfarm_pb2.StepResult,
+        slot: FrameSlot | None = None,
     ) -> float: ...
 
     def stepped(self, session: Session, reward: float) -> None: ...
@@ -66,6 +69,7 @@ class _Locked:
     slot: envfarm_pb2.StepBatchResult
     session: Session
     action: str
+    frame_slot: FrameSlot | None
     reward: float = 0.0
     error: Exception | None = None
     held: bool = True
@@ -73,13 +77,22 @@ class _Locked:
 
 class StepBatch:
     """One StepBatch call: `admit` each item, `run`, then (always) `unlock`; the reply
-    holds a result or an error per item, in request order."""
+    holds a result or an error per item, in request order. With a frame `region`, item
+    i's raw frame goes into its slot i."""
 
-    def __init__(self, stepper: Stepper, frames: int, omit: bool, workers: int) -> None:
+    def __init__(
+        self,
+        stepper: Stepper,
+        frames: int,
+        omit: bool,
+        workers: int,
+        region: FrameRegion | None = None,
+    ) -> None:
         self.stepper = stepper
         self.frames = frames
         self.omit = omit
         self.workers = workers
+        self.region = region
         self.reply = envfarm_pb2.StepBatchResponse()
         self._queue: deque[_Locked] = deque()
         self._locked: list[_Locked] = []
@@ -94,11 +107,12 @@ class StepBatch:
         except GantryError as exc:
             slot.error.CopyFrom(exc.to_status())
             return
+        frame_slot = None if self.region is None else (self.region, index)
         if isinstance(session.env, TaskEpisode) or session.lock.locked():
-            self._per_item.append(self._one(slot, session, item.action))
+            self._per_item.append(self._one(slot, session, item.action, frame_slot))
             return
         await session.lock.acquire()  # free: taken without yielding
-        locked = _Locked(slot, session, item.action)
+        locked = _Locked(slot, session, item.action, frame_slot)
         self._locked.append(locked)
         try:
             ensure_active(session)
@@ -151,9 +165,17 @@ class StepBatch:
         async with in_flight:
             await step
 
-    async def _one(self, slot: envfarm_pb2.StepBatchResult, session: Session, action: str) -> None:
+    async def _one(
+        self,
+        slot: envfarm_pb2.StepBatchResult,
+        session: Session,
+        action: str,
+        frame_slot: FrameSlot | None,
+    ) -> None:
         try:
-            await self.stepper.step_locked(session, action, self.frames, self.omit, slot.result)
+            await self.stepper.step_locked(
+                session, action, self.frames, self.omit, slot.result, frame_slot
+            )
         except GantryError as exc:
             slot.error.CopyFrom(exc.to_status())
 
@@ -173,7 +195,12 @@ class StepBatch:
                 break
             try:
                 locked.reward = self.stepper.step_blocking(
-                    locked.session, locked.action, self.frames, self.omit, locked.slot.result
+                    locked.session,
+                    locked.action,
+                    self.frames,
+                    self.omit,
+                    locked.slot.result,
+                    locked.frame_slot,
                 )
             except Exception as exc:  # reported on the loop, where the lock is released
                 locked.error = exc

@@ -5,13 +5,19 @@
 gRPC channel, e.g. `gantry.core.client.sync_channel(target, token=...)`. Unless told
 otherwise they ask for raw frames from a server on this host and WebP lossless from
 any other (`best_encoding`), and for unchanged frames to be left out (they reuse the
-last one).
+last one). With raw frames from a server on this host, step frames come through a frame
+region (shared memory the server creates and both map; `gantry.envfarm.regions`) instead
+of the replies, unless `shared_memory=False`; where the region cannot be mapped (a server
+in another container) they come in the replies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import mmap
+import os
 import string
 from collections.abc import Sequence
 from types import TracebackType
@@ -25,6 +31,7 @@ from gymnasium import spaces
 from gantry.core import errors
 from gantry.core.codecs import image_to_array
 from gantry.core.routing import gone_with_its_replica
+from gantry.envfarm.regions import PREFIX, SHM_DIR
 from gantry.proto.common.v1 import episode_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
@@ -96,10 +103,93 @@ def channel_target(channel: grpc.Channel) -> str | None:
     return None
 
 
+class FrameRegionView:
+    """A frame region (`gantry.envfarm.regions`) mapped read-only into this process."""
+
+    def __init__(self, stub: Any, region: envfarm_pb2.FrameRegion, memory: mmap.mmap) -> None:
+        self.stub = stub
+        self.region = region
+        self.memory = memory
+
+    @property
+    def id(self) -> str:
+        return str(self.region.id)
+
+    @classmethod
+    def open(cls, stub: Any, slots: int) -> FrameRegionView | None:
+        """A new region of `slots` frames, or None where frames must come in the replies
+        (an older server, regions turned off or full, a server in another container)."""
+        try:
+            region = stub.CreateFrameRegion(envfarm_pb2.CreateFrameRegionRequest(slots=slots))
+        except grpc.RpcError:
+            return None
+        memory = _map(region.region)
+        if memory is None:
+            _delete_region(stub, region.region.id)
+            return None
+        return cls(stub, region.region, memory)
+
+    def frame(self, slot: int, pixels: tensor_pb2.Tensor) -> np.ndarray[Any, Any]:
+        """A copy of the uint8 [H, W, C] frame in `slot` (the next step overwrites it)."""
+        shape = tuple(pixels.shape)
+        size = math.prod(shape)
+        if (
+            pixels.dtype != tensor_pb2.DTYPE_UINT8
+            or len(shape) != 3
+            or not 0 <= slot < self.region.slots
+            or size > self.region.slot_bytes
+        ):
+            raise errors.InvalidArgument.for_field(
+                "observation_pixels", f"is not a uint8 [H, W, C] frame in slot {slot}"
+            )
+        start = self.region.slot_offset + slot * self.region.slot_bytes
+        return np.frombuffer(self.memory, np.uint8, size, start).reshape(shape).copy()
+
+    def close(self) -> None:
+        if not self.memory.closed:
+            self.memory.close()
+            _delete_region(self.stub, self.id)
+
+
+def _map(region: envfarm_pb2.FrameRegion) -> mmap.mmap | None:
+    """The region's memory, if this process sees the same object (its nonce matches)."""
+    name = region.shm_name
+    if not name.startswith(PREFIX) or not name.replace("-", "").isalnum():
+        return None
+    if region.slot_offset + region.slots * region.slot_bytes > region.size_bytes:
+        return None
+    try:
+        fd = os.open(SHM_DIR / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size != region.size_bytes:
+            return None
+        memory = mmap.mmap(fd, region.size_bytes, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not region.nonce or memory[: len(region.nonce)] != region.nonce:
+        memory.close()
+        return None
+    return memory
+
+
+def _delete_region(stub: Any, region_id: str) -> None:
+    # Expired or gone with its server: nothing left to free.
+    with contextlib.suppress(grpc.RpcError):
+        stub.DeleteFrameRegion(envfarm_pb2.DeleteFrameRegionRequest(region_id=region_id))
+
+
 def _result(
-    result: envfarm_pb2.StepResult, frame: np.ndarray[Any, Any] | None = None
+    result: envfarm_pb2.StepResult,
+    frame: np.ndarray[Any, Any] | None = None,
+    region: FrameRegionView | None = None,
+    slot: int = 0,
 ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-    """The gymnasium step tuple; `frame` stands in for a frame the server left out."""
+    """The gymnasium step tuple; `frame` stands in for a frame the server left out, and
+    `region` holds the frame the server wrote there."""
     info: dict[str, Any] = dict(result.info.items())
     info.update(
         env_feedback=result.feedback, step=result.step_index, valid_action=result.action_valid
@@ -114,7 +204,18 @@ def _result(
             "answer": outcome.answer,
             "test_timed_out": outcome.test_timed_out,
         }
-    observation = decode_observation(result.observation, result.observation_pixels)
+    observation: Observation
+    if result.frame_in_region:
+        if region is None:
+            raise errors.InvalidArgument.for_field(
+                "frame_in_region", "is set, but no frame region was asked for"
+            )
+        observation = {
+            "text": result.observation.text,
+            "image": region.frame(slot, result.observation_pixels),
+        }
+    else:
+        observation = decode_observation(result.observation, result.observation_pixels)
     if result.HasField("observation_changed") and not result.observation_changed:
         observation["image"] = frame
     return (
@@ -123,6 +224,13 @@ def _result(
         result.terminated,
         result.truncated,
         info,
+    )
+
+
+def _region_ok(encoding: int, target: str | None) -> bool:
+    """Whether frames may come through a frame region: raw, from this host."""
+    return (
+        encoding == envfarm_pb2.OBSERVATION_ENCODING_RAW and target is not None and is_local(target)
     )
 
 
@@ -151,13 +259,21 @@ class RemoteEnv(gym.Env[Observation, str]):
         seed: int | None = None,
         ttl_s: float | None = None,
         observation_encoding: envfarm_pb2.ObservationEncoding | None = None,
+        shared_memory: bool | None = None,
     ) -> None:
         if difficulty not in _DIFFICULTY:
             raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}")
         self.stub = envfarm_pb2_grpc.EnvFarmServiceStub(channel)
+        target = channel_target(channel)
         if observation_encoding is None:
-            observation_encoding = best_encoding(channel_target(channel))
+            observation_encoding = best_encoding(target)
         self.observation_encoding = observation_encoding
+        # Step frames through a frame region (made at the first step): raw frames from a
+        # server on this host, on a plain channel (a routing channel names no target).
+        self._shared_memory = shared_memory is not False and _region_ok(
+            observation_encoding, target
+        )
+        self._region: FrameRegionView | None = None
         request = envfarm_pb2.CreateSessionRequest(
             env_id=env_id,
             difficulty=_DIFFICULTY[difficulty],
@@ -227,18 +343,22 @@ class RemoteEnv(gym.Env[Observation, str]):
         }
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        if self._shared_memory:  # once: None from here on means frames in the replies
+            self._shared_memory = False
+            self._region = FrameRegionView.open(self.stub, 1)
         request = envfarm_pb2.StepRequest(
             session_id=self.session_id,
             action=action,
             observation_encoding=self.observation_encoding,
             omit_unchanged_frame=True,
+            frame_region=self._region.id if self._region is not None else "",
         )
-        return self._stepped(_call(self.stub.Step, request).result)
+        return self._stepped(_call(self.stub.Step, request).result, self._region)
 
     def _stepped(
-        self, result: envfarm_pb2.StepResult
+        self, result: envfarm_pb2.StepResult, region: FrameRegionView | None = None, slot: int = 0
     ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        stepped = _result(result, self._frame)
+        stepped = _result(result, self._frame, region, slot)
         self._frame = stepped[0]["image"]
         return stepped
 
@@ -263,6 +383,8 @@ class RemoteEnv(gym.Env[Observation, str]):
         if self._closed:
             return
         self._closed = True
+        if self._region is not None:
+            self._region.close()
         try:
             self.stub.CloseSession(envfarm_pb2.CloseSessionRequest(session_id=self.session_id))
         except grpc.RpcError as exc:
@@ -288,6 +410,7 @@ class RemoteVectorEnv:
         *,
         settings: episode_pb2.EpisodeSettings | None = None,
         observation_encoding: envfarm_pb2.ObservationEncoding | None = None,
+        shared_memory: bool | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError("num_envs must be >= 1")
@@ -301,6 +424,7 @@ class RemoteVectorEnv:
                         difficulty,
                         settings=settings,
                         observation_encoding=observation_encoding,
+                        shared_memory=False,  # the batch has one region for all
                     )
                 )
         except BaseException:
@@ -309,7 +433,11 @@ class RemoteVectorEnv:
         self.stub = self.envs[0].stub
         self.num_envs = num_envs
         self._batch_encoding = self.envs[0].observation_encoding
-        if self._batch_encoding == envfarm_pb2.OBSERVATION_ENCODING_RAW and num_envs > RAW_BATCH:
+        self._region: FrameRegionView | None = None
+        if shared_memory is not False and _region_ok(self._batch_encoding, channel_target(channel)):
+            self._region = FrameRegionView.open(self.stub, num_envs)
+        raw = self._batch_encoding == envfarm_pb2.OBSERVATION_ENCODING_RAW
+        if raw and self._region is None and num_envs > RAW_BATCH:
             self._batch_encoding = envfarm_pb2.OBSERVATION_ENCODING_WEBP_LOSSLESS
 
     def reset(self, seeds: Sequence[int] | None = None) -> list[Observation]:
@@ -364,6 +492,7 @@ class RemoteVectorEnv:
             ],
             observation_encoding=self._batch_encoding,
             omit_unchanged_frames=True,
+            frame_region=self._region.id if self._region is not None else "",
         )
         reply = _call(self.stub.StepBatch, request)
         observations: list[Observation] = []
@@ -374,7 +503,9 @@ class RemoteVectorEnv:
         for i, item in enumerate(reply.results):
             if item.HasField("error"):
                 raise errors.error_from_status(item.error)
-            obs, rewards[i], terminated[i], truncated[i], info = self.envs[i]._stepped(item.result)
+            obs, rewards[i], terminated[i], truncated[i], info = self.envs[i]._stepped(
+                item.result, self._region, i
+            )
             observations.append(obs)
             infos.append(info)
         ended = [i for i in range(self.num_envs) if terminated[i] or truncated[i]]
@@ -384,6 +515,9 @@ class RemoteVectorEnv:
         return observations, rewards, terminated, truncated, infos
 
     def close(self) -> None:
+        region, self._region = getattr(self, "_region", None), None
+        if region is not None:
+            region.close()
         for env in self.envs:
             env.close()
 

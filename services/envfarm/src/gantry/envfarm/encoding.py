@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from gantry.core.errors import InvalidArgument
 from gantry.envfarm.envs.base import IMAGE_LONG_SIDE
+from gantry.envfarm.regions import FrameSlot
 from gantry.proto.common.v1 import episode_pb2, media_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2
 
@@ -65,12 +66,15 @@ def write(
     *,
     previous: NDArray[np.uint8] | None = None,
     omit_unchanged: bool = False,
+    slot: FrameSlot | None = None,
 ) -> NDArray[np.uint8] | None:
     """Fill `message.observation` (and `observation_pixels` for RAW) from `obs`.
 
     `message` is a StepResult, CreateSessionResponse or ResetResponse. With
     `omit_unchanged`, a frame equal to `previous` is left out and
-    `observation_changed` says so. Returns the frame the client now holds, if any.
+    `observation_changed` says so. With a frame region's `slot` (StepResult only), a RAW
+    frame goes there and `frame_in_region` says so. Returns the frame the client now
+    holds, if any.
     """
     wants_text = mode in (
         episode_pb2.OBSERVATION_MODE_TEXT,
@@ -91,17 +95,21 @@ def write(
         if not changed:
             return pixels
     if encoding == RAW:
-        _write_pixels(message.observation_pixels, pixels)
+        if slot is not None and slot[0].write(slot[1], pixels):
+            _describe_pixels(message.observation_pixels, pixels)
+            message.frame_in_region = True
+        else:
+            _describe_pixels(message.observation_pixels, pixels)
+            message.observation_pixels.data = pixels.tobytes()  # C order whatever the strides
     else:
         message.observation.image.CopyFrom(image(pixels, encoding))
     return pixels
 
 
-def _write_pixels(tensor: tensor_pb2.Tensor, pixels: NDArray[np.uint8]) -> None:
-    """A uint8 frame into `tensor` in place: building a Tensor and copying it into the
-    message would copy the ~330 KiB frame twice more (and fresh pages are dear)."""
+def _describe_pixels(tensor: tensor_pb2.Tensor, pixels: NDArray[np.uint8]) -> None:
+    """A uint8 frame's dtype and shape, set in place: building a Tensor and copying it
+    into the message would copy the ~330 KiB frame twice more (and fresh pages are dear)."""
     if pixels.dtype != np.uint8:
         raise TypeError(f"frames are uint8, got {pixels.dtype}")
     tensor.dtype = tensor_pb2.DTYPE_UINT8
     tensor.shape[:] = pixels.shape
-    tensor.data = pixels.tobytes()  # C order whatever the array's strides

@@ -14,8 +14,10 @@ from gantry.core.peers import Peers
 from gantry.core.routing import Owner, valid_replica_name
 from gantry.core.server import Service
 from gantry.core.settings import ServiceSettings
+from gantry.envfarm.encoding import MAX_FRAME_BYTES
 from gantry.envfarm.family import Families, TaskFamily
 from gantry.envfarm.heap import keep_large_buffers
+from gantry.envfarm.regions import FrameRegions
 from gantry.envfarm.sandbox import SandboxBackend, backend_from_settings
 from gantry.envfarm.sessions import Session, SessionManager, SessionMetrics
 from gantry.envfarm.settings import EnvFarmSettings
@@ -41,6 +43,13 @@ class EnvFarmService(Service[EnvFarmSettings]):
             on_close=self._closed,
             metrics=SessionMetrics(self.registry),
             owner=Owner.start(replica_name(settings)),
+        )
+        self.frame_regions = FrameRegions(
+            max_regions=settings.max_frame_regions,
+            max_bytes=settings.frame_region_bytes,
+            max_slots=settings.max_batch_items,
+            frame_bytes=MAX_FRAME_BYTES,
+            idle_s=settings.session_idle_timeout_s,
         )
         self._backend: SandboxBackend | None = None
         self.families = Families(self._task_families())
@@ -87,6 +96,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
             dataset_dir=self.settings.dataset_dir,
             families=self.families,
             suites=self._task_suites(),
+            frame_regions=self.frame_regions,
         )
         envfarm_pb2_grpc.add_EnvFarmServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
@@ -118,7 +128,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
 
     async def start(self) -> None:
         keep_large_buffers(self.settings.heap_keep_bytes)
-        self.sessions.start_reaper(self.settings.reap_interval_s)
+        self.sessions.start_reaper(self.settings.reap_interval_s, also=self.frame_regions.reap)
 
     async def drain(self) -> None:
         """Scale-down: no new sessions; the live ones end (or expire) within the bound."""
@@ -128,6 +138,7 @@ class EnvFarmService(Service[EnvFarmSettings]):
 
     async def stop(self) -> None:
         await self.sessions.stop()
+        self.frame_regions.close_all()
         self.families.close()
 
     @classmethod

@@ -41,6 +41,7 @@ from gantry.envfarm.family import (
     TaskStep,
     UnknownTask,
 )
+from gantry.envfarm.regions import FrameRegion, FrameRegions, FrameSlot
 from gantry.envfarm.sessions import Session, SessionManager, ensure_active
 from gantry.envfarm.settings import EnvFarmSettings
 from gantry.proto.common.v1 import chat_pb2, episode_pb2
@@ -93,6 +94,13 @@ def _check_settings(settings: episode_pb2.EpisodeSettings) -> None:
         )
     if settings.observation_mode not in episode_pb2.ObservationMode.values():
         raise InvalidArgument.for_field("settings.observation_mode", "unknown observation mode")
+
+
+def _check_region_encoding(frames: int) -> None:
+    if frames != encoding.RAW:
+        raise InvalidArgument.for_field(
+            "observation_encoding", "a frame_region needs OBSERVATION_ENCODING_RAW"
+        )
 
 
 def _session_id(value: str, field: str = "session_id") -> str:
@@ -166,6 +174,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         dataset_dir: Path | None = None,
         families: Families | None = None,
         suites: TaskSuites | None = None,
+        frame_regions: FrameRegions | None = None,
     ) -> None:
         self.runtime = runtime
         self.sessions = sessions
@@ -173,6 +182,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         self.dataset_dir = dataset_dir
         self.families = families or Families()
         self.suites = suites
+        # Off unless the service passes its own (limits from its settings).
+        if frame_regions is None:
+            frame_regions = FrameRegions(
+                max_regions=0, max_bytes=0, max_slots=1, frame_bytes=0, idle_s=0.0
+            )
+        self.frame_regions = frame_regions
 
     def _family(self, env_id: str, field: str = "env_id") -> TaskFamily | None:
         """The task family serving `env_id`, or None for a VisGym id."""
@@ -396,9 +411,13 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         session = self.sessions.get(_session_id(request.session_id))
         self.check_action(session, request.action, "action")
         reply = envfarm_pb2.StepResponse()
-        await self.step_locked(
-            session, request.action, frames, request.omit_unchanged_frame, reply.result
-        )
+        omit = request.omit_unchanged_frame
+        if not request.frame_region:
+            await self.step_locked(session, request.action, frames, omit, reply.result)
+            return reply
+        _check_region_encoding(frames)
+        with self.frame_regions.use(request.frame_region, "frame_region") as region:
+            await self.step_locked(session, request.action, frames, omit, reply.result, (region, 0))
         return reply
 
     def check_action(self, session: Session, action: str, field: str) -> None:
@@ -417,12 +436,13 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         frames: int,
         omit_unchanged: bool,
         result: envfarm_pb2.StepResult,
+        slot: FrameSlot | None = None,
     ) -> None:
         """One step of `session` (its action checked) into `result`, under its lock."""
         async with session.lock:
             ensure_active(session)
             reward = await self.runtime.run_blocking(
-                self.step_blocking, session, action, frames, omit_unchanged, result
+                self.step_blocking, session, action, frames, omit_unchanged, result, slot
             )
             self.stepped(session, reward)
 
@@ -438,9 +458,10 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         frames: int,
         omit_unchanged: bool,
         result: envfarm_pb2.StepResult,
+        slot: FrameSlot | None = None,
     ) -> float:
         """Step in an executor thread, filling `result` in place (the reply's own slot:
-        a raw frame is copied into the message once)."""
+        a raw frame is copied into the message, or into the frame region's `slot`, once)."""
         if isinstance(session.env, TaskEpisode):
             result.CopyFrom(_task_result(session.env.step(action), session.env.steps))
             return result.reward
@@ -457,7 +478,7 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         mode = session.settings.observation_mode
         previous = session.frame
         session.frame = encoding.write(
-            result, obs, mode, frames, previous=previous, omit_unchanged=omit_unchanged
+            result, obs, mode, frames, previous=previous, omit_unchanged=omit_unchanged, slot=slot
         )
         return result.reward
 
@@ -489,14 +510,28 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
                 )
             seen.add(item.session_id)
         frames = encoding.check(request.observation_encoding)
+        if request.frame_region:
+            _check_region_encoding(frames)
+            with self.frame_regions.use(request.frame_region, "frame_region") as region:
+                if len(items) > region.slots:
+                    raise InvalidArgument.for_field(
+                        "items", f"more items than the frame region's {region.slots} slots"
+                    )
+                return await self._step_batch(request, frames, region)
         if frames == encoding.RAW:  # the response must fit: up to ~330 KiB per frame
             most = max(1, (self.limits.max_message_bytes - (1 << 20)) // encoding.MAX_FRAME_BYTES)
             if sum(self._has_frame(item.session_id) for item in items) > most:
                 raise InvalidArgument.for_field(
                     "items", f"at most {most} image sessions per batch with raw frames"
                 )
+        return await self._step_batch(request, frames, None)
+
+    async def _step_batch(
+        self, request: envfarm_pb2.StepBatchRequest, frames: int, region: FrameRegion | None
+    ) -> envfarm_pb2.StepBatchResponse:
+        items = request.items
         batch = StepBatch(
-            self, frames, request.omit_unchanged_frames, self.limits.batch_concurrency
+            self, frames, request.omit_unchanged_frames, self.limits.batch_concurrency, region
         )
         try:
             for i, item in enumerate(items):
@@ -554,6 +589,21 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
             ensure_active(session)
             actions = await self.runtime.run_blocking(episode.reference_solution)
         return envfarm_pb2.SolveResponse(actions=actions, strategy=REFERENCE)
+
+    # ----- frame regions -----
+    async def CreateFrameRegion(
+        self, request: envfarm_pb2.CreateFrameRegionRequest, context: Any
+    ) -> envfarm_pb2.CreateFrameRegionResponse:
+        region = self.frame_regions.create(request.slots)
+        return envfarm_pb2.CreateFrameRegionResponse(region=region.to_proto())
+
+    async def DeleteFrameRegion(
+        self, request: envfarm_pb2.DeleteFrameRegionRequest, context: Any
+    ) -> envfarm_pb2.DeleteFrameRegionResponse:
+        if not request.region_id:
+            raise InvalidArgument.for_field("region_id", "is required")
+        self.frame_regions.delete(request.region_id)
+        return envfarm_pb2.DeleteFrameRegionResponse()
 
     async def GetSession(
         self, request: envfarm_pb2.GetSessionRequest, context: Any

@@ -188,11 +188,15 @@ class SessionManager:
             log.info("reaped session %s (%s)", session.id, session.env_id)
         return [s.id for s in expired if s.closed]
 
-    def start_reaper(self, interval_s: float) -> None:
+    def start_reaper(self, interval_s: float, also: Callable[[], object] | None = None) -> None:
+        """Reap expired sessions every `interval_s` (and run `also`: other expiries)."""
+
         async def loop() -> None:
             while True:
                 await asyncio.sleep(interval_s)
                 self.reap()
+                if also is not None:
+                    also()
 
         self._reaper = asyncio.get_running_loop().create_task(loop(), name="session-reaper")
 

@@ -311,7 +311,7 @@ class ResetResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class StepResult(_message.Message):
-    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome", "observation_pixels", "observation_changed")
+    __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome", "observation_pixels", "observation_changed", "frame_in_region")
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +323,7 @@ class StepResult(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_PIXELS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IN_REGION_FIELD_NUMBER: _ClassVar[int]
     observation: _episode_pb2.Observation
     reward: float
     terminated: bool
@@ -334,7 +335,8 @@ class StepResult(_message.Message):
     outcome: EpisodeOutcome
     observation_pixels: _tensor_pb2.Tensor
     observation_changed: bool
-    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ..., outcome: _Optional[_Union[EpisodeOutcome, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., observation_changed: _Optional[bool] = ...) -> None: ...
+    frame_in_region: bool
+    def __init__(self, observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., feedback: _Optional[str] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., step_index: _Optional[int] = ..., action_valid: _Optional[bool] = ..., outcome: _Optional[_Union[EpisodeOutcome, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., observation_changed: _Optional[bool] = ..., frame_in_region: _Optional[bool] = ...) -> None: ...
 
 class EpisodeOutcome(_message.Message):
     __slots__ = ("success", "score", "metric", "test_output", "answer", "test_timed_out")
@@ -353,16 +355,18 @@ class EpisodeOutcome(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., score: _Optional[float] = ..., metric: _Optional[str] = ..., test_output: _Optional[str] = ..., answer: _Optional[str] = ..., test_timed_out: _Optional[bool] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("session_id", "action", "observation_encoding", "omit_unchanged_frame")
+    __slots__ = ("session_id", "action", "observation_encoding", "omit_unchanged_frame", "frame_region")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
     OMIT_UNCHANGED_FRAME_FIELD_NUMBER: _ClassVar[int]
+    FRAME_REGION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     action: str
     observation_encoding: ObservationEncoding
     omit_unchanged_frame: bool
-    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frame: _Optional[bool] = ...) -> None: ...
+    frame_region: str
+    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frame: _Optional[bool] = ..., frame_region: _Optional[str] = ...) -> None: ...
 
 class StepResponse(_message.Message):
     __slots__ = ("result",)
@@ -379,14 +383,16 @@ class StepBatchItem(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
 
 class StepBatchRequest(_message.Message):
-    __slots__ = ("items", "observation_encoding", "omit_unchanged_frames")
+    __slots__ = ("items", "observation_encoding", "omit_unchanged_frames", "frame_region")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
     OMIT_UNCHANGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FRAME_REGION_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[StepBatchItem]
     observation_encoding: ObservationEncoding
     omit_unchanged_frames: bool
-    def __init__(self, items: _Optional[_Iterable[_Union[StepBatchItem, _Mapping]]] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frames: _Optional[bool] = ...) -> None: ...
+    frame_region: str
+    def __init__(self, items: _Optional[_Iterable[_Union[StepBatchItem, _Mapping]]] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frames: _Optional[bool] = ..., frame_region: _Optional[str] = ...) -> None: ...
 
 class StepBatchResult(_message.Message):
     __slots__ = ("session_id", "result", "error")
@@ -586,3 +592,43 @@ class DeleteTaskSuiteResponse(_message.Message):
     suite_name: str
     env_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, suite_name: _Optional[str] = ..., env_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateFrameRegionRequest(_message.Message):
+    __slots__ = ("slots",)
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    slots: int
+    def __init__(self, slots: _Optional[int] = ...) -> None: ...
+
+class FrameRegion(_message.Message):
+    __slots__ = ("id", "shm_name", "size_bytes", "slots", "slot_offset", "slot_bytes", "nonce")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SHM_NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SLOT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    shm_name: str
+    size_bytes: int
+    slots: int
+    slot_offset: int
+    slot_bytes: int
+    nonce: bytes
+    def __init__(self, id: _Optional[str] = ..., shm_name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., slots: _Optional[int] = ..., slot_offset: _Optional[int] = ..., slot_bytes: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+
+class CreateFrameRegionResponse(_message.Message):
+    __slots__ = ("region",)
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    region: FrameRegion
+    def __init__(self, region: _Optional[_Union[FrameRegion, _Mapping]] = ...) -> None: ...
+
+class DeleteFrameRegionRequest(_message.Message):
+    __slots__ = ("region_id",)
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    region_id: str
+    def __init__(self, region_id: _Optional[str] = ...) -> None: ...
+
+class DeleteFrameRegionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

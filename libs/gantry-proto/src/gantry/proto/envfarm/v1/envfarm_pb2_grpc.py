@@ -99,6 +99,16 @@ class EnvFarmServiceStub:
                 request_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.SerializeToString,
                 response_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.FromString,
                 _registered_method=True)
+        self.CreateFrameRegion = channel.unary_unary(
+                '/gantry.envfarm.v1.EnvFarmService/CreateFrameRegion',
+                request_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionRequest.SerializeToString,
+                response_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionResponse.FromString,
+                _registered_method=True)
+        self.DeleteFrameRegion = channel.unary_unary(
+                '/gantry.envfarm.v1.EnvFarmService/DeleteFrameRegion',
+                request_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionRequest.SerializeToString,
+                response_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionResponse.FromString,
+                _registered_method=True)
 
 
 class EnvFarmServiceServicer:
@@ -198,6 +208,21 @@ class EnvFarmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateFrameRegion(self, request, context):
+        """Creates a frame region: shared memory on the server's host into which Step and
+        StepBatch write raw frames instead of the reply (for a client on the same host).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFrameRegion(self, request, context):
+        """Deletes a frame region (regions nobody uses also expire like idle sessions).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvFarmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +285,16 @@ def add_EnvFarmServiceServicer_to_server(servicer, server):
                     servicer.DeleteTaskSuite,
                     request_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.FromString,
                     response_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.SerializeToString,
+            ),
+            'CreateFrameRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFrameRegion,
+                    request_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionRequest.FromString,
+                    response_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionResponse.SerializeToString,
+            ),
+            'DeleteFrameRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFrameRegion,
+                    request_deserializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionRequest.FromString,
+                    response_serializer=gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -590,6 +625,60 @@ class EnvFarmService:
             '/gantry.envfarm.v1.EnvFarmService/DeleteTaskSuite',
             gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteRequest.SerializeToString,
             gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteTaskSuiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFrameRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.envfarm.v1.EnvFarmService/CreateFrameRegion',
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionRequest.SerializeToString,
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.CreateFrameRegionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFrameRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gantry.envfarm.v1.EnvFarmService/DeleteFrameRegion',
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionRequest.SerializeToString,
+            gantry_dot_envfarm_dot_v1_dot_envfarm__pb2.DeleteFrameRegionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,12 @@ class EnvFarmServiceStub:
     """Deletes a generated suite: its environments leave the catalogue; live sessions on
     them keep their task until closed. Built-in suites cannot be deleted.
     """
+    CreateFrameRegion: _grpc.UnaryUnaryMultiCallable[_envfarm_pb2.CreateFrameRegionRequest, _envfarm_pb2.CreateFrameRegionResponse]
+    """Creates a frame region: shared memory on the server's host into which Step and
+    StepBatch write raw frames instead of the reply (for a client on the same host).
+    """
+    DeleteFrameRegion: _grpc.UnaryUnaryMultiCallable[_envfarm_pb2.DeleteFrameRegionRequest, _envfarm_pb2.DeleteFrameRegionResponse]
+    """Deletes a frame region (regions nobody uses also expire like idle sessions)."""
 
 @_typing.type_check_only
 class EnvFarmServiceAsyncStub(EnvFarmServiceStub):
@@ -112,6 +118,12 @@ class EnvFarmServiceAsyncStub(EnvFarmServiceStub):
     """Deletes a generated suite: its environments leave the catalogue; live sessions on
     them keep their task until closed. Built-in suites cannot be deleted.
     """
+    CreateFrameRegion: _aio.UnaryUnaryMultiCallable[_envfarm_pb2.CreateFrameRegionRequest, _envfarm_pb2.CreateFrameRegionResponse]  # type: ignore[assignment]
+    """Creates a frame region: shared memory on the server's host into which Step and
+    StepBatch write raw frames instead of the reply (for a client on the same host).
+    """
+    DeleteFrameRegion: _aio.UnaryUnaryMultiCallable[_envfarm_pb2.DeleteFrameRegionRequest, _envfarm_pb2.DeleteFrameRegionResponse]  # type: ignore[assignment]
+    """Deletes a frame region (regions nobody uses also expire like idle sessions)."""
 
 class EnvFarmServiceServicer(metaclass=_abc_1.ABCMeta):
     """Hosts interactive environments behind one session model: VisGym visual puzzles
@@ -223,5 +235,23 @@ class EnvFarmServiceServicer(metaclass=_abc_1.ABCMeta):
         """Deletes a generated suite: its environments leave the catalogue; live sessions on
         them keep their task until closed. Built-in suites cannot be deleted.
         """
+
+    @_abc_1.abstractmethod
+    def CreateFrameRegion(
+        self,
+        request: _envfarm_pb2.CreateFrameRegionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_envfarm_pb2.CreateFrameRegionResponse, _abc.Awaitable[_envfarm_pb2.CreateFrameRegionResponse]]:
+        """Creates a frame region: shared memory on the server's host into which Step and
+        StepBatch write raw frames instead of the reply (for a client on the same host).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteFrameRegion(
+        self,
+        request: _envfarm_pb2.DeleteFrameRegionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_envfarm_pb2.DeleteFrameRegionResponse, _abc.Awaitable[_envfarm_pb2.DeleteFrameRegionResponse]]:
+        """Deletes a frame region (regions nobody uses also expire like idle sessions)."""
 
 def add_EnvFarmServiceServicer_to_server(servicer: EnvFarmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
