@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from gantry.loop.cli import demo_config
+from gantry.loop.cli import DEMO_CONFIGS, demo, demo_config
 from gantry.loop.config import ConfigError, load_config, parse_config
 
 MINIMAL = {"tasks": [{"env_id": "visgym/maze_2d"}]}
@@ -81,4 +82,24 @@ HONEST_TEXT_TASKS = {
 
 
 def test_demo_trains_on_a_task_whose_text_mode_is_honest() -> None:
-    assert {task.env_id for task in demo_config().tasks} <= HONEST_TEXT_TASKS
+    for model in DEMO_CONFIGS:
+        assert {task.env_id for task in demo_config(model).tasks} <= HONEST_TEXT_TASKS
+
+
+def test_smollm2_demo_config_scores_at_least_200_held_out_seeds() -> None:
+    config = demo_config("smollm2-135m-instruct")
+    assert config.policy.base_model == "smollm2-135m-instruct"
+    assert config.services.all_local
+    assert config.eval.episodes >= 200  # intervals narrow enough to tell stages apart
+    assert config.tasks[0].max_turns == 2  # the task's length: the move, then stop
+    assert demo_config().policy.base_model == "tiny"  # the default demo stays tiny
+
+
+def test_demo_refuses_an_unknown_model_before_starting_anything() -> None:
+    import typer
+
+    app = typer.Typer()
+    app.command()(demo)
+    result = CliRunner().invoke(app, ["--model", "gpt-5"])
+    assert result.exit_code == 2
+    assert "--model" in result.output and "smollm2-135m-instruct" in result.output

@@ -52,17 +52,33 @@ def train_loop(config: ConfigOption, report_dir: ReportOption = None) -> None:
     _run(loaded)
 
 
-def demo_config() -> LoopConfig:
-    """The packaged demo settings (gantry/loop/demo.yaml)."""
+# The packaged demo configs, by policy: the tiny random Qwen3 (the default, which fits a
+# 2-core CPU in minutes) and SmolLM2-135M-Instruct (docs/loop.md has its measured cost).
+DEMO_CONFIGS = {"tiny": "demo.yaml", "smollm2-135m-instruct": "demo-smollm2.yaml"}
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model", help=f"Demo policy: {' or '.join(DEMO_CONFIGS)} (packaged config per model)"
+    ),
+]
+
+
+def demo_config(model: str = "tiny") -> LoopConfig:
+    """The packaged demo settings for `model` (gantry/loop/demo.yaml, demo-smollm2.yaml)."""
     import yaml
 
-    text = files("gantry.loop").joinpath("demo.yaml").read_text()
-    return parse_config(yaml.safe_load(text), source="demo.yaml")
+    name = DEMO_CONFIGS[model]
+    text = files("gantry.loop").joinpath(name).read_text()
+    return parse_config(yaml.safe_load(text), source=name)
 
 
-def demo(report_dir: ReportOption = None) -> None:
+def demo(report_dir: ReportOption = None, model: ModelOption = "tiny") -> None:
     """Gantry's main job on this machine: the training loop across local services."""
-    config = demo_config()
+    if model not in DEMO_CONFIGS:
+        console.print(f"[red]--model: {model[:64]!r} is not one of {', '.join(DEMO_CONFIGS)}[/red]")
+        raise typer.Exit(code=2)
+    config = demo_config(model)
     if report_dir is not None:
         config = config.model_copy(update={"report_dir": report_dir})
     _run(config)
