@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from opentelemetry import trace
@@ -77,7 +77,7 @@ def _metadata(
     if token is not None and "authorization" not in keys:
         merged.append(("authorization", f"Bearer {token}"))
     if REQUEST_ID not in keys:
-        merged.append((REQUEST_ID, uuid.uuid4().hex[:16]))
+        merged.append((REQUEST_ID, secrets.token_hex(8)))
     return tracing.inject(merged, span)
 
 
@@ -161,14 +161,17 @@ class _AioStreamStream(_AioMetadata, grpc.aio.StreamStreamClientInterceptor):
         return await self._call(continuation, details, requests, unary_response=False)
 
 
-@dataclass(frozen=True)
-class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
+class _Details(NamedTuple):
     method: str
     timeout: float | None
     metadata: Any
     credentials: grpc.CallCredentials | None
     wait_for_ready: bool | None
     compression: grpc.Compression | None
+
+
+class _CallDetails(_Details, grpc.ClientCallDetails):  # type: ignore[misc]
+    """A call's details as grpc's sync interceptors take them (a tuple: cheap to make)."""
 
 
 class _SyncInterceptor(

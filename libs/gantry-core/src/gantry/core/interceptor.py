@@ -13,6 +13,10 @@ the server drains (SIGTERM), new calls get UNAVAILABLE with a RetryInfo.
 Each call (health and reflection aside) is one OpenTelemetry SERVER span, current while
 the handler runs, so stage spans and outgoing calls nest under it. Only an
 authenticated caller's trace context is honoured: a refused call is a root span.
+
+What does not change from call to call (a method's names, metric series, span
+attributes, its wrapped handler) is worked out once per method, on its first call: the
+runtime's own share of a unary call is a few tens of microseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -52,6 +57,36 @@ _STATE_PROBES = frozenset(
 def _split(method: str) -> tuple[str, str]:
     service, _, name = method.lstrip("/").partition("/")
     return service, name
+
+
+@dataclass
+class _Method:
+    """What every call of one method shares: names, metric series, span attributes."""
+
+    method: str
+    metrics: ServerMetrics
+    service: str = field(init=False)
+    name: str = field(init=False)
+    quiet: bool = field(init=False)
+    gated: bool = field(init=False)  # refused while the server is not ready or draining
+    in_flight: Any = field(init=False)
+    latency: Any = field(init=False)
+    _requests: dict[grpc.StatusCode, Any] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.service, self.name = _split(self.method)
+        self.quiet = self.method.startswith(_QUIET_PREFIXES)
+        self.gated = not self.quiet and self.method not in _STATE_PROBES
+        self.in_flight = self.metrics.in_flight.labels(self.service, self.name)
+        self.latency = self.metrics.latency.labels(self.service, self.name)
+
+    def requests(self, code: grpc.StatusCode) -> Any:
+        counter = self._requests.get(code)
+        if counter is None:
+            counter = self._requests[code] = self.metrics.requests.labels(
+                self.service, self.name, code.name
+            )
+        return counter
 
 
 def _metadata_value(metadata: Any, key: str) -> str | None:
@@ -86,22 +121,20 @@ class _CallScope:
 
     def __init__(
         self,
-        method: str,
+        info: _Method,
         context: grpc.aio.ServicerContext[Any, Any],
-        metrics: ServerMetrics,
         auth: BearerAuth | None,
         gate: CallGate | None = None,
     ) -> None:
-        self.method = method
+        self.info = info
+        self.method = info.method
         self.gate = gate
-        self.service, self.name = _split(method)
         self.context = context
-        self.metrics = metrics
         self.auth = auth
         metadata = context.invocation_metadata()
         self.request_id = _metadata_value(metadata, REQUEST_ID) or uuid.uuid4().hex[:16]
         self.metadata: Any = metadata
-        self.quiet = method.startswith(_QUIET_PREFIXES)
+        self.quiet = self.info.quiet
         self._span: tracing.Attached | None = None
         self._error: GantryError | None = None
 
@@ -109,7 +142,7 @@ class _CallScope:
         self._token = request_id_var.set(self.request_id)
         self._start = time.perf_counter()
         self._start_ns = time.time_ns()
-        self.metrics.in_flight.labels(self.service, self.name).inc()
+        self.info.in_flight.inc()
 
     def _authenticate(self) -> None:
         try:
@@ -119,7 +152,7 @@ class _CallScope:
             self._open_span(trusted=False)
             raise
         self._open_span(trusted=True)
-        if self.gate is not None and not self.quiet and self.method not in _STATE_PROBES:
+        if self.gate is not None and self.info.gated:
             self.gate.check()
 
     def _open_span(self, *, trusted: bool) -> None:
@@ -148,10 +181,11 @@ class _CallScope:
 
     def _exit(self, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - self._start
-        self.metrics.in_flight.labels(self.service, self.name).dec()
-        self.metrics.requests.labels(self.service, self.name, code.name).inc()
-        self.metrics.latency.labels(self.service, self.name).observe(elapsed)
-        if not self.method.startswith(_QUIET_PREFIXES):
+        info = self.info
+        info.in_flight.dec()
+        info.requests(code).inc()
+        info.latency.observe(elapsed)
+        if not info.quiet and log.isEnabledFor(logging.INFO):
             log.info(
                 "rpc %s %s %.1fms",
                 self.method,
@@ -287,6 +321,10 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         self.metrics = metrics
         self.auth = auth
         self.gate = gate
+        # Per method: the handler the server gave and its wrapped form (made once).
+        self._wrapped: dict[
+            str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]
+        ] = {}
 
     async def intercept_service(
         self,
@@ -298,12 +336,19 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        return self._wrap(handler, handler_call_details.method)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        metrics, auth, gate = self.metrics, self.auth, self.gate
+        auth, gate = self.auth, self.gate
+        info = _Method(method, self.metrics)
         parse = _parser(handler.request_deserializer, method)
         streaming_request = handler.request_streaming
 
@@ -312,7 +357,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
 
         def unary_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
             async def wrapped(raw: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                scope = _CallScope(method, context, metrics, auth, gate)
+                scope = _CallScope(info, context, auth, gate)
 
                 async def body() -> Any:
                     return await behavior(request_of(raw), context)
@@ -329,7 +374,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
             async def wrapped(
                 raw: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                scope = _CallScope(method, context, metrics, auth, gate)
+                scope = _CallScope(info, context, auth, gate)
                 async for item in scope.run_stream(lambda: behavior(request_of(raw), context)):
                     yield item
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import grpc
@@ -29,8 +30,16 @@ AttributeValue = str | bool | int | float
 Metadata = Sequence[tuple[str, str | bytes]]
 
 
+_tracer: trace.Tracer | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """Gantry's tracer, made once: before a provider is installed it is the API's proxy,
+    which follows the provider from then on."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 @contextmanager
@@ -42,8 +51,13 @@ def stage(name: str, **attributes: AttributeValue) -> Iterator[trace.Span]:
 
 def rpc_attributes(method: str) -> dict[str, AttributeValue]:
     """The RPC attributes of `/package.Service/Method`."""
+    return dict(_rpc_attributes(method))
+
+
+@lru_cache(maxsize=1024)  # a process calls and serves a bounded set of methods
+def _rpc_attributes(method: str) -> tuple[tuple[str, AttributeValue], ...]:
     service, _, name = method.lstrip("/").partition("/")
-    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+    return (("rpc.system", "grpc"), ("rpc.service", service), ("rpc.method", name))
 
 
 def extract(metadata: Metadata | None) -> otel_context.Context:
@@ -75,7 +89,7 @@ def start_rpc_span(
         method.lstrip("/"),
         context=parent,
         kind=kind,
-        attributes={**rpc_attributes(method), **(attributes or {})},
+        attributes={**dict(_rpc_attributes(method)), **(attributes or {})},
         start_time=start_time_ns,
     )
 
