@@ -271,8 +271,17 @@ def test_frame_regions_carry_raw_frames_and_refuse_misuse(
         items=items, observation_encoding=RAW, frame_region=region.id
     )
     assert _invalid(stub.StepBatch, batch) == "items"  # 3 items, 2 slots
-    assert (
-        stub.GetSession(envfarm_pb2.GetSessionRequest(session_id=session)).session.step_index == 1
+    stepped = stub.GetSession(envfarm_pb2.GetSessionRequest(session_id=session)).session
+    assert stepped.step_index == 1  # the refused calls took no step
+    reset = envfarm_pb2.ResetRequest(
+        session_id=session, observation_encoding=RAW, frame_region=region.id, frame_slot=2
+    )
+    assert _invalid(stub.Reset, reset) == "frame_slot"
+    reset.frame_slot = 1
+    reply = stub.Reset(reset)
+    assert reply.frame_in_region and not reply.observation_pixels.data
+    np.testing.assert_array_equal(
+        region.frame(1, reply.observation_pixels), _local_frames(5, [])[0]
     )
     assert _invalid(stub.CreateFrameRegion, envfarm_pb2.CreateFrameRegionRequest()) == "slots"
     assert _invalid(stub.DeleteFrameRegion, envfarm_pb2.DeleteFrameRegionRequest()) == "region_id"

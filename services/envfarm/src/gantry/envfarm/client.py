@@ -182,6 +182,24 @@ def _delete_region(stub: Any, region_id: str) -> None:
         stub.DeleteFrameRegion(envfarm_pb2.DeleteFrameRegionRequest(region_id=region_id))
 
 
+def _decoded(
+    message: envfarm_pb2.StepResult | envfarm_pb2.ResetResponse,
+    region: FrameRegionView | None,
+    slot: int,
+) -> Observation:
+    """A step's or reset's observation, its frame from `region` when the server put it there."""
+    if not message.frame_in_region:
+        return decode_observation(message.observation, message.observation_pixels)
+    if region is None:
+        raise errors.InvalidArgument.for_field(
+            "frame_in_region", "is set, but no frame region was asked for"
+        )
+    return {
+        "text": message.observation.text,
+        "image": region.frame(slot, message.observation_pixels),
+    }
+
+
 def _result(
     result: envfarm_pb2.StepResult,
     frame: np.ndarray[Any, Any] | None = None,
@@ -204,18 +222,7 @@ def _result(
             "answer": outcome.answer,
             "test_timed_out": outcome.test_timed_out,
         }
-    observation: Observation
-    if result.frame_in_region:
-        if region is None:
-            raise errors.InvalidArgument.for_field(
-                "frame_in_region", "is set, but no frame region was asked for"
-            )
-        observation = {
-            "text": result.observation.text,
-            "image": region.frame(slot, result.observation_pixels),
-        }
-    else:
-        observation = decode_observation(result.observation, result.observation_pixels)
+    observation = _decoded(result, region, slot)
     if result.HasField("observation_changed") and not result.observation_changed:
         observation["image"] = frame
     return (
@@ -313,16 +320,31 @@ class RemoteEnv(gym.Env[Observation, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Observation, dict[str, Any]]:
         """A new episode from `seed` or `options["state"]`; neither replays the current one."""
-        return self._reset_done(_call(self.stub.Reset, self._reset_request(seed, options)))
+        region = self._frame_region()
+        request = self._reset_request(seed, options, region)
+        return self._reset_done(_call(self.stub.Reset, request), region)
+
+    def _frame_region(self) -> FrameRegionView | None:
+        """This env's frame region, made on first use where frames may come through one."""
+        if self._shared_memory:  # once: None from here on means frames in the replies
+            self._shared_memory = False
+            self._region = FrameRegionView.open(self.stub, 1)
+        return self._region
 
     def _reset_request(
-        self, seed: int | None, options: dict[str, Any] | None
+        self,
+        seed: int | None,
+        options: dict[str, Any] | None,
+        region: FrameRegionView | None = None,
+        slot: int = 0,
     ) -> envfarm_pb2.ResetRequest:
         super().reset(seed=seed)
         request = envfarm_pb2.ResetRequest(
             session_id=self.session_id,
             observation_encoding=self.observation_encoding,
         )
+        if region is not None:
+            request.frame_region, request.frame_slot = region.id, slot
         if seed is not None:
             request.seed = seed
         state = (options or {}).get("state")
@@ -330,11 +352,16 @@ class RemoteEnv(gym.Env[Observation, str]):
             request.initial_state_json = state if isinstance(state, str) else json.dumps(state)
         return request
 
-    def _reset_done(self, reply: envfarm_pb2.ResetResponse) -> tuple[Observation, dict[str, Any]]:
+    def _reset_done(
+        self,
+        reply: envfarm_pb2.ResetResponse,
+        region: FrameRegionView | None = None,
+        slot: int = 0,
+    ) -> tuple[Observation, dict[str, Any]]:
         self.session = reply.session
         if reply.HasField("goal_image"):
             self.goal_image = image_to_array(reply.goal_image)
-        observation = decode_observation(reply.observation, reply.observation_pixels)
+        observation = _decoded(reply, region, slot)
         self._frame = observation["image"]
         return observation, {
             "env_feedback": "",
@@ -343,17 +370,15 @@ class RemoteEnv(gym.Env[Observation, str]):
         }
 
     def step(self, action: str) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        if self._shared_memory:  # once: None from here on means frames in the replies
-            self._shared_memory = False
-            self._region = FrameRegionView.open(self.stub, 1)
+        region = self._frame_region()
         request = envfarm_pb2.StepRequest(
             session_id=self.session_id,
             action=action,
             observation_encoding=self.observation_encoding,
             omit_unchanged_frame=True,
-            frame_region=self._region.id if self._region is not None else "",
+            frame_region=region.id if region is not None else "",
         )
-        return self._stepped(_call(self.stub.Step, request).result, self._region)
+        return self._stepped(_call(self.stub.Step, request).result, region)
 
     def _stepped(
         self, result: envfarm_pb2.StepResult, region: FrameRegionView | None = None, slot: int = 0
@@ -451,27 +476,28 @@ class RemoteVectorEnv:
         """Reset these envs. On a plain channel the Reset calls run concurrently (at most
         `RESET_WINDOW` in flight), so their latencies overlap instead of adding up; a
         routing channel (which may recover sessions call by call) takes them in turn."""
+        region = self._region  # env i's frame goes into slot i
         requests = [
-            (self.envs[i], self.envs[i]._reset_request(None if seeds is None else seeds[i], None))
+            (i, self.envs[i]._reset_request(None if seeds is None else seeds[i], None, region, i))
             for i in indices
         ]
         start_call = getattr(self.stub.Reset, "future", None)
         if start_call is None:
             return [
-                env._reset_done(_call(self.stub.Reset, request))[0] for env, request in requests
+                self.envs[i]._reset_done(_call(self.stub.Reset, request), region, i)[0]
+                for i, request in requests
             ]
         observations: list[Observation] = []
         for first in range(0, len(requests), RESET_WINDOW):
             window = [
-                (env, start_call(request))
-                for env, request in requests[first : first + RESET_WINDOW]
+                (i, start_call(request)) for i, request in requests[first : first + RESET_WINDOW]
             ]
-            for env, call in window:
+            for i, call in window:
                 try:
                     reply = call.result()
                 except grpc.RpcError as exc:
                     raise errors.from_rpc_error(exc) from exc
-                observations.append(env._reset_done(reply)[0])
+                observations.append(self.envs[i]._reset_done(reply, region, i)[0])
         return observations
 
     def step(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -344,11 +345,12 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         session: Session,
         reply: envfarm_pb2.CreateSessionResponse | envfarm_pb2.ResetResponse,
         frames: int,
+        slot: FrameSlot | None = None,
     ) -> None:
         """The first observation of an episode (always with its frame) and the goal image."""
         env = _visual(session)
         mode = session.settings.observation_mode
-        session.frame = encoding.write(reply, env._observation(), mode, frames)
+        session.frame = encoding.write(reply, env._observation(), mode, frames, slot=slot)
         if session.settings.goal_image:
             reply.goal_image.CopyFrom(convert.image(self._goal_pixels(env, "")))
 
@@ -374,19 +376,43 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         session = self.sessions.get(_session_id(request.session_id))
         if isinstance(session.env, TaskEpisode):
             return await self._reset_task(session, request)
+        if not request.frame_region:
+            return await self._reset_visual(session, request, frames, None)
+        with self._region_slot(request.frame_region, request.frame_slot, frames) as slot:
+            return await self._reset_visual(session, request, frames, slot)
+
+    async def _reset_visual(
+        self,
+        session: Session,
+        request: envfarm_pb2.ResetRequest,
+        frames: int,
+        slot: FrameSlot | None,
+    ) -> envfarm_pb2.ResetResponse:
+        env = _visual(session)
         async with session.lock:
             if request.HasField("seed"):
                 seed, state = request.seed, request.initial_state_json
             elif request.initial_state_json:
                 seed, state = session.seed, request.initial_state_json
             else:  # replay the current initial state
-                seed, state = session.seed, json.dumps(session.env.initial_state())
-            await self._reset(session.env, seed, state, "initial_state_json")
+                seed, state = session.seed, json.dumps(env.initial_state())
+            await self._reset(env, seed, state, "initial_state_json")
             session.seed, session.total_reward = seed, 0.0
             reply = envfarm_pb2.ResetResponse()
-            await self.runtime.run_blocking(self._observe, session, reply, frames)
+            await self.runtime.run_blocking(self._observe, session, reply, frames, slot)
         reply.session.CopyFrom(self._session(session))
         return reply
+
+    @contextlib.contextmanager
+    def _region_slot(self, region_id: str, slot: int, frames: int) -> Iterator[FrameSlot]:
+        """A request's frame region and slot, checked, kept mapped while the call runs."""
+        _check_region_encoding(frames)
+        with self.frame_regions.use(region_id, "frame_region") as region:
+            if not 0 <= slot < region.slots:
+                raise InvalidArgument.for_field(
+                    "frame_slot", f"must be in [0, {region.slots - 1}] for this region"
+                )
+            yield region, slot
 
     async def _reset_task(
         self, session: Session, request: envfarm_pb2.ResetRequest
@@ -415,9 +441,8 @@ class EnvFarmServicer(envfarm_pb2_grpc.EnvFarmServiceServicer):
         if not request.frame_region:
             await self.step_locked(session, request.action, frames, omit, reply.result)
             return reply
-        _check_region_encoding(frames)
-        with self.frame_regions.use(request.frame_region, "frame_region") as region:
-            await self.step_locked(session, request.action, frames, omit, reply.result, (region, 0))
+        with self._region_slot(request.frame_region, request.frame_slot, frames) as slot:
+            await self.step_locked(session, request.action, frames, omit, reply.result, slot)
         return reply
 
     def check_action(self, session: Session, action: str, field: str) -> None:

@@ -287,28 +287,34 @@ class CreateSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
-    __slots__ = ("session_id", "seed", "initial_state_json", "observation_encoding")
+    __slots__ = ("session_id", "seed", "initial_state_json", "observation_encoding", "frame_region", "frame_slot")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     INITIAL_STATE_JSON_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    FRAME_REGION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SLOT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     seed: int
     initial_state_json: str
     observation_encoding: ObservationEncoding
-    def __init__(self, session_id: _Optional[str] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ...) -> None: ...
+    frame_region: str
+    frame_slot: int
+    def __init__(self, session_id: _Optional[str] = ..., seed: _Optional[int] = ..., initial_state_json: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., frame_region: _Optional[str] = ..., frame_slot: _Optional[int] = ...) -> None: ...
 
 class ResetResponse(_message.Message):
-    __slots__ = ("session", "observation", "goal_image", "observation_pixels")
+    __slots__ = ("session", "observation", "goal_image", "observation_pixels", "frame_in_region")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     GOAL_IMAGE_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IN_REGION_FIELD_NUMBER: _ClassVar[int]
     session: Session
     observation: _episode_pb2.Observation
     goal_image: _media_pb2.Image
     observation_pixels: _tensor_pb2.Tensor
-    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
+    frame_in_region: bool
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., observation: _Optional[_Union[_episode_pb2.Observation, _Mapping]] = ..., goal_image: _Optional[_Union[_media_pb2.Image, _Mapping]] = ..., observation_pixels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., frame_in_region: _Optional[bool] = ...) -> None: ...
 
 class StepResult(_message.Message):
     __slots__ = ("observation", "reward", "terminated", "truncated", "feedback", "info", "step_index", "action_valid", "outcome", "observation_pixels", "observation_changed", "frame_in_region")
@@ -355,18 +361,20 @@ class EpisodeOutcome(_message.Message):
     def __init__(self, success: _Optional[bool] = ..., score: _Optional[float] = ..., metric: _Optional[str] = ..., test_output: _Optional[str] = ..., answer: _Optional[str] = ..., test_timed_out: _Optional[bool] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("session_id", "action", "observation_encoding", "omit_unchanged_frame", "frame_region")
+    __slots__ = ("session_id", "action", "observation_encoding", "omit_unchanged_frame", "frame_region", "frame_slot")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_ENCODING_FIELD_NUMBER: _ClassVar[int]
     OMIT_UNCHANGED_FRAME_FIELD_NUMBER: _ClassVar[int]
     FRAME_REGION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SLOT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     action: str
     observation_encoding: ObservationEncoding
     omit_unchanged_frame: bool
     frame_region: str
-    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frame: _Optional[bool] = ..., frame_region: _Optional[str] = ...) -> None: ...
+    frame_slot: int
+    def __init__(self, session_id: _Optional[str] = ..., action: _Optional[str] = ..., observation_encoding: _Optional[_Union[ObservationEncoding, str]] = ..., omit_unchanged_frame: _Optional[bool] = ..., frame_region: _Optional[str] = ..., frame_slot: _Optional[int] = ...) -> None: ...
 
 class StepResponse(_message.Message):
     __slots__ = ("result",)
