@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
+from typing import Any
 
+import pytest
 from rich.console import Console
 
+from gantry.loop import calls, parse_config
+from gantry.loop.loop import TrainingLoop
 from gantry.loop.progress import LiveView, PlainProgress
 from gantry.loop.runner import _progress
+from gantry.proto.rollout.v1 import rollout_pb2
 
 
 def _evaluation(label: str, k: int, n: int) -> dict[str, object]:
@@ -66,3 +72,28 @@ def test_the_live_view_needs_a_terminal() -> None:
     piped = _progress(Console(file=io.StringIO()))
     assert isinstance(piped, PlainProgress)
     assert isinstance(_progress(Console(file=io.StringIO(), force_terminal=True)), LiveView)
+
+
+class _FailingRollout:
+    """A rollout whose every episode failed (e.g. envfarm reaped the sessions)."""
+
+    def RunEpisodes(self, request: Any, timeout: float) -> rollout_pb2.RunEpisodesResponse:
+        errors = [rollout_pb2.EpisodeError(seed=seed) for seed in request.spec.seeds]
+        return rollout_pb2.RunEpisodesResponse(errors=errors)
+
+
+def test_an_evaluation_with_every_episode_failed_stops_the_loop(tmp_path: Path) -> None:
+    config = parse_config({"tasks": [{"env_id": "visgym/maze_2d"}], "eval": {"episodes": 3}})
+    out = io.StringIO()
+    stubs = calls.Stubs(envfarm=None, rollout=_FailingRollout(), trainer=None)  # type: ignore[arg-type]
+    loop = TrainingLoop(
+        config,
+        stubs,
+        base_model="tiny",
+        data_dir=tmp_path,
+        rollout_for_trainer="",
+        observer=PlainProgress(out),
+    )
+    with pytest.raises(RuntimeError, match="all 3 episodes of visgym/maze_2d/easy failed"):
+        loop.evaluate("untrained", 0)  # not a silent 0 %
+    assert "0/0 = 0.0 % (0.0–100.0 %), 3 episodes failed" in out.getvalue()

@@ -193,6 +193,11 @@ class TrainingLoop:
                     stage="evaluate",
                     iteration=iteration,
                 )
+            if not episodes.trajectories:
+                raise RuntimeError(
+                    f"{label} evaluation: all {episodes.errors} episodes of {_name(task)} "
+                    "failed, nothing to score (the services' logs say why)"
+                )
             rates.append(episodes.success_rate)
             k, n = k + episodes.successes, n + len(episodes.trajectories)
         rate = sum(rates) / len(rates)

@@ -119,7 +119,8 @@ class PlainProgress:
         stage = record["stage"]
         if stage == "evaluate":
             counts = Success(int(record["successes"]), int(record["episodes"]))
-            self._print(f"evaluate {record['task']}: {record['label']} {counts.describe()}")
+            failed = f", {record['errors']} episodes failed" if record.get("errors") else ""
+            self._print(f"evaluate {record['task']}: {record['label']} {counts.describe()}{failed}")
             self._success = f"{record['label']} {counts.describe()}"
         elif stage in ("sft", "grpo"):
             now = time.monotonic()

@@ -36,6 +36,7 @@ from gantry.proto.rollout.v1 import rollout_pb2_grpc
 from gantry.proto.trainer.v1 import trainer_pb2_grpc
 
 LOCAL_SERVICES = ("envfarm", "rollout", "trainer")
+LOCAL_SESSION_IDLE_S = 1800
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,9 @@ def local_stack_env(
     traces = {f"GANTRY_{name.upper()}_OTLP_ENDPOINT": endpoint for name in LOCAL_SERVICES}
     return {
         **(traces if endpoint else {}),
+        # A real model on a busy CPU can think for minutes between two steps of an episode:
+        # the private stack's envfarm keeps such sessions (the default reaps them at 5 min).
+        "GANTRY_ENVFARM_SESSION_IDLE_TIMEOUT_S": str(LOCAL_SESSION_IDLE_S),
         "GANTRY_ROLLOUT_MODEL_PATH": base_model,
         "GANTRY_ROLLOUT_PRECISION_RECIPE": config.policy.precision,
         "GANTRY_TRAINER_DATASETS_ROOT": str(data_dir.resolve()),
