@@ -79,7 +79,7 @@ def plot(directory: Path, records: list[Record]) -> list[Path]:
             ]
             n = rows[-1]["episodes"]
             ax.errorbar(labels, rates, yerr=errors, marker="o", capsize=4, label=f"{task} (n={n})")
-        ax.set_ylabel("success on held-out seeds (%, 95 % CI)")
+        ax.set_ylabel("held-out success (%), 95 % Wilson bars")
         ax.set_ylim(0, 100)
         ax.set_title("Policy success rate per stage")
         ax.legend(fontsize=8)
