@@ -2,13 +2,15 @@
 observation encoding, plus the codecs' cost on real frames.
 
     .venv/bin/python benchmarks/envfarm_steps.py [--envs maze_2d maze_3d] [--steps 600]
-        [--encodings png webp raw] [--small] [--json out.json]
+        [--encodings png webp raw raw-reply] [--small] [--json out.json]
 
 (a) the gymnasium env in this process (`env.step`, RGB observation rendered);
 (b) a RemoteEnv: one Step RPC per step against an envfarm server process on loopback;
 (c) a RemoteVectorEnv of 64 sessions: one StepBatch RPC steps all 64.
 (b) and (c) run once per observation encoding: PNG (the default), WebP lossless, raw
-uint8 pixels; unchanged frames are left out (the clients' default). Actions come from the
+uint8 pixels through a frame region (shared memory: the clients' default for a server on
+this host) and raw pixels in the replies (`raw-reply`, `shared_memory=False`); unchanged
+frames are left out (the clients' default). Actions come from the
 solver's plans, so episodes end and reset as in real use. Ratios are to (a).
 The codec table encodes and decodes 40 frames of a solver episode per env (best of 3).
 """
@@ -35,10 +37,12 @@ from gantry.proto.envfarm.v1 import envfarm_pb2
 
 TOKEN = "bench-token"
 BATCH = 64
-ENCODINGS: dict[str, envfarm_pb2.ObservationEncoding] = {
-    "png": PNG,
-    "webp": WEBP_LOSSLESS,
-    "raw": RAW,
+# name -> (encoding, frames through a frame region)
+ENCODINGS: dict[str, tuple[envfarm_pb2.ObservationEncoding, bool]] = {
+    "png": (PNG, False),
+    "webp": (WEBP_LOSSLESS, False),
+    "raw": (RAW, True),
+    "raw-reply": (RAW, False),
 }
 # Issue 16's goals, as ratios to in-process steps/s.
 GOALS = {("maze_2d", "batch"): 0.6, ("maze_3d", "batch"): 0.8, ("maze_2d", "step"): 0.35}
@@ -74,11 +78,11 @@ def in_process(env_id: str, steps: int) -> tuple[float, float]:
 
 
 def one_rpc_per_step(
-    target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding
+    target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding, shm: bool
 ) -> tuple[float, float]:
     with (
         sync_channel(target, token=TOKEN) as channel,
-        RemoteEnv(channel, env_id, seed=0, observation_encoding=encoding) as env,
+        RemoteEnv(channel, env_id, seed=0, observation_encoding=encoding, shared_memory=shm) as env,
     ):
         seed = 0
         env.reset(seed=seed)
@@ -96,12 +100,14 @@ def one_rpc_per_step(
 
 
 def step_batch(
-    target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding
+    target: str, env_id: str, steps: int, encoding: envfarm_pb2.ObservationEncoding, shm: bool
 ) -> tuple[float, float]:
     rounds = max(1, steps // BATCH)
     with (
         sync_channel(target, token=TOKEN) as channel,
-        RemoteVectorEnv(channel, env_id, BATCH, observation_encoding=encoding) as vec,
+        RemoteVectorEnv(
+            channel, env_id, BATCH, observation_encoding=encoding, shared_memory=shm
+        ) as vec,
     ):
         vec.reset(seeds=list(range(BATCH)))
         plans = [env.solve() for env in vec.envs]
@@ -217,11 +223,11 @@ def main() -> None:
         SERVER_PID = server.process.pid
         for env_id in args.envs:
             for name in args.encodings:
-                encoding = ENCODINGS[name]
+                encoding, shm = ENCODINGS[name]
                 # In-process again beside each encoding: the ratio sees the same load.
                 a, a_cpu = in_process(env_id, steps)
-                b, b_cpu = one_rpc_per_step(target, f"visgym/{env_id}", steps, encoding)
-                c, c_cpu = step_batch(target, f"visgym/{env_id}", steps * 4, encoding)
+                b, b_cpu = one_rpc_per_step(target, f"visgym/{env_id}", steps, encoding, shm)
+                c, c_cpu = step_batch(target, f"visgym/{env_id}", steps * 4, encoding, shm)
                 print(
                     f"{env_id} {name}: in-process {a:.0f}, Step RPC {b:.0f} ({b / a:.2f}x), "
                     f"StepBatch x64 {c:.0f} ({c / a:.2f}x), load {os.getloadavg()[0]:.1f}; "
@@ -248,7 +254,7 @@ def main() -> None:
         f"envfarm steps/s on {os.cpu_count()} CPU cores (easy, image observations), load {load:.1f}"
     )
     print(
-        f"{'env':<10}{'encoding':<10}{'(a) in-process':>16}{'(b) Step RPC':>14}"
+        f"{'env':<10}{'encoding':<11}{'(a) in-process':>16}{'(b) Step RPC':>14}"
         f"{'(c) StepBatch x64':>19}{'b/a':>7}{'c/a':>7}   CPU ms/step a / b / c   CPU a/b  a/c"
     )
     for env_id in args.envs:
@@ -258,7 +264,7 @@ def main() -> None:
                 for m in ("step", "batch")
             )
             print(
-                f"{env_id:<10}{name:<10}{one['in_process']:>16.0f}{one['steps_per_s']:>14.0f}"
+                f"{env_id:<10}{name:<11}{one['in_process']:>16.0f}{one['steps_per_s']:>14.0f}"
                 f"{batch['steps_per_s']:>19.0f}{one['ratio']:>7.2f}{batch['ratio']:>7.2f}   "
                 f"{one['in_process_cpu_ms']:5.2f} / {one['cpu_ms']:5.2f} / {batch['cpu_ms']:5.2f}"
                 f"   {one['cpu_ratio']:6.2f} {batch['cpu_ratio']:5.2f}"

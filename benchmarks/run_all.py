@@ -88,7 +88,12 @@ def envfarm_steps(_: str, data: dict[str, Any]) -> list[Row]:
         (("maze_3d", "batch"), 0.8),
         (("maze_2d", "step"), 0.35),
     ):
-        for encoding in ("raw", "webp", "png"):
+        for encoding, frames in (
+            ("raw", "raw frames via shared memory"),
+            ("raw-reply", "raw frames in replies"),
+            ("webp", "webp frames"),
+            ("png", "png frames"),
+        ):
             hit = [
                 r
                 for r in data["steps"]
@@ -99,7 +104,7 @@ def envfarm_steps(_: str, data: dict[str, Any]) -> list[Row]:
             r = hit[0]
             rows.append(
                 Row(
-                    f"envfarm {env}, {names[mode]}, {encoding} frames (steps/s)",
+                    f"envfarm {env}, {names[mode]}, {frames} (steps/s)",
                     f"{r['steps_per_s']:.0f}",
                     f"in-process {r['in_process']:.0f}",
                     _x(r["ratio"]),
