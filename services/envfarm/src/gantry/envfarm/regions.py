@@ -9,13 +9,15 @@ frame into its slot and the reply says so (`StepResult.frame_in_region`).
 
 The server chooses every name and size: a request names a region by its id, never by a
 path. Slot counts and the total size are checked against the operator's limits before
-anything is created. The first bytes hold a random nonce, so a client knows it mapped
-this region and not a namesake in another mount namespace (a server in a container: it
-falls back to frames in the reply). A client names a region in a step only once it has
-mapped it, so the server unlinks the name at the first use: from then on the memory
-lives only as long as the two mappings, and a crash of either side leaks nothing. A
-region is deleted on DeleteFrameRegion, after `idle_s` unused and when the server stops;
-one that a call is writing into is unmapped when that call ends.
+anything is created, and a region's memory is reserved when it is made (a full
+`/dev/shm` refuses the region instead of failing a write later). The first bytes hold
+a random nonce, so a client knows it mapped this region and not a namesake in another
+mount namespace (a server in a container: it falls back to frames in the reply). A
+client names a region in a step only once it has mapped it, so the server unlinks the
+name at the first use: from then on the memory lives only as long as the two mappings,
+and a crash of either side leaks nothing. A region is deleted on DeleteFrameRegion,
+after `idle_s` unused and when the server stops; one that a call is writing into is
+unmapped when that call ends.
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ class FrameRegions:
                 reason="SHARED_MEMORY_UNAVAILABLE",
             ) from exc
         try:
-            os.ftruncate(fd, size)
+            # Reserve the pages now: a write past a full tmpfs (a container's 64 MiB
+            # /dev/shm) would kill the server with SIGBUS instead of refusing here.
+            os.posix_fallocate(fd, 0, size)
             memory = mmap.mmap(fd, size)
         except OSError as exc:
             path.unlink(missing_ok=True)
