@@ -5,10 +5,10 @@
 gRPC channel, e.g. `gantry.core.client.sync_channel(target, token=...)`. Unless told
 otherwise they ask for raw frames from a server on this host and WebP lossless from
 any other (`best_encoding`), and for unchanged frames to be left out (they reuse the
-last one). With raw frames from a server on this host, step frames come through a frame
-region (shared memory the server creates and both map; `gantry.envfarm.regions`) instead
-of the replies, unless `shared_memory=False`; where the region cannot be mapped (a server
-in another container) they come in the replies.
+last one). With raw frames from a server on this host, the frames of steps and resets
+come through a frame region (shared memory the server makes and both map;
+`gantry.envfarm.regions`) instead of the replies, unless `shared_memory=False`; where the
+region cannot be mapped (a server in another container) they come in the replies.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import json
 import math
 import mmap
 import os
+import re
+import stat
 import string
 from collections.abc import Sequence
 from types import TracebackType
@@ -31,7 +33,6 @@ from gymnasium import spaces
 from gantry.core import errors
 from gantry.core.codecs import image_to_array
 from gantry.core.routing import gone_with_its_replica
-from gantry.envfarm.regions import PREFIX, SHM_DIR
 from gantry.proto.common.v1 import episode_pb2, tensor_pb2
 from gantry.proto.envfarm.v1 import envfarm_pb2, envfarm_pb2_grpc
 
@@ -151,19 +152,22 @@ class FrameRegionView:
             _delete_region(self.stub, self.id)
 
 
+_REGION_PATH = re.compile(r"/proc/[0-9]{1,10}/fd/[0-9]{1,10}")
+
+
 def _map(region: envfarm_pb2.FrameRegion) -> mmap.mmap | None:
-    """The region's memory, if this process sees the same object (its nonce matches)."""
-    name = region.shm_name
-    if not name.startswith(PREFIX) or not name.replace("-", "").isalnum():
+    """The region's memory, if this process reaches the same file (its nonce matches)."""
+    if not _REGION_PATH.fullmatch(region.path):
         return None
     if region.slot_offset + region.slots * region.slot_bytes > region.size_bytes:
         return None
-    try:
-        fd = os.open(SHM_DIR / name, os.O_RDONLY | os.O_NOFOLLOW)
+    try:  # non-blocking: whatever another process's descriptor is, never wait on it
+        fd = os.open(region.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        if os.fstat(fd).st_size != region.size_bytes:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != region.size_bytes:
             return None
         memory = mmap.mmap(fd, region.size_bytes, prot=mmap.PROT_READ)
     except (OSError, ValueError):

@@ -2,22 +2,23 @@
 
 A raw frame in a reply is serialised, carried through gRPC and parsed again: for a
 StepBatch of maze_2d that is half the CPU of a step, client and server together. A client
-on the same host can ask for a frame region instead: envfarm creates a POSIX
-shared-memory object (`/dev/shm`, mode 0600: the server's user only) under a random
-name, maps it, and the client maps the same object; Step and StepBatch then write each
-frame into its slot and the reply says so (`StepResult.frame_in_region`).
+on the same host can ask for a frame region instead: envfarm makes an anonymous
+shared-memory file (`memfd_create`: it has no name anywhere), maps it, and tells the
+client where to open it, `/proc/<server pid>/fd/<fd>` (the kernel lets only the server's
+user, or root, open it there); the client maps it too. Step, Reset and StepBatch then
+write each frame into its slot and the reply says so (`frame_in_region`).
 
-The server chooses every name and size: a request names a region by its id, never by a
-path. Slot counts and the total size are checked against the operator's limits before
-anything is created, and a region's memory is reserved when it is made (a full
-`/dev/shm` refuses the region instead of failing a write later). The first bytes hold
-a random nonce, so a client knows it mapped this region and not a namesake in another
-mount namespace (a server in a container: it falls back to frames in the reply). A
-client names a region in a step only once it has mapped it, so the server unlinks the
-name at the first use: from then on the memory lives only as long as the two mappings,
-and a crash of either side leaks nothing. A region is deleted on DeleteFrameRegion,
-after `idle_s` unused and when the server stops; one that a call is writing into is
-unmapped when that call ends.
+The server makes every region and picks every size: a request names a region by its id,
+never by a path. Slot counts and the total size are checked against the operator's limits
+before anything is made, and a region's memory is reserved when it is made (a full
+memory cgroup refuses the region instead of failing a write later). The first bytes hold
+a random nonce, so a client knows it mapped this region and not another process's file (a
+server in another container or pid namespace: it falls back to frames in the reply). A
+client names a region in a request only once it has mapped it, so the server closes the
+file at the first use: from then on the memory lives only as long as the two mappings, and
+nothing outlives both processes, however they end. A region is deleted on
+DeleteFrameRegion, after `idle_s` unused and when the server stops; one that a call is
+writing into is unmapped when that call ends.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,8 +41,6 @@ from gantry.proto.envfarm.v1 import envfarm_pb2
 
 log = logging.getLogger("gantry.envfarm")
 
-SHM_DIR = Path("/dev/shm")
-PREFIX = "gantry-envfarm-"
 HEADER_BYTES = 4096  # the nonce; slots start page-aligned after it
 NONCE_BYTES = 16
 
@@ -54,7 +52,7 @@ def _page_aligned(n: int) -> int:
 @dataclass(eq=False)
 class FrameRegion:
     id: str
-    path: Path
+    fd: int | None  # open until the client has mapped the file (its first use)
     slots: int
     slot_bytes: int
     nonce: bytes
@@ -62,7 +60,6 @@ class FrameRegion:
     last_used: float = field(default_factory=time.monotonic)
     users: int = 0  # calls writing into it now
     deleted: bool = False
-    linked: bool = True  # the name still exists in SHM_DIR
 
     @property
     def size_bytes(self) -> int:
@@ -82,7 +79,7 @@ class FrameRegion:
     def to_proto(self) -> envfarm_pb2.FrameRegion:
         return envfarm_pb2.FrameRegion(
             id=self.id,
-            shm_name=self.path.name,
+            path=f"/proc/{os.getpid()}/fd/{self.fd}" if self.fd is not None else "",
             size_bytes=self.size_bytes,
             slots=self.slots,
             slot_offset=HEADER_BYTES,
@@ -90,17 +87,14 @@ class FrameRegion:
             nonce=self.nonce,
         )
 
-    def unlink(self) -> None:
-        if not self.linked:
-            return
-        self.linked = False
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:  # the directory went away: nothing left to free
-            log.warning("frame region %s: unlink failed: %s", self.id, exc)
+    def close_file(self) -> None:
+        """Close the file (the mappings keep the memory): no one else can open it now."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
 
     def close(self) -> None:
-        self.unlink()
+        self.close_file()
         if self.users == 0:
             self.memory.close()
 
@@ -120,14 +114,12 @@ class FrameRegions:
         max_slots: int,
         frame_bytes: int,
         idle_s: float,
-        directory: Path = SHM_DIR,
     ) -> None:
         self.max_regions = max_regions
         self.max_bytes = max_bytes
         self.max_slots = max_slots
         self.slot_bytes = _page_aligned(frame_bytes)
         self.idle_s = idle_s
-        self.directory = directory
         self._regions: dict[str, FrameRegion] = {}
 
     def __len__(self) -> int:
@@ -153,31 +145,28 @@ class FrameRegions:
                 retry_after_s=1.0,
             )
         token = secrets.token_hex(16)
-        path = self.directory / f"{PREFIX}{token}"
         nonce = secrets.token_bytes(NONCE_BYTES)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
+            fd = os.memfd_create(f"gantry-frames-{token[:8]}", os.MFD_CLOEXEC)
+        except (AttributeError, OSError) as exc:  # not Linux, or no file descriptors left
             raise FailedPrecondition(
-                f"shared memory is unavailable on this server ({exc.strerror}); frames "
-                "travel in the replies",
+                f"shared memory is unavailable on this server ({exc}); frames travel in "
+                "the replies",
                 reason="SHARED_MEMORY_UNAVAILABLE",
             ) from exc
         try:
-            # Reserve the pages now: a write past a full tmpfs (a container's 64 MiB
-            # /dev/shm) would kill the server with SIGBUS instead of refusing here.
+            # Reserve the pages now: a write the memory cannot back would kill the server
+            # with SIGBUS instead of refusing here.
             os.posix_fallocate(fd, 0, size)
             memory = mmap.mmap(fd, size)
         except OSError as exc:
-            path.unlink(missing_ok=True)
+            os.close(fd)
             raise ResourceExhausted(
-                f"could not size a frame region of {size} bytes ({exc.strerror})",
+                f"could not reserve a frame region of {size} bytes ({exc.strerror})",
                 retry_after_s=1.0,
             ) from exc
-        finally:
-            os.close(fd)
         memory[:NONCE_BYTES] = nonce
-        region = FrameRegion(token, path, slots, self.slot_bytes, nonce, memory)
+        region = FrameRegion(token, fd, slots, self.slot_bytes, nonce, memory)
         self._regions[token] = region
         return region
 
@@ -197,7 +186,7 @@ class FrameRegions:
     def use(self, region_id: str, field: str) -> Iterator[FrameRegion]:
         """The region, kept mapped until the block ends (a call writing into it)."""
         region = self.get(region_id, field)
-        region.unlink()  # the client has mapped it: the name is no longer needed
+        region.close_file()  # the client has mapped it: no one else needs to open it
         region.users += 1
         try:
             yield region

@@ -54,12 +54,15 @@ class EnvFarmSettings(ServiceSettings):
     frame_region_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=0,
-        description="Shared memory (/dev/shm, reserved when a region is made) all frame "
-        "regions may take together: raw frames for clients on this host travel there "
-        "instead of in the replies; 0 turns frame regions off",
+        description="Shared memory (reserved when a region is made) all frame regions may "
+        "take together: raw frames for clients on this host travel there instead of in the "
+        "replies; 0 turns frame regions off",
     )
     max_frame_regions: int = Field(
-        default=1024, ge=0, description="Frame regions alive at once (0 turns them off)"
+        default=256,
+        ge=0,
+        description="Frame regions alive at once (each holds a file descriptor until its "
+        "first use); 0 turns them off",
     )
     max_state_json_bytes: int = Field(
         default=1024 * 1024,

@@ -608,22 +608,22 @@ class CreateFrameRegionRequest(_message.Message):
     def __init__(self, slots: _Optional[int] = ...) -> None: ...
 
 class FrameRegion(_message.Message):
-    __slots__ = ("id", "shm_name", "size_bytes", "slots", "slot_offset", "slot_bytes", "nonce")
+    __slots__ = ("id", "path", "size_bytes", "slots", "slot_offset", "slot_bytes", "nonce")
     ID_FIELD_NUMBER: _ClassVar[int]
-    SHM_NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     SLOT_OFFSET_FIELD_NUMBER: _ClassVar[int]
     SLOT_BYTES_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    shm_name: str
+    path: str
     size_bytes: int
     slots: int
     slot_offset: int
     slot_bytes: int
     nonce: bytes
-    def __init__(self, id: _Optional[str] = ..., shm_name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., slots: _Optional[int] = ..., slot_offset: _Optional[int] = ..., slot_bytes: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., path: _Optional[str] = ..., size_bytes: _Optional[int] = ..., slots: _Optional[int] = ..., slot_offset: _Optional[int] = ..., slot_bytes: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
 
 class CreateFrameRegionResponse(_message.Message):
     __slots__ = ("region",)
