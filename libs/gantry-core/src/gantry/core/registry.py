@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 import os
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gantry.core.ports import DEFAULT_PORTS
-from gantry.core.server import Service
+
+if TYPE_CHECKING:  # the server runtime is imported only when a service is loaded
+    from gantry.core.server import Service
 
 GROUP = "gantry.services"
 EXTRA_ENV = "GANTRY_EXTRA_SERVICES"
@@ -43,6 +45,8 @@ def load_service(name: str) -> type[Service[Any]]:
     if spec is None:
         known = ", ".join(installed_services()) or "none installed"
         raise KeyError(f"unknown service {name!r} (installed: {known})")
+    from gantry.core.server import Service
+
     module_name, _, attr = spec.partition(":")
     service = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(service, type) and issubclass(service, Service)):
