@@ -11,7 +11,6 @@ from rich.console import Console
 
 from gantry.core import stack
 from gantry.loop.config import ConfigError, LoopConfig, load_config, parse_config
-from gantry.loop.runner import run_loop
 
 console = Console()
 
@@ -24,6 +23,10 @@ ReportOption = Annotated[
 
 
 def _run(config: LoopConfig) -> None:
+    # Imported here: every `gantry` command loads this module, and the runner brings
+    # matplotlib and the report writer (~1 s) that only a loop needs.
+    from gantry.loop.runner import run_loop
+
     try:
         outcome = run_loop(config, console=console)
     except KeyboardInterrupt:
