@@ -63,6 +63,13 @@ def test_training_teaches_the_agent_protocol_through_the_services(tmp_path: Path
     records = [json.loads(line) for line in (outcome.report_dir / "metrics.jsonl").open()]
     evals = {r["label"]: r for r in records if r["stage"] == "evaluate"}
     untrained, trained = evals["untrained"], evals["sft"]
+    # 0 of 12 held-out episodes: the 95 % Wilson interval is 0-24.2 %, and the report says so.
+    assert untrained["successes"] == 0 and untrained["episodes"] == 12
+    assert abs(untrained["success_high"] - 0.2425) < 1e-3
+    assert (
+        "| untrained | 0/12 = 0.0 % | 0.0–24.2 % |"
+        in (outcome.report_dir / "summary.md").read_text()
+    )
     # Untrained: every turn used, every turn max_tokens long. Trained: move, stop.
     assert untrained["mean_turns"] == MAX_TURNS
     assert trained["mean_turns"] <= MAX_TURNS / 2 + 0.25
