@@ -8,6 +8,7 @@ print(outcome.result.success, outcome.report_dir)
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -196,7 +197,18 @@ def local_stack_env(
             f"GANTRY_{name.upper()}_DATA_DIR": str(state_dir / "data" / name)
             for name in LOCAL_SERVICES
         },
+        # Async: rollout and trainer compute at the same time (sync alternates them).
+        **(shared_cpu_threads() if config.grpo.mode == "async" else {}),
     }
+
+
+def shared_cpu_threads() -> dict[str, str]:
+    """Torch threads for rollout and trainer computing at once on this machine's cores:
+    half each (unless the environment already says). With torch's default both take every
+    core and their spinning thread pools stall each other (docs/loop.md, "CPU threads")."""
+    threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    names = ("GANTRY_ROLLOUT_TORCH_THREADS", "GANTRY_TRAINER_TORCH_THREADS")
+    return {name: threads for name in names if name not in os.environ}
 
 
 @contextlib.contextmanager
