@@ -92,16 +92,7 @@ $(STAMP): $(LOCK) requirements-nodeps.txt $(addsuffix /pyproject.toml,$(WORKSPAC
 demo: venv
 	$(BIN)/gantry demo
 
-# mypy runs beside the tests at the lowest priority: it takes CPU the tests leave idle
-# (waiting on processes they started) instead of adding its ~3 minutes before them; its
-# report is printed after the tests', and either failing fails `make test`.
-test: venv lock-check lint-protos lint oip-client sandbox-tools
-	@mkdir -p .build
-	@MYPYPATH=$(SERVICE_SRC) nice -n 19 bash scripts/typecheck.sh $(BIN)/mypy $(UNITS) \
-	  > .build/typecheck.log 2>&1 & types=$$!; \
-	$(MAKE) --no-print-directory pytest; tests=$$?; \
-	wait $$types; typed=$$?; cat .build/typecheck.log; \
-	[ $$typed = 0 ] || echo "typecheck FAILED"; [ $$tests = 0 ] && [ $$typed = 0 ]
+test: venv lock-check lint-protos lint typecheck pytest
 
 # The OIP test client (tritonclient, protobuf < 7) lives in its own venv; the OIP tests
 # drive it as a subprocess and fail (never skip) without it.

@@ -52,6 +52,9 @@ def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "120"},
+        # A shell's background job (CI runners, nohup) starts with SIGINT ignored, and
+        # Python then raises no KeyboardInterrupt; Ctrl-C at a terminal finds it default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     reports = tmp_path / "reports"
     # Read the output as it comes: a full pipe would block the loop's prints.

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from gantry.core import tracing
 from gantry.proto.trainer.v1 import trainer_pb2
 
 from .helpers import sft_config, stubs, trainer_server, wait_run
@@ -28,6 +29,8 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
         return provider.get_tracer(name, *args, **kwargs)
 
     monkeypatch.setattr(trace, "get_tracer", get_tracer)
+    # Gantry makes its tracer once per process: an earlier test's would bypass ours.
+    monkeypatch.setattr(tracing, "_tracer", None)
     return exporter
 
 
