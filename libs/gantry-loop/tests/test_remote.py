@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gantry.core import stack
-from gantry.loop import parse_config, run_loop
+from gantry.loop import LoopConfig, parse_config, run_loop
 from gantry.models.tiny.causal_lm import build_tiny_causal_lm
 
 PROMPT = "Make the equation true by moving one match: ('move', [i, s, j, t]), then stop."
@@ -37,7 +37,7 @@ class Cluster:
             "shared_dir": str(self.shared),
         }
 
-    def config(self, name: str, report_dir: Path, **fields: Any) -> Any:
+    def config(self, name: str, report_dir: Path, **fields: Any) -> LoopConfig:
         return parse_config(
             {
                 "name": name,
