@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Iterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gantry.core import errors
+from gantry.core import errors, preload
 from gantry.core.client import sync_channel
 from gantry.core.reflect import ReflectionClient
 from gantry.core.testing.process import spawn_service
@@ -20,13 +19,13 @@ TOKEN = "integration-token"
 
 
 @pytest.fixture(scope="module")
-def envfarm_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def envfarm_process() -> Iterator[tuple[preload.Child, str]]:
     with spawn_service("gantry.envfarm", "envfarm", token=TOKEN) as service:
         yield service.process, service.target
 
 
 def test_health_reports_serving_without_a_token(
-    envfarm_process: tuple[subprocess.Popen[bytes], str],
+    envfarm_process: tuple[preload.Child, str],
 ) -> None:
     _, target = envfarm_process
     with grpc.insecure_channel(target) as channel:
@@ -37,7 +36,7 @@ def test_health_reports_serving_without_a_token(
 
 
 def test_reflection_lists_and_describes_services(
-    envfarm_process: tuple[subprocess.Popen[bytes], str],
+    envfarm_process: tuple[preload.Child, str],
 ) -> None:
     _, target = envfarm_process
     with sync_channel(target, token=TOKEN) as channel:
@@ -55,7 +54,7 @@ def test_reflection_lists_and_describes_services(
 
 
 def test_stub_call_with_and_without_token(
-    envfarm_process: tuple[subprocess.Popen[bytes], str],
+    envfarm_process: tuple[preload.Child, str],
 ) -> None:
     _, target = envfarm_process
     with sync_channel(target, token=TOKEN) as channel:
@@ -75,7 +74,7 @@ def test_stub_call_with_and_without_token(
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_sigterm_stops_cleanly(envfarm_process: tuple[subprocess.Popen[bytes], str]) -> None:
+def test_sigterm_stops_cleanly(envfarm_process: tuple[preload.Child, str]) -> None:
     proc, _ = envfarm_process
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

@@ -60,7 +60,7 @@ def test_one_two_and_four_ranks_train_the_same_model(
             runs[world] = run
             if world > 1:
                 assert [r.rank for r in run.ranks] == list(range(world))
-                assert all(r.state == trainer_pb2.RANK_STATE_EXITED for r in run.ranks)
+                assert all(r.state == trainer_pb2.RANK_STATE_EXITED for r in run.ranks), run.ranks
                 assert len({r.pid for r in run.ranks}) == world
         metrics = {w: _metrics(target, r.id) for w, r in runs.items()}
     losses = {w: [m.loss for m in ms] for w, ms in metrics.items()}

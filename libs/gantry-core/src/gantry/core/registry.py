@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,19 @@ def _specs() -> dict[str, str]:
 
 def installed_services() -> list[str]:
     return sorted(_specs(), key=lambda n: (DEFAULT_PORTS.get(n, 1 << 16), n))
+
+
+def uses_torch(name: str) -> bool:
+    """Whether the installed service's distribution depends on torch (its processes are
+    worth forking from a preloaded interpreter: `gantry.core.preload`)."""
+    for ep in entry_points(group=GROUP):
+        if ep.name == name and ep.dist is not None:
+            return any(_requirement_name(r) == "torch" for r in ep.dist.requires or [])
+    return False
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(@]", requirement.strip(), maxsplit=1)[0].lower()
 
 
 def load_service(name: str) -> type[Service[Any]]:

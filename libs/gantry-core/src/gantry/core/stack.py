@@ -13,8 +13,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,8 +21,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gantry.core import preload
 from gantry.core.ports import DEFAULT_PORTS, free_port
-from gantry.core.registry import installed_services
+from gantry.core.registry import installed_services, uses_torch
 from gantry.core.settings import env_prefix
 
 STACK_FILE = "stack.json"
@@ -257,15 +256,15 @@ def _launch(
         env[f"{prefix}AUTH_DISABLED"] = "true"
     log_path = state_dir / "logs" / f"{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gantry.core.cli", "serve", name],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # its own process group: `down` can signal all of it
-        )
+    # its own session (process group): `down` can signal all of it
+    proc = preload.start(
+        "gantry.core.cli",
+        ["serve", name],
+        env=env,
+        output=log_path,
+        new_session=True,
+        imports_torch=uses_torch(name),
+    )
     return ServiceProcess(name, proc.pid, port, metrics_port, str(log_path))
 
 

@@ -26,18 +26,18 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined]
 
+from gantry.core import preload
 from gantry.core.errors import Aborted
 from gantry.core.ports import free_port
 from gantry.proto.common.v1 import trajectory_pb2
@@ -210,8 +210,7 @@ class RankGroup:
         self.store: Any = None
         self.timeout = datetime.timedelta(seconds=timeout_s)
         self.log_dir = log_dir
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
+        self.processes: dict[int, preload.Child] = {}
         self.states = dict.fromkeys(range(world_size), trainer_pb2.RANK_STATE_STARTING)
         self.details = dict.fromkeys(range(world_size), "")
         self.hosts = {0: socket.gethostname()}
@@ -244,7 +243,7 @@ class RankGroup:
                 self.states[r] = trainer_pb2.RANK_STATE_RUNNING
                 self.hosts[r], self.pids[r] = host, pid
 
-    def _spawn(self, r: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, r: int) -> preload.Child:
         env = dict(os.environ)
         env.update(
             RANK=str(r),
@@ -256,18 +255,12 @@ class RankGroup:
             GANTRY_TRAINER_RANK_DEVICE=self.device.type,
             GANTRY_TRAINER_RANK_TIMEOUT_S=str(self.timeout.total_seconds()),
         )
-        out: IO[bytes] | int = subprocess.DEVNULL
+        log = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = (self.log_dir / f"rank-{r}.log").open("ab")
-            self._logs.append(out)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gantry.trainer.rank"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+            log = self.log_dir / f"rank-{r}.log"
+        # Forked from the service's preloader: a rank starts in ~0.1 s, not ~8 CPU-s of imports.
+        proc = preload.start("gantry.trainer.rank", env=env, output=log, imports_torch=True)
         self.hosts[r], self.pids[r] = socket.gethostname(), proc.pid
         return proc
 
@@ -294,15 +287,13 @@ class RankGroup:
                     proc.kill()
                     proc.wait()
                 self._observe(r, proc)
-            for fh in self._logs:
-                fh.close()
             with self._lock:
                 for r, state in self.states.items():
                     if state != trainer_pb2.RANK_STATE_FAILED:
                         self.states[r] = trainer_pb2.RANK_STATE_EXITED
 
     # ----- health -----
-    def _observe(self, r: int, proc: subprocess.Popen[bytes]) -> None:
+    def _observe(self, r: int, proc: preload.Child) -> None:
         code = proc.poll()
         if code is None or code == 0:
             return
@@ -316,7 +307,7 @@ class RankGroup:
         """Which local rank died, for the run's error; '' when none is known to have.
         `wait_s`: a broken collective can beat the dead rank's exit status; wait for it."""
         deadline = time.monotonic() + wait_s
-        for r, proc in self.processes.items():
+        for r, proc in list(self.processes.items()):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             self._observe(r, proc)
@@ -333,7 +324,8 @@ class RankGroup:
                     self.details[r] = detail
 
     def statuses(self) -> list[trainer_pb2.RankStatus]:
-        for r, proc in self.processes.items():
+        # A copy: the run's thread may still be starting ranks while GetRun reads them.
+        for r, proc in list(self.processes.items()):
             self._observe(r, proc)
         with self._lock:
             return [

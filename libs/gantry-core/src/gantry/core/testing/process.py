@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -12,12 +10,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gantry.core import preload
+from gantry.core.registry import uses_torch
 from gantry.core.settings import env_prefix
 
 
 @dataclass
 class ServiceProcess:
-    process: subprocess.Popen[bytes]
+    process: preload.Child
     target: str
     log: Path
 
@@ -33,6 +33,8 @@ def spawn_service(
 ) -> Iterator[ServiceProcess]:
     """Run `python -m <module>` with `GANTRY_<SERVICE>_*` settings; yield once it serves.
 
+    Forked from this process's preloader where the environment allows (see
+    `gantry.core.preload`): the same process a fresh interpreter would be, ~8 CPU-s sooner.
     Logs go to a file (a pipe nobody reads would eventually block the server). The
     process is killed on exit if the caller has not stopped it.
     """
@@ -50,13 +52,12 @@ def spawn_service(
             settings[f"{prefix}AUTH_DISABLED"] = "true"
         else:
             settings[f"{prefix}AUTH_TOKEN"] = token
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module],
-                env={**os.environ, **settings, **(env or {})},
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
+        proc = preload.start(
+            module,
+            env={**os.environ, **settings, **(env or {})},
+            output=log,
+            imports_torch=uses_torch(service),
+        )
         try:
             deadline = time.monotonic() + startup_timeout_s
             while not port_file.exists():
