@@ -342,8 +342,29 @@ def no_rows(_: str, __: dict[str, Any]) -> list[Row]:
     return []
 
 
+def preload(_: str, data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for service, r in data["services"].items():
+        rows.append(
+            Row(
+                f"{service} start to SERVING, forked from the preloader (CPU-s)",
+                f"{r['preloaded_cpu_s']:.1f}",
+                f"fresh interpreter {r['fresh_cpu_s']:.1f}",
+                _x(r["preloaded_cpu_s"] / r["fresh_cpu_s"]),
+            )
+        )
+    return rows
+
+
 BENCHES = [
     Bench("rpc_latency.py", ["--calls", "500"], rpc_latency, 90),
+    Bench(
+        "preload.py",
+        ["--rounds", "1", "--services", "rollout,trainer"],
+        preload,
+        120,
+        json_out=True,
+    ),
     Bench("envfarm_steps.py", ["--small"], envfarm_steps, 300, json_out=True),
     Bench(
         "rollout_throughput.py", ["--tokens", "32", "--concurrency", "8"], rollout_throughput, 120
