@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gantry.core import preload
 from gantry.core.client import aio_channel, sync_channel
 from gantry.core.ports import free_port
 from gantry.core.server import RunningServer, start_server
@@ -139,7 +139,7 @@ async def test_message_size_limit_is_enforced() -> None:
 
 
 @pytest.fixture
-def probe_process() -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+def probe_process() -> Iterator[tuple[preload.Child, int, int]]:
     metrics_port = free_port()
     env = {"GANTRY_PROBE_METRICS_PORT": str(metrics_port), "GANTRY_PROBE_GRACE_PERIOD_S": "10"}
     with spawn_service("gantry.core.testing.probe", "probe", token=TOKEN, env=env) as service:
@@ -148,7 +148,7 @@ def probe_process() -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
 
 
 def test_sigterm_drains_in_flight_call_then_exits_zero(
-    probe_process: tuple[subprocess.Popen[bytes], int, int],
+    probe_process: tuple[preload.Child, int, int],
 ) -> None:
     proc, port, _ = probe_process
     with sync_channel(f"127.0.0.1:{port}", token=TOKEN, retry=None) as ch:
@@ -167,7 +167,7 @@ def test_sigterm_drains_in_flight_call_then_exits_zero(
 
 
 def test_metrics_endpoint_serves_prometheus_text(
-    probe_process: tuple[subprocess.Popen[bytes], int, int],
+    probe_process: tuple[preload.Child, int, int],
 ) -> None:
     _, port, metrics_port = probe_process
     with sync_channel(f"127.0.0.1:{port}", token=TOKEN) as ch:
