@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from gantry.core.children import close_and_wait
+
 # What Gantry's model-holding processes import first; whichever are installed are preloaded.
 DEFAULT_MODULES = ("torch", "transformers.modeling_utils")
 # May differ between the preloader and a child: read only after start-up.
@@ -123,14 +125,7 @@ class Preloader:
     def close(self) -> None:
         with self._lock:
             self.broken = True
-            if self._process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    self._process.stdin.close()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            close_and_wait(self._process)
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

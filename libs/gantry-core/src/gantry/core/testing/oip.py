@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from gantry.core.children import close_and_wait
+
 PROBE = Path(__file__).with_name("oip_probe.py")
 
 
@@ -81,13 +83,7 @@ class OipClient:
         return answer["result"]
 
     def close(self) -> None:
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        close_and_wait(self._process)
 
     def __enter__(self) -> OipClient:
         return self
