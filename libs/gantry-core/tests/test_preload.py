@@ -81,6 +81,7 @@ def test_signals_reach_the_child_and_its_status_says_so(
     while not log.exists() or not log.read_text():
         assert child.poll() is None
     assert _report(log)["sid"] == child.pid  # a session (process group) of its own
+    assert Path(f"/proc/{child.pid}/comm").read_text().strip() == "probe sleep"  # for ps
     with pytest.raises(subprocess.TimeoutExpired):
         child.wait(timeout=0.2)
     child.terminate()

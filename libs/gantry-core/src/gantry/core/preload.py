@@ -365,7 +365,9 @@ def _become(request: dict[str, Any]) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    _name_process(" ".join([request["spawn"].removeprefix("gantry."), *request["args"]]))
+    # `gantry.core.cli serve trainer` -> "serve trainer"; `gantry.trainer.rank` -> "trainer.rank"
+    module = request["spawn"].removeprefix("gantry.").removeprefix("core.cli")
+    _name_process(" ".join([module, *request["args"]]).strip())
     sys.argv = [request["spawn"], *request["args"]]
     sys.path[0] = request["cwd"]  # what `python -m` puts first
     if "numpy" in sys.modules:  # a fresh interpreter seeds it from the OS, not from the fork
@@ -390,12 +392,13 @@ def _become(request: dict[str, Any]) -> int:
 
 
 def _name_process(name: str) -> None:
-    """`ps -o comm`, top and py-spy show this (the command line stays the preloader's)."""
+    """`ps -o comm` and top show this (the command line stays the preloader's); Linux keeps
+    15 bytes."""
     if sys.platform == "linux":
         import ctypes
 
         pr_set_name = 15
-        ctypes.CDLL(None).prctl(pr_set_name, name[-15:].encode(), 0, 0, 0)
+        ctypes.CDLL(None).prctl(pr_set_name, name[:15].encode(), 0, 0, 0)
 
 
 def _exit_code(value: object) -> int:
