@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,7 +26,7 @@ def die_with_parent() -> bool:
     return os.getppid() == parent
 
 
-def close_and_wait(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+def close_and_wait(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
     """End a child that exits when its stdin closes; SIGKILL it if it has not in time."""
     if process.stdin is not None:
         with contextlib.suppress(OSError):
