@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gantry.core.stack import group_members, load_stack, pid_alive
+from gantry.core.children import pid_alive
+from gantry.core.stack import group_members, load_stack
 
 PROBE = "probe=gantry.core.testing.probe:ProbeService"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gantry.core import preload
+from gantry.core.children import pid_alive
 from gantry.core.registry import uses_torch
 
 # Run as `python -m probe ARGS` from its directory: reports what a child sees, then exits
@@ -157,6 +158,6 @@ def test_the_preloader_exits_when_its_starter_does(tmp_path: Path) -> None:
     )
     pid = int(out.stdout.split()[0])
     deadline = time.monotonic() + 30
-    while preload._alive(pid):  # its pipe closed with the starter: it ends on its own
+    while pid_alive(pid):  # its pipe closed with the starter: it ends on its own
         assert time.monotonic() < deadline, "the preloader outlived the process that started it"
         time.sleep(0.05)

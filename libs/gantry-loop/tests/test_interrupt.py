@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gantry.core.stack import load_stack, pid_alive
+from gantry.core.children import pid_alive
+from gantry.core.stack import load_stack
 
 CONFIG = {
     "name": "interrupted",

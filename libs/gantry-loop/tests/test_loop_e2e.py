@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gantry.core.stack import load_stack, pid_alive
+from gantry.core.children import pid_alive
+from gantry.core.stack import load_stack
 from gantry.loop import parse_config, run_loop
 
 PROMPT = "Make the equation true by moving one match: ('move', [i, s, j, t]), then stop."

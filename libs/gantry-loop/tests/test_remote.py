@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gantry.core import stack
+from gantry.core.children import pid_alive
 from gantry.loop import LoopConfig, parse_config, run_loop
 from gantry.models.tiny.causal_lm import build_tiny_causal_lm
 
@@ -98,7 +99,7 @@ def test_loop_runs_against_running_services(cluster: Cluster, tmp_path: Path) ->
     versions = [r["policy_version"] for r in records if r["stage"] == "publish"]
     assert len(versions) == 2 and versions[0] < versions[1]
     # The loop leaves services it did not start running.
-    assert all(stack.pid_alive(s.pid) for s in cluster.running.services)
+    assert all(pid_alive(s.pid) for s in cluster.running.services)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gantry.core import errors, stack
+from gantry.core.children import pid_alive
 from gantry.core.client import sync_channel
 from gantry.core.reflect import ReflectionClient
 from gantry.core.registry import installed_services, load_service
@@ -90,7 +91,7 @@ def _print_stack(running: stack.Stack) -> None:
     for column in ("service", "pid", "endpoint", "metrics", "health", "log"):
         table.add_column(column)
     for svc in running.services:
-        health = stack.health_status(svc.target) if stack.pid_alive(svc.pid) else "EXITED"
+        health = stack.health_status(svc.target) if pid_alive(svc.pid) else "EXITED"
         table.add_row(
             svc.name,
             str(svc.pid),

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from gantry.core.children import close_and_wait
+from gantry.core.children import close_and_wait, pid_alive
 
 # What Gantry's model-holding processes import first; whichever are installed are preloaded.
 DEFAULT_MODULES = ("torch", "transformers.modeling_utils")
@@ -175,7 +175,7 @@ class ForkedChild:
         try:
             running, code = self._preloader.status(self.pid)
         except PreloaderGone:
-            running, code = _alive(self.pid), UNKNOWN_STATUS
+            running, code = pid_alive(self.pid), UNKNOWN_STATUS
         if not running:
             self.returncode = UNKNOWN_STATUS if code is None else int(code)
         return self.returncode
@@ -198,14 +198,6 @@ class ForkedChild:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 _shared: Preloader | None = None

@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gantry.core import preload
+from gantry.core.children import pid_alive
 from gantry.core.ports import DEFAULT_PORTS, free_port
 from gantry.core.registry import installed_services, uses_torch
 from gantry.core.settings import env_prefix
@@ -104,21 +105,6 @@ def _save_stack(stack: Stack) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(asdict(stack), fh, indent=2)
     os.replace(tmp, path)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; only its parent has not reaped it yet.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def group_members(pgid: int) -> list[int]:
