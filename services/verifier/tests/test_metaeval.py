@@ -59,3 +59,16 @@ def test_metaeval_reports_every_mode_latency_and_refine_rounds(tmp_path: Path) -
     # round 1 and kept; the failed one is rejected and retried by the agent.
     assert refine["right_to_wrong"] == 0 and refine["retries"] == 1
     assert refine["final_correct"] >= 1
+    # Every stream's answers are kept with envfarm's grading of each.
+    tasks = {t["injected"] == "none": t for t in refine["per_task"]}
+    assert set(tasks) == {True, False}
+    assert tasks[True]["answers"] and tasks[True]["right"] == [True]  # accepted in round 1
+    assert tasks[True]["best_round"] == 1 and tasks[True]["final_right"]
+    assert len(tasks[False]["answers"]) == 2 and tasks[False]["right"][0] is False
+    assert len(tasks[False]["right"]) == len(tasks[False]["answers"])
+    # Every item's score is kept, in the set's order, and agrees with its verdict.
+    for mode in modes.values():
+        assert len(mode["scores"]) == ITEMS and all(1 <= s <= 4 for s in mode["scores"])
+    assert [s < 3 for s in modes["programmatic"]["scores"]] == [
+        not item["correct"] for item in report["set"]["verified"]
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 
@@ -11,8 +12,16 @@ import pytest
 from gantry.core.client import sync_channel
 from gantry.core.testing.process import spawn_service
 from gantry.verifier.metaeval import dataset, failures
-from gantry.verifier.metaeval.run import parse_actions, request, stratified
+from gantry.verifier.metaeval.run import (
+    RefinedTask,
+    RefineResult,
+    parse_actions,
+    request,
+    stratified,
+)
 from gantry.verifier.metaeval.scoring import Confusion, percentile
+from gantry.verifier.metaeval.stack import AGENT, verifier_env
+from gantry.verifier.settings import VerifierSettings
 
 TOKEN = "metaeval-test-token"
 MAZE = ["('move', 'down')", "('move', 'left')", "('move', 'up')", "stop"]
@@ -123,3 +132,50 @@ def test_stratified_subset_is_balanced_and_seeded(items: list[dataset.Item]) -> 
     assert [i.id for i in subset] == [i.id for i in items if i in subset]  # the set's order
     assert subset == stratified(items, 1, seed=3)
     assert len(stratified(items, 9, seed=3)) == len(items)  # capped by what the set has
+
+
+def test_local_verifier_gets_an_agent_endpoint_only_when_given() -> None:
+    plain = verifier_env("tiny", rollout_target="127.0.0.1:1", envfarm_target="127.0.0.1:2")
+    assert "GANTRY_VERIFIER_AGENTS" not in plain
+    assert json.loads(plain["GANTRY_VERIFIER_JUDGES"]) == {
+        "default": {"backend": "rollout", "max_tokens": 96}
+    }
+    env = verifier_env(
+        "tiny",
+        rollout_target="127.0.0.1:1",
+        envfarm_target="127.0.0.1:2",
+        agent_url="http://agent.internal:8000/v1",
+        agent_model="my-agent",
+    )
+    agents = json.loads(env["GANTRY_VERIFIER_AGENTS"])
+    # What the verifier will load: its own settings model accepts it as is.
+    settings = VerifierSettings(agents=agents, auth_disabled=True)
+    assert settings.agents[AGENT].url == "http://agent.internal:8000/v1"
+    assert settings.agents[AGENT].model == "my-agent"
+
+
+def test_refine_results_by_first_answer_kind() -> None:
+    def task(kind: str, right: list[bool], final: bool) -> RefinedTask:
+        return RefinedTask(f"t-{kind}", kind, ["a"] * len(right), right, len(right), final)
+
+    result = RefineResult(
+        mode="programmatic",
+        tasks=4,
+        correct_by_round=[1, 2],
+        final_correct=2,
+        wrong_to_right=1,
+        right_to_wrong=0,
+        errors=0,
+        retries=3,
+        per_task=[
+            task("none", [True], True),
+            task("format_error", [False, True], True),
+            task("format_error", [False, False], False),
+            task("step_limit", [False, False], False),
+        ],
+    )
+    assert result.by_kind() == {
+        "none": (1, 1, 1),
+        "format_error": (2, 0, 1),
+        "step_limit": (1, 0, 0),
+    }

@@ -59,7 +59,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--refine-modes", nargs="+", default=["programmatic", "full"], choices=list(run.MODES)
     )
+    p.add_argument(
+        "--refine-kinds",
+        nargs="+",
+        default=None,
+        choices=["none", *failures.KINDS],
+        help="refine only tasks whose first answer has one of these injected failures "
+        "('none' = a correct first answer; default: the family's first tasks as they come)",
+    )
     p.add_argument("--agent-max-tokens", type=int, default=160, help="tokens per refined answer")
+    p.add_argument(
+        "--agent-temperature", type=float, default=0.0, help="the agent's sampling (0 = greedy)"
+    )
+    p.add_argument(
+        "--agent-url",
+        default="",
+        help="refine with this OpenAI-compatible endpoint (…/v1) as the agent instead of the "
+        "judge's model (local stacks)",
+    )
+    p.add_argument("--agent-model", default="", help="model name sent to --agent-url")
+    p.add_argument(
+        "--agent-endpoint",
+        default="",
+        help="with --verifier: refine with this configured agent endpoint name",
+    )
     p.add_argument(
         "--judge-max-tokens", type=int, default=0, help="tokens per judge call (0 = default)"
     )
@@ -123,10 +146,20 @@ def _refine_table(title: str, results: Sequence[run.RefineResult]) -> str:
     return "\n".join(lines)
 
 
+def _refine_kinds(result: run.RefineResult) -> str:
+    """Which first answers the loop repaired, per injected failure kind."""
+    lines = ["", "| first answer | tasks | right in round 1 | right in the best round |"]
+    lines.append("|---|---:|---|---|")
+    for kind, (n, first, final) in sorted(result.by_kind().items()):
+        lines.append(f"| {kind} | {n} | {_share(first, n)} | {_share(final, n)} |")
+    return "\n".join(lines)
+
+
 def _stacks(args: argparse.Namespace, envfarm_target: str) -> Iterator[tuple[str, Stack]]:
     """(name, stack) per judge: the given verifier, or a local stack per model in turn."""
     if args.verifier:
-        yield args.judge or "verifier", Stack(envfarm_target, "", args.verifier, args.judge)
+        verifier = Stack(envfarm_target, "", args.verifier, args.judge, args.agent_endpoint)
+        yield args.judge or "verifier", verifier
         return
     for model in args.models:
         with local_stack(
@@ -135,6 +168,8 @@ def _stacks(args: argparse.Namespace, envfarm_target: str) -> Iterator[tuple[str
             token=TOKEN,
             torch_threads=args.torch_threads,
             judge_max_tokens=args.judge_max_tokens,
+            agent_url=args.agent_url,
+            agent_model=args.agent_model,
         ) as stack:
             yield model, stack
 
@@ -185,10 +220,13 @@ def _verify_with(
                     rounds=args.rounds,
                     seed=args.seed,
                     agent_max_tokens=args.agent_max_tokens,
+                    agent_temperature=args.agent_temperature,
+                    agent_endpoint=services.agent_endpoint,
                 )
             )
             title = f"VerifyAndRefine, judge and agent: {name}"
             print(_refine_table(f"{title}, {mode}", refined[-1:]), flush=True)
+            print(_refine_kinds(refined[-1]), flush=True)
             print(f"  {_load()}", flush=True)
             entry["refine"] = [asdict(r) for r in refined]
         if len(refined) > 1:
@@ -211,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         report["set"] = {"items": len(items), "build_s": built_s, "kinds": kinds}
         builder = dataset.Builder(envfarm_channel)
         family = [i for i in items if (i.env_id, i.difficulty) == REFINE_ENV]
+        if args.refine_kinds:
+            family = [i for i in family if i.injected in args.refine_kinds]
         refine_items = family[: args.refine_tasks]
         if args.per_kind:
             items = run.stratified(items, args.per_kind, args.seed)
@@ -219,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"{len(items)} items: {dict(Counter(i.injected for i in items))}"
             )
             report["set"]["subset"] = {"per_kind": args.per_kind, "items": len(items)}
+        # The items verified, in order: each mode's `scores` line up with these.
+        report["set"]["verified"] = [
+            {"id": i.id, "injected": i.injected, "correct": i.correct} for i in items
+        ]
         for name, services in _stacks(args, envfarm_target):
             report["models"][name] = _verify_with(
                 name, services, args, token, items, refine_items, builder

@@ -81,6 +81,7 @@ class ModeResult:
     latencies_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
     refusals: dict[str, int] = field(default_factory=dict)  # error message -> count
+    scores: list[int] = field(default_factory=list)  # per item in order; 0 = refused
 
     @property
     def median_s(self) -> float:
@@ -109,6 +110,7 @@ def evaluate(
         return _sequential(channel, items, mode, judge=judge, seed=seed, timeout_s=timeout_s)
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     verdicts: list[bool] = []
+    scores: list[int] = []
     errors = 0
     refusals: dict[str, int] = {}
     started = time.perf_counter()
@@ -127,6 +129,12 @@ def evaluate(
                 message = result.error.message[:160]
                 refusals[message] = refusals.get(message, 0) + 1
             verdicts.append(ok and result.verification.verdict == verifier_pb2.VERDICT_REJECT)
+            scores.append(result.verification.score if ok else 0)
+        print(  # a long run is readable batch by batch, even if cut short
+            f"  {mode} {len(verdicts)}/{len(items)}: {sum(verdicts)} rejected, {errors} "
+            f"refused, {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
     seconds = time.perf_counter() - started
     wrong = [not item.correct for item in items]
     by_kind = _by_kind(items, verdicts)
@@ -141,7 +149,7 @@ def evaluate(
             continue  # refused items are counted above; their latency is not a Verify's
         latencies.append(time.perf_counter() - t0)
     confusion = Confusion.of(verdicts, wrong)
-    return ModeResult(mode, confusion, errors, by_kind, latencies, seconds, refusals)
+    return ModeResult(mode, confusion, errors, by_kind, latencies, seconds, refusals, scores)
 
 
 def _by_kind(items: Sequence[Item], verdicts: Sequence[bool]) -> dict[str, tuple[int, int]]:
@@ -164,6 +172,7 @@ def _sequential(
 ) -> ModeResult:
     stub = verifier_pb2_grpc.VerifierServiceStub(channel)
     verdicts: list[bool] = []
+    scores: list[int] = []
     latencies: list[float] = []
     refusals: dict[str, int] = {}
     errors = 0
@@ -179,9 +188,11 @@ def _sequential(
             message = str(exc.details())[:160]
             refusals[message] = refusals.get(message, 0) + 1
             verdicts.append(False)
+            scores.append(0)
             continue
         latencies.append(time.perf_counter() - t0)
         verdicts.append(reply.verification.verdict == verifier_pb2.VERDICT_REJECT)
+        scores.append(reply.verification.score)
         if progress:  # a slow judge's run is readable item by item, even if cut short
             v = reply.verification
             print(
@@ -191,9 +202,8 @@ def _sequential(
             )
     seconds = time.perf_counter() - started
     confusion = Confusion.of(verdicts, [not item.correct for item in items])
-    return ModeResult(
-        mode, confusion, errors, _by_kind(items, verdicts), latencies, seconds, refusals
-    )
+    by_kind = _by_kind(items, verdicts)
+    return ModeResult(mode, confusion, errors, by_kind, latencies, seconds, refusals, scores)
 
 
 def stratified(items: Sequence[Item], per_kind: int, seed: int) -> list[Item]:
@@ -216,6 +226,19 @@ def parse_actions(answer: str) -> list[str]:
 
 
 @dataclass
+class RefinedTask:
+    """One VerifyAndRefine stream: what was answered in each round and whether envfarm's
+    replay found it right (kept in the JSON report, so every retry can be read)."""
+
+    id: str
+    injected: str
+    answers: list[str]  # round 1's (the item's), then each refined answer verified
+    right: list[bool]  # per answer above
+    best_round: int  # the verifier's choice, 1-based (0: the stream failed)
+    final_right: bool
+
+
+@dataclass
 class RefineResult:
     """VerifyAndRefine on tasks whose every answer envfarm can grade by replay."""
 
@@ -228,6 +251,15 @@ class RefineResult:
     errors: int  # streams that failed (their rounds so far count)
     retries: int  # refined answers the agent wrote
     seconds: float = 0.0
+    per_task: list[RefinedTask] = field(default_factory=list)
+
+    def by_kind(self) -> dict[str, tuple[int, int, int]]:
+        """injected kind -> (tasks, right in round 1, right in the verifier's choice)."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for task in self.per_task:
+            n, first, final = out.get(task.injected, (0, 0, 0))
+            out[task.injected] = (n + 1, first + task.right[0], final + task.final_right)
+        return out
 
     @property
     def accuracy_by_round(self) -> list[float]:
@@ -248,10 +280,13 @@ def refine(
     rounds: int = 4,
     seed: int = 0,
     agent_max_tokens: int = 0,
+    agent_temperature: float = 0.0,
+    agent_endpoint: str = "",
     timeout_s: float = 3600.0,
 ) -> RefineResult:
     """VerifyAndRefine each item for up to `rounds` rounds, the first answer being the
-    item's and the agent the verifier's default (greedy, seeded). In the modes with
+    item's and the agent the verifier's default or its configured `agent_endpoint`
+    (seeded; greedy unless `agent_temperature` is set). In the modes with
     checks, the replay check reads each round's answer (`actions_from_answer`), so the
     verifier and the agent see ground truth on every retry. Independently of the
     verifier, every round's answer is replayed here in envfarm to score it."""
@@ -267,7 +302,10 @@ def refine(
         _, _, steps = builder.replay(item.env_id, item.difficulty, item.seed, plan)
         return bool(steps) and steps[-1].terminated and steps[-1].reward >= dataset.SUCCESS_REWARD
 
-    sampling = sampling_pb2.SamplingParams(temperature=0, seed=seed, max_tokens=agent_max_tokens)
+    sampling = sampling_pb2.SamplingParams(
+        temperature=agent_temperature, seed=seed, max_tokens=agent_max_tokens
+    )
+    per_task: list[RefinedTask] = []
     for item in items:
         base = request(item, mode, judge=judge, seed=seed, from_answer=True)
         call = verifier_pb2.VerifyAndRefineRequest(
@@ -280,16 +318,16 @@ def refine(
             max_steps=base.max_steps,
             max_rounds=rounds,
             checks=base.checks,
-            agent=verifier_pb2.RefineAgent(sampling=sampling),
+            agent=verifier_pb2.RefineAgent(sampling=sampling, endpoint=agent_endpoint),
         )
         answers: list[str] = []
-        chosen = item.answer
+        chosen, best_round = item.answer, 0
         try:
             for message in stub.VerifyAndRefine(call, timeout=timeout_s):
                 answers.append(message.round.answer)
                 retries += bool(message.round.refined_answer)
                 if message.done:
-                    chosen = message.final_answer
+                    chosen, best_round = message.final_answer, message.best_round
         except grpc.RpcError:
             errors += 1
         answers = answers or [item.answer]
@@ -300,6 +338,16 @@ def refine(
         final += outcomes[chosen]
         flips_up += not outcomes[standing[0]] and outcomes[chosen]
         flips_down += outcomes[standing[0]] and not outcomes[chosen]
+        per_task.append(
+            RefinedTask(
+                item.id,
+                item.injected,
+                answers,
+                [outcomes[a] for a in answers],
+                best_round,
+                outcomes[chosen],
+            )
+        )
     return RefineResult(
         mode=mode,
         tasks=len(items),
@@ -310,4 +358,5 @@ def refine(
         errors=errors,
         retries=retries,
         seconds=time.perf_counter() - started,
+        per_task=per_task,
     )

@@ -28,12 +28,48 @@ PROFILES: dict[str, dict[str, str]] = {
 JUDGE_TOKENS = {"tiny": 96}
 
 
+AGENT = "agent"  # the name a local stack gives an --agent-url endpoint
+
+
 @dataclass(frozen=True)
 class Stack:
     envfarm: str
     rollout: str
     verifier: str
     judge: str = JUDGE
+    agent_endpoint: str = ""  # a configured agent endpoint name; "" = the judge's rollout
+
+
+def verifier_env(
+    model: str,
+    *,
+    rollout_target: str,
+    envfarm_target: str,
+    judge_max_tokens: int = 0,
+    agent_url: str = "",
+    agent_model: str = "",
+) -> dict[str, str]:
+    """The local verifier's settings: its judge is `model` on `rollout_target`; with
+    `agent_url` (an OpenAI-compatible base URL, …/v1) VerifyAndRefine's agent can be that
+    endpoint instead of the judge's own model."""
+    judge: dict[str, object] = {"backend": "rollout"}
+    tokens = judge_max_tokens or JUDGE_TOKENS.get(model, 0)
+    if tokens:
+        judge["max_tokens"] = tokens
+    env = {
+        "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout_target,
+        "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm_target,
+        "GANTRY_VERIFIER_JUDGES": json.dumps({JUDGE: judge}),
+        "GANTRY_VERIFIER_MAX_QUEUED_VERIFICATIONS": "256",
+        # A judge call of a 135M model on a busy CPU can take minutes.
+        "GANTRY_VERIFIER_PEER_TIMEOUT_S": "900",
+        **PROFILES.get(model, {}),
+    }
+    if agent_url:
+        env["GANTRY_VERIFIER_AGENTS"] = json.dumps(
+            {AGENT: {"url": agent_url, "model": agent_model}}
+        )
+    return env
 
 
 @contextmanager
@@ -50,14 +86,13 @@ def local_stack(
     token: str | None,
     torch_threads: int = 0,
     judge_max_tokens: int = 0,
+    agent_url: str = "",
+    agent_model: str = "",
 ) -> Iterator[Stack]:
     """rollout serving `model` (a path or a name: tiny, smollm2-135m-instruct) and a
     verifier whose default judge and refine agent are that model (`judge_max_tokens` 0 =
-    the verifier's default per judge call)."""
-    judge: dict[str, object] = {"backend": "rollout"}
-    tokens = judge_max_tokens or JUDGE_TOKENS.get(model, 0)
-    if tokens:
-        judge["max_tokens"] = tokens
+    the verifier's default per judge call; `agent_url`: the refine agent is that
+    OpenAI-compatible endpoint instead)."""
     with ExitStack() as stack:
         rollout = stack.enter_context(
             spawn_service(
@@ -77,15 +112,15 @@ def local_stack(
                 "gantry.verifier",
                 "verifier",
                 token=token,
-                env={
-                    "GANTRY_VERIFIER_ROLLOUT_TARGET": rollout.target,
-                    "GANTRY_VERIFIER_ENVFARM_TARGET": envfarm_target,
-                    "GANTRY_VERIFIER_JUDGES": json.dumps({JUDGE: judge}),
-                    "GANTRY_VERIFIER_MAX_QUEUED_VERIFICATIONS": "256",
-                    # A judge call of a 135M model on a busy CPU can take minutes.
-                    "GANTRY_VERIFIER_PEER_TIMEOUT_S": "900",
-                    **PROFILES.get(model, {}),
-                },
+                env=verifier_env(
+                    model,
+                    rollout_target=rollout.target,
+                    envfarm_target=envfarm_target,
+                    judge_max_tokens=judge_max_tokens,
+                    agent_url=agent_url,
+                    agent_model=agent_model,
+                ),
             )
         )
-        yield Stack(envfarm_target, rollout.target, verifier.target)
+        agent = AGENT if agent_url else ""
+        yield Stack(envfarm_target, rollout.target, verifier.target, agent_endpoint=agent)
