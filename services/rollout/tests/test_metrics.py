@@ -49,6 +49,18 @@ class Served:
     def scrape(self) -> Scrape:
         return scrape(self.running)
 
+    def scrape_http(self, before: Scrape, requests: int, timeout_s: float = 10.0) -> Scrape:
+        """A scrape once `requests` more HTTP requests are counted than in `before`: a
+        request is counted when its last byte has gone out, so the client can hold the
+        response a moment before the server's bookkeeping has run."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            scraped = self.scrape()
+            grown = scraped.total(HTTP) - before.total(HTTP)
+            if grown >= requests or time.monotonic() > deadline:
+                return scraped
+            time.sleep(0.02)
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
@@ -117,7 +129,7 @@ def test_openai_calls_count_tokens_and_http_requests_by_route(served: Served) ->
         events = [line[6:] for line in stream.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     streamed = json.loads(events[-2])["usage"]
-    after = served.scrape()
+    after = served.scrape_http(before, 2)
     assert _tokens(before, after, "openai") == (
         usage["prompt_tokens"] + streamed["prompt_tokens"],
         usage["completion_tokens"] + streamed["completion_tokens"],
@@ -140,7 +152,7 @@ def test_http_routes_are_templates_and_refusals_count(served: Served) -> None:
     bad = {"Authorization": "Bearer wrong"}
     assert httpx.post(f"{served.base}/v1/completions", json={}, headers=bad).status_code == 401
     assert httpx.get(f"{served.base}/v1/completions", headers=AUTH).status_code == 405
-    after = served.scrape()
+    after = served.scrape_http(before, 6)
 
     def grew(route: str, code: str) -> float:
         labels = {"route": route, "code": code}
