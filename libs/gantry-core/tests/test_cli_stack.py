@@ -75,7 +75,7 @@ def test_up_status_call_down_leaves_no_process(tmp_path: Path) -> None:
 def test_up_fails_cleanly_when_a_service_cannot_start(tmp_path: Path) -> None:
     result = gantry(tmp_path, "up", "probe", env={"GANTRY_PROBE_MAX_MESSAGE_BYTES": "1"})
     assert result.returncode == 1
-    assert "probe exited during start" in result.stderr
+    assert "probe exited with status 1 during start" in result.stderr
     assert "max_message_bytes" in result.stderr  # the log tail says why
     assert load_stack(tmp_path) is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -181,3 +182,37 @@ def test_metrics_endpoint_serves_prometheus_text(
         body = resp.read().decode()
     assert 'gantry_grpc_requests_total{code="OK",method="Echo"' in body
     assert "gantry_service_ready 1.0" in body
+
+
+def test_a_quiet_stream_fails_when_its_server_dies(
+    probe_process: tuple[preload.Child, int, int],
+) -> None:
+    """A server-streaming call that has had no message yet, on a channel with the default
+    retry policy, must end with UNAVAILABLE when the server process is killed: gRPC keeps
+    an uncommitted call pending forever otherwise (seen as a training loop hung on a dead
+    trainer's StreamRunMetrics)."""
+    proc, port, _ = probe_process
+    with sync_channel(f"127.0.0.1:{port}", token=TOKEN, default_timeout_s=None) as ch:
+        quiet = ch.unary_stream(
+            "/gantry.testing.v1.ProbeService/QuietStream",
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        stream = quiet(wrappers_pb2.StringValue(value="600"))
+        outcome: list[grpc.StatusCode] = []
+
+        def drain() -> None:
+            try:
+                for _ in stream:
+                    pass
+            except grpc.RpcError as exc:
+                outcome.append(exc.code())
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        time.sleep(0.5)  # the call is open on the server
+        proc.kill()
+        proc.wait(timeout=10)
+        reader.join(timeout=15)
+        stream.cancel()
+    assert outcome == [grpc.StatusCode.UNAVAILABLE]

@@ -42,9 +42,7 @@ def _wait_for(
     raise AssertionError(f"the loop did not reach SFT in {timeout_s} s:\n{''.join(lines)}")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
+def _start_loop(tmp_path: Path) -> tuple[subprocess.Popen[str], list[str], Path]:
     config = tmp_path / "loop.yaml"
     config.write_text(yaml.safe_dump({**CONFIG, "report_dir": str(tmp_path / "reports")}))
     process = subprocess.Popen(
@@ -69,24 +67,52 @@ def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
 
     # The SFT run is under way: all three services are up (minutes on a loaded 2-core CI).
     _wait_for(training, 450, process, lines)
-    report = next(reports.glob("*/"))
+    return process, lines, next(reports.glob("*/"))
+
+
+def _ended(process: subprocess.Popen[str], lines: list[str], timeout_s: float, what: str) -> str:
+    since = time.monotonic()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(
+            f"the loop was still running {time.monotonic() - since:.0f} s after {what}:\n"
+            f"{''.join(lines)}"
+        ) from None
+    time.sleep(1)  # the reader thread takes the last lines
+    return "".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_during_training_takes_the_stack_down(tmp_path: Path) -> None:
+    process, lines, report = _start_loop(tmp_path)
     stack = load_stack(report / "stack")
     assert stack is not None and len(stack.services) == 3
     assert all(pid_alive(s.pid) for s in stack.services)
 
-    interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=180)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise AssertionError(
-            f"the loop was still running {time.monotonic() - interrupted:.0f} s after "
-            f"Ctrl-C:\n{''.join(lines)}"
-        ) from None
-    reader.join(timeout=10)
-    output = "".join(lines)
+    output = _ended(process, lines, 180, "Ctrl-C")
     assert process.returncode == 130, output
     assert "interrupted" in output
     assert not any(pid_alive(s.pid) for s in stack.services)
     assert (report / "summary.md").exists()  # the partial report is still written
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_service_killed_mid_run_fails_the_loop_naming_it(tmp_path: Path) -> None:
+    """The trainer dies (the kernel's OOM killer sends SIGKILL) while the loop follows its
+    SFT run's metrics stream: the loop must fail at once, naming the service and how it
+    ended, and take the rest of the stack down, not wait on the stream forever."""
+    process, lines, report = _start_loop(tmp_path)
+    stack = load_stack(report / "stack")
+    assert stack is not None
+    trainer = stack.service("trainer")
+    os.kill(trainer.pid, signal.SIGKILL)
+    output = _ended(process, lines, 60, "the trainer was killed")
+    assert process.returncode == 1, output
+    assert "trainer was killed by SIGKILL" in output
+    assert not any(pid_alive(s.pid) for s in stack.services)
+    assert (report / "summary.md").exists()

@@ -247,6 +247,10 @@ class _CallScope:
         code = grpc.StatusCode.UNKNOWN
         try:
             self._authenticate()
+            # Headers now: a client that has them has committed the call, so if this
+            # process dies before the first message the client sees UNAVAILABLE. Without
+            # them, gRPC's retry policy keeps an uncommitted stream pending forever.
+            await self.context.send_initial_metadata(())
             async for item in body():
                 yield item
             code = _context_code(self.context)

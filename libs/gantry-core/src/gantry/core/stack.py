@@ -3,6 +3,8 @@
 `up()` starts the processes (each in its own session, logging to a file), waits until
 each reports SERVING, and records them in `stack.json`; `down()` sends SIGTERM to each
 process group, waits for the drain, and SIGKILLs what is left, so no process survives.
+`watch()` tells the process that started a stack when one of its services dies, with the
+exit status (a job running on a private stack fails naming it instead of waiting on it).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
@@ -60,6 +63,9 @@ class Stack:
     state_dir: str
     token: str | None
     services: list[ServiceProcess]
+    # The processes this process started, by service name (not saved: exit statuses
+    # reach only the starter; a stack loaded from its file knows pids).
+    processes: dict[str, preload.Child] = field(default_factory=dict, repr=False)
 
     def service(self, name: str) -> ServiceProcess:
         for svc in self.services:
@@ -102,8 +108,13 @@ def _save_stack(stack: Stack) -> None:
     path = Path(stack.state_dir) / STACK_FILE
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the token
+    saved = {
+        "state_dir": stack.state_dir,
+        "token": stack.token,
+        "services": [asdict(svc) for svc in stack.services],
+    }
     with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(stack), fh, indent=2)
+        json.dump(saved, fh, indent=2)
     os.replace(tmp, path)
 
 
@@ -186,11 +197,13 @@ def up(
             env = {f"{env_prefix(name)}{key}": value for key, value in peers.items()}
             env.update(_storage_env(state_dir))
             env.update(extra_env or {})
-            stack.services.append(_launch(state_dir, name, port, metrics_port, token, env))
+            svc, process = _launch(state_dir, name, port, metrics_port, token, env)
+            stack.services.append(svc)
+            stack.processes[name] = process
             _save_stack(stack)
         deadline = time.monotonic() + timeout_s
         for svc in stack.services:
-            _wait_serving(svc, deadline)
+            _wait_serving(stack, svc, deadline)
             if on_ready is not None:
                 on_ready(svc)
     except BaseException:
@@ -223,7 +236,7 @@ def _launch(
     metrics_port: int,
     token: str | None,
     extra_env: dict[str, str] | None,
-) -> ServiceProcess:
+) -> tuple[ServiceProcess, preload.Child]:
     prefix = env_prefix(name)
     env = dict(os.environ)
     env.update(extra_env or {})
@@ -251,18 +264,69 @@ def _launch(
         new_session=True,
         imports_torch=uses_torch(name),
     )
-    return ServiceProcess(name, proc.pid, port, metrics_port, str(log_path))
+    return ServiceProcess(name, proc.pid, port, metrics_port, str(log_path)), proc
 
 
-def _wait_serving(svc: ServiceProcess, deadline: float) -> None:
+def _wait_serving(stack: Stack, svc: ServiceProcess, deadline: float) -> None:
     while True:
-        if not pid_alive(svc.pid):
-            raise StackError(f"{svc.name} exited during start; last log lines:\n{_tail(svc.log)}")
+        running, status = exit_status(stack, svc)
+        if not running:
+            raise StackError(death_notice(svc, status, during="start"))
         if health_status(svc.target, timeout_s=0.5) == "SERVING":
             return
         if time.monotonic() > deadline:
             raise StackError(f"{svc.name} did not become SERVING in time:\n{_tail(svc.log)}")
         time.sleep(0.2)
+
+
+def describe_exit(status: int | None) -> str:
+    """A process's end in words, from its exit status (negative: the signal that killed it)."""
+    if status is None or status == preload.UNKNOWN_STATUS:
+        return "exited (status unknown)"
+    if status >= 0:
+        return f"exited with status {status}"
+    name = signal.Signals(-status).name if -status in signal.valid_signals() else str(-status)
+    if -status == signal.SIGKILL:
+        return f"was killed by {name} (out of memory? see `dmesg`)"
+    return f"was killed by {name}"
+
+
+def exit_status(stack: Stack, svc: ServiceProcess) -> tuple[bool, int | None]:
+    """(running, exit status when known) of one of the stack's services."""
+    process = stack.processes.get(svc.name)
+    if process is not None:
+        status = process.poll()
+        return status is None, status
+    return pid_alive(svc.pid), None
+
+
+def death_notice(svc: ServiceProcess, status: int | None, *, during: str = "") -> str:
+    """What to tell a user whose job lost this service: name, exit status, last log lines."""
+    when = f" during {during}" if during else ""
+    return f"{svc.name} {describe_exit(status)}{when}; last lines of {svc.log}:\n{_tail(svc.log)}"
+
+
+def watch(
+    stack: Stack,
+    on_exit: Callable[[ServiceProcess, int | None], None],
+    *,
+    interval_s: float = 0.5,
+) -> Callable[[], None]:
+    """Call `on_exit(service, exit status)` from a daemon thread for the first service of
+    the stack that stops running; return the function that stops watching (call it
+    before `down`, whose stops are not deaths)."""
+    stopped = threading.Event()
+
+    def poll() -> None:
+        while not stopped.wait(interval_s):
+            for svc in stack.services:
+                running, status = exit_status(stack, svc)
+                if not running and not stopped.is_set():
+                    on_exit(svc, status)
+                    return
+
+    threading.Thread(target=poll, name="stack-watch", daemon=True).start()
+    return stopped.set
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -246,12 +246,24 @@ def _local_stack(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterat
         extra_env=env,
         default_ports=False,  # private to this run
     )
+    channels: list[grpc.Channel] = []
+    deaths: list[str] = []
+
+    def lost(svc: stack.ServiceProcess, status: int | None) -> None:
+        # A dead service's calls would wait (or retry) on it: cancel them all, and the
+        # loop fails below with the service's name and exit status.
+        deaths.append(stack.death_notice(svc, status))
+        for ch in channels:
+            ch.close()
+
+    stop_watching = stack.watch(running, lost)
     try:
         with contextlib.ExitStack() as exits:
 
             def channel(name: str) -> grpc.Channel:
                 target = running.service(name).target
-                return exits.enter_context(sync_channel(target, token=running.token))
+                channels.append(exits.enter_context(sync_channel(target, token=running.token)))
+                return channels[-1]
 
             stubs = Stubs(
                 envfarm=envfarm_pb2_grpc.EnvFarmServiceStub(channel("envfarm")),
@@ -260,5 +272,10 @@ def _local_stack(config: LoopConfig, report_dir: Path, data_dir: Path) -> Iterat
             )
             # The address stack.up configured as the trainer's rollout_target: accepted.
             yield Endpoints(stubs, base_model, running.service("rollout").target)
+    except Exception as exc:
+        if deaths:
+            raise stack.StackError(f"the loop lost a service: {deaths[0]}") from exc
+        raise
     finally:
+        stop_watching()
         stack.down(state_dir)

@@ -91,6 +91,13 @@ class ProbeService(Service[ProbeSettings]):
         if n == 3:
             raise errors.FailedPrecondition("stream broke after 3 items")
 
+    async def quiet_stream(
+        self, request: wrappers_pb2.StringValue, context: Any
+    ) -> AsyncIterator[wrappers_pb2.StringValue]:
+        """A stream that sends nothing for `value` seconds, then one item."""
+        await asyncio.sleep(float(request.value))
+        yield _string("woke")
+
     async def start_job(self, request: wrappers_pb2.StringValue, context: Any) -> Any:
         seconds = float(request.value)
 
@@ -134,6 +141,11 @@ class ProbeService(Service[ProbeSettings]):
             "StartJob": unary(self.start_job, ops.Operation),
             "Count": grpc.unary_stream_rpc_method_handler(
                 self.count,
+                request_deserializer=wrappers_pb2.StringValue.FromString,
+                response_serializer=wrappers_pb2.StringValue.SerializeToString,
+            ),
+            "QuietStream": grpc.unary_stream_rpc_method_handler(
+                self.quiet_stream,
                 request_deserializer=wrappers_pb2.StringValue.FromString,
                 response_serializer=wrappers_pb2.StringValue.SerializeToString,
             ),
