@@ -263,3 +263,64 @@ def test_token_budget_batching_gives_the_same_gradient() -> None:
     packed = gradient(grpo.micro_batches(items, 2, token_budget=96))
     assert fixed.abs().max() > 0
     torch.testing.assert_close(packed, fixed, rtol=1e-4, atol=1e-6)
+
+
+class _NoLogitsToKeep(torch.nn.Module):
+    """A policy whose forward has no `logits_to_keep` (computes every position)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> object:
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_policy_logprobs_match_full_logits_and_compute_only_completion_rows() -> None:
+    from gantry.models.loading import load_causal_lm
+    from gantry.models.tiny import tiny_model_dir
+
+    model = cast(torch.nn.Module, load_causal_lm(str(tiny_model_dir("causal_lm"))).model)
+    model = model.to(torch.float32)
+    items = _turns([(30, 4), (7, 9), (45, 2), (12, 12)], seed=3)
+    batch = grpo.collate(items, pad_id=0)
+    mask = batch.loss_mask
+    completion = sum(s.completion_len for s in items)
+
+    def loss_and_grad(logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        terms = grpo.ppo_clip_loss(
+            logp,
+            batch.old_logprobs,
+            batch.advantages,
+            mask,
+            clip_low=0.2,
+            clip_high=0.28,
+            total_tokens=float(completion),
+        )
+        model.zero_grad()
+        terms.loss.backward()  # type: ignore[no-untyped-call]
+        grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
+        return terms.loss.detach(), torch.cat(grads)
+
+    full_logits = model(**batch.inputs()).logits
+    reference, ref_entropy = grpo.token_logprobs(full_logits[:, :-1], batch.targets)
+    ref_loss, ref_grad = loss_and_grad(reference * mask)
+
+    shapes: list[tuple[int, ...]] = []
+    head = cast(torch.nn.Module, model.get_output_embeddings())  # type: ignore[operator]
+    hook = head.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+    try:
+        logp, entropy = grpo.policy_logprobs(model, batch)
+    finally:
+        hook.remove()
+    vocab = full_logits.shape[-1]
+    assert shapes == [(completion, vocab)], "the output layer ran on more than the completions"
+    torch.testing.assert_close(logp, reference * mask, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(entropy, ref_entropy * mask, rtol=1e-5, atol=1e-5)
+    loss, grad = loss_and_grad(logp)
+    torch.testing.assert_close(loss, ref_loss)
+    assert ref_grad.abs().max() > 0
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+    plain, _ = grpo.policy_logprobs(_NoLogitsToKeep(model), batch)  # the fallback path
+    torch.testing.assert_close(plain, reference * mask, rtol=1e-5, atol=1e-5)

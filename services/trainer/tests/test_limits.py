@@ -70,7 +70,7 @@ def test_non_finite_extra_and_hyperparameters(
     assert "config.extra" in invalid(stub, deep).message
 
 
-def test_unknown_train_dtype_or_attention_names_the_field(
+def test_unknown_train_dtype_attention_or_checkpointing_names_the_field(
     stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
 ) -> None:
     for key in ("train_dtype", "attn_implementation"):
@@ -78,6 +78,10 @@ def test_unknown_train_dtype_or_attention_names_the_field(
             config = sft_config(tiny_path, demos)
             config.extra.update({key: value})
             assert f"config.extra.{key}" in invalid(stub, config).message
+    for flag in ("yes", 1.0, ["on"]):
+        config = sft_config(tiny_path, demos)
+        config.extra.update({"gradient_checkpointing": flag})
+        assert "config.extra.gradient_checkpointing" in invalid(stub, config).message
 
 
 def test_long_paths_and_ids(

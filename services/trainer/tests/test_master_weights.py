@@ -223,3 +223,24 @@ def test_grpo_on_engine_samples_has_no_logprob_mismatch_with_eager_attention(
     second = trainer.grpo_step(_sampled(str(saved), recipe, seed=1))
     assert second.extra["logprob_mismatch"] == 0.0
     assert second.extra["completion_tokens"] == 40
+
+
+def test_gradient_checkpointing_trains_the_same_step(tiny_path: str) -> None:
+    """extra.gradient_checkpointing recomputes activations in the backward pass: the
+    step's loss and the updated weights are those of the step without it."""
+    steps = []
+    for checkpointing in (False, True):
+        config = trainer_pb2.RunConfig(base_model=tiny_path, grpo=trainer_pb2.GrpoConfig())
+        config.data.submitted = True
+        config.optimizer.learning_rate = 1e-3
+        config.extra.update({"gradient_checkpointing": checkpointing})
+        trainer = Trainer(config, 0)
+        layers = [m for m in trainer.model.modules() if hasattr(m, "gradient_checkpointing")]
+        assert layers and all(bool(m.gradient_checkpointing) == checkpointing for m in layers)
+        metrics = trainer.grpo_step(_sampled(tiny_path, "bf16", seed=0))
+        steps.append((metrics, [p.detach().clone() for p in trainer.model.parameters()]))
+    (plain, plain_weights), (recomputed, recomputed_weights) = steps
+    assert plain.loss != 0.0
+    assert recomputed.loss == pytest.approx(plain.loss, rel=1e-5, abs=1e-7)
+    for a, b in zip(plain_weights, recomputed_weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

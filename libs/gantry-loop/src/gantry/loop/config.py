@@ -73,6 +73,11 @@ class PolicyConfig(_Strict):
     )
     tiny: TinyModel = TinyModel()
     precision: Recipe = "fp8-jet"
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="Recompute activations in the backward pass (trainer extra): less "
+        "memory for ~1/3 more training compute",
+    )
 
 
 class TaskConfig(_Strict):
@@ -116,6 +121,12 @@ class GrpoConfig(_Strict):
         default="none", description="Behaviour-policy correction of the loss (trainer docs)"
     )
     importance_cap: float = Field(default=2.0, gt=1.0)
+    micro_batch_tokens: int = Field(
+        default=4096,
+        ge=0,
+        description="Padded tokens per trainer forward/backward pass (the step's gradient "
+        "is the same; memory follows it); 0 = up to 32 sequences per pass",
+    )
 
 
 class EvalConfig(_Strict):

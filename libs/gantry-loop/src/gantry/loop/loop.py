@@ -31,7 +31,7 @@ from google.protobuf import struct_pb2
 from gantry.core.precision import precision_message
 from gantry.core.tracing import AttributeValue, stage
 from gantry.loop import calls
-from gantry.loop.config import LoopConfig, TaskConfig
+from gantry.loop.config import LoopConfig, PolicyConfig, TaskConfig
 from gantry.loop.stats import Success
 from gantry.proto.common.v1 import precision_pb2, sampling_pb2
 from gantry.proto.rollout.v1 import rollout_pb2
@@ -75,12 +75,15 @@ class LoopResult:
         return list(self.success.values())[-1] if self.success else 0.0
 
 
-def precision(recipe: str) -> tuple[precision_pb2.Precision, struct_pb2.Struct]:
-    """RunConfig.precision and extra for a recipe name (fp8-naive is named in `extra`)."""
+def precision(policy: PolicyConfig) -> tuple[precision_pb2.Precision, struct_pb2.Struct]:
+    """RunConfig.precision and extra for the policy (fp8-naive is named in `extra`, and so
+    is gradient checkpointing)."""
     extra = struct_pb2.Struct()
-    if recipe == "fp8-naive":
+    if policy.precision == "fp8-naive":
         extra.update({"precision_recipe": "fp8-naive"})
-    return precision_message(recipe), extra
+    if policy.gradient_checkpointing:
+        extra.update({"gradient_checkpointing": True})
+    return precision_message(policy.precision), extra
 
 
 def _metrics_record(stage: str, iteration: int, m: trainer_pb2.StepMetrics) -> Record:
@@ -208,7 +211,7 @@ class TrainingLoop:
     def sft(self, dataset: str) -> str:
         """Train on the demonstrations, publish to rollout; returns the final checkpoint."""
         cfg = self.config.sft
-        mode, extra = precision(self.config.policy.precision)
+        mode, extra = precision(self.config.policy)
         run_config = trainer_pb2.RunConfig(
             base_model=self.base_model,
             sft=trainer_pb2.SftConfig(assistant_only_loss=True),
@@ -238,7 +241,7 @@ class TrainingLoop:
 
     def grpo(self, checkpoint: str) -> None:
         cfg = self.config.grpo
-        mode, extra = precision(self.config.policy.precision)
+        mode, extra = precision(self.config.policy)
         per_iteration = cfg.seeds_per_iteration * cfg.group_size
         run_config = trainer_pb2.RunConfig(
             base_model=checkpoint,
@@ -260,6 +263,7 @@ class TrainingLoop:
             ),
             batch_size=per_iteration // cfg.steps_per_iteration,
             micro_batch_size=min(32, per_iteration // cfg.steps_per_iteration),
+            micro_batch_tokens=cfg.micro_batch_tokens,
             max_steps=cfg.iterations * cfg.steps_per_iteration,
             precision=mode,
             checkpoint_interval=cfg.steps_per_iteration,

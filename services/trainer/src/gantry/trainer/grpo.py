@@ -30,6 +30,7 @@ import torch
 
 from gantry.proto.common.v1 import trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
+from gantry.trainer.model import scored_logits
 from gantry.trainer.vision import ImageSlots
 
 DEFAULT_CLIP = 0.2  # PPO's range; DAPO's "clip-higher" raises only clip_high, to 0.28
@@ -243,12 +244,32 @@ def correction_name(value: int) -> str:
 def token_logprobs(
     logits: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logprob of each target under `logits` [B, L-1, V] and the per-position entropy."""
+    """Logprob of each target under `logits` [..., V] and the per-position entropy."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
         entropy = -(logp.exp() * logp).sum(-1)
     return picked, entropy
+
+
+def policy_logprobs(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's logprob and entropy at each completion token, [B, L-1] (0 elsewhere).
+
+    Logits are computed for the completion tokens only (`scored_logits`), so the memory
+    of a step grows with its completion tokens, not with prompt length × vocabulary.
+    """
+    scored = batch.loss_mask > 0
+    picked, entropy = token_logprobs(
+        scored_logits(model, batch.inputs(), scored), batch.targets[scored]
+    )
+    return spread(picked, scored), spread(entropy, scored)
+
+
+def spread(values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """`values` [N] back to the positions of `where`'s N Trues (row-major), zero elsewhere."""
+    return torch.zeros(where.shape, dtype=values.dtype, device=values.device).masked_scatter(
+        where, values
+    )
 
 
 @dataclass

@@ -102,6 +102,7 @@ def validate_config(
     recipe = str(extra.get("precision_recipe", ""))
     train_dtype = extra.get("train_dtype", "")
     attn = extra.get("attn_implementation", "")
+    checkpointing = extra.get("gradient_checkpointing", False)
     _check_paths(config, roots, peers, verifier_peers or Peers("verifier"))
     default_rollout_target = peers.default
     problems: list[FieldViolation] = []
@@ -178,6 +179,8 @@ def validate_config(
         problems.append(
             FieldViolation("config.extra.train_dtype", f"one of {', '.join(TRAIN_DTYPES)}")
         )
+    if not isinstance(checkpointing, bool):
+        problems.append(FieldViolation("config.extra.gradient_checkpointing", "true or false"))
     if attn != "" and not (isinstance(attn, str) and attn in ATTN_IMPLEMENTATIONS):
         problems.append(
             FieldViolation(

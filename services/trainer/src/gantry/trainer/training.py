@@ -36,10 +36,12 @@ from gantry.trainer.master import DEFAULT_TRAIN_DTYPE, MasterAdamW
 from gantry.trainer.model import (
     OptimizerSpec,
     build_optimizer,
+    checkpoint_activations,
     clip_and_step,
     frozen_copy,
     load_policy,
     resolve_device,
+    scored_logits,
 )
 from gantry.trainer.ranks import Command, RankGroup, encode_setup, encode_trajectories
 
@@ -98,6 +100,8 @@ class Trainer:
             str(extra.get("attn_implementation", "")),
         )
         self.model = self.bundle.model
+        if extra.get("gradient_checkpointing") is True:
+            checkpoint_activations(self.model)
         self.tokenizer = self.bundle.tokenizer
         weight = self.model.get_input_embeddings().weight  # type: ignore[operator]
         assert isinstance(weight, torch.Tensor)
@@ -249,15 +253,12 @@ class Trainer:
                 k: v.to(self.device)
                 for k, v in data.collate(chunk or batch[:1], self.pad_id).items()
             }
-            logits = self.model(
-                input_ids=part["input_ids"], attention_mask=part["attention_mask"]
-            ).logits
             labels = part["labels"][:, 1:]
+            scored = labels != data.IGNORE
+            inputs = {k: part[k] for k in ("input_ids", "attention_mask")}
+            logits = scored_logits(self.model, inputs, scored)
             loss_sum = torch.nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                labels.reshape(-1),
-                ignore_index=data.IGNORE,
-                reduction="sum",
+                logits.float(), labels[scored], reduction="sum"
             )
             (loss_sum * (weight / max(targets, 1))).backward()  # type: ignore[no-untyped-call]
             total_loss += weight * float(loss_sum.detach())
@@ -271,8 +272,7 @@ class Trainer:
         if self.reference is None:
             return None
         with torch.no_grad():
-            logits = self.reference(**batch.inputs()).logits
-        return grpo.token_logprobs(logits[:, :-1], batch.targets)[0]
+            return grpo.policy_logprobs(self.reference, batch)[0]
 
     def grpo_step(
         self, trajectories: Sequence[trajectory_pb2.Trajectory]
@@ -304,8 +304,7 @@ class Trainer:
         chunks = list(grpo.micro_batches(mine, self.micro, self.config.micro_batch_tokens))
         for chunk, weight in self._padded(chunks):
             batch = grpo.collate(chunk or items[:1], self.pad_id, self.pixels).to(self.device)
-            logits = self.model(**batch.inputs()).logits
-            logprobs, entropy = grpo.token_logprobs(logits[:, :-1], batch.targets)
+            logprobs, entropy = grpo.policy_logprobs(self.model, batch)
             terms = grpo.ppo_clip_loss(
                 logprobs,
                 batch.old_logprobs,
