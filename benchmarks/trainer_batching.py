@@ -50,8 +50,7 @@ def step(model: torch.nn.Module, passes: list[list[grpo.TurnSequence]]) -> tuple
     model.zero_grad()
     for chunk in passes:
         batch = grpo.collate(chunk, pad_id=0)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        logp, _ = grpo.token_logprobs(logits[:, :-1], batch.targets)
+        logp, _ = grpo.policy_logprobs(model, batch)  # the trainer's forward
         terms = grpo.ppo_clip_loss(
             logp,
             batch.old_logprobs,
