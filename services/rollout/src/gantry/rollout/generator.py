@@ -144,6 +144,7 @@ class TransformersGenerator:
         max_queued_per_client: int = 1024,
         retry_after_s: float = 2.0,
         metrics: GenerationMetrics | None = None,
+        prefix_cache_bytes: int = 0,
     ) -> None:
         self.model_path = str(bundle.path)
         self.context_length = bundle.context_length
@@ -163,6 +164,7 @@ class TransformersGenerator:
             max_queued=max_queued,
             max_queued_per_client=max_queued_per_client,
             retry_after_s=retry_after_s,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
         self.grammars = self.engine.grammars
         # Largest weight update worth receiving: every parameter as float32, plus FP8

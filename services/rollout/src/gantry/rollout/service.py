@@ -62,6 +62,7 @@ def load_generator(
         max_queued_per_client=settings.max_queued_sequences_per_client,
         retry_after_s=settings.overload_retry_after_s,
         metrics=metrics,
+        prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
     )
 
 

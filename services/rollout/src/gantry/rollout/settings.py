@@ -165,6 +165,12 @@ class RolloutSettings(ServiceSettings):
         description="Prompt tokens prefilled per engine step, shared round-robin across "
         "clients; longer prompts are prefilled in chunks",
     )
+    prefix_cache_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Keys and values of finished sequences kept for prompts that start with "
+        "their tokens (an episode's next turn, a group's samples); 0 = off",
+    )
     max_queued_sequences: int = Field(
         default=2048,
         ge=1,

@@ -20,6 +20,10 @@ Fairness between clients (the `client` key of each request):
 So a huge request from one client delays another client's small one by a few steps,
 never by the huge request's whole run.
 
+Prefix caching (`prefix.py`): a finished sequence's keys and values are kept (within a
+byte budget) and a new prompt's prefill starts after its longest common prefix with one
+of them, so an episode's next turn prefills only what the last turn did not hold.
+
 Structured output: a constrained sample carries its own grammar matcher (`grammar.py`);
 before each sampling (the first token after prefill included) its forbidden tokens are
 masked, and the sampled token advances the matcher. Constrained and free sequences share
@@ -44,6 +48,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from gantry.rollout.engine.fairness import fair_shares
 from gantry.rollout.engine.grammar import Grammars, mask_logits
 from gantry.rollout.engine.kv import BatchKV, Slot, own_cache
+from gantry.rollout.engine.prefix import PrefixCache
 from gantry.rollout.engine.sampling import make_generator, sample
 from gantry.rollout.engine.types import (
     Delta,
@@ -121,6 +126,7 @@ class Engine:
         max_queued: int = 2048,
         max_queued_per_client: int = 1024,
         retry_after_s: float = 2.0,
+        prefix_cache_bytes: int = 0,
     ) -> None:
         self.model = model.train(False)  # eval mode: no dropout
         # The model's device (cpu or cuda): inputs go there, logits come back to the CPU,
@@ -150,6 +156,7 @@ class Engine:
         self._clients: dict[str, None] = {}  # first-come order of clients with work
         self._batch = BatchKV(context_length)
         self._batch_dirty = True
+        self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self._wake = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="rollout-engine", daemon=True)
@@ -413,6 +420,10 @@ class Engine:
             if not queue:
                 del self._waiting[client]
         prefill = _Prefill(request)
+        reused, kv = self.prefix_cache.lookup(request.prompt_ids)
+        for layer, (keys, values) in enumerate(kv):
+            prefill.cache.update(keys, values, layer)  # copies: the entry stays as it is
+        prefill.done = reused
         self._prefilling[client] = prefill
         return prefill
 
@@ -483,6 +494,7 @@ class Engine:
         for name, tensor in update.tensors.items():
             target = state[name]
             target.copy_(tensor.to(dtype=target.dtype, device=target.device))
+        self.prefix_cache.clear()  # its keys and values came from the old weights
         self.policy_version = max(self.policy_version + 1, update.version)
         with self._wake:
             self._update = None
@@ -570,6 +582,7 @@ class Engine:
         new_text, seq.text_sent = ready[seq.text_sent :], max(seq.text_sent, len(ready))
         if finish is not None:
             seq.finished = True
+            self._remember(seq)
             self._remove(seq)
         delta = Delta(
             seq.request.request_id,
@@ -583,6 +596,16 @@ class Engine:
         )
         self._deliver(seq.request, delta)
         return finish is not None
+
+    def _remember(self, seq: _Sequence) -> None:
+        """Offer a finished sequence's cache to the prefix cache (its prompt and the
+        output tokens the cache holds: the last sampled token never entered it)."""
+        if not self.prefix_cache.enabled:
+            return
+        slot, prompt = seq.slot, seq.request.prompt_ids
+        ids = prompt + seq.output_ids[: slot.length - len(prompt)]
+        kv = slot.own if slot.own is not None else self._batch.copy_of(slot)
+        self.prefix_cache.store(ids, kv)
 
     def _finish(self, seq: _Sequence, reason: FinishReason) -> None:
         if seq.finished:

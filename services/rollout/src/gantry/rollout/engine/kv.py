@@ -158,10 +158,14 @@ class BatchKV:
             for layer in cast(Any, self.cache).layers
         ]
 
+    def copy_of(self, slot: Slot) -> LayerKV:
+        """A copy of a batch row's keys and values (the batch's buffers are reused)."""
+        return [(k.clone(), v.clone()) for k, v in self._extract(slot)]
+
     def detach(self, slot: Slot) -> None:
         """Copy a batch row's keys and values out (the sequence leaves the batch, keeping
         its cache exactly, so it can rejoin later without recomputation)."""
-        slot.own = [(k.clone(), v.clone()) for k, v in self._extract(slot)]
+        slot.own = self.copy_of(slot)
         slot.row, slot.pad = -1, 0
 
     def extend_mask(self) -> torch.Tensor:
