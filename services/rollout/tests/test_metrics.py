@@ -35,6 +35,7 @@ from .test_vllm_backend import _FakeEngine
 MODEL = "tiny-lm"
 PROMPT, GENERATED = "gantry_rollout_prompt_tokens_total", "gantry_rollout_generated_tokens_total"
 QUEUED, RUNNING = "gantry_rollout_queued_sequences", "gantry_rollout_running_sequences"
+REUSED, HELD = "gantry_rollout_prefix_cache_reused_tokens", "gantry_rollout_prefix_cache_bytes"
 HTTP, HTTP_SECONDS = "gantry_http_requests_total", "gantry_http_request_seconds_count"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -108,6 +109,17 @@ def test_grpc_generation_counts_exactly_the_reported_usage(served: Served) -> No
     assert _tokens(before, after, "grpc") == (prompt_ids, sampled)
     assert _tokens(before, after, "openai") == (0, 0)
     assert _tokens(before, after, "oip") == (0, 0)
+
+
+def test_prefix_cache_gauges_show_reused_prompt_tokens(served: Served) -> None:
+    text = "the agent walks to the door, opens it and looks at the hall " * 3
+    first = _generate(served.target, [text], n=1, max_tokens=3)
+    before = served.scrape()
+    assert before.value(HELD) > 0  # the finished sequence's keys and values
+    _generate(served.target, [text], n=1, max_tokens=3)
+    after = served.scrape()
+    prompt = len(first.results[0].prompt_token_ids)
+    assert after.value(REUSED) - before.value(REUSED) == prompt - 1  # all but the last
 
 
 def test_openai_calls_count_tokens_and_http_requests_by_route(served: Served) -> None:

@@ -75,6 +75,18 @@ class GenerationMetrics:
         )
         queued.set_function(lambda: engine.queued)
         running.set_function(lambda: engine.running)
+        reused = Gauge(
+            "gantry_rollout_prefix_cache_reused_tokens",
+            "Prompt tokens not prefilled because the prefix cache held them (since start)",
+            registry=self.registry,
+        )
+        held = Gauge(
+            "gantry_rollout_prefix_cache_bytes",
+            "Bytes of keys and values the prefix cache holds",
+            registry=self.registry,
+        )
+        reused.set_function(lambda: engine.prefix_cache.reused_tokens)
+        held.set_function(lambda: engine.prefix_cache.nbytes)
 
 
 class Generator(Protocol):
