@@ -11,15 +11,25 @@ from typing import Any
 
 import grpc
 import pytest
+import torch
 
 from gantry.core import errors
 from gantry.core.server import RunningServer, Service, start_server
+from gantry.models.loading import CausalLM
 from gantry.rollout.engine.engine import Engine
 from gantry.rollout.generator import TransformersGenerator
 from gantry.rollout.service import RolloutService
 from gantry.rollout.vlm import VlmGenerator
 
 TOKEN = "rollout-test-token"
+
+
+def reference_logprobs(bundle: CausalLM, prompt: list[int], tokens: list[int]) -> list[float]:
+    """Each token's logprob under one plain forward pass over prompt + tokens."""
+    with torch.no_grad():
+        logits = bundle.model(torch.tensor([prompt + tokens])).logits[0].float()
+    logprobs = torch.log_softmax(logits, -1)
+    return [logprobs[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(tokens)]
 
 
 def common_settings(data_dir: Path) -> dict[str, Any]:

@@ -12,18 +12,13 @@ from gantry.rollout.engine.sampling import processed_probs
 from gantry.rollout.engine.types import FinishReason, Sample, SamplingParams
 from gantry.rollout.generator import TransformersGenerator, complete
 
+from .helpers import reference_logprobs
+
 PROMPTS = ["hello world", "the agent moves left and", "def solve(grid):\n    ", "Answer: 42"]
 
 
 def _ids(bundle: CausalLM, text: str) -> list[int]:
     return list(bundle.tokenizer.encode(text, add_special_tokens=False))
-
-
-def _reference_logprobs(bundle: CausalLM, prompt: list[int], tokens: list[int]) -> list[float]:
-    with torch.no_grad():
-        logits = bundle.model(torch.tensor([prompt + tokens])).logits[0].float()
-    logprobs = torch.log_softmax(logits, -1)
-    return [logprobs[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(tokens)]
 
 
 async def test_batched_logprobs_equal_a_plain_forward_pass(
@@ -39,7 +34,7 @@ async def test_batched_logprobs_equal_a_plain_forward_pass(
     for text, samples in zip(PROMPTS, results, strict=True):
         for sample in samples:
             assert len(sample.token_ids) == 24 and sample.finish_reason is FinishReason.LENGTH
-            expected = _reference_logprobs(bundle, _ids(bundle, text), sample.token_ids)
+            expected = reference_logprobs(bundle, _ids(bundle, text), sample.token_ids)
             assert max(abs(a - b) for a, b in zip(sample.logprobs, expected, strict=True)) < 1e-4
     assert generator.engine.steps < 4 * 2 * 24, "sequences were not decoded together"
 
@@ -202,9 +197,9 @@ async def test_fp8_recipe_serves_fp8_layers_with_exact_logprobs(bundle: CausalLM
         prompt = _ids(bundle, PROMPTS[1])
         params = SamplingParams(max_tokens=12, seed=5, ignore_eos=True)
         (sample,) = await complete(generator, prompt, params)
-        expected = _reference_logprobs(fp8, prompt, sample.token_ids)
+        expected = reference_logprobs(fp8, prompt, sample.token_ids)
         assert max(abs(a - b) for a, b in zip(sample.logprobs, expected, strict=True)) < 1e-4
-        bf16_view = _reference_logprobs(bundle, prompt, sample.token_ids)
+        bf16_view = reference_logprobs(bundle, prompt, sample.token_ids)
         assert max(abs(a - b) for a, b in zip(expected, bf16_view, strict=True)) > 1e-6
     finally:
         generator.engine.stop()

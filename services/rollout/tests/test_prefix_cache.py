@@ -13,12 +13,7 @@ from gantry.rollout.engine.prefix import MIN_REUSE, PrefixCache
 from gantry.rollout.engine.types import SamplingParams
 from gantry.rollout.generator import TransformersGenerator, complete
 
-
-def _reference_logprobs(bundle: CausalLM, prompt: list[int], tokens: list[int]) -> list[float]:
-    with torch.no_grad():
-        logits = bundle.model(torch.tensor([prompt + tokens])).logits[0].float()
-    logprobs = torch.log_softmax(logits, -1)
-    return [logprobs[len(prompt) - 1 + t, tok].item() for t, tok in enumerate(tokens)]
+from .helpers import reference_logprobs
 
 
 @pytest.fixture
@@ -50,7 +45,7 @@ async def test_a_next_turn_prefills_only_what_the_last_turn_did_not_hold(
     assert prefix.hits == 1
     # The cache held the prompt and all but the last sampled token.
     assert prefix.reused_tokens == len(first) + len(turn1.token_ids) - 1
-    expected = _reference_logprobs(bundle, second, turn2.token_ids)
+    expected = reference_logprobs(bundle, second, turn2.token_ids)
     assert max(abs(a - b) for a, b in zip(turn2.logprobs, expected, strict=True)) < 1e-4
 
 
