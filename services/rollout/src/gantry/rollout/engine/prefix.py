@@ -60,7 +60,7 @@ class PrefixCache:
         if not self.enabled or nbytes > self.max_bytes or len(ids) < MIN_REUSE:
             return
         for key, entry in list(self._entries.items()):
-            if entry.ids == ids[: len(entry.ids)]:
+            if common_prefix(entry.ids, ids) == len(entry.ids):
                 self._drop(key)  # the new entry covers it
         self._entries[self._next] = _Entry(list(ids), kv, nbytes)
         self._next += 1
