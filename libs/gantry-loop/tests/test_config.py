@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from gantry.loop.cli import DEMO_CONFIGS, demo, demo_config
 from gantry.loop.config import ConfigError, load_config, parse_config
+from gantry.loop.loop import precision
 
 MINIMAL = {"tasks": [{"env_id": "visgym/maze_2d"}]}
 
@@ -34,6 +35,7 @@ def test_minimal_config_takes_documented_defaults() -> None:
         ({**MINIMAL, "grpo": {"off_policy_correction": "is"}}, "grpo.off_policy_correction"),
         ({**MINIMAL, "grpo": {"importance_cap": 1.0}}, "grpo.importance_cap"),
         ({**MINIMAL, "grpo": {"max_staleness": 0}}, "grpo.max_staleness"),
+        ({**MINIMAL, "policy": {"trainable_layers": -1}}, "policy.trainable_layers"),
     ],
 )
 def test_bad_configs_name_the_field(raw: dict[str, object], field: str) -> None:
@@ -46,6 +48,18 @@ def test_async_mode_trains_one_task() -> None:
     with pytest.raises(ConfigError, match="one task"):
         parse_config({"tasks": two, "grpo": {"mode": "async"}})
     assert parse_config({"tasks": two}).grpo.mode == "sync"
+
+
+def test_policy_options_reach_the_trainer_as_extras() -> None:
+    plain = precision(parse_config(MINIMAL).policy)[1]
+    assert dict(plain.items()) == {}
+    policy = {"gradient_checkpointing": True, "trainable_layers": 8, "precision": "fp8-naive"}
+    extra = precision(parse_config({**MINIMAL, "policy": policy}).policy)[1]
+    assert dict(extra.items()) == {
+        "precision_recipe": "fp8-naive",
+        "gradient_checkpointing": True,
+        "trainable_layers": 8.0,
+    }
 
 
 def test_evaluation_seeds_must_be_held_out() -> None:

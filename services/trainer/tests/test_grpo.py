@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import cast
 
 import pytest
@@ -21,6 +22,23 @@ def test_group_advantages_normalise_within_each_group() -> None:
     assert adv[4:] == [0.0, 0.0, 0.0]  # equal rewards and a group of one carry no signal
     centred = grpo.group_advantages(rewards, groups, scale=False)
     assert centred[:4] == [0.5, -0.5, 0.5, -0.5]
+
+
+def test_equal_rewards_give_exactly_zero_advantage() -> None:
+    """0.1 three times has a float mean of 0.10000000000000002: no residue may survive."""
+    adv = grpo.group_advantages([0.1, 0.1, 0.1, 0.7, 0.7], ["g", "g", "g", "h", "h"])
+    assert adv == [0.0] * 5
+    assert grpo.group_advantages([0.1] * 3, ["g"] * 3, scale=False) == [0.0] * 3
+
+
+def test_with_signal_keeps_turns_that_move_the_policy() -> None:
+    turns = _turns([(4, 3), (6, 2), (3, 1), (5, 5)])
+    items = [replace(t, advantage=a) for t, a in zip(turns, [0.0, 1.5, 0.0, -0.5], strict=True)]
+    assert grpo.with_signal(items, kl_coef=0.0) == [items[1], items[3]]
+    assert grpo.with_signal(items, kl_coef=0.01) == items  # the KL term has a gradient
+    none = [replace(t, advantage=0.0) for t in turns]
+    assert grpo.with_signal(none, kl_coef=0.0) == [none[2]]  # the shortest, for a zero step
+    assert grpo.with_signal([], kl_coef=0.0) == []
 
 
 def test_group_advantages_with_uneven_rewards() -> None:

@@ -70,7 +70,7 @@ def test_non_finite_extra_and_hyperparameters(
     assert "config.extra" in invalid(stub, deep).message
 
 
-def test_unknown_train_dtype_attention_or_checkpointing_names_the_field(
+def test_unknown_train_dtype_attention_checkpointing_or_layers_names_the_field(
     stub: trainer_pb2_grpc.TrainerServiceStub, demos: Path, tiny_path: str
 ) -> None:
     for key in ("train_dtype", "attn_implementation"):
@@ -82,6 +82,10 @@ def test_unknown_train_dtype_attention_or_checkpointing_names_the_field(
         config = sft_config(tiny_path, demos)
         config.extra.update({"gradient_checkpointing": flag})
         assert "config.extra.gradient_checkpointing" in invalid(stub, config).message
+    for layers in (-1, 2.5, True, "4", 10_000):
+        config = sft_config(tiny_path, demos)
+        config.extra.update({"trainable_layers": layers})
+        assert "config.extra.trainable_layers" in invalid(stub, config).message
 
 
 def test_long_paths_and_ids(

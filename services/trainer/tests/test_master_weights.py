@@ -13,7 +13,7 @@ from gantry.kernels.recipes import get_recipe
 from gantry.models.loading import load_causal_lm
 from gantry.proto.common.v1 import chat_pb2, trajectory_pb2
 from gantry.proto.trainer.v1 import trainer_pb2
-from gantry.trainer import checkpoints
+from gantry.trainer import checkpoints, grpo
 from gantry.trainer.master import MasterAdamW
 from gantry.trainer.model import load_policy
 from gantry.trainer.publish import WireWeights
@@ -244,3 +244,104 @@ def test_gradient_checkpointing_trains_the_same_step(tiny_path: str) -> None:
     assert recomputed.loss == pytest.approx(plain.loss, rel=1e-5, abs=1e-7)
     for a, b in zip(plain_weights, recomputed_weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_trainable_layers_train_only_the_last_layers_and_resume(
+    tiny_path: str, dataset: Path, tmp_path: Path
+) -> None:
+    """extra.trainable_layers: N: SFT steps change the last N decoder layers and the final
+    norm, nothing else; AdamW holds those alone; a checkpoint resumes them exactly."""
+    config = sft_config(tiny_path, dataset, steps=4, batch_size=2, micro_batch_size=2)
+    config.optimizer.learning_rate = 1e-2
+    config.extra.update({"trainable_layers": 1})
+    trainer = Trainer(config, 0)
+    depth = int(trainer.model.config.num_hidden_layers)
+    last = f"model.layers.{depth - 1}."
+    before = {k: p.detach().clone() for k, p in trainer.model.named_parameters()}
+    trained = {k for k, p in trainer.model.named_parameters() if p.requires_grad}
+    assert trained and all(k.startswith(last) or k == "model.norm.weight" for k in trained)
+    assert "model.norm.weight" in trained and any(k.startswith(last) for k in trained)
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in trainer.model.parameters() if p.requires_grad}
+    trainer.sft_step()
+    trainer.sft_step()
+    for name, p in trainer.model.named_parameters():
+        if name in trained:
+            assert not torch.equal(p, before[name]), f"{name} did not train"
+        else:
+            assert torch.equal(p, before[name]), f"{name} is frozen but changed"
+    saved = _checkpoint(trainer, tmp_path)
+    resumed = Trainer(config, 0)
+    resumed.restore(saved)
+    assert [k for k, p in resumed.model.named_parameters() if p.requires_grad] == sorted(
+        trained, key=list(before).index
+    )
+    a, b = trainer.sft_step(), resumed.sft_step()
+    assert a.loss == pytest.approx(b.loss, rel=1e-6)
+    pairs = zip(trainer.model.named_parameters(), resumed.model.parameters(), strict=True)
+    for (name, p), q in pairs:
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_trainable_layers_beyond_the_model_name_its_depth(tiny_path: str) -> None:
+    config = trainer_pb2.RunConfig(base_model=tiny_path, grpo=trainer_pb2.GrpoConfig())
+    config.data.submitted = True
+    config.extra.update({"trainable_layers": 99})
+    with pytest.raises(ValueError, match="trainable_layers 99: the model has 2 decoder layers"):
+        Trainer(config, 0)
+
+
+@pytest.mark.parametrize("uniform_groups", [("0",), ("0", "1")])
+def test_turns_without_advantage_are_not_run_and_the_update_is_the_same(
+    tiny_path: str, monkeypatch: pytest.MonkeyPatch, uniform_groups: tuple[str, ...]
+) -> None:
+    """A group whose rewards are all equal has advantage 0: its turns never reach the
+    model (no KL term), yet the loss and the gradient are those of the step that runs
+    every turn. With no signal at all one turn runs, for the same zero gradient. (The
+    gradient, not the updated weights: AdamW's first step turns a 1e-12 rounding
+    difference in an otherwise-zero gradient into a full learning-rate step.)"""
+    from gantry.trainer import training
+    from gantry.trainer.model import clip_and_step as real_step
+
+    gradients: list[list[torch.Tensor]] = []
+
+    def recording_step(model: torch.nn.Module, *args: object) -> tuple[float, float]:
+        gradients.append(
+            [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
+        )
+        return real_step(model, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "clip_and_step", recording_step)
+    batch = _sampled(tiny_path, "bf16", seed=0)  # groups "0" and "1", two samples each
+    for trajectory in batch:
+        if trajectory.group_id in uniform_groups:
+            trajectory.final_reward = 0.1  # 0.1 x 2 / 2 is not 0.1: exact zero regardless
+    outcomes = []
+    for skip in (True, False):
+        if not skip:
+            monkeypatch.setattr(grpo, "with_signal", lambda items, kl_coef: list(items))
+        config = trainer_pb2.RunConfig(base_model=tiny_path, grpo=trainer_pb2.GrpoConfig())
+        config.data.submitted = True
+        config.optimizer.learning_rate = 1e-3
+        trainer = Trainer(config, 0)
+        rows: list[int] = []
+        trainer.model.register_forward_hook(
+            lambda _m, _a, kwargs, _o, seen=rows: seen.append(kwargs["input_ids"].shape[0]),
+            with_kwargs=True,
+        )
+        metrics = trainer.grpo_step(batch)
+        outcomes.append((sum(rows), metrics))
+    (run_rows, skipped), (all_rows, full) = outcomes
+    assert all_rows == 4
+    assert run_rows == (2 if len(uniform_groups) == 1 else 1)
+    assert skipped.extra["zero_advantage_turns"] == 4 - run_rows
+    assert full.extra["zero_advantage_turns"] == 0
+    assert skipped.extra["completion_tokens"] == full.extra["completion_tokens"] == 40
+    assert skipped.loss == pytest.approx(full.loss, rel=1e-3, abs=1e-7)
+    if len(uniform_groups) == 1:
+        assert skipped.loss != 0.0
+    # BF16 autocast: batches of 2 and 4 rows round differently (~1e-4 of the norm, up to
+    # ~1 % of a tensor's); a wrong denominator or a dropped turn with signal is off by 2x.
+    assert skipped.grad_norm == pytest.approx(full.grad_norm, rel=1e-3)
+    for a, b in zip(*gradients, strict=True):
+        assert float((a - b).norm()) <= 0.02 * float(b.norm()) + 1e-9

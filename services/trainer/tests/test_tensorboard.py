@@ -27,6 +27,7 @@ GRPO_TAGS = SFT_TAGS | {
     "completion_tokens",
     "trajectories",
     "skipped_turns",
+    "zero_advantage_turns",
     "stale_fraction",
     "padding_fraction",
 }

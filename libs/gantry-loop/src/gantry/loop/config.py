@@ -78,6 +78,12 @@ class PolicyConfig(_Strict):
         description="Recompute activations in the backward pass (trainer extra): less "
         "memory for ~1/3 more training compute",
     )
+    trainable_layers: int = Field(
+        default=0,
+        ge=0,
+        description="Partial unfreezing (trainer extra): train only the last N decoder "
+        "layers and the final norm; 0 trains every parameter",
+    )
 
 
 class TaskConfig(_Strict):

@@ -77,12 +77,14 @@ class LoopResult:
 
 def precision(policy: PolicyConfig) -> tuple[precision_pb2.Precision, struct_pb2.Struct]:
     """RunConfig.precision and extra for the policy (fp8-naive is named in `extra`, and so
-    is gradient checkpointing)."""
+    are gradient checkpointing and partial unfreezing)."""
     extra = struct_pb2.Struct()
     if policy.precision == "fp8-naive":
         extra.update({"precision_recipe": "fp8-naive"})
     if policy.gradient_checkpointing:
         extra.update({"gradient_checkpointing": True})
+    if policy.trainable_layers:
+        extra.update({"trainable_layers": policy.trainable_layers})
     return precision_message(policy.precision), extra
 
 

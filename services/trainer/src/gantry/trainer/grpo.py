@@ -100,17 +100,38 @@ def group_advantages(
     groups: dict[str, list[float]] = defaultdict(list)
     for reward, group in zip(rewards, group_ids, strict=True):
         groups[group].append(reward)
-    stats = {}
+    stats: dict[str, tuple[float, float] | None] = {}
     for group, values in groups.items():
+        if min(values) == max(values):
+            stats[group] = None  # exactly 0, not a rounding residue of the mean (0.1 x 3)
+            continue
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         stats[group] = (mean, std)
     advantages = []
     for reward, group in zip(rewards, group_ids, strict=True):
-        mean, std = stats[group]
+        stat = stats[group]
+        if stat is None:
+            advantages.append(0.0)
+            continue
+        mean, std = stat
         centred = reward - mean
         advantages.append(centred / (std + STD_EPS) if scale else centred)
     return advantages
+
+
+def with_signal(items: Sequence[TurnSequence], kl_coef: float) -> list[TurnSequence]:
+    """The turn sequences a step must run forward and backward.
+
+    A zero advantage (its group's rewards were all equal) makes a token's clipped term and
+    its gradient exactly 0, so without a KL term such turns change nothing but cost a full
+    pass; at low success rates they are most of a batch. The loss stays divided by every
+    completion token of the batch, so the update is the one over all turns. When no turn
+    has signal, the shortest is kept: the step then applies zero gradients, as before."""
+    if kl_coef > 0 or not items:
+        return list(items)
+    kept = [s for s in items if s.advantage != 0.0]
+    return kept or [min(items, key=lambda s: len(s.input_ids))]
 
 
 def sequences(

@@ -100,6 +100,33 @@ def checkpoint_activations(model: Any) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def train_last_layers(model: Any, count: int) -> None:
+    """Partial unfreezing: only the last `count` decoder layers and the final norm train;
+    the embeddings, the earlier layers, the output layer and any vision tower stay frozen.
+
+    The backward pass then stops at the first trainable layer (nothing below it needs a
+    gradient) and AdamW holds state for those layers alone. `count` must lie in
+    [1, number of decoder layers]; ValueError names the model's layer count otherwise."""
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"trainable_layers: {type(model).__name__} has no decoder layer list")
+    if not 1 <= count <= len(layers):
+        raise ValueError(
+            f"trainable_layers {count}: the model has {len(layers)} decoder layers "
+            f"(use 1..{len(layers)}, or 0 for all parameters)"
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trained = [*layers[len(layers) - count :]]
+    norm = getattr(decoder, "norm", None)
+    if isinstance(norm, nn.Module):
+        trained.append(norm)
+    for module in trained:
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+
 _KEEPS_LOGITS: dict[type, bool] = {}
 
 

@@ -49,6 +49,8 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 DEFAULT_LR = 1e-5
 DEFAULT_GROUP_SIZE = 8
+# config.extra.trainable_layers beyond any real model's depth is a typo, not a request.
+MAX_LAYERS = 1024
 
 
 def _require(problems: list[FieldViolation]) -> None:
@@ -56,6 +58,13 @@ def _require(problems: list[FieldViolation]) -> None:
         raise InvalidArgument(
             "; ".join(f"{p.field}: {p.description}" for p in problems), violations=problems
         )
+
+
+def _whole_number(value: object, *, limit: int) -> bool:
+    """A Struct number (always a float on the wire) that is an integer in [0, limit]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return float(value).is_integer() and 0 <= value <= limit
 
 
 def _check_paths(
@@ -103,6 +112,7 @@ def validate_config(
     train_dtype = extra.get("train_dtype", "")
     attn = extra.get("attn_implementation", "")
     checkpointing = extra.get("gradient_checkpointing", False)
+    trainable_layers = extra.get("trainable_layers", 0)
     _check_paths(config, roots, peers, verifier_peers or Peers("verifier"))
     default_rollout_target = peers.default
     problems: list[FieldViolation] = []
@@ -181,6 +191,13 @@ def validate_config(
         )
     if not isinstance(checkpointing, bool):
         problems.append(FieldViolation("config.extra.gradient_checkpointing", "true or false"))
+    if not _whole_number(trainable_layers, limit=MAX_LAYERS):
+        problems.append(
+            FieldViolation(
+                "config.extra.trainable_layers",
+                f"a whole number of decoder layers, 0 (all parameters) to {MAX_LAYERS}",
+            )
+        )
     if attn != "" and not (isinstance(attn, str) and attn in ATTN_IMPLEMENTATIONS):
         problems.append(
             FieldViolation(

@@ -42,6 +42,7 @@ from gantry.trainer.model import (
     load_policy,
     resolve_device,
     scored_logits,
+    train_last_layers,
 )
 from gantry.trainer.ranks import Command, RankGroup, encode_setup, encode_trajectories
 
@@ -102,6 +103,8 @@ class Trainer:
         self.model = self.bundle.model
         if extra.get("gradient_checkpointing") is True:
             checkpoint_activations(self.model)
+        if extra.get("trainable_layers"):  # validated as a whole number by the servicer
+            train_last_layers(self.model, int(extra["trainable_layers"]))
         self.tokenizer = self.bundle.tokenizer
         weight = self.model.get_input_embeddings().weight  # type: ignore[operator]
         assert isinstance(weight, torch.Tensor)
@@ -291,7 +294,9 @@ class Trainer:
             slots=self.image_slots,
         )
         turns = sum(len(t.turns) for t in trajectories)
-        total = float(sum(s.completion_len for s in items))
+        total = float(sum(s.completion_len for s in items))  # the loss's denominator
+        trained = grpo.with_signal(items, cfg.kl_coef)
+        trained_tokens = float(sum(s.completion_len for s in trained))
         correction = grpo.correction_name(cfg.off_policy_correction)
         cap = cfg.importance_cap if cfg.HasField("importance_cap") else grpo.DEFAULT_IMPORTANCE_CAP
         sums = {"loss": 0.0, "clipped": 0.0, "kl": 0.0, "entropy": 0.0, "mismatch": 0.0}
@@ -300,10 +305,10 @@ class Trainer:
         # All micro-batches see the weights of the start of the step (one update per batch),
         # so the logprob mismatch below is rollout vs trainer on identical weights.
         padded = 0
-        mine = sharding.share(items, self.rank, self.world_size)
+        mine = sharding.share(trained, self.rank, self.world_size)
         chunks = list(grpo.micro_batches(mine, self.micro, self.config.micro_batch_tokens))
         for chunk, weight in self._padded(chunks):
-            batch = grpo.collate(chunk or items[:1], self.pad_id, self.pixels).to(self.device)
+            batch = grpo.collate(chunk or trained[:1], self.pad_id, self.pixels).to(self.device)
             logprobs, entropy = grpo.policy_logprobs(self.model, batch)
             terms = grpo.ppo_clip_loss(
                 logprobs,
@@ -343,7 +348,7 @@ class Trainer:
             self.position.policy_version - self.position.versions.get(t.policy_version, 0)
             for t in trajectories
         ]
-        n = max(total, 1.0)
+        n = max(trained_tokens, 1.0)  # per-token statistics are over the tokens trained on
         metrics = trainer_pb2.StepMetrics(
             loss=sums["loss"],
             reward_mean=float(rewards.mean()),
@@ -362,6 +367,7 @@ class Trainer:
         metrics.extra["completion_tokens"] = total
         metrics.extra["trajectories"] = float(len(trajectories))
         metrics.extra["skipped_turns"] = float(turns - len(items))
+        metrics.extra["zero_advantage_turns"] = float(len(items) - len(trained))
         # Intake refuses trajectories past max_staleness; waiting in the buffer they can age
         # further. Counted here; TIS/MIS weight them by how far their sampler was.
         limit = max(cfg.max_staleness, 0)
