@@ -106,6 +106,17 @@ def test_validation_rejects_broken_tasks_for_the_right_reason(backend: SandboxBa
     assert validate(task, lambda: backend).ok
 
 
+def test_a_worker_checked_before_its_exec_still_passes(backend: SandboxBackend) -> None:
+    """`cmd &` forks a shell that execs the worker a moment later; a grader that reads
+    /proc/PID/cmdline in between saw the shell (a flaky REFERENCE_FAILED on a loaded CI
+    machine). Here the exec is 1 s late on purpose; the check waits for it."""
+    task = template_task("t", "processes", 0, 11, "easy")
+    worker, pidfile = task.truth["worker"], task.truth["pidfile"]
+    late = f"(sleep 1; exec {worker}) > /dev/null 2>&1 & echo $! > {pidfile}"
+    verdict = validate(dataclasses.replace(task, solution=(late,)), lambda: backend)
+    assert verdict.ok, (verdict.reason, verdict.detail)
+
+
 def _exists(path: str) -> bool:
     return os.path.exists(path)
 

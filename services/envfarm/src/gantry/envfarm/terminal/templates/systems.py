@@ -221,7 +221,11 @@ def test_worker_runs():
     os.kill(pid, 0)  # alive (raises when there is no such process)
     cmdline = '/proc/%d/cmdline' % pid
     if os.path.exists(cmdline):  # /proc is mounted: it is the worker, not any process
-        assert NAME.encode() in open(cmdline, 'rb').read()
+        deadline = time.time() + 5
+        # a process started just now may still be the shell that forked it (before exec)
+        while NAME.encode() not in open(cmdline, 'rb').read() and time.time() < deadline:
+            time.sleep(0.05)
+        assert NAME.encode() in open(cmdline, 'rb').read(), 'process %d is not %s' % (pid, NAME)
 
 def test_heartbeat_is_fresh():
     deadline = time.time() + 5
