@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from gantry.proto.trainer.v1 import trainer_pb2
@@ -139,3 +140,28 @@ def test_a_killed_rank_restarts_from_the_checkpoint_or_fails_the_run_clearly(
     states = {r.rank: r for r in failed.ranks}
     assert states[1].state == trainer_pb2.RANK_STATE_FAILED and "signal 9" in states[1].detail
     assert failed.latest_checkpoint.step >= 2
+
+
+def test_partial_unfreezing_trains_the_same_on_two_ranks(
+    tmp_path: Path, demos: Path, tiny_path: str
+) -> None:
+    """extra.trainable_layers under FSDP2: two ranks give one process's losses, and the
+    frozen tensors of both runs' checkpoints are the base model's, bit for bit."""
+    base = load_file(str(Path(tiny_path) / "model.safetensors"))
+    runs = {}
+    with trainer_server(tmp_path, max_world_size=2) as target:
+        for world in (1, 2):
+            config = sft_config(tiny_path, demos, steps=STEPS, world_size=world)
+            config.micro_batch_size = 1
+            config.extra.update({"precision_recipe": "bf16", "trainable_layers": 1})
+            run = _run(target, config)
+            assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
+            runs[world] = (run, _metrics(target, run.id))
+    losses = {w: [m.loss for m in ms] for w, (_run_, ms) in runs.items()}
+    assert losses[2][:2] == pytest.approx(losses[1][:2], rel=1e-6)
+    for run, _ms in runs.values():
+        saved = load_file(str(Path(run.latest_checkpoint.uri) / "model.safetensors"))
+        trained = {k for k in saved if not torch.equal(saved[k], base[k])}
+        assert trained and all(
+            k.startswith("model.layers.1.") or k == "model.norm.weight" for k in trained
+        ), sorted(trained)
