@@ -157,7 +157,7 @@ def test_partial_unfreezing_trains_the_same_on_two_ranks(
             run = _run(target, config)
             assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
             runs[world] = (run, _metrics(target, run.id))
-    losses = {w: [m.loss for m in ms] for w, (_run_, ms) in runs.items()}
+    losses = {w: [m.loss for m in ms] for w, (_, ms) in runs.items()}
     assert losses[2][:2] == pytest.approx(losses[1][:2], rel=1e-6)
     for run, _ms in runs.values():
         saved = load_file(str(Path(run.latest_checkpoint.uri) / "model.safetensors"))

@@ -100,21 +100,17 @@ def group_advantages(
     groups: dict[str, list[float]] = defaultdict(list)
     for reward, group in zip(rewards, group_ids, strict=True):
         groups[group].append(reward)
-    stats: dict[str, tuple[float, float] | None] = {}
+    stats = {}
     for group, values in groups.items():
-        if min(values) == max(values):
-            stats[group] = None  # exactly 0, not a rounding residue of the mean (0.1 x 3)
+        if min(values) == max(values):  # centred exactly 0, not the mean's rounding residue
+            stats[group] = (values[0], 0.0)
             continue
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         stats[group] = (mean, std)
     advantages = []
     for reward, group in zip(rewards, group_ids, strict=True):
-        stat = stats[group]
-        if stat is None:
-            advantages.append(0.0)
-            continue
-        mean, std = stat
+        mean, std = stats[group]
         centred = reward - mean
         advantages.append(centred / (std + STD_EPS) if scale else centred)
     return advantages
